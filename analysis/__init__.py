@@ -1,0 +1,1 @@
+"""Reading training logs and drawing charts. Never imports TensorFlow or `replay`."""

@@ -1,0 +1,35 @@
+"""The project's own exception types.
+
+Library code raises these; only the CLI turns them into one-line ``Error: ...``
+messages. Every message names the problem and what would fix it, on one line.
+"""
+
+from __future__ import annotations
+
+
+class ReplayError(Exception):
+    """Base class of every error callback-replay reports to a user."""
+
+
+class LogNotFound(ReplayError):
+    """A path that does not exist, or a directory with no recognizable log."""
+
+
+class BadLog(ReplayError):
+    """A log that exists but cannot be read (malformed CSV, unreadable events, ...)."""
+
+
+class MissingMetric(ReplayError):
+    """A metric that the log does not contain."""
+
+
+class BadManifest(ReplayError):
+    """A run.json that is not valid JSON or does not have the expected shape."""
+
+
+class ChecksumMismatch(ReplayError):
+    """A checkpoint whose sha256 or size differs from the manifest."""
+
+
+class UnsafePath(ReplayError):
+    """A path in a manifest that escapes its run directory."""
