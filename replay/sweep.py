@@ -1,0 +1,497 @@
+"""Replay one or more logs through grids of policy settings.
+
+:func:`sweep` returns one record (a JSON-able dict) per (run, policy, setting),
+with the fields listed in DESIGN.md ("Sweep output"). The work that does not
+depend on a setting (improvement traces, per-epoch metrics, regrets) is done once
+per run and shared, so a grid of 10,000 settings over a 100-epoch curve takes a
+fraction of a second.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from analysis.errors import ReplayError, missing_metric
+from replay.policies import (
+    EarlyStoppingTrace,
+    PlateauTrace,
+    PolicyError,
+    PrecheltTrace,
+    early_stopping,
+    reduce_lr_on_plateau,
+    resolve_mode,
+)
+
+__all__ = [
+    "DEFAULT_GRID",
+    "POLICIES",
+    "Grid",
+    "RunFacts",
+    "SweepResult",
+    "check_shadow",
+    "sweep",
+]
+
+POLICIES = ("early_stopping", "reduce_lr_on_plateau", "prechelt")
+MAX_SETTINGS = 10_000_000
+
+
+class GridTooLarge(ReplayError):
+    """A grid with more settings than the configured bound."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Every value of every parameter to try. ``lr_*`` fall back to the shared ones."""
+
+    policies: tuple[str, ...] = ("early_stopping", "reduce_lr_on_plateau")
+    monitors: tuple[str, ...] = ("val_loss",)
+    mode: str = "auto"
+    patience: tuple[int, ...] = tuple(range(11))
+    min_delta: tuple[float, ...] = (0.0, 1e-4, 1e-3)
+    baseline: tuple[float | None, ...] = (None,)
+    start_from_epoch: tuple[int, ...] = (0,)
+    restore_best_weights: tuple[bool, ...] = (False, True)
+    lr_patience: tuple[int, ...] | None = None
+    lr_min_delta: tuple[float, ...] = (1e-4,)
+    factor: tuple[float, ...] = (0.1, 0.2, 0.5)
+    cooldown: tuple[int, ...] = (0,)
+    min_lr: tuple[float, ...] = (0.0,)
+    initial_lr: float | None = None
+    gl_alpha: tuple[float, ...] = (1.0, 2.0, 5.0)
+    pq_alpha: tuple[float, ...] = (0.5, 1.0, 2.0)
+    up_strips: tuple[int, ...] = (2, 3, 4)
+    strip_length: tuple[int, ...] = (5,)
+
+    @property
+    def lr_patiences(self) -> tuple[int, ...]:
+        return self.lr_patience if self.lr_patience is not None else self.patience
+
+    def counts(self) -> dict[str, int]:
+        """Settings per policy, per run (monitors included)."""
+        m = len(self.monitors)
+        es = (
+            len(self.patience)
+            * len(self.min_delta)
+            * len(self.baseline)
+            * len(self.start_from_epoch)
+            * len(self.restore_best_weights)
+        )
+        lr = (
+            len(self.lr_patiences)
+            * len(self.lr_min_delta)
+            * len(self.factor)
+            * len(self.cooldown)
+            * len(self.min_lr)
+        )
+        pr = (len(self.gl_alpha) + len(self.pq_alpha) + len(self.up_strips)) * len(
+            self.strip_length
+        )
+        table = {"early_stopping": es * m, "reduce_lr_on_plateau": lr * m, "prechelt": pr * m}
+        return {p: table[p] for p in self.policies}
+
+    def size(self) -> int:
+        return sum(self.counts().values())
+
+    def check(self, n_runs: int = 1, max_settings: int = MAX_SETTINGS) -> None:
+        """Raise before any work when the grid is unusable or too large."""
+        for p in self.policies:
+            if p not in POLICIES:
+                raise PolicyError(f"policy must be one of {', '.join(POLICIES)} but got {p!r}.")
+        for monitor in self.monitors:
+            resolve_mode(monitor, self.mode)
+        size = self.size() * n_runs
+        if size > max_settings:
+            raise GridTooLarge(
+                f"the grid has {size:,} settings, more than --max-settings {max_settings:,}; "
+                "narrow the ranges or raise --max-settings."
+            )
+
+
+DEFAULT_GRID = Grid()
+
+
+@dataclass
+class RunFacts:
+    """What a sweep needs from a log, computed once per run."""
+
+    name: str
+    source: str
+    metrics: dict[str, list[float | None]]
+    columns: list[str]
+    n_epochs: int
+    checkpoints: dict[int, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_runlog(cls, run) -> RunFacts:
+        """Build from an :class:`analysis.logs.RunLog`."""
+        columns = [c for c in run.metrics.columns]
+        metrics = {c: run.values(c) for c in columns}
+        checkpoints: dict[int, str] = {}
+        manifest = run.manifest or {}
+        if run.root is not None and manifest.get("checkpoints_included", True):
+            for epoch, info in run.checkpoints.items():
+                checkpoints[epoch] = str(Path(run.source) / info.path)
+        return cls(
+            name=run.name,
+            source=str(run.source),
+            metrics=metrics,
+            columns=columns,
+            n_epochs=run.n_epochs,
+            checkpoints=checkpoints,
+            notes=list(run.warnings),
+        )
+
+    def values(self, metric: str) -> list[float | None]:
+        if metric not in self.metrics:
+            raise missing_metric(metric, self.columns, self.source)
+        return self.metrics[metric]
+
+    def heldout_for(self, monitor: str) -> str | None:
+        """The held-out metric matching ``monitor`` (test_*, else val_*), or None."""
+        base = _base_name(monitor)
+        for candidate in (f"test_{base}", f"val_{base}"):
+            if candidate in self.metrics:
+                return candidate
+        return None
+
+    def epoch_rows(self) -> list[dict[str, float | None]]:
+        rows = []
+        for e in range(self.n_epochs):
+            rows.append({c: _json_float(self.metrics[c][e]) for c in self.columns})
+        return rows
+
+
+def _base_name(metric: str) -> str:
+    for prefix in ("val_", "test_"):
+        if metric.startswith(prefix):
+            return metric[len(prefix) :]
+    return metric
+
+
+def _json_float(v: float | None) -> float | None:
+    if v is None or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def _regrets(values: Sequence[float | None], mode: str) -> tuple[list[float | None], int | None]:
+    """Per-epoch regret (0 best, larger worse) and the oracle epoch."""
+    arr = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+    finite = np.isfinite(arr)
+    if not finite.any():
+        return [None] * len(values), None
+    if mode == "min":
+        best = float(np.min(arr[finite]))
+        regret = arr - best
+        oracle = int(np.flatnonzero(finite & (arr == best))[0])
+    else:
+        best = float(np.max(arr[finite]))
+        regret = best - arr
+        oracle = int(np.flatnonzero(finite & (arr == best))[0])
+    return [float(r) if math.isfinite(r) else None for r in regret], oracle
+
+
+@dataclass
+class SweepResult:
+    """Records plus what a reader of them should know."""
+
+    records: list[dict]
+    oracles: list[dict]
+    notes: list[str]
+    facts: list[RunFacts]
+
+
+def sweep(runs: Iterable, grid: Grid = DEFAULT_GRID) -> SweepResult:
+    """Replay every run through every setting of ``grid``.
+
+    ``runs`` are :class:`analysis.logs.RunLog` objects (or :class:`RunFacts`).
+
+    Raises:
+        MissingMetric: a monitor (or the training counterpart Prechelt needs) is absent.
+        PolicyError: an invalid parameter, or a mode that cannot be inferred.
+        ReplayError: an LR policy over a log with no learning rate and no initial_lr.
+    """
+    records: list[dict] = []
+    oracles: list[dict] = []
+    notes: list[str] = []
+    all_facts: list[RunFacts] = []
+    for run in runs:
+        facts = run if isinstance(run, RunFacts) else RunFacts.from_runlog(run)
+        all_facts.append(facts)
+        notes.extend(f"{facts.name}: {n}" for n in facts.notes)
+        rows = facts.epoch_rows()
+        for monitor in grid.monitors:
+            values = facts.values(monitor)
+            mode = resolve_mode(monitor, grid.mode)
+            heldout = facts.heldout_for(monitor)
+            if heldout is None:
+                regrets, oracle = [None] * facts.n_epochs, None
+                notes.append(f"{facts.name}: no held-out metric for {monitor}; regret unknown.")
+            else:
+                if heldout.startswith("val_"):
+                    notes.append(
+                        f"{facts.name}: no test metrics in the log; regret for {monitor} "
+                        f"uses {heldout} (the metric the policy watched)."
+                    )
+                regrets, oracle = _regrets(facts.values(heldout), resolve_mode(heldout, mode))
+            oracles.append(
+                {
+                    "run": facts.name,
+                    "monitor": monitor,
+                    "heldout": heldout,
+                    "oracle_epoch": oracle,
+                    "oracle_value": None if oracle is None else rows[oracle].get(heldout),
+                    "last_epoch": facts.n_epochs - 1,
+                    "last_value": rows[-1].get(heldout) if rows and heldout else None,
+                }
+            )
+            ctx = _Context(facts, monitor, mode, heldout, regrets, rows)
+            for policy in grid.policies:
+                if policy == "early_stopping":
+                    records.extend(_sweep_early_stopping(ctx, values, grid))
+                elif policy == "reduce_lr_on_plateau":
+                    records.extend(_sweep_plateau(ctx, values, grid))
+                else:
+                    records.extend(_sweep_prechelt(ctx, values, grid, notes))
+    return SweepResult(records=records, oracles=oracles, notes=_unique(notes), facts=all_facts)
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+@dataclass
+class _Context:
+    facts: RunFacts
+    monitor: str
+    mode: str
+    heldout: str | None
+    regrets: list[float | None]
+    rows: list[dict]
+
+    def stop_record(self, policy: str, params: dict, r) -> dict:
+        final = r.final_epoch
+        return {
+            "run": self.facts.name,
+            "source": self.facts.source,
+            "policy": policy,
+            "params": params,
+            "stopped": r.stopped,
+            "stopped_epoch": r.stopped_epoch,
+            "epochs_trained": r.epochs_trained,
+            "best_epoch": r.best_epoch,
+            "final_epoch": final,
+            "checkpoint": None if final is None else self.facts.checkpoints.get(final),
+            "censored": r.censored,
+            "final_metrics": {} if final is None else self.rows[final],
+            "regret": None if final is None else self.regrets[final],
+            "regret_metric": self.heldout,
+        }
+
+
+def _sweep_early_stopping(ctx: _Context, values, grid: Grid) -> list[dict]:
+    out = []
+    for min_delta, baseline, start in itertools.product(
+        grid.min_delta, grid.baseline, grid.start_from_epoch
+    ):
+        trace = EarlyStoppingTrace(
+            values, mode=ctx.mode, min_delta=min_delta, baseline=baseline, start_from_epoch=start
+        )
+        for patience, restore in itertools.product(grid.patience, grid.restore_best_weights):
+            params = {
+                "monitor": ctx.monitor,
+                "mode": ctx.mode,
+                "min_delta": min_delta,
+                "patience": patience,
+                "baseline": baseline,
+                "restore_best_weights": restore,
+                "start_from_epoch": start,
+            }
+            out.append(ctx.stop_record("early_stopping", params, trace.decide(patience, restore)))
+    return out
+
+
+def recorded_lr(facts: RunFacts) -> list[float | None] | None:
+    """The log's learning-rate column as float32 values, or None when absent."""
+    if "learning_rate" not in facts.metrics:
+        return None
+    return [
+        None if v is None or not math.isfinite(v) else float(np.float32(v))
+        for v in facts.metrics["learning_rate"]
+    ]
+
+
+def initial_lr_for(facts: RunFacts, grid_initial: float | None) -> float:
+    if grid_initial is not None:
+        return grid_initial
+    rec = recorded_lr(facts)
+    first = next((v for v in rec or [] if v is not None), None)
+    if first is None:
+        raise ReplayError(
+            f"{facts.source}: the log has no learning_rate column, so the LR policies do "
+            "not know the starting rate; pass --initial-lr (e.g. --initial-lr 0.001)."
+        )
+    return first
+
+
+def counterfactual_from(
+    schedule: Sequence[float], reductions: Sequence[int], recorded: Sequence[float | None] | None
+) -> int | None:
+    """First epoch whose recorded metrics did not see ``schedule``; None when they all did.
+
+    With a recorded learning-rate column, the first epoch whose recorded rate
+    differs from the schedule's (compared as float32); without one, the log is
+    taken to have run at the initial rate, so the first epoch after the first cut.
+    """
+    if recorded is None:
+        if not reductions or reductions[0] + 1 >= len(schedule):
+            return None
+        return reductions[0] + 1
+    for epoch, (ours, theirs) in enumerate(zip(schedule, recorded, strict=False)):
+        if theirs is not None and ours != theirs:
+            return epoch
+    return None
+
+
+def _sweep_plateau(ctx: _Context, values, grid: Grid) -> list[dict]:
+    initial = initial_lr_for(ctx.facts, grid.initial_lr)
+    recorded = recorded_lr(ctx.facts)
+    out = []
+    for min_delta in grid.lr_min_delta:
+        trace = PlateauTrace(values, mode=ctx.mode, min_delta=min_delta)
+        for factor, patience, cooldown, min_lr in itertools.product(
+            grid.factor, grid.lr_patiences, grid.cooldown, grid.min_lr
+        ):
+            r = trace.decide(
+                initial_lr=initial,
+                factor=factor,
+                patience=patience,
+                cooldown=cooldown,
+                min_lr=min_lr,
+            )
+            out.append(
+                {
+                    "run": ctx.facts.name,
+                    "source": ctx.facts.source,
+                    "policy": "reduce_lr_on_plateau",
+                    "params": {
+                        "monitor": ctx.monitor,
+                        "mode": ctx.mode,
+                        "factor": factor,
+                        "patience": patience,
+                        "min_delta": min_delta,
+                        "cooldown": cooldown,
+                        "min_lr": min_lr,
+                        "initial_lr": initial,
+                    },
+                    "lr": list(r.lr),
+                    "reductions": list(r.reductions),
+                    "final_lr": r.final_lr,
+                    "counterfactual_from": counterfactual_from(r.lr, r.reductions, recorded),
+                }
+            )
+    return out
+
+
+def _sweep_prechelt(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[dict]:
+    train_name = _base_name(ctx.monitor)
+    train = ctx.facts.values(train_name) if train_name in ctx.facts.metrics else None
+    error = ctx.monitor
+    if ctx.mode == "max":
+        # Prechelt's criteria are defined for errors: convert explicitly and say so.
+        error = f"1 - {ctx.monitor}"
+        values = [None if v is None else 1.0 - v for v in values]
+        train = None if train is None else [None if v is None else 1.0 - v for v in train]
+        notes.append(f"{ctx.facts.name}: Prechelt's criteria use {error} as the error.")
+    if train is None and grid.pq_alpha:
+        notes.append(f"{ctx.facts.name}: no {train_name} column; Prechelt's PQ is skipped.")
+    out = []
+    for k in grid.strip_length:
+        trace = PrecheltTrace(values, train, strip_length=k)
+        runs = [("gl", a, None, trace.gl_alpha) for a in grid.gl_alpha]
+        if train is not None:
+            runs += [("pq", a, None, trace.pq_alpha) for a in grid.pq_alpha]
+        runs += [("up", None, s, trace.up_s) for s in grid.up_strips]
+        for criterion, alpha, strips, fn in runs:
+            params = {
+                "criterion": criterion,
+                "alpha": alpha,
+                "strips": strips,
+                "strip_length": k,
+                "monitor": ctx.monitor,
+                "error": error,
+            }
+            r = fn(alpha if strips is None else strips)
+            out.append(ctx.stop_record("prechelt", params, r))
+    return out
+
+
+# ----------------------------------------------------------------------------------
+# Shadow agreement: the real Keras callbacks that watched a recorded run.
+
+
+@dataclass(frozen=True)
+class ShadowCheck:
+    total: int
+    matched: int
+    mismatches: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.matched == self.total
+
+
+def check_shadow(facts: RunFacts, shadow: list[dict]) -> ShadowCheck:
+    """Replay each shadow callback's settings and compare its recorded decisions.
+
+    Each EarlyStopping entry contributes two decisions (stopped epoch, best epoch);
+    each ReduceLROnPlateau entry one (its reductions).
+    """
+    total = matched = 0
+    mismatches: list[str] = []
+    for entry in shadow:
+        kind = entry.get("callback")
+        params = dict(entry.get("params") or {})
+        monitor = params.get("monitor", "val_loss")
+        if monitor not in facts.metrics:
+            continue
+        values = facts.values(monitor)
+        label = f"{kind}({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
+        if kind == "EarlyStopping":
+            keys = ("min_delta", "patience", "mode", "baseline", "restore_best_weights")
+            kwargs = {k: params[k] for k in keys if k in params}
+            kwargs["start_from_epoch"] = params.get("start_from_epoch", 0)
+            r = early_stopping(values, monitor=monitor, **kwargs)
+            best = r.best_epoch
+            pairs = [
+                ("stopped_epoch", r.stopped_epoch, entry.get("stopped_epoch")),
+                ("best_epoch", best, entry.get("best_epoch")),
+            ]
+        elif kind == "ReduceLROnPlateau":
+            keys = ("factor", "patience", "min_delta", "mode", "cooldown", "min_lr")
+            kwargs = {k: params[k] for k in keys if k in params}
+            initial = params.get("initial_lr") or initial_lr_for(facts, None)
+            r = reduce_lr_on_plateau(values, monitor=monitor, initial_lr=initial, **kwargs)
+            pairs = [("reductions", list(r.reductions), list(entry.get("reductions") or []))]
+        else:
+            continue
+        for what, ours, theirs in pairs:
+            total += 1
+            if ours == theirs:
+                matched += 1
+            else:
+                mismatches.append(f"{label}: {what} replay={ours} keras={theirs}")
+    return ShadowCheck(total, matched, tuple(mismatches))
+
+
+def with_grid(grid: Grid, **changes) -> Grid:
+    """A copy of ``grid`` with some fields replaced (tuples for sequences)."""
+    return replace(grid, **{k: v for k, v in changes.items() if v is not None})
