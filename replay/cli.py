@@ -226,6 +226,8 @@ def _check_out_dir(out: Path, force: bool) -> None:
             "its results, or choose another directory."
         )
     parent = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise ReplayError(f"--out {out}: {parent} is not a directory; choose another path.")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ReplayError(f"--out {out}: {parent} is not writable; choose another directory.")
 
@@ -263,6 +265,7 @@ def sweep(runs, fmt, out, no_charts, force, max_settings, **opts):
 
     grid = _build_grid(opts)
     loaded = _load_runs(runs)
+    _check_monitors(loaded, grid.monitors)
     grid.check(n_runs=len(loaded), max_settings=max_settings)
     out = out or _default_out(loaded)
     _check_out_dir(out, force)
@@ -304,6 +307,15 @@ def sweep(runs, fmt, out, no_charts, force, max_settings, **opts):
     if mismatch:
         click.echo("Error: the replay disagrees with real Keras decisions (see above).", err=True)
         sys.exit(SHADOW_MISMATCH_EXIT)
+
+
+def _check_monitors(runs, monitors) -> None:
+    from analysis.errors import missing_metric
+
+    for run in runs:
+        for monitor in monitors:
+            if not run.has(monitor):
+                raise missing_metric(monitor, list(run.metrics.columns), run.source)
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -355,6 +367,7 @@ def pick(run, copy_to, **opts):
     if copy_to is not None and copy_to.exists():
         raise ReplayError(f"--copy {copy_to}: already exists; pick never overwrites a file.")
     (loaded,) = _load_runs([run])
+    _check_monitors([loaded], grid.monitors)
     result = run_sweep([loaded], grid)
     (record,) = result.records
     metric = record["regret_metric"]
