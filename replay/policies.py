@@ -275,25 +275,33 @@ class EarlyStoppingTrace:
                     self._max_wait.append(running_max)
             self._best_at.append(best)
 
+    def stop_point(self, patience: int) -> tuple[int | None, int, int | None]:
+        """(stopped epoch or None, last trained epoch, best epoch then) for ``patience``.
+
+        The hot path of a sweep: no validation, no allocation beyond the tuple.
+        """
+        k = bisect.bisect_left(self._max_wait, patience)
+        if k < len(self._candidates):
+            last = self._candidates[k]
+            return last, last, self._best_at[last]
+        last = self.n_epochs - 1
+        return None, last, self._best_at[last] if last >= 0 else None
+
     def decide(self, patience: int = 0, restore_best_weights: bool = False) -> EarlyStoppingResult:
         """Return the outcome for one ``patience`` / ``restore_best_weights``."""
         patience = _check_int("patience", patience)
-        k = bisect.bisect_left(self._max_wait, patience)
-        stopped = k < len(self._candidates)
-        n = self.n_epochs
-        if n == 0:
+        if self.n_epochs == 0:
             return EarlyStoppingResult(False, None, 0, None, None, False, True)
-        last = self._candidates[k] if stopped else n - 1
-        best = self._best_at[last]
+        stop, last, best = self.stop_point(patience)
         restored = bool(restore_best_weights) and best is not None
         return EarlyStoppingResult(
-            stopped=stopped,
-            stopped_epoch=last if stopped else None,
+            stopped=stop is not None,
+            stopped_epoch=stop,
             epochs_trained=last + 1,
             best_epoch=best,
             final_epoch=best if restored else last,
             restored=restored,
-            censored=not stopped,
+            censored=stop is None,
         )
 
 

@@ -277,20 +277,23 @@ class _Context:
     regrets: list[float | None]
     rows: list[dict]
 
-    def stop_record(self, policy: str, params: dict, r) -> dict:
-        final = r.final_epoch
+    def stop_record(
+        self, policy: str, params: dict, stop: int | None, last: int, best: int | None,
+        final: int | None,
+    ) -> dict:  # fmt: skip
+        """A stop-policy record; ``last`` is the last trained epoch (-1 for an empty log)."""
         return {
             "run": self.facts.name,
             "source": self.facts.source,
             "policy": policy,
             "params": params,
-            "stopped": r.stopped,
-            "stopped_epoch": r.stopped_epoch,
-            "epochs_trained": r.epochs_trained,
-            "best_epoch": r.best_epoch,
+            "stopped": stop is not None,
+            "stopped_epoch": stop,
+            "epochs_trained": last + 1,
+            "best_epoch": best,
             "final_epoch": final,
             "checkpoint": None if final is None else self.facts.checkpoints.get(final),
-            "censored": r.censored,
+            "censored": stop is None,
             "final_metrics": {} if final is None else self.rows[final],
             "regret": None if final is None else self.regrets[final],
             "regret_metric": self.heldout,
@@ -298,6 +301,10 @@ class _Context:
 
 
 def _sweep_early_stopping(ctx: _Context, values, grid: Grid) -> list[dict]:
+    from replay.policies import _check_int
+
+    patiences = [_check_int("patience", p) for p in grid.patience]
+    restores = [bool(r) for r in grid.restore_best_weights]
     out = []
     for min_delta, baseline, start in itertools.product(
         grid.min_delta, grid.baseline, grid.start_from_epoch
@@ -305,17 +312,20 @@ def _sweep_early_stopping(ctx: _Context, values, grid: Grid) -> list[dict]:
         trace = EarlyStoppingTrace(
             values, mode=ctx.mode, min_delta=min_delta, baseline=baseline, start_from_epoch=start
         )
-        for patience, restore in itertools.product(grid.patience, grid.restore_best_weights):
-            params = {
-                "monitor": ctx.monitor,
-                "mode": ctx.mode,
-                "min_delta": min_delta,
-                "patience": patience,
-                "baseline": baseline,
-                "restore_best_weights": restore,
-                "start_from_epoch": start,
-            }
-            out.append(ctx.stop_record("early_stopping", params, trace.decide(patience, restore)))
+        for patience in patiences:
+            stop, last, best = trace.stop_point(patience)
+            for restore in restores:
+                final = None if last < 0 else (best if restore and best is not None else last)
+                params = {
+                    "monitor": ctx.monitor,
+                    "mode": ctx.mode,
+                    "min_delta": min_delta,
+                    "patience": patience,
+                    "baseline": baseline,
+                    "restore_best_weights": restore,
+                    "start_from_epoch": start,
+                }
+                out.append(ctx.stop_record("early_stopping", params, stop, last, best, final))
     return out
 
 
@@ -430,7 +440,11 @@ def _sweep_prechelt(ctx: _Context, values, grid: Grid, notes: list[str]) -> list
                 "error": error,
             }
             r = fn(alpha if strips is None else strips)
-            out.append(ctx.stop_record("prechelt", params, r))
+            last = r.epochs_trained - 1
+            out.append(
+                ctx.stop_record("prechelt", params, r.stopped_epoch, last, r.best_epoch,
+                                r.final_epoch)
+            )  # fmt: skip
     return out
 
 
