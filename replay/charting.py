@@ -1,0 +1,128 @@
+"""Glue between sweep results and :mod:`analysis.charts` (matplotlib imported lazily)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["draw_run_chart", "draw_sweep_charts"]
+
+
+def _oracle(result, run_name: str, monitor: str) -> dict:
+    return next(o for o in result.oracles if o["run"] == run_name and o["monitor"] == monitor)
+
+
+def draw_sweep_charts(result, runs, out: Path) -> list[str]:
+    """Draw curves.png, early_stopping.png, lr_schedules.png and tradeoff.png into ``out``.
+
+    One run: that run's charts. Several runs: the aggregate over runs (heatmaps and
+    trade-off of means), and the curves of the first run. Returns the names written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from analysis import charts
+    from replay.sweep import recorded_lr
+
+    written: list[str] = []
+    multi = len(runs) > 1
+    monitor = result.oracles[0]["monitor"] if result.oracles else None
+    if monitor is None:
+        return written
+    first = runs[0]
+    facts = result.facts[0]
+    oracle = _oracle(result, facts.name, monitor)
+    mine = [r for r in result.records if r["run"] == facts.name
+            and r["params"]["monitor"] == monitor]  # fmt: skip
+    stops = [r for r in mine if r["policy"] == "early_stopping"]
+    all_stops = [r for r in result.records if r["params"]["monitor"] == monitor
+                 and r["policy"] in ("early_stopping", "prechelt")]  # fmt: skip
+    suffix = f" ({facts.name})" if multi else ""
+
+    def save(fig, name: str) -> None:
+        charts.save_figure(fig, out / name)
+        written.append(name)
+
+    if stops:
+        save(
+            charts.curves_figure(
+                first.metrics,
+                monitor,
+                stops,
+                oracle_epoch=oracle["oracle_epoch"],
+                heldout=oracle["heldout"],
+                title=f"{facts.name}: where each EarlyStopping setting stops{suffix}",
+            ),
+            "curves.png",
+        )
+        es_all = [r for r in all_stops if r["policy"] == "early_stopping"]
+        if multi:
+            rows = charts.aggregate(es_all)
+            fig = charts.early_stopping_figure(
+                rows,
+                value_fields=("epochs_trained_mean", "regret_mean"),
+                title=f"EarlyStopping over {len(runs)} runs (means)",
+            )
+        else:
+            fig = charts.early_stopping_figure(es_all, title=f"{facts.name}: EarlyStopping grid")
+        save(fig, "early_stopping.png")
+    lrs = [r for r in mine if r["policy"] == "reduce_lr_on_plateau"]
+    if lrs:
+        save(
+            charts.lr_schedules_figure(
+                lrs,
+                recorded_lr=recorded_lr(facts),
+                title=f"{facts.name}: ReduceLROnPlateau schedules{suffix}",
+            ),
+            "lr_schedules.png",
+        )
+    metric = oracle["heldout"]
+    if all_stops and metric:
+        if multi:
+            rows = charts.aggregate(all_stops)
+            oracles = [_oracle(result, f.name, monitor) for f in result.facts]
+            save(
+                charts.tradeoff_figure(
+                    rows,
+                    full_run_value=_mean([o["last_value"] for o in oracles]),
+                    oracle_value=_mean([o["oracle_value"] for o in oracles]),
+                    metric=metric,
+                    x_field="epochs_trained_mean",
+                    metrics_field="final_metrics_mean",
+                    title=f"Epochs against {metric} over {len(runs)} runs (means)",
+                ),
+                "tradeoff.png",
+            )
+        else:
+            save(
+                charts.tradeoff_figure(
+                    all_stops,
+                    full_run_value=oracle["last_value"],
+                    oracle_value=oracle["oracle_value"],
+                    metric=metric,
+                    title=f"{facts.name}: epochs trained against {metric} at the kept checkpoint",
+                ),
+                "tradeoff.png",
+            )
+    return written
+
+
+def _mean(values):
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def draw_run_chart(run, path: Path) -> None:
+    """The recorded curves of one log (``replay show --chart``), no policy marks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from analysis import charts
+    from replay.sweep import RunFacts
+
+    facts = RunFacts.from_runlog(run)
+    monitor = "val_loss" if "val_loss" in facts.metrics else facts.columns[0]
+    heldout = facts.heldout_for(monitor)
+    fig = charts.curves_figure(
+        run.metrics, monitor, [], oracle_epoch=None, heldout=heldout, title=f"{run.name}"
+    )
+    charts.save_figure(fig, path)
