@@ -218,7 +218,7 @@ def _stop_rows(records: list[dict], metric: str | None, limit: int) -> tuple[lis
 
 
 def _lr_rows(records: list[dict], limit: int) -> tuple[list[list[str]], int]:
-    ranked = sorted(records, key=lambda r: (len(r["reductions"]), r["params"]["patience"]))
+    ranked = sorted(records, key=lambda r: (r["params"]["patience"], r["params"]["factor"]))
     rows = []
     for r in ranked[:limit]:
         cuts = ",".join(str(e) for e in r["reductions"][:6]) or "none"
@@ -369,6 +369,8 @@ def verdict(records: list[dict], metric: str | None) -> str:
                 groups[-1].append(r)
             else:
                 groups.append([r])
+        if len(groups) > 3:  # too many to list: one clause with ranges
+            groups = [stopped]
         for g in groups:
             pats = _ranges([r["params"]["patience"] for r in g])
             stops = _ranges([r["stopped_epoch"] for r in g])
@@ -386,9 +388,17 @@ def verdict(records: list[dict], metric: str | None) -> str:
                 else (f"patience {_ranges([r['params']['patience'] for r in censored])}")
             )
             clauses.append(f"{who} never stops before the run ended (censored)")
-        lead = "With restore_best_weights" if restore else "Without restore_best_weights"
+        lead = "With restore_best_weights" if restore else "Without it"
         suffix = f" (min_delta={md:g})" if md else ""
         sentences.append(f"{lead}{suffix}: " + "; ".join(clauses) + ".")
+    best = min(es, key=_rank_key)
+    if best["regret"] is not None and metric:
+        fewest = min((r for r in es if r["regret"] == best["regret"]),
+                     key=lambda r: r["epochs_trained"])  # fmt: skip
+        sentences.insert(0, f"Cheapest best outcome: {setting_label(fewest)} trains "
+                         f"{fewest['epochs_trained']} epochs and keeps epoch "
+                         f"{fewest['final_epoch']} ({_fmt_regret(metric, fewest['regret'])} "
+                         f"regret on {metric}).")  # fmt: skip
     return " ".join(sentences)
 
 
