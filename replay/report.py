@@ -10,10 +10,9 @@ import csv
 import io
 import json
 import math
-import statistics
 from collections.abc import Sequence
 
-__all__ = ["aggregate", "flatten", "render_csv", "render_json", "render_table", "verdict"]
+__all__ = ["flatten", "render_csv", "render_json", "render_table", "verdict"]
 
 STOP_POLICIES = ("early_stopping", "prechelt")
 TABLE_ROWS = 12
@@ -85,42 +84,6 @@ def setting_label(record: dict) -> str:
     if p["min_delta"] != 1e-4:
         parts.append(f"min_delta={p['min_delta']:g}")
     return " ".join(parts)
-
-
-def _params_key(record: dict) -> tuple:
-    return (record["policy"], tuple(sorted((k, repr(v)) for k, v in record["params"].items())))
-
-
-def aggregate(records: Sequence[dict]) -> list[dict]:
-    """Group stop-policy records by (policy, params) across runs: mean, worst, spread.
-
-    Returns rows ``{"policy", "params", "runs", "regret_mean", "regret_worst",
-    "regret_spread", "epochs_trained_mean", "epochs_trained_max", "stopped_runs",
-    "censored_runs"}``; regret fields are None when no run knows its regret.
-    """
-    groups: dict[tuple, list[dict]] = {}
-    for r in records:
-        if r["policy"] in STOP_POLICIES:
-            groups.setdefault(_params_key(r), []).append(r)
-    rows = []
-    for members in groups.values():
-        regrets = [m["regret"] for m in members if m["regret"] is not None]
-        epochs = [m["epochs_trained"] for m in members]
-        rows.append(
-            {
-                "policy": members[0]["policy"],
-                "params": members[0]["params"],
-                "runs": len(members),
-                "regret_mean": statistics.fmean(regrets) if regrets else None,
-                "regret_worst": max(regrets) if regrets else None,
-                "regret_spread": (max(regrets) - min(regrets)) if regrets else None,
-                "epochs_trained_mean": statistics.fmean(epochs) if epochs else None,
-                "epochs_trained_max": max(epochs) if epochs else None,
-                "stopped_runs": sum(1 for m in members if m["stopped"]),
-                "censored_runs": sum(1 for m in members if m["censored"]),
-            }
-        )
-    return rows
 
 
 def _rank_key(record: dict):
@@ -297,7 +260,9 @@ def result_epochs(result, run: str) -> int:
 
 
 def render_aggregate(records: Sequence[dict], limit: int = TABLE_ROWS) -> str:
-    rows = aggregate(records)
+    from analysis.charts import aggregate  # cheap: matplotlib is imported only to draw
+
+    rows = aggregate([r for r in records if r["policy"] in STOP_POLICIES])
     if not rows:
         return ""
     rows.sort(key=lambda r: (r["regret_mean"] is None, r["regret_mean"] or 0.0,
