@@ -39,7 +39,10 @@ def missing_metric(metric: str, available: list[str], source: str) -> MissingMet
     """The error for a metric that ``source`` lacks: lists what is there, suggests the closest."""
     import difflib
 
-    close = difflib.get_close_matches(metric, available, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else "."
+    close = {c.lower(): c for c in available}.get(metric.lower())
+    if close is None:
+        matches = difflib.get_close_matches(metric, available, n=1, cutoff=0.6)
+        close = matches[0] if matches else None
+    hint = f"; did you mean {close!r}?" if close else "."
     listed = ", ".join(available) if available else "none"
     return MissingMetric(f"{source}: no metric {metric!r} (the log has: {listed}){hint}")

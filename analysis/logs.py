@@ -1,0 +1,859 @@
+"""Loading training logs: run directories, Keras CSVLogger files, TensorBoard log dirs.
+
+Every loader returns a :class:`RunLog` whose ``metrics`` frame has one row per epoch
+(index ``epoch`` = 0..n-1, contiguous) and one float64 column per metric, and whose
+``not_logged`` frame marks the cells that were absent (``NA``, empty, a missing epoch)
+as opposed to a logged NaN. Anything wrong with the input raises a
+:class:`~analysis.errors.ReplayError` subclass whose message is one line naming the
+file and what would fix it; recoverable oddities become ``RunLog.warnings``.
+
+Decisions:
+
+- A log with zero epochs is :class:`BadLog` ("has no epochs"): nothing can be replayed.
+- CSV numbers are Python floats: ``nan``, ``inf``, ``-inf``, ``infinity`` in any case
+  are values; a number beyond the float64 range (``1e400``) becomes +-inf with a warning.
+  ``NA``, ``N/A`` (any case) and empty cells are "not logged".
+- Duplicate epochs: the last row (CSV) or the latest wall time (TensorBoard) wins, with
+  a warning naming the epochs. Missing epochs become not-logged rows, with a warning;
+  a gap larger than ``10 * rows + 10000`` epochs is refused as BadLog (a damaged epoch
+  column, not a log).
+- A CSV whose last line has no newline and too few fields is a row cut off by a crash:
+  it is dropped with a warning. Any other ragged row is BadLog. A file cut exactly at a
+  line end (or an event file at a record end) cannot be told from a shorter log.
+- Text is UTF-8 (a BOM is allowed) or UTF-16 with a BOM; anything else is BadLog.
+- Cells are stripped of surrounding spaces; numbers are ASCII only and without ``_``
+  (which Python's ``float`` would accept). A list-valued cell (``"[0.5, 0.25]"``, what
+  CSVLogger writes for a vector metric) is BadLog like any non-numeric cell.
+- No TensorFlow, keras or ``replay`` import, here or in :mod:`analysis.tb`.
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import hashlib
+import io
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import (
+    BadLog,
+    BadManifest,
+    ChecksumMismatch,
+    LogNotFound,
+    UnsafePath,
+    missing_metric,
+)
+from analysis.tb import _epochs_phrase, _fmt_epochs
+
+__all__ = [
+    "CheckpointInfo",
+    "RunLog",
+    "checkpoint_path",
+    "load_csv",
+    "load_run",
+    "load_run_dir",
+    "load_tensorboard",
+]
+
+_KINDS = "a run directory, a Keras CSVLogger file or a TensorBoard log directory"
+_NA_TOKENS = frozenset({"", "NA", "N/A"})
+_SEPARATORS = (",", ";", "\t")
+_SEP_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
+_EPOCH_RE = re.compile(r"\+?([0-9]{1,15})(?:\.0*)?")
+_SHA_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def _gap_limit(n_rows: int) -> int:
+    return 10 * n_rows + 10_000
+
+
+def _show(value: str, limit: int = 40) -> str:
+    """A cell as it appears in one-line messages: repr, shortened."""
+    if len(value) > limit:
+        value = value[:limit] + "..."
+    return repr(value)
+
+
+# --------------------------------------------------------------------------- RunLog
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """One checkpoint recorded in run.json."""
+
+    epoch: int  # 0-based
+    path: str  # relative to the run directory, as in run.json
+    sha256: str | None
+    bytes: int | None
+
+
+@dataclass
+class RunLog:
+    """A loaded training log. Treat as immutable."""
+
+    name: str
+    source: str
+    format: str  # "run_dir" | "csv" | "tensorboard"
+    metrics: pd.DataFrame
+    not_logged: pd.DataFrame
+    manifest: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    root: Path | None = None
+
+    def has(self, metric: str) -> bool:
+        """Return whether ``metric`` is a column of this log."""
+        return metric in self.metrics.columns
+
+    def values(self, metric: str) -> list[float | None]:
+        """Return ``metric`` per epoch: floats (NaN kept), None where not logged.
+
+        Raises:
+            MissingMetric: the log has no such column (the message lists what it has
+                and suggests the closest name).
+        """
+        if not self.has(metric):
+            raise missing_metric(metric, [str(c) for c in self.metrics.columns], self.source)
+        vals = self.metrics[metric].to_numpy(dtype=np.float64)
+        absent = self.not_logged[metric].to_numpy(dtype=bool)
+        return [None if a else float(v) for v, a in zip(vals, absent, strict=True)]
+
+    @property
+    def n_epochs(self) -> int:
+        """Number of epochs (rows), including not-logged ones."""
+        return len(self.metrics)
+
+    @property
+    def status(self) -> str:
+        """The manifest's status (running | complete | interrupted), else ``"unknown"``."""
+        if self.manifest and isinstance(self.manifest.get("status"), str):
+            return str(self.manifest["status"])
+        return "unknown"
+
+    @property
+    def checkpoints_included(self) -> bool:
+        """False when there is no manifest or run.json says ``checkpoints_included: false``."""
+        return self.manifest is not None and self.manifest.get("checkpoints_included", True) is True
+
+    @cached_property
+    def checkpoints(self) -> dict[int, CheckpointInfo]:
+        """Checkpoints recorded in run.json by epoch (also when not included in the copy)."""
+        if self.manifest is None:
+            return {}
+        return _parse_checkpoints(self.manifest)
+
+    @property
+    def shadow(self) -> list[dict[str, Any]]:
+        """The real Keras callbacks' observe-only decisions from run.json, or ``[]``."""
+        if self.manifest is None:
+            return []
+        return list(self.manifest.get("shadow") or [])
+
+
+# --------------------------------------------------------------------------- building
+
+def _build(
+    path: Path | str,
+    columns: list[str],
+    epochs: np.ndarray,
+    values: np.ndarray,
+    absent: np.ndarray,
+    lines: np.ndarray | None,
+    warnings: list[str],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Resolve duplicates (last row wins), fill gaps, return (metrics, not_logged).
+
+    ``epochs``: int64 per row; ``values``/``absent``: (rows, columns); ``lines``: the
+    CSV line of each row, for messages.
+    """
+    n_rows = len(epochs)
+    if n_rows == 0:
+        raise BadLog(f"{path}: has no epochs; nothing to replay (log at least one epoch)")
+    # Last occurrence of each epoch.
+    rev_unique, rev_idx = np.unique(epochs[::-1], return_index=True)
+    keep = n_rows - 1 - rev_idx  # indices of the last rows, ordered by epoch
+    if len(keep) < n_rows:
+        counts = np.bincount(np.searchsorted(rev_unique, epochs), minlength=len(rev_unique))
+        dup = rev_unique[counts > 1].tolist()
+        warnings.append(
+            f"{path}: {_epochs_phrase(dup)} logged more than once (CSVLogger with "
+            "append=True after a resumed fit?); kept the last row of each"
+        )
+    n = int(rev_unique[-1]) + 1
+    if n > _gap_limit(len(keep)):
+        where = ""
+        if lines is not None:
+            where = f" (line {int(lines[int(np.argmax(epochs))])})"
+        raise BadLog(
+            f"{path}: epoch {n - 1}{where} would leave {n - len(keep)} epochs missing among "
+            f"{len(keep)} logged; check the epoch column (0-based epoch indices)"
+        )
+    out_vals = np.full((n, len(columns)), np.nan, dtype=np.float64)
+    out_absent = np.ones((n, len(columns)), dtype=bool)
+    out_vals[rev_unique] = values[keep]
+    out_absent[rev_unique] = absent[keep]
+    if len(keep) < n:
+        present = np.zeros(n, dtype=bool)
+        present[rev_unique] = True
+        missing = np.flatnonzero(~present).tolist()
+        warnings.append(
+            f"{path}: {_epochs_phrase(missing)} missing; marked their cells not logged"
+        )
+    index = pd.RangeIndex(n, name="epoch")
+    metrics = pd.DataFrame(out_vals, index=index, columns=list(columns), copy=False)
+    not_logged = pd.DataFrame(out_absent, index=index, columns=list(columns), copy=False)
+    return metrics, not_logged
+
+
+# --------------------------------------------------------------------------- CSV
+
+def _decode(raw: bytes, path: Path) -> str:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"
+    elif raw.startswith(b"\xef\xbb\xbf"):
+        encoding = "utf-8-sig"
+    else:
+        encoding = "utf-8"
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        bad = raw[e.start : e.start + 1].hex()
+        raise BadLog(
+            f"{path}: not {encoding.upper().replace('-SIG', '')} text (byte 0x{bad} at line "
+            f"{line}: {e.reason}); save the file as UTF-8"
+        ) from None
+
+
+def _detect_separator(header: str, path: Path) -> str:
+    best: tuple[int, str] | None = None
+    for sep in _SEPARATORS:
+        try:
+            names = [n.strip() for n in next(csv.reader([header], delimiter=sep))]
+        except (csv.Error, StopIteration):
+            continue
+        if "epoch" in names and (best is None or len(names) > best[0]):
+            best = (len(names), sep)
+    if best is None:
+        hint = ""
+        if "epoch" in header.lower():
+            hint = " (the column must be named exactly 'epoch', in lower case)"
+        raise BadLog(
+            f"{path}: line 1 has no 'epoch' column{hint}: {_show(header, 60)}; a Keras "
+            "CSVLogger file starts with a header 'epoch' then metric names, separated "
+            "by ',', ';' or tab"
+        )
+    return best[1]
+
+
+def _parse_csv(text: str, path: Path) -> tuple[list[str], pd.DataFrame, pd.DataFrame, list[str]]:
+    """Parse CSVLogger text; return (columns, metrics, not_logged, warnings).
+
+    Hundreds of thousands of row lists and tuples would set off the cyclic garbage
+    collector again and again (+50% time at 100,000 epochs); they hold only strings
+    and cannot form cycles, so collection is paused while parsing.
+
+    Raises:
+        BadLog: see :func:`load_csv`.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse_csv_text(text, path)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _parse_csv_text(
+    text: str, path: Path
+) -> tuple[list[str], pd.DataFrame, pd.DataFrame, list[str]]:
+    """The body of :func:`_parse_csv`."""
+    warnings: list[str] = []
+    if not text.strip():
+        raise BadLog(
+            f"{path}: empty file; expected a CSVLogger header line 'epoch,...' and one row "
+            "per epoch"
+        )
+    header_line = next(ln for ln in io.StringIO(text, newline=None) if ln.strip()).rstrip("\n")
+    sep = _detect_separator(header_line, path)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    unterminated = not text.endswith(("\n", "\r"))
+    # The physical line number of the last line (csv counts \r\n as one break).
+    last_line = text.count("\n") + 1 if unterminated else -1
+    try:
+        header: list[str] | None = None
+        rows: list[list[str]] = []
+        line_nums: list[int] = []
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if header is None:
+                header = row
+                continue
+            rows.append(row)
+            line_nums.append(reader.line_num)
+    except csv.Error as e:
+        raise BadLog(
+            f"{path}: line {reader.line_num} is not valid CSV ({e}); fix or remove that line"
+        ) from None
+    names = [n.strip() for n in header or []]
+    if "epoch" not in names:
+        raise BadLog(
+            f"{path}: the header has no 'epoch' column; a Keras CSVLogger file starts with "
+            "a header 'epoch' then metric names"
+        )
+    for k, n in enumerate(names):
+        if not n:
+            raise BadLog(
+                f"{path}: column {k + 1} of the header (line 1) has no name; give every "
+                "column a name or remove the stray separator"
+            )
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise BadLog(
+                f"{path}: column {n!r} appears twice in the header (line 1); rename or "
+                "remove one of them"
+            )
+        seen.add(n)
+    ep_col = names.index("epoch")
+    metric_idx = [k for k in range(len(names)) if k != ep_col]
+    columns = [names[k] for k in metric_idx]
+    if not columns:
+        raise BadLog(
+            f"{path}: no metric columns besides 'epoch'; a CSVLogger file has one column "
+            "per metric (loss, val_loss, ...)"
+        )
+    ncols = len(names)
+    if rows and len(rows[-1]) < ncols and unterminated and line_nums[-1] == last_line:
+        warnings.append(
+            f"{path}: the last line ({line_nums[-1]}) is cut off ({len(rows[-1])} of {ncols} "
+            "fields, no newline: a crash while writing?); ignored it"
+        )
+        rows.pop()
+        line_nums.pop()
+    if not rows:
+        raise BadLog(
+            f"{path}: has no epochs (header only); nothing to replay, log at least one epoch"
+        )
+    overflow: list[tuple[int, str, str]] = []
+    fast = _parse_columns(rows, ncols, ep_col, metric_idx, names, line_nums, overflow)
+    if fast is None:
+        overflow.clear()
+        fast = _parse_rows(path, rows, ncols, ep_col, metric_idx, names, line_nums, overflow, sep)
+    epochs, values, absent = fast
+    if overflow:
+        ln, col, s = overflow[0]
+        warnings.append(
+            f"{path}: {len(overflow)} value(s) beyond the float64 range read as +-inf "
+            f"(first: line {ln}, column {col!r}, {_show(s)})"
+        )
+    metrics, not_logged = _build(
+        path, columns, epochs, values, absent, np.asarray(line_nums), warnings
+    )
+    return columns, metrics, not_logged, warnings
+
+
+def _parse_rows(
+    path: Path, rows: list[list[str]], ncols: int, ep_col: int, metric_idx: list[int],
+    names: list[str], line_nums: list[int], overflow: list[tuple[int, str, str]], sep: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parse cell by cell, in line order, so the first bad cell is the one reported.
+
+    Raises:
+        BadLog: a ragged row, a bad epoch or a non-numeric cell.
+    """
+    columns = metric_idx
+    n = len(rows)
+    epochs = np.empty(n, dtype=np.int64)
+    values = np.empty((n, len(columns)), dtype=np.float64)
+    absent = np.zeros((n, len(columns)), dtype=bool)
+    na_tokens = _NA_TOKENS
+    epoch_match = _EPOCH_RE.fullmatch
+    isinf = math.isinf
+    for i, row in enumerate(rows):
+        if len(row) != ncols:
+            raise BadLog(
+                f"{path}: line {line_nums[i]} has {len(row)} fields but the header has "
+                f"{ncols} ({_SEP_NAMES[sep]}-separated); fix or remove that line"
+            )
+        cell = row[ep_col].strip()
+        m = epoch_match(cell)
+        if m is None:
+            raise BadLog(
+                f"{path}: line {line_nums[i]}, column 'epoch': {_show(row[ep_col])} is not a "
+                "0-based epoch number; the epoch column holds whole numbers 0, 1, 2, ..."
+            )
+        epochs[i] = int(m.group(1))
+        vrow = values[i]
+        arow = absent[i]
+        for j, k in enumerate(metric_idx):
+            s = row[k].strip()
+            if s.upper() in na_tokens:
+                vrow[j] = math.nan
+                arow[j] = True
+                continue
+            try:
+                if not s.isascii() or "_" in s:
+                    raise ValueError
+                v = float(s)
+            except ValueError:
+                raise BadLog(
+                    f"{path}: line {line_nums[i]}, column {names[k]!r}: {_show(row[k])} is not "
+                    "a number; use a number, nan, inf, or NA for not logged"
+                ) from None
+            if isinf(v) and "inf" not in s.lower():
+                overflow.append((line_nums[i], names[k], s))
+            vrow[j] = v
+    return epochs, values, absent
+
+
+class _Slow(Exception):
+    """The column-wise fast path met something only the cell-wise path can judge."""
+
+
+def _parse_columns(
+    rows: list[list[str]], ncols: int, ep_col: int, metric_idx: list[int],
+    names: list[str], line_nums: list[int], overflow: list[tuple[int, str, str]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Column-at-a-time parsing with C-level loops; None when :func:`_parse_rows` must judge.
+
+    Accepts exactly what ``_parse_rows`` accepts, with the same results.
+    """
+    n = len(rows)
+    if any(len(r) != ncols for r in rows):
+        return None
+    cols = list(zip(*rows, strict=True))
+    try:
+        ep_cells = cols[ep_col]
+        joined = "".join(ep_cells)
+        if not joined.isascii() or "_" in joined or "-" in joined or max(map(len, ep_cells)) > 15:
+            raise _Slow
+        epochs = np.fromiter(map(int, ep_cells), dtype=np.int64, count=n)
+        values = np.empty((n, len(metric_idx)), dtype=np.float64)
+        absent = np.zeros((n, len(metric_idx)), dtype=bool)
+        na = _NA_TOKENS
+        for j, k in enumerate(metric_idx):
+            cells = cols[k]
+            joined = "".join(cells)
+            if not joined.isascii() or "_" in joined:
+                raise _Slow
+            try:
+                values[:, j] = np.fromiter(map(float, cells), dtype=np.float64, count=n)
+            except ValueError:
+                mask = [c.strip().upper() in na for c in cells]
+                absent[:, j] = mask
+                values[:, j] = [math.nan if m else float(c) for c, m in zip(cells, mask,
+                                                                           strict=True)]
+            infs = np.flatnonzero(np.isinf(values[:, j]))
+            for i in infs.tolist():
+                if "inf" not in cells[i].lower():
+                    overflow.append((line_nums[i], names[k], cells[i].strip()))
+    except (_Slow, ValueError, OverflowError):
+        return None
+    overflow.sort(key=lambda t: (t[0], names.index(t[1])))
+    return epochs, values, absent
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.exists():
+        raise LogNotFound(f"{path}: no such file or directory; pass {_KINDS}")
+    if path.is_dir():
+        raise BadLog(f"{path}: is a directory, not a CSV file; pass the CSVLogger file itself")
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise BadLog(f"{path}: cannot be read ({e.strerror or e}); check its permissions") from None
+
+
+def _load_csv_file(file: Path, source: str, name: str, fmt: str) -> RunLog:
+    text = _decode(_read_bytes(file), file)
+    _columns, metrics, not_logged, warnings = _parse_csv(text, file)
+    return RunLog(name, source, fmt, metrics, not_logged, None, warnings, None)
+
+
+def load_csv(path: str | os.PathLike[str]) -> RunLog:
+    """Load a Keras CSVLogger file (or a run directory's metrics.csv).
+
+    The separator (``,``, ``;`` or tab) is detected from the header.
+
+    Raises:
+        LogNotFound: the file does not exist.
+        BadLog: empty, header only, not UTF-8, ragged or non-numeric cells, no
+            ``epoch`` column, or a damaged epoch column.
+    """
+    p = Path(path)
+    name = p.stem
+    if p.name == "metrics.csv" and (p.parent / "run.json").is_file():
+        name = _dir_name(p.parent)
+    return _load_csv_file(p, os.fspath(path), name, "csv")
+
+
+# --------------------------------------------------------------------------- TensorBoard
+
+def load_tensorboard(path: str | os.PathLike[str]) -> RunLog:
+    """Load a Keras TensorBoard log directory (``train/``, ``validation/``, ``test/``).
+
+    Also accepts a run directory's parent of ``tensorboard/`` or a single event file.
+    Values are float32 as TensorBoard stores them, widened to float64.
+
+    Raises:
+        LogNotFound: the path does not exist or holds no event files.
+        BadLog: event files with no readable ``epoch_*`` scalar.
+    """
+    from analysis import tb
+
+    p = Path(path)
+    if not p.exists():
+        raise LogNotFound(f"{p}: no such file or directory; pass {_KINDS}")
+    logdir = p
+    if p.is_dir() and not tb.find_event_folders(p) and (p / "tensorboard").is_dir():
+        logdir = p / "tensorboard"
+    data = tb.read_logdir(logdir)
+    columns = sorted(data.columns)
+    steps = sorted(set().union(*(set(s) for s in data.columns.values())))
+    epochs = np.asarray(steps, dtype=np.int64)
+    pos = {s: i for i, s in enumerate(steps)}
+    values = np.full((len(steps), len(columns)), np.nan)
+    absent = np.ones((len(steps), len(columns)), dtype=bool)
+    for j, c in enumerate(columns):
+        for s, v in data.columns[c].items():
+            values[pos[s], j] = v
+            absent[pos[s], j] = False
+    warnings = list(data.warnings)
+    metrics, not_logged = _build(logdir, columns, epochs, values, absent, None, warnings)
+    named = p.parent if p.is_file() else p
+    if named.name in ("train", "validation", "test") and p.is_file():
+        named = named.parent
+    if named.name == "tensorboard" and (named.parent / "run.json").is_file():
+        named = named.parent
+    name = _dir_name(named) or "tensorboard"
+    return RunLog(name, os.fspath(path), "tensorboard", metrics, not_logged, None, warnings, None)
+
+
+def _dir_name(p: Path) -> str:
+    return p.name or p.resolve().name
+
+
+# --------------------------------------------------------------------------- run dirs
+
+def _bad_field(manifest: Path, where: str, what: str, got: object) -> BadManifest:
+    shown = repr(got)
+    shown = shown[:40] + "..." if len(shown) > 40 else shown
+    return BadManifest(
+        f"{manifest}: {where} must be {what}, got {shown}; restore run.json or re-record the run"
+    )
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _safe_relative(root: Path, rel: str, manifest: Path, where: str) -> Path:
+    """Return ``root / rel`` after checking that it stays inside ``root``.
+
+    Raises:
+        UnsafePath: absolute, ``..``, backslashes, or resolving outside ``root``.
+    """
+    prefix = f"{manifest}: {where} {_show(rel, 60)}"
+    fix = "checkpoint paths must stay inside the run directory; refusing to use it"
+    if "\x00" in rel or "\\" in rel or not rel.strip():
+        raise UnsafePath(f"{prefix} is not a plain relative path; {fix}")
+    pp = PurePosixPath(rel)
+    if pp.is_absolute() or re.match(r"[A-Za-z]:", rel):
+        raise UnsafePath(f"{prefix} is an absolute path; {fix}")
+    if ".." in pp.parts:
+        raise UnsafePath(f"{prefix} goes up with '..'; {fix}")
+    full = root / pp
+    try:
+        resolved = full.resolve()
+        root_resolved = root.resolve()
+    except (OSError, RuntimeError, ValueError) as e:
+        raise UnsafePath(f"{prefix} cannot be resolved ({e}); {fix}") from None
+    if not resolved.is_relative_to(root_resolved):
+        raise UnsafePath(f"{prefix} leads outside the run directory (to {resolved}); {fix}")
+    return full
+
+
+def _parse_checkpoints(manifest: dict[str, Any]) -> dict[int, CheckpointInfo]:
+    """Checkpoint entries of a manifest already validated by :func:`_read_manifest`."""
+    out: dict[int, CheckpointInfo] = {}
+    for entry in manifest.get("epochs") or []:
+        rel = entry.get("checkpoint")
+        if isinstance(rel, str):
+            ep = int(entry["epoch"])
+            out[ep] = CheckpointInfo(ep, rel, entry.get("sha256"), entry.get("bytes"))
+    return out
+
+
+def _read_manifest(root: Path) -> dict[str, Any]:
+    """Read and validate run.json; checkpoint paths are checked for escapes.
+
+    Raises:
+        BadManifest: unreadable, not JSON, or fields of the wrong type.
+        UnsafePath: a checkpoint path that escapes ``root``.
+    """
+    mpath = root / "run.json"
+    try:
+        raw = mpath.read_bytes()
+    except OSError as e:
+        raise BadManifest(
+            f"{mpath}: cannot be read ({e.strerror or e}); check its permissions"
+        ) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise BadManifest(
+            f"{mpath}: not UTF-8 text (byte 0x{raw[e.start:e.start + 1].hex()} at offset "
+            f"{e.start}); restore run.json or re-record the run"
+        ) from None
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadManifest(
+            f"{mpath}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+            "restore run.json or re-record the run"
+        ) from None
+    except (ValueError, RecursionError) as e:
+        raise BadManifest(
+            f"{mpath}: not valid JSON ({type(e).__name__}: {str(e).splitlines()[0][:80]}); "
+            "restore run.json or re-record the run"
+        ) from None
+    if not isinstance(manifest, dict):
+        raise _bad_field(mpath, "the top level", "a JSON object", manifest)
+    status = manifest.get("status")
+    if status is not None and not isinstance(status, str):
+        raise _bad_field(mpath, "status", "a string", status)
+    included = manifest.get("checkpoints_included", True)
+    if not isinstance(included, bool):
+        raise _bad_field(mpath, "checkpoints_included", "true or false", included)
+    shadow = manifest.get("shadow")
+    if shadow is not None and not (
+        isinstance(shadow, list) and all(isinstance(s, dict) for s in shadow)
+    ):
+        raise _bad_field(mpath, "shadow", "a list of objects", shadow)
+    epochs = manifest.get("epochs")
+    if epochs is None:
+        return manifest
+    if not isinstance(epochs, list):
+        raise _bad_field(mpath, "epochs", "a list", epochs)
+    seen: set[int] = set()
+    for i, entry in enumerate(epochs):
+        where = f"epochs[{i}]"
+        if not isinstance(entry, dict):
+            raise _bad_field(mpath, where, "an object", entry)
+        ep = entry.get("epoch")
+        if not _is_int(ep) or ep < 0:
+            raise _bad_field(mpath, f"{where}.epoch", "a 0-based epoch number", ep)
+        if ep in seen:
+            raise BadManifest(
+                f"{mpath}: epoch {ep} is listed twice in 'epochs'; restore run.json or "
+                "re-record the run"
+            )
+        seen.add(ep)
+        rel = entry.get("checkpoint")
+        if rel is not None and not isinstance(rel, str):
+            raise _bad_field(mpath, f"{where}.checkpoint", "a path string or null", rel)
+        sha = entry.get("sha256")
+        if sha is not None and not (isinstance(sha, str) and _SHA_RE.fullmatch(sha)):
+            raise _bad_field(mpath, f"{where}.sha256", "64 lower-case hex digits or null", sha)
+        size = entry.get("bytes")
+        if size is not None and not (_is_int(size) and size >= 0):
+            raise _bad_field(mpath, f"{where}.bytes", "a byte count or null", size)
+        if isinstance(rel, str):
+            _safe_relative(root, rel, mpath, f"{where}.checkpoint")
+    return manifest
+
+
+def load_run_dir(path: str | os.PathLike[str]) -> RunLog:
+    """Load a run directory written by ``replay record`` (run.json + metrics.csv).
+
+    Metrics come from metrics.csv, checkpoints from run.json. An incomplete run
+    (status running or interrupted) loads with a warning.
+
+    Raises:
+        LogNotFound: no such directory, or no run.json in it.
+        BadManifest: run.json unreadable or malformed.
+        UnsafePath: a checkpoint path in run.json escapes the run directory.
+        BadLog: metrics.csv missing, malformed or without epochs.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        if root.exists():
+            raise LogNotFound(f"{root}: is a file, not a run directory; pass {_KINDS}")
+        raise LogNotFound(f"{root}: no such file or directory; pass {_KINDS}")
+    if not (root / "run.json").is_file():
+        raise LogNotFound(
+            f"{root}: no run.json; a run directory from `replay record` has run.json and "
+            "metrics.csv"
+        )
+    manifest = _read_manifest(root)
+    status = manifest.get("status", "unknown")
+    mfile = root / "metrics.csv"
+    if not mfile.is_file():
+        raise BadLog(
+            f"{mfile}: missing (run status {status!r}); the run has no committed epoch yet, "
+            "or the file was removed: resume or re-record the run"
+        )
+    try:
+        run = _load_csv_file(mfile, os.fspath(path), _dir_name(root), "run_dir")
+    except BadLog as e:
+        if "has no epochs" in str(e) and status != "complete":
+            raise BadLog(
+                f"{mfile}: has no epochs yet (run status {status!r}); nothing to replay, "
+                "let the run commit an epoch or resume it"
+            ) from None
+        raise
+    run.manifest = manifest
+    run.root = root
+    if status != "complete":
+        run.warnings.insert(0, (
+            f"{root}: the run is incomplete (status {status!r}, {run.n_epochs} epochs "
+            "committed); results cover those epochs only, `replay record --resume` finishes it"
+        ))
+    recorded = set(run.checkpoints)
+    logged = set(range(run.n_epochs))
+    if run.checkpoints_included and recorded and logged - recorded:
+        run.warnings.append(
+            f"{root / 'run.json'}: no checkpoint entry for "
+            f"{_epochs_phrase(sorted(logged - recorded))} of metrics.csv; those epochs "
+            "cannot be picked"
+        )
+    if recorded - logged:
+        run.warnings.append(
+            f"{root / 'run.json'}: lists checkpoints for "
+            f"{_epochs_phrase(sorted(recorded - logged))} that metrics.csv lacks; ignored them"
+        )
+    return run
+
+
+# --------------------------------------------------------------------------- dispatch
+
+def load_run(path: str | os.PathLike[str]) -> RunLog:
+    """Load whatever log ``path`` is: run directory, CSVLogger file or TensorBoard logdir.
+
+    A directory with run.json (or run.json itself) is a run directory; one with only
+    metrics.csv is read as a CSV log; one with TensorBoard event files (or a
+    ``tensorboard/`` folder) as TensorBoard; a file named ``*tfevents*`` as one event
+    file; any other file as CSV.
+
+    Raises:
+        LogNotFound: the path does not exist or holds no recognizable log.
+        BadLog, BadManifest, UnsafePath: see the specific loaders.
+    """
+    from analysis import tb
+
+    p = Path(path)
+    try:
+        exists = p.exists()
+    except (OSError, ValueError):
+        exists = False
+    if not exists:
+        raise LogNotFound(f"{p}: no such file or directory; pass {_KINDS}")
+    if p.is_file():
+        if p.name == "run.json":
+            return load_run_dir(p.parent)
+        if "tfevents" in p.name:
+            return load_tensorboard(path)
+        return load_csv(path)
+    if (p / "run.json").is_file():
+        return load_run_dir(path)
+    if (p / "metrics.csv").is_file():
+        run = _load_csv_file(p / "metrics.csv", os.fspath(path), _dir_name(p), "csv")
+        run.warnings.insert(0, (
+            f"{p}: has metrics.csv but no run.json; read it as a plain CSV log "
+            "(no checkpoints, no status)"
+        ))
+        return run
+    if tb.find_event_folders(p) or (
+        (p / "tensorboard").is_dir() and tb.find_event_folders(p / "tensorboard")
+    ):
+        return load_tensorboard(path)
+    raise LogNotFound(
+        f"{p}: no recognizable log (no run.json, metrics.csv or TensorBoard event files "
+        f"in train/ or validation/){tb._nested_hint(p)}; pass {_KINDS}"
+    )
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def checkpoint_path(run: RunLog, epoch: int, verify: bool = True) -> Path:
+    """Return the checkpoint file of ``epoch`` (0-based) inside the run directory.
+
+    With ``verify``, its size and sha256 are checked against run.json.
+
+    Raises:
+        LogNotFound: the log has no checkpoints (not a run directory, or run.json says
+            ``checkpoints_included: false``), none is recorded for ``epoch``, or the file
+            is missing.
+        UnsafePath: the recorded path escapes the run directory.
+        ChecksumMismatch: size or sha256 differ from run.json, or run.json has no
+            sha256 to verify against.
+    """
+    if run.root is None or run.manifest is None:
+        raise LogNotFound(
+            f"{run.source}: a {run.format} log has no checkpoints; record the run with "
+            "`replay record` to keep one per epoch"
+        )
+    mpath = run.root / "run.json"
+    if not run.checkpoints_included:
+        raise LogNotFound(
+            f"{mpath}: says checkpoints_included: false (the run was copied without its "
+            f"checkpoints), so epoch {epoch} has no file; use the original run directory"
+        )
+    info = run.checkpoints.get(epoch)
+    if info is None:
+        have = _fmt_epochs(sorted(run.checkpoints)) if run.checkpoints else "none"
+        raise LogNotFound(
+            f"{mpath}: no checkpoint recorded for epoch {epoch} (recorded epochs: {have}); "
+            "pick a recorded epoch"
+        )
+    idx = next(
+        i for i, e in enumerate(run.manifest.get("epochs") or []) if e.get("epoch") == epoch
+    )
+    full = _safe_relative(run.root, info.path, mpath, f"epochs[{idx}].checkpoint")
+    if not full.is_file():
+        raise LogNotFound(
+            f"{full}: checkpoint of epoch {epoch} is missing; restore it from a copy of the "
+            "run or re-record the run"
+        )
+    if not verify:
+        return full
+    if info.sha256 is None:
+        raise ChecksumMismatch(
+            f"{mpath}: no sha256 recorded for epoch {epoch}, so {full} cannot be verified; "
+            "pass verify=False to use it unverified"
+        )
+    try:
+        size = full.stat().st_size
+        if info.bytes is not None and size != info.bytes:
+            raise ChecksumMismatch(
+                f"{full}: {size} bytes but run.json records {info.bytes}; the checkpoint "
+                "is damaged or was replaced, restore it or re-record the run"
+            )
+        digest = hashlib.sha256()
+        with open(full, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError as e:
+        raise LogNotFound(
+            f"{full}: checkpoint of epoch {epoch} cannot be read ({e.strerror or e}); "
+            "check its permissions"
+        ) from None
+    if digest.hexdigest() != info.sha256:
+        raise ChecksumMismatch(
+            f"{full}: sha256 {digest.hexdigest()[:12]}... differs from run.json's "
+            f"{info.sha256[:12]}...; the checkpoint is damaged or was replaced, restore it "
+            "or re-record the run"
+        )
+    return full
+
