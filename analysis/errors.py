@@ -15,6 +15,10 @@ class LogNotFound(ReplayError):
     """A path that does not exist, or a directory with no recognizable log."""
 
 
+class CheckpointUnavailable(LogNotFound):
+    """A log that carries no checkpoint files (CSV/TensorBoard, or copied without them)."""
+
+
 class BadLog(ReplayError):
     """A log that exists but cannot be read (malformed CSV, unreadable events, ...)."""
 

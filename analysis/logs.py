@@ -48,6 +48,7 @@ import pandas as pd
 from analysis.errors import (
     BadLog,
     BadManifest,
+    CheckpointUnavailable,
     ChecksumMismatch,
     LogNotFound,
     UnsafePath,
@@ -792,21 +793,21 @@ def checkpoint_path(run: RunLog, epoch: int, verify: bool = True) -> Path:
     With ``verify``, its size and sha256 are checked against run.json.
 
     Raises:
-        LogNotFound: the log has no checkpoints (not a run directory, or run.json says
-            ``checkpoints_included: false``), none is recorded for ``epoch``, or the file
-            is missing.
+        CheckpointUnavailable: the log has no checkpoints (not a run directory, or
+            run.json says ``checkpoints_included: false``).
+        LogNotFound: none is recorded for ``epoch``, or the file is missing.
         UnsafePath: the recorded path escapes the run directory.
         ChecksumMismatch: size or sha256 differ from run.json, or run.json has no
             sha256 to verify against.
     """
     if run.root is None or run.manifest is None:
-        raise LogNotFound(
+        raise CheckpointUnavailable(
             f"{run.source}: a {run.format} log has no checkpoints; record the run with "
             "`replay record` to keep one per epoch"
         )
     mpath = run.root / "run.json"
     if not run.checkpoints_included:
-        raise LogNotFound(
+        raise CheckpointUnavailable(
             f"{mpath}: says checkpoints_included: false (the run was copied without its "
             f"checkpoints), so epoch {epoch} has no file; use the original run directory"
         )

@@ -348,6 +348,7 @@ def pick(run, copy_to, **opts):
       replay pick runs/mnist-mlp --patience 5 --restore-best-weights yes
       replay pick runs/mnist-mlp --policy prechelt --gl-alpha 2 --copy best.keras
     """
+    from analysis.errors import CheckpointUnavailable
     from analysis.logs import checkpoint_path
     from replay.sweep import sweep as run_sweep
 
@@ -385,10 +386,13 @@ def pick(run, copy_to, **opts):
         click.echo(f"  {k:<16} {'-' if v is None else repr(v)}")
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
-    if loaded.root is None:
-        click.echo(f"no checkpoints: {loaded.format} logs carry metrics only.")
+    try:
+        path = checkpoint_path(loaded, final, verify=True)
+    except CheckpointUnavailable as e:
+        click.echo(f"no checkpoint to hand over: {e}")
+        if copy_to is not None:
+            raise ReplayError(f"--copy {copy_to}: nothing to copy; {e}") from None
         return
-    path = checkpoint_path(loaded, final, verify=True)
     click.echo(f"checkpoint: {path} (sha256 verified)")
     if copy_to is not None:
         _copy_new(path, copy_to)

@@ -192,7 +192,7 @@ def test_pick_prints_epoch_and_says_no_checkpoints_for_csv(log):
     assert result.exit_code == 0, result.output
     assert "stopped at epoch 6" in result.stdout
     assert "you end with the weights of epoch 4" in result.stdout
-    assert "no checkpoints: csv logs carry metrics only." in result.stdout
+    assert f"no checkpoint to hand over: {log}: a csv log has no checkpoints" in result.stdout
 
 
 def test_show_summarizes_a_csv(log):
