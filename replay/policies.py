@@ -87,8 +87,9 @@ MAX_METRICS = frozenset(
         "sparse_top_k_categorical_accuracy", "auc", "prc", "precision", "recall",
         "precision_at_recall", "recall_at_precision", "sensitivity_at_specificity",
         "specificity_at_sensitivity", "f1_score", "fbeta_score", "iou", "mean_iou",
-        "binary_iou", "one_hot_iou", "one_hot_mean_iou", "r2_score",
-        "cosine_similarity", "true_positives", "true_negatives",
+        "binary_iou", "one_hot_iou", "one_hot_mean_iou", "io_u", "mean_io_u",
+        "binary_io_u", "one_hot_io_u", "one_hot_mean_io_u", "r2_score",
+        "cosine_similarity", "pearson_correlation", "concordance_correlation",
     }
 )  # fmt: skip
 MIN_METRICS = frozenset(
@@ -100,7 +101,7 @@ MIN_METRICS = frozenset(
         "categorical_crossentropy", "sparse_categorical_crossentropy",
         "binary_focal_crossentropy", "categorical_focal_crossentropy",
         "kl_divergence", "kld", "kullback_leibler_divergence", "poisson",
-        "log_cosh", "logcosh", "log_cosh_error", "false_positives", "false_negatives",
+        "log_cosh", "logcosh", "log_cosh_error",
     }
 )  # fmt: skip
 
