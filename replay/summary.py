@@ -17,6 +17,11 @@ def _fmt(v) -> str:
     return f"{v:.6g}"
 
 
+def _object(value) -> dict:
+    """A manifest field that should be an object; anything else counts as absent."""
+    return value if isinstance(value, dict) else {}
+
+
 def lr_changes(values: list[float | None]) -> list[tuple[int, float, float]]:
     """(epoch, previous rate, new rate) wherever the recorded rate changes (float32)."""
     changes = []
@@ -71,17 +76,19 @@ def render_summary(run) -> tuple[str, bool]:
             lines.append("learning rate: constant")
     if m:
         lines.append("")
-        data = m.get("data") or {}
+        data = _object(m.get("data"))
         if data:
-            sizes = data.get("splits") or data.get("split_sizes") or {}
+            sizes = _object(data.get("split"))
+            origin = " ".join(str(data[k]) for k in ("kind", "origin") if data.get(k)) or "?"
             lines.append(
-                f"data: {data.get('source', '?')} sha256 {str(data.get('sha256', '?'))[:16]}..."
-                + (f" splits {sizes}" if sizes else "")
-            )
-        versions = m.get("versions") or {}
+                f"data: {origin}, sha256 {str(data.get('sha256', '?'))[:16]}..."
+                + (", split " + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
+                                           for k, v in sizes.items()) if sizes else "")
+            )  # fmt: skip
+        versions = _object(m.get("versions"))
         if versions:
             lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
-        config = m.get("config") or {}
+        config = _object(m.get("config"))
         if config:
             lines.append("config: " + ", ".join(f"{k}={v}" for k, v in config.items()))
         if m.get("checkpoints_included") is False:

@@ -479,24 +479,31 @@ def check_shadow(facts: RunFacts, shadow: list[dict]) -> ShadowCheck:
             continue
         values = facts.values(monitor)
         label = f"{kind}({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
-        if kind == "EarlyStopping":
-            keys = ("min_delta", "patience", "mode", "baseline", "restore_best_weights")
-            kwargs = {k: params[k] for k in keys if k in params}
-            kwargs["start_from_epoch"] = params.get("start_from_epoch", 0)
-            r = early_stopping(values, monitor=monitor, **kwargs)
-            best = r.best_epoch
-            pairs = [
-                ("stopped_epoch", r.stopped_epoch, entry.get("stopped_epoch")),
-                ("best_epoch", best, entry.get("best_epoch")),
-            ]
-        elif kind == "ReduceLROnPlateau":
-            keys = ("factor", "patience", "min_delta", "mode", "cooldown", "min_lr")
-            kwargs = {k: params[k] for k in keys if k in params}
-            initial = params.get("initial_lr") or initial_lr_for(facts, None)
-            r = reduce_lr_on_plateau(values, monitor=monitor, initial_lr=initial, **kwargs)
-            pairs = [("reductions", list(r.reductions), list(entry.get("reductions") or []))]
-        else:
-            continue
+        label = " ".join(label.splitlines())  # one line, whatever run.json holds
+        try:
+            if kind == "EarlyStopping":
+                keys = ("min_delta", "patience", "mode", "baseline", "restore_best_weights")
+                kwargs = {k: params[k] for k in keys if k in params}
+                kwargs["start_from_epoch"] = params.get("start_from_epoch", 0)
+                r = early_stopping(values, monitor=monitor, **kwargs)
+                best = r.best_epoch
+                pairs = [
+                    ("stopped_epoch", r.stopped_epoch, entry.get("stopped_epoch")),
+                    ("best_epoch", best, entry.get("best_epoch")),
+                ]
+            elif kind == "ReduceLROnPlateau":
+                keys = ("factor", "patience", "min_delta", "mode", "cooldown", "min_lr")
+                kwargs = {k: params[k] for k in keys if k in params}
+                initial = entry.get("initial_lr") or initial_lr_for(facts, None)
+                r = reduce_lr_on_plateau(values, monitor=monitor, initial_lr=initial, **kwargs)
+                pairs = [("reductions", list(r.reductions), list(entry.get("reductions") or []))]
+            else:
+                continue
+        except PolicyError as e:  # settings damaged in run.json, not a replay bug
+            raise ReplayError(
+                f"{facts.source}: run.json's shadow {label} cannot be replayed ({e}); "
+                "restore run.json or re-record the run"
+            ) from None
         for what, ours, theirs in pairs:
             total += 1
             if ours == theirs:

@@ -1,0 +1,123 @@
+"""Overhead of ``replay record`` over a plain ``model.fit``.
+
+Both sides train the same model on the same data for the same epochs with the same
+validation set, each trial in a fresh Python process (TensorFlow's determinism
+switch is process-wide), alternating plain / record. Timing starts after TensorFlow
+is imported and the data is loaded; it covers model build + training.
+
+- plain: ``model.fit(x, y, epochs, batch_size, validation_data=..., shuffle=True)``,
+  Keras defaults (no op determinism, so Keras may pick XLA: ``jit_compile="auto"``).
+  ``--plain-deterministic`` also enables op determinism in plain (same kernels as
+  record), isolating the cost of what record adds.
+- record: :func:`replay.record.record` with ``quiet=True``: per-epoch fit calls,
+  test-set evaluation, TensorBoard scalars + histograms, a fsynced checkpoint,
+  metrics row and run.json per epoch, shadow callbacks.
+
+    .venv/bin/python benchmarks/bench_record.py --epochs 3 --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _trial(mode: str, epochs: int, limit: int | None, batch_size: int, deterministic: bool) -> dict:
+    """Run one timed trial in this process and return its figures."""
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras  # noqa: F401 - imported before the clock starts
+    import numpy as np
+    import tensorflow as tf
+
+    from replay.data import load_mnist
+    from replay.record import RecordConfig, build_model, record, seed_everything
+
+    data = load_mnist().limited(limit)
+    config = RecordConfig(epochs=epochs, batch_size=batch_size, limit=limit)
+    if mode == "plain":
+        began = time.perf_counter()
+        if deterministic:
+            seed_everything(0)
+        else:
+            keras.utils.set_random_seed(0)
+        model = build_model(config)
+        model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=batch_size,
+                  validation_data=(data.x_val, data.y_val), shuffle=True, verbose=0)
+        seconds = time.perf_counter() - began
+        params = sum(int(np.prod(w.shape)) * w.dtype.itemsize
+                     for w in (v.numpy() for v in model.weights))
+        optimizer = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
+                        for v in model.optimizer.variables)
+        return {"mode": mode, "seconds": seconds, "param_bytes": params,
+                "optimizer_bytes": optimizer, "jit_compile": bool(model.jit_compile),
+                "tf": tf.__version__}
+    with tempfile.TemporaryDirectory() as tmp:
+        began = time.perf_counter()
+        manifest = record(Path(tmp) / "run", config, quiet=True, echo=lambda line: None)
+        seconds = time.perf_counter() - began
+        entries = manifest["epochs"]
+    return {"mode": mode, "seconds": seconds,
+            "checkpoint_bytes": [e["bytes"] for e in entries],
+            "epoch_seconds": [e["seconds"] for e in entries]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=None, help="training samples (default all)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=2, help="trials of each side")
+    parser.add_argument("--plain-deterministic", action="store_true")
+    parser.add_argument("--trial", choices=["plain", "record"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.trial:
+        print(json.dumps(_trial(args.trial, args.epochs, args.limit, args.batch_size,
+                                args.plain_deterministic)))
+        return
+
+    results: dict[str, list[dict]] = {"plain": [], "record": []}
+    for i in range(args.repeats):
+        for mode in ("plain", "record"):
+            cmd = [sys.executable, __file__, "--trial", mode, "--epochs", str(args.epochs),
+                   "--batch-size", str(args.batch_size)]
+            if args.limit is not None:
+                cmd += ["--limit", str(args.limit)]
+            if args.plain_deterministic:
+                cmd.append("--plain-deterministic")
+            done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            if done.returncode != 0:
+                sys.exit(f"{mode} trial failed:\n{done.stderr[-3000:]}")
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            results[mode].append(result)
+            print(f"trial {i + 1} {mode:6s} {result['seconds']:8.2f} s", flush=True)
+
+    plain = statistics.median(r["seconds"] for r in results["plain"])
+    rec = statistics.median(r["seconds"] for r in results["record"])
+    p = results["plain"][0]
+    checkpoints = results["record"][0]["checkpoint_bytes"]
+    epoch_seconds = [s for r in results["record"] for s in r["epoch_seconds"]]
+    print(f"\nsetting: mlp, {args.epochs} epochs, batch {args.batch_size}, "
+          f"train {args.limit or 50000}, validation 10000 (+ test 10000 in record); "
+          f"plain jit_compile={p['jit_compile']}, "
+          f"plain op determinism={'on' if args.plain_deterministic else 'off'}")
+    print(f"plain model.fit  median {plain:8.2f} s")
+    print(f"replay record    median {rec:8.2f} s  (epoch_seconds median "
+          f"{statistics.median(epoch_seconds):.2f} s)")
+    print(f"overhead ratio   {rec / plain:8.3f}  (target <= 1.15)")
+    print(f"checkpoint bytes per epoch: {checkpoints[0]:,} "
+          f"(parameters {p['param_bytes']:,} + optimizer state {p['optimizer_bytes']:,} = "
+          f"{p['param_bytes'] + p['optimizer_bytes']:,})")
+
+
+if __name__ == "__main__":
+    main()

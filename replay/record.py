@@ -1,0 +1,1103 @@
+"""The recording engine behind ``replay record``: train once, commit every epoch.
+
+TensorFlow and Keras are imported only inside the functions that train, so importing
+this module stays cheap.
+
+Run directory and commit order (see DESIGN.md). After each epoch, with Ctrl-C
+deferred until the commit is over:
+
+1. the real ``ReduceLROnPlateau`` (if configured) and the shadow ``EarlyStopping``
+   callbacks see the epoch's logs; the plateau callback may cut the learning rate,
+   so the checkpoint below is exactly the state the next epoch starts from;
+2. ``checkpoints/.tmp-epoch-NNN.keras`` is written, fsynced, renamed to
+   ``epoch-NNN.keras`` and the directory fsynced;
+3. the ``metrics.csv`` row is appended, flushed and fsynced (the row is the commit
+   point of the epoch: a row exists only for an epoch whose checkpoint is committed);
+4. the TensorBoard scalars and weight histograms are written and flushed;
+5. ``run.json`` is written to ``.run.json.tmp``, fsynced and ``os.replace``d.
+
+Resume (``resume=True``) reads ``metrics.csv``: a partial trailing line is cut off,
+its complete rows are the committed epochs. Leftovers of the unfinished epoch are
+deleted (temporary files, checkpoints without a row). If the process died between
+steps 3 and 5, the manifest lacks the last row's entry: that checkpoint is adopted
+(hashed and added). The last committed checkpoint is verified against its sha256
+and loaded with ``safe_mode=True``. Callback state is rebuilt by feeding the
+recorded rows, in order, to fresh callbacks: the shadows, and the plateau callback
+with the optimizer's rate first set back to the initial rate; the rate that replay
+arrives at must equal the checkpoint's, and each row's recorded ``learning_rate``
+must equal the rate replay had in effect, or resume refuses. (Before that replay,
+one validation batch is evaluated: a reloaded model builds its compiled metrics
+only then, and EarlyStopping's ``mode="auto"`` needs them for ``val_accuracy``.)
+TensorBoard files are
+for viewing: an epoch killed between steps 3 and 4 is missing there (never doubled).
+
+Determinism: ``keras.utils.set_random_seed(seed)``, op determinism enabled (which
+also makes Keras choose ``jit_compile=False``), and each epoch's order is
+``numpy.random.default_rng([seed, epoch]).permutation(n_train)`` fed in fixed
+batches, so a resumed run sees the same batches as an uninterrupted one.
+
+Test hooks (for fault-injection tests; inert unless the variable is set)::
+
+    REPLAY_TEST_HOOK="POINT[@EPOCH]:ACTION[;POINT[@EPOCH]:ACTION...]"
+
+POINT is one of :data:`HOOK_POINTS`: ``epoch_start`` (before the epoch's fit),
+``in_fit`` (after its first training batch), ``after_fit`` (metrics known, nothing
+written), ``after_checkpoint_tmp`` (temporary file fsynced, not renamed),
+``after_checkpoint_rename``, ``after_metrics_row``, ``after_tensorboard``,
+``after_manifest`` (epoch fully committed). EPOCH is a 0-based epoch (omitted: every
+epoch), ACTION one of ``kill`` (SIGKILL this process: a kill -9 at that instant),
+``interrupt`` (SIGINT this process: a Ctrl-C), ``fail`` (raise RuntimeError) or
+``pause`` (write "POINT@EPOCH PID" to the file named by ``REPLAY_TEST_HOOK_SIGNAL``,
+if set, then sleep until killed). Example: ``after_manifest@1:pause`` stops right
+after the second epoch is fully committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import fcntl
+import json
+import math
+import os
+import platform
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis.errors import (
+    BadLog,
+    BadManifest,
+    ChecksumMismatch,
+    LogNotFound,
+    ReplayError,
+    UnsafePath,
+)
+from replay import __version__
+from replay.data import N_TRAIN, BadData, Mnist, load_mnist, sha256_file
+
+SCHEMA_VERSION = 1
+METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+COLUMNS = ("epoch", *METRICS, "learning_rate", "epoch_seconds")
+HEADER = ",".join(COLUMNS) + "\n"
+SHADOW_EARLY_STOPPING = (("val_loss", 2), ("val_loss", 5), ("val_loss", 10), ("val_accuracy", 5))
+"""(monitor, patience) of the observe-only EarlyStopping callbacks; other params default."""
+PLATEAU_DEFAULTS: dict[str, Any] = {
+    "monitor": "val_loss",
+    "factor": 0.1,
+    "patience": 10,
+    "mode": "auto",
+    "min_delta": 1e-4,
+    "cooldown": 0,
+    "min_lr": 0.0,
+}
+"""Keras's ReduceLROnPlateau defaults; ``--reduce-lr-on-plateau`` overrides some."""
+HOOK_POINTS = (
+    "epoch_start",
+    "in_fit",
+    "after_fit",
+    "after_checkpoint_tmp",
+    "after_checkpoint_rename",
+    "after_metrics_row",
+    "after_tensorboard",
+    "after_manifest",
+)
+HOOK_ACTIONS = ("kill", "interrupt", "fail", "pause")
+
+
+class BadConfig(ReplayError):
+    """An option value that cannot be used (bad --reduce-lr-on-plateau, --limit, ...)."""
+
+
+class RunExists(ReplayError):
+    """The output directory already holds something and neither --force nor --resume was given."""
+
+
+class RunInterrupted(ReplayError):
+    """Training stopped by Ctrl-C; the run is marked interrupted and can be resumed."""
+
+    def __init__(self, out: Path, committed: int) -> None:
+        super().__init__(
+            f"interrupted; {out} keeps {committed} committed epoch(s); "
+            f"continue with: replay record --resume --out {out}"
+        )
+        self.out = out
+        self.committed = committed
+
+
+# ---------------------------------------------------------------- configuration
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordConfig:
+    """What is trained and how; stored in run.json as ``config``."""
+
+    epochs: int = 30
+    model: str = "mlp"
+    batch_size: int = 128
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    seed: int = 0
+    limit: int | None = None
+    reduce_lr_on_plateau: dict[str, Any] | None = None
+
+    def validate(self) -> None:
+        """Raise :class:`BadConfig` on the first unusable value."""
+        if self.epochs < 1:
+            raise BadConfig(f"--epochs must be at least 1 but got {self.epochs}")
+        if self.model not in ("mlp", "cnn"):
+            raise BadConfig(f"--model must be mlp or cnn but got {self.model!r}")
+        if self.batch_size < 1:
+            raise BadConfig(f"--batch-size must be at least 1 but got {self.batch_size}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise BadConfig(f"--optimizer must be adam or sgd but got {self.optimizer!r}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise BadConfig(f"--learning-rate must be positive but got {self.learning_rate}")
+        if not 0 <= self.seed < 2**32:
+            raise BadConfig(f"--seed must be in 0..2**32-1 but got {self.seed}")
+        if self.limit is not None and not 1 <= self.limit <= N_TRAIN:
+            raise BadConfig(f"--limit must be in 1..{N_TRAIN} but got {self.limit}")
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the config as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: Any) -> RecordConfig:
+        """Rebuild a config stored in run.json; raise :class:`BadManifest` if malformed."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(obj, dict) or not names >= set(obj) or "epochs" not in obj:
+            raise BadManifest(f"run.json config is malformed: {obj!r}")
+        try:
+            config = cls(**obj)
+            config.validate()
+            if config.reduce_lr_on_plateau is not None:
+                parse_plateau(format_plateau(config.reduce_lr_on_plateau))
+        except (TypeError, KeyError, BadConfig) as e:
+            raise BadManifest(f"run.json config is malformed: {e}") from None
+        return config
+
+    def command(self, out: Path, data: str | None) -> list[str]:
+        """Return the ``replay record`` command line that reproduces this run."""
+        cmd = [
+            "replay",
+            "record",
+            "--out",
+            str(out),
+            "--epochs",
+            str(self.epochs),
+            "--model",
+            self.model,
+            "--batch-size",
+            str(self.batch_size),
+            "--optimizer",
+            self.optimizer,
+            "--learning-rate",
+            repr(self.learning_rate),
+            "--seed",
+            str(self.seed),
+        ]
+        if self.limit is not None:
+            cmd += ["--limit", str(self.limit)]
+        if self.reduce_lr_on_plateau is not None:
+            cmd += ["--reduce-lr-on-plateau", format_plateau(self.reduce_lr_on_plateau)]
+        if data is not None:
+            cmd += ["--data", data]
+        return cmd
+
+
+def parse_plateau(spec: str) -> dict[str, Any]:
+    """Parse ``"factor=0.5,patience=2"`` into full ReduceLROnPlateau params (defaults filled).
+
+    Keys: monitor, factor, patience, mode, min_delta, cooldown, min_lr. Raises
+    :class:`BadConfig` naming the offending key or value.
+
+    >>> parse_plateau("factor=0.5,patience=2")["patience"]
+    2
+    """
+    params = dict(PLATEAU_DEFAULTS)
+    seen: set[str] = set()
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, eq, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq or not value:
+            raise BadConfig(f"--reduce-lr-on-plateau: expected KEY=VALUE but got {item!r}")
+        if key not in PLATEAU_DEFAULTS:
+            known = ", ".join(PLATEAU_DEFAULTS)
+            raise BadConfig(f"--reduce-lr-on-plateau: unknown key {key!r} (known: {known})")
+        if key in seen:
+            raise BadConfig(f"--reduce-lr-on-plateau: key {key!r} given twice")
+        seen.add(key)
+        params[key] = _plateau_value(key, value)
+    if not seen:
+        raise BadConfig("--reduce-lr-on-plateau: no settings given (e.g. factor=0.5,patience=2)")
+    return params
+
+
+def _plateau_value(key: str, value: str) -> Any:
+    bad = f"--reduce-lr-on-plateau: {key} "
+    if key == "monitor":
+        if value not in METRICS:
+            raise BadConfig(bad + f"must be one of {', '.join(METRICS)} but got {value!r}")
+        return value
+    if key == "mode":
+        if value not in ("auto", "min", "max"):
+            raise BadConfig(bad + f"must be auto, min or max but got {value!r}")
+        return value
+    if key in ("patience", "cooldown"):
+        try:
+            number = int(value)
+        except ValueError:
+            raise BadConfig(bad + f"must be an integer but got {value!r}") from None
+        if number < 0:
+            raise BadConfig(bad + f"cannot be negative but got {number}")
+        return number
+    try:
+        real = float(value)
+    except ValueError:
+        raise BadConfig(bad + f"must be a number but got {value!r}") from None
+    if not math.isfinite(real):
+        raise BadConfig(bad + f"must be finite but got {value!r}")
+    if key == "factor" and not 0 < real < 1:
+        raise BadConfig(bad + f"must be in (0, 1) but got {real}")
+    if real < 0:
+        raise BadConfig(bad + f"cannot be negative but got {real}")
+    return real
+
+
+def format_plateau(params: dict[str, Any]) -> str:
+    """Return the canonical ``key=value,...`` spelling of full plateau params."""
+    return ",".join(f"{k}={params[k]}" for k in PLATEAU_DEFAULTS)
+
+
+def default_out(model: str, now: datetime.datetime | None = None) -> Path:
+    """Return ``runs/<model>-<UTC timestamp>``, e.g. ``runs/mlp-20250101T120000Z``."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return Path("runs") / f"{model}-{now:%Y%m%dT%H%M%SZ}"
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    """Return the order in which epoch `epoch` visits the `n` training samples."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+# ---------------------------------------------------------------- test hooks
+
+
+@dataclasses.dataclass(frozen=True)
+class Hooks:
+    """Parsed ``REPLAY_TEST_HOOK`` rules: (point, epoch or None, action)."""
+
+    rules: tuple[tuple[str, int | None, str], ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Hooks:
+        """Parse ``REPLAY_TEST_HOOK``; raise :class:`BadConfig` on a malformed rule."""
+        spec = (environ if environ is not None else os.environ).get("REPLAY_TEST_HOOK", "")
+        rules = []
+        for item in filter(None, (s.strip() for s in spec.split(";"))):
+            where, _, action = item.rpartition(":")
+            point, _, epoch = where.partition("@")
+            if point not in HOOK_POINTS or action not in HOOK_ACTIONS:
+                raise BadConfig(f"REPLAY_TEST_HOOK: bad rule {item!r} (POINT[@EPOCH]:ACTION)")
+            try:
+                rules.append((point, int(epoch) if epoch else None, action))
+            except ValueError:
+                raise BadConfig(f"REPLAY_TEST_HOOK: bad epoch in {item!r}") from None
+        return cls(tuple(rules))
+
+    def wants(self, point: str) -> bool:
+        """Return whether any rule names `point`."""
+        return any(p == point for p, _, _ in self.rules)
+
+    def __call__(self, point: str, epoch: int) -> None:
+        for p, e, action in self.rules:
+            if p == point and (e is None or e == epoch):
+                _hook_action(action, f"{point}@{epoch}")
+
+
+def _hook_action(action: str, where: str) -> None:
+    if action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "interrupt":
+        signal.raise_signal(signal.SIGINT)
+    elif action == "fail":
+        raise RuntimeError(f"REPLAY_TEST_HOOK failure at {where}")
+    else:  # pause
+        target = os.environ.get("REPLAY_TEST_HOOK_SIGNAL")
+        if target:
+            tmp = f"{target}.tmp"
+            Path(tmp).write_text(f"{where} {os.getpid()}\n")
+            os.replace(tmp, target)
+        while True:
+            time.sleep(3600)
+
+
+# ---------------------------------------------------------------- durable files
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _append_line(path: Path, line: str) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    manifest["updated"] = _now()
+    _atomic_write_text(out / "run.json", json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def checkpoint_name(epoch: int) -> str:
+    """Return the checkpoint file name for 0-based `epoch`: ``epoch-001.keras`` for 0."""
+    return f"epoch-{epoch + 1:03d}.keras"
+
+
+def format_row(row: dict[str, float]) -> str:
+    """Return one metrics.csv line: the epoch, then every float as ``repr``."""
+    return ",".join([str(int(row["epoch"]))] + [repr(float(row[c])) for c in COLUMNS[1:]]) + "\n"
+
+
+def read_rows(path: Path, *, repair: bool = False) -> list[dict[str, float]]:
+    """Return the complete rows of a metrics.csv written by ``replay record``.
+
+    A trailing line without its newline is an unfinished append: ignored, or cut
+    off the file when `repair` is true. Raises :class:`BadLog` for a wrong header,
+    a malformed complete row, or epochs that are not 0, 1, 2, ...
+    """
+    raw = path.read_bytes()
+    if not raw.startswith(HEADER.encode()):
+        raise BadLog(f"{path}: header is not {HEADER.strip()!r}")
+    body = raw[len(HEADER) :]
+    cut = body.rfind(b"\n") + 1
+    if cut < len(body) and repair:
+        with open(path, "rb+") as f:
+            f.truncate(len(HEADER) + cut)
+            os.fsync(f.fileno())
+    rows = []
+    for number, line in enumerate(body[:cut].decode("utf-8").splitlines(), start=2):
+        fields = line.split(",")
+        try:
+            if len(fields) != len(COLUMNS):
+                raise ValueError(f"{len(fields)} fields")
+            row = {"epoch": int(fields[0])}
+            row.update({c: float(v) for c, v in zip(COLUMNS[1:], fields[1:], strict=True)})
+        except ValueError as e:
+            raise BadLog(f"{path}: line {number} is malformed ({e})") from None
+        if row["epoch"] != len(rows):
+            raise BadLog(f"{path}: line {number} has epoch {row['epoch']}, expected {len(rows)}")
+        rows.append(row)
+    return rows
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, then raise KeyboardInterrupt if one came."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold an exclusive flock on the run directory (one writer per run)."""
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunExists(f"{out} is being written by another replay record process") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- callbacks
+
+
+class _Shadow:
+    """A real keras EarlyStopping that observes only: its first stop request is frozen."""
+
+    def __init__(self, keras: Any, model: Any, monitor: str, patience: int) -> None:
+        self.params = {
+            "monitor": monitor,
+            "min_delta": 0,
+            "patience": patience,
+            "mode": "auto",
+            "baseline": None,
+            "restore_best_weights": False,
+            "start_from_epoch": 0,
+        }
+        self.callback = keras.callbacks.EarlyStopping(**self.params)
+        self.callback.set_model(model)
+        self.callback.on_train_begin()
+        self.stopped_epoch: int | None = None
+        self.best_epoch: int | None = None
+
+    def observe(self, epoch: int, logs: dict[str, float]) -> None:
+        if self.stopped_epoch is not None:
+            return  # Keras would keep moving stopped_epoch / best_epoch: keep the first request
+        model = self.callback.model
+        model.stop_training = False
+        self.callback.on_epoch_end(epoch, dict(logs))
+        if self.callback.best is not None:
+            self.best_epoch = int(self.callback.best_epoch)
+        if model.stop_training or self.callback.stopped_epoch:
+            self.stopped_epoch = int(self.callback.stopped_epoch)
+        model.stop_training = False  # observe only: the request is recorded, never obeyed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "callback": "EarlyStopping",
+            "params": self.params,
+            "stopped_epoch": self.stopped_epoch,
+            "best_epoch": self.best_epoch,
+        }
+
+
+class _Plateau:
+    """The real keras ReduceLROnPlateau acting on the model's optimizer; records its cuts."""
+
+    def __init__(self, keras: Any, model: Any, params: dict[str, Any], initial_lr: float) -> None:
+        self.params = dict(params)
+        self.initial_lr = initial_lr
+        self.callback = keras.callbacks.ReduceLROnPlateau(**params, verbose=0)
+        self.callback.set_model(model)
+        self.callback.on_train_begin()
+        self.optimizer = model.optimizer
+        self.reductions: list[int] = []
+
+    def step(self, epoch: int, logs: dict[str, float]) -> None:
+        before = float(self.optimizer.learning_rate)
+        self.callback.on_epoch_end(epoch, dict(logs))
+        if float(self.optimizer.learning_rate) != before:
+            self.reductions.append(epoch)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "callback": "ReduceLROnPlateau",
+            "params": self.params,
+            "initial_lr": self.initial_lr,
+            "reductions": self.reductions,
+            "final_lr": float(self.optimizer.learning_rate),
+        }
+
+
+# ---------------------------------------------------------------- the model
+
+
+def build_model(config: RecordConfig) -> Any:
+    """Return a compiled Keras model for `config` (call after seeding)."""
+    import keras
+
+    layers = keras.layers
+    inputs = keras.Input((784,), name="pixels")
+    if config.model == "mlp":
+        x = layers.Dense(512, activation="relu", name="dense_1")(inputs)
+        x = layers.Dense(512, activation="relu", name="dense_2")(x)
+    else:
+        x = layers.Reshape((28, 28, 1), name="image")(inputs)
+        x = layers.Conv2D(32, 3, activation="relu", name="conv_1")(x)
+        x = layers.MaxPooling2D(2, name="pool_1")(x)
+        x = layers.Conv2D(64, 3, activation="relu", name="conv_2")(x)
+        x = layers.MaxPooling2D(2, name="pool_2")(x)
+        x = layers.Flatten(name="flatten")(x)
+    outputs = layers.Dense(10, activation="softmax", name="digits")(x)
+    model = keras.Model(inputs, outputs, name=f"mnist_{config.model}")
+    if config.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+    else:
+        optimizer = keras.optimizers.SGD(learning_rate=config.learning_rate)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy, TensorFlow and Keras, and enable TF op determinism."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def versions() -> dict[str, str]:
+    """Return the versions recorded in run.json."""
+    import keras
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "callback-replay": __version__,
+    }
+
+
+class _Data:
+    """tf.data pipelines: training batches in each epoch's permutation; val and test fixed."""
+
+    def __init__(self, data: Mnist, batch_size: int, seed: int) -> None:
+        import tensorflow as tf
+
+        self.tf = tf
+        self.batch_size = batch_size
+        self.seed = seed
+        self.n = len(data.x_train)
+        self.x = tf.constant(data.x_train)
+        self.y = tf.constant(data.y_train)
+        self.val = tf.data.Dataset.from_tensor_slices((data.x_val, data.y_val)).batch(batch_size)
+        self.test = tf.data.Dataset.from_tensor_slices((data.x_test, data.y_test)).batch(batch_size)
+
+    def train(self, epoch: int) -> Any:
+        tf, x, y = self.tf, self.x, self.y
+        order = epoch_permutation(self.seed, epoch, self.n)
+        ds = tf.data.Dataset.from_tensor_slices(order).batch(self.batch_size)
+        return ds.map(lambda i: (tf.gather(x, i), tf.gather(y, i))).prefetch(2)
+
+
+class _Board:
+    """TensorBoard writers in Keras's layout: train/, validation/, test/."""
+
+    def __init__(self, root: Path) -> None:
+        import tensorflow as tf
+
+        self.tf = tf
+        self.writers = {
+            s: tf.summary.create_file_writer(str(root / s)) for s in ("train", "validation", "test")
+        }
+
+    def write(self, row: dict[str, float], model: Any) -> None:
+        tf, step = self.tf, int(row["epoch"])
+        for split, prefix in (("train", ""), ("validation", "val_"), ("test", "test_")):
+            with self.writers[split].as_default():
+                tf.summary.scalar("epoch_loss", row[prefix + "loss"], step=step)
+                tf.summary.scalar("epoch_accuracy", row[prefix + "accuracy"], step=step)
+                if split == "train":
+                    tf.summary.scalar("epoch_learning_rate", row["learning_rate"], step=step)
+                    self._histograms(model, step)
+        for writer in self.writers.values():
+            writer.flush()
+
+    def _histograms(self, model: Any, step: int) -> None:
+        # Keras's tag names ("dense_1/kernel/histogram"); the buckets are computed with
+        # NumPy by TensorBoard's own histogram_pb, 3x faster than tf.summary.histogram.
+        from tensorboard.plugins.histogram.summary_v2 import histogram_pb
+
+        for layer in model.layers:
+            for weight in layer.weights:
+                name = weight.path.replace(":", "_") + "/histogram"
+                summary = histogram_pb(name, np.asarray(weight.numpy()))
+                self.tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=step)
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+
+
+# ---------------------------------------------------------------- recording
+
+
+def record(
+    out: str | os.PathLike | None,
+    config: RecordConfig,
+    *,
+    data: str | os.PathLike | None = None,
+    resume: bool = False,
+    force: bool = False,
+    quiet: bool = False,
+    overrides: dict[str, Any] | None = None,
+    argv: list[str] | None = None,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train and record a run into `out`; return the final run.json contents.
+
+    With `resume`, `config` is ignored except for the keys in `overrides` (the
+    options the user gave explicitly): ``epochs`` may grow the run, any other key
+    must match the recorded value. `echo` receives the start line, one summary line
+    per epoch and the end line. Raises :class:`BadConfig`, :class:`RunExists`,
+    :class:`~replay.data.BadData`, :class:`LogNotFound`, :class:`BadManifest`,
+    :class:`BadLog`, :class:`ChecksumMismatch` (nothing written for any of these),
+    and :class:`RunInterrupted` after Ctrl-C (the run is marked ``interrupted``).
+    """
+    hooks = Hooks.from_env()
+    argv = list(sys.argv if argv is None else argv)
+    if argv:
+        argv[0] = Path(argv[0]).name  # "replay", not the venv's absolute path
+    if resume:
+        if out is None:
+            raise BadConfig("--resume needs --out RUN, the run directory to continue")
+        if force:
+            raise BadConfig("--resume and --force cannot be used together")
+        out = Path(out)
+        manifest = _read_manifest(out)
+        config = _resumed_config(manifest, overrides or {})
+        if manifest.get("status") == "complete" and len(manifest["epochs"]) >= config.epochs:
+            echo(f"{out} is already complete ({len(manifest['epochs'])} epochs); nothing to do")
+            return manifest
+        if data is None and manifest["data"].get("origin") == "--data":
+            data = manifest["data"].get("path")  # the file the run was recorded from
+        dataset = load_mnist(data)
+        recorded = manifest["data"].get("content_sha256")
+        if dataset.source["content_sha256"] != recorded:
+            raise BadData(
+                f"{dataset.source['path']} does not hold the data {out} was recorded "
+                "with (content sha256 differs); pass the original file with --data"
+            )
+    else:
+        config.validate()
+        out = Path(out) if out is not None else default_out(config.model)
+        _check_out(out, force)
+        dataset = load_mnist(data)
+        manifest = None
+        echo(f"Recording {out}")
+    dataset = dataset.limited(config.limit)
+
+    out.mkdir(parents=True, exist_ok=True)
+    with _locked(out):
+        if force and not resume:
+            _clear_run(out)
+        recorder = _Recorder(out, config, dataset, data, quiet, hooks, echo)
+        if manifest is None:
+            recorder.start(argv)
+        else:
+            recorder.resume(manifest, argv)
+            echo(f"Resuming {out} from epoch {len(recorder.rows) + 1}")
+        final = recorder.run()
+    echo(f"Run {final['status']}: {out}")
+    return final
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise RunExists(f"{out} exists and is not a directory")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not force:
+        raise RunExists(
+            f"{out} already holds a run; pass --force to overwrite it, or --resume to continue it"
+        )
+    if not (out / "run.json").is_file():
+        raise RunExists(
+            f"{out} is not empty and holds no run.json; refusing to overwrite it even with --force"
+        )
+
+
+def _clear_run(out: Path) -> None:
+    import shutil
+
+    for child in out.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def _read_manifest(out: Path) -> dict[str, Any]:
+    path = out / "run.json"
+    if not path.is_file():
+        raise LogNotFound(f"{out}: no run.json here, so there is no run to resume")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadManifest(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
+        raise BadManifest(f"{path}: not a schema_version {SCHEMA_VERSION} run.json")
+    for key, kind in (("config", dict), ("data", dict), ("epochs", list)):
+        if not isinstance(manifest.get(key), kind):
+            raise BadManifest(f"{path}: missing or malformed {key!r}")
+    if manifest.get("checkpoints_included") is False:
+        raise BadManifest(
+            f"{path}: this run was published without checkpoints; it cannot be resumed"
+        )
+    return manifest
+
+
+def _resumed_config(manifest: dict[str, Any], overrides: dict[str, Any]) -> RecordConfig:
+    config = RecordConfig.from_json(manifest["config"])
+    for key, value in overrides.items():
+        if key == "epochs":
+            continue
+        if value != getattr(config, key):
+            flag = "--" + key.replace("_", "-")
+            raise BadConfig(
+                f"{flag} {value} differs from the recorded {getattr(config, key)}; "
+                "a resumed run keeps its settings (only --epochs may grow)"
+            )
+    if "epochs" in overrides:
+        config = dataclasses.replace(config, epochs=overrides["epochs"])
+        config.validate()
+    return config
+
+
+class _Recorder:
+    """The state of one recording process over one run directory."""
+
+    def __init__(
+        self,
+        out: Path,
+        config: RecordConfig,
+        data: Mnist,
+        data_arg: Any,
+        quiet: bool,
+        hooks: Hooks,
+        echo: Callable[[str], None],
+    ) -> None:
+        self.out = out
+        self.config = config
+        self.data = data
+        self.data_arg = None if data_arg is None else str(data_arg)
+        self.quiet = quiet
+        self.hooks = hooks
+        self.echo = echo
+        self.ckdir = out / "checkpoints"
+        self.csv = out / "metrics.csv"
+        self.rows: list[dict[str, float]] = []
+        self.manifest: dict[str, Any] = {}
+        self.model: Any = None
+        self.shadows: list[_Shadow] = []
+        self.plateau: _Plateau | None = None
+
+    # -- setup
+
+    def _base_manifest(self, argv: list[str]) -> dict[str, Any]:
+        source = dict(self.data.source)
+        source["train_used"] = len(self.data.x_train)
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "name": self.out.resolve().name,
+            "created": _now(),
+            "updated": None,
+            "status": "running",
+            "command": self.config.command(self.out, self.data_arg),
+            "argv": argv,
+            "resumed": [],
+            "config": self.config.to_json(),
+            "data": source,
+            "versions": versions(),
+            "determinism": {
+                "seed": self.config.seed,
+                "op_determinism": True,
+                "shuffle": "numpy.random.default_rng([seed, epoch]).permutation(n_train)",
+            },
+            "columns": list(COLUMNS),
+            "checkpoints_included": True,
+            "epochs": [],
+            "shadow": [],
+        }
+
+    def _init_callbacks(self) -> None:
+        import keras
+
+        self.shadows = [_Shadow(keras, self.model, m, p) for m, p in SHADOW_EARLY_STOPPING]
+        params = self.config.reduce_lr_on_plateau
+        self.plateau = (
+            None
+            if params is None
+            else _Plateau(keras, self.model, params, self.config.learning_rate)
+        )
+
+    def _warm_up(self) -> None:
+        # A reloaded model's compiled metrics are built only by its first fit or
+        # evaluate, and Keras's EarlyStopping needs them (mode "auto") to tell that
+        # "val_accuracy" is maximized. Evaluating one batch builds them without
+        # touching weights or optimizer state (a fresh run builds them in its first fit).
+        self.model.evaluate(self.batches.val.take(1), verbose=0)
+
+    def start(self, argv: list[str]) -> None:
+        seed_everything(self.config.seed)
+        self.batches = _Data(self.data, self.config.batch_size, self.config.seed)
+        self.ckdir.mkdir(exist_ok=True)
+        (self.out / "tensorboard").mkdir(exist_ok=True)
+        self.manifest = self._base_manifest(argv)
+        self._write_manifest()  # run.json first: a directory with it can always be resumed
+        _atomic_write_text(self.csv, HEADER)
+        self.model = build_model(self.config)
+        self._init_callbacks()
+        self._write_manifest()
+
+    def resume(self, manifest: dict[str, Any], argv: list[str]) -> None:
+        # Everything is checked before anything in the run directory is changed.
+        entries = manifest["epochs"]
+        rows = read_rows(self.csv) if self.csv.is_file() else None
+        if rows is None and entries:
+            raise BadLog(f"{self.csv}: missing, so the committed epochs are unknown")
+        rows = rows or []
+        if len(entries) > len(rows) or len(entries) < len(rows) - 1:
+            raise BadManifest(f"{self.out}: run.json lists {len(entries)} epochs but "
+                              f"metrics.csv has {len(rows)} rows")
+        for i, entry in enumerate(entries):
+            self._check_entry(i, entry)
+        if len(rows) > self.config.epochs:
+            raise BadConfig(f"--epochs {self.config.epochs} is fewer than the "
+                            f"{len(rows)} epochs already recorded")
+        adopt = len(entries) == len(rows) - 1  # died after the row, before run.json
+        if rows and not adopt:
+            self._verify_checkpoint(entries[-1])
+        last = self.ckdir / checkpoint_name(len(rows) - 1)
+        if adopt and not last.is_file():
+            raise LogNotFound(f"{last}: checkpoint of committed epoch {len(rows) - 1} is missing")
+        # Repair: cut a partial trailing line, drop leftovers, adopt the last checkpoint.
+        if self.csv.is_file():
+            read_rows(self.csv, repair=True)
+        else:
+            _atomic_write_text(self.csv, HEADER)  # died before the header was written
+        self.ckdir.mkdir(exist_ok=True)
+        (self.out / "tensorboard").mkdir(exist_ok=True)
+        self._discard_leftovers(len(rows))
+        if adopt:
+            entries.append(self._entry(len(rows) - 1, rows[-1]["epoch_seconds"]))
+        seed_everything(self.config.seed)
+        self.batches = _Data(self.data, self.config.batch_size, self.config.seed)
+        self.rows = rows
+        self.manifest = manifest
+        self.manifest["config"] = self.config.to_json()
+        self.manifest["command"] = self.config.command(self.out, self.data_arg)
+        self.manifest["resumed"].append({"at": _now(), "from_epoch": len(rows), "argv": argv,
+                                         "versions": versions()})
+        self.manifest["status"] = "running"
+        if rows:
+            import keras
+
+            path = self.out / entries[-1]["checkpoint"]
+            self.model = keras.saving.load_model(path, safe_mode=True)
+        else:
+            self.model = build_model(self.config)
+        self._warm_up()
+        self._init_callbacks()
+        self._replay_callbacks()
+        self._write_manifest()
+
+    def _check_entry(self, epoch: int, entry: Any) -> None:
+        name = checkpoint_name(epoch)
+        if not isinstance(entry, dict) or entry.get("epoch") != epoch:
+            raise BadManifest(f"{self.out}/run.json: epochs[{epoch}] is malformed")
+        rel = entry.get("checkpoint")
+        if rel != f"checkpoints/{name}":
+            raise UnsafePath(
+                f"{self.out}/run.json: epochs[{epoch}] names {rel!r}, expected 'checkpoints/{name}'"
+            )
+
+    def _discard_leftovers(self, committed: int) -> None:
+        for path in self.ckdir.iterdir():
+            if path.name.startswith(".tmp-"):
+                path.unlink()
+            elif path.name.startswith("epoch-") and path.suffix == ".keras":
+                try:
+                    number = int(path.stem.removeprefix("epoch-"))
+                except ValueError:
+                    continue
+                if number > committed:  # a checkpoint whose row was never written
+                    path.unlink()
+        stale = self.out / ".run.json.tmp"
+        if stale.exists():
+            stale.unlink()
+
+    def _verify_checkpoint(self, entry: dict[str, Any]) -> None:
+        path = self.out / entry["checkpoint"]
+        if not path.is_file():
+            raise LogNotFound(f"{path}: checkpoint of the last committed epoch is missing")
+        digest, size = sha256_file(path), path.stat().st_size
+        if digest != entry.get("sha256") or size != entry.get("bytes"):
+            raise ChecksumMismatch(f"{path}: sha256 {digest} ({size} bytes) differs from "
+                                   f"run.json's {entry.get('sha256')} ({entry.get('bytes')} bytes)")
+
+    def _replay_callbacks(self) -> None:
+        """Feed the committed rows to the fresh callbacks, checking the learning rates."""
+        optimizer = self.model.optimizer
+        restored = float(optimizer.learning_rate)
+        optimizer.learning_rate = self.config.learning_rate
+        for row in self.rows:
+            in_effect = float(optimizer.learning_rate)
+            if np.float32(in_effect) != np.float32(row["learning_rate"]):
+                raise BadLog(
+                    f"{self.csv}: epoch {row['epoch']} records learning_rate "
+                    f"{row['learning_rate']!r} but replay has {in_effect!r}"
+                )
+            self._callbacks(int(row["epoch"]), _logs(row))
+        if self.rows and float(optimizer.learning_rate) != restored:
+            raise BadLog(
+                f"{self.out}: replaying the log gives learning rate "
+                f"{float(optimizer.learning_rate)!r}, the checkpoint has {restored!r}"
+            )
+
+    def _callbacks(self, epoch: int, logs: dict[str, float]) -> None:
+        if self.plateau is not None:
+            self.plateau.step(epoch, logs)
+        for shadow in self.shadows:
+            shadow.observe(epoch, logs)
+
+    # -- the loop
+
+    def run(self) -> dict[str, Any]:
+        board = _Board(self.out / "tensorboard")
+        try:
+            for epoch in range(len(self.rows), self.config.epochs):
+                self._epoch(epoch, board)
+            self.manifest["status"] = "complete"
+            self._write_manifest()
+        except KeyboardInterrupt:
+            self._abandon()
+            raise RunInterrupted(self.out, len(self.rows)) from None
+        except BaseException:
+            self._abandon()
+            raise
+        finally:
+            board.close()
+        return self.manifest
+
+    def _abandon(self) -> None:
+        with contextlib.suppress(Exception):
+            for path in self.ckdir.glob(".tmp-*"):
+                path.unlink()
+            self.manifest["status"] = "interrupted"
+            self._write_manifest()
+
+    def _epoch(self, epoch: int, board: _Board) -> None:
+        import keras
+
+        self.hooks("epoch_start", epoch)
+        learning_rate = float(self.model.optimizer.learning_rate)
+        callbacks: list[Any] = []
+        if not self.quiet:
+            callbacks.append(_progbar(keras, self.config.epochs))
+        if self.hooks.wants("in_fit"):
+            callbacks.append(_hook_callback(keras, self.hooks, epoch))
+        began = time.perf_counter()
+        history = self.model.fit(
+            self.batches.train(epoch),
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            validation_data=self.batches.val,
+            shuffle=False,
+            verbose=0 if self.quiet else 1,
+            callbacks=callbacks,
+        )
+        test = self.model.evaluate(self.batches.test, verbose=0, return_dict=True)
+        seconds = time.perf_counter() - began
+        logs = {k: float(history.history[k][-1]) for k in METRICS[:4]}
+        logs.update(test_loss=float(test["loss"]), test_accuracy=float(test["accuracy"]))
+        row = {"epoch": epoch, **logs, "learning_rate": learning_rate, "epoch_seconds": seconds}
+        self.hooks("after_fit", epoch)
+        with _sigint_deferred():
+            self._callbacks(epoch, logs)
+            entry = self._write_checkpoint(epoch, seconds)
+            _append_line(self.csv, format_row(row))
+            self.rows.append(row)
+            self.hooks("after_metrics_row", epoch)
+            board.write(row, self.model)
+            self.hooks("after_tensorboard", epoch)
+            self.manifest["epochs"].append(entry)
+            self._write_manifest()
+            self.hooks("after_manifest", epoch)
+        self.echo(_summary(row, self.config.epochs))
+
+    def _write_checkpoint(self, epoch: int, seconds: float) -> dict[str, Any]:
+        name = checkpoint_name(epoch)
+        tmp = self.ckdir / f".tmp-{name}"
+        self.model.save(tmp)
+        _fsync_file(tmp)
+        self.hooks("after_checkpoint_tmp", epoch)
+        os.replace(tmp, self.ckdir / name)
+        _fsync_dir(self.ckdir)
+        self.hooks("after_checkpoint_rename", epoch)
+        return self._entry(epoch, seconds)
+
+    def _entry(self, epoch: int, seconds: float) -> dict[str, Any]:
+        path = self.ckdir / checkpoint_name(epoch)
+        if not path.is_file():
+            raise LogNotFound(f"{path}: checkpoint of committed epoch {epoch} is missing")
+        return {
+            "epoch": epoch,
+            "checkpoint": f"checkpoints/{path.name}",
+            "sha256": sha256_file(path),
+            "bytes": path.stat().st_size,
+            "seconds": seconds,
+        }
+
+    def _write_manifest(self) -> None:
+        shadow = [s.to_json() for s in self.shadows]
+        if self.plateau is not None:
+            shadow.append(self.plateau.to_json())
+        self.manifest["shadow"] = shadow
+        _write_manifest(self.out, self.manifest)
+
+
+def _logs(row: dict[str, float]) -> dict[str, float]:
+    return {k: row[k] for k in METRICS}
+
+
+def _summary(row: dict[str, float], epochs: int) -> str:
+    return (
+        f"epoch {int(row['epoch']) + 1}/{epochs}  loss {row['loss']:.4f}  "
+        f"accuracy {row['accuracy']:.4f}  val_loss {row['val_loss']:.4f}  "
+        f"val_accuracy {row['val_accuracy']:.4f}  test_loss {row['test_loss']:.4f}  "
+        f"test_accuracy {row['test_accuracy']:.4f}  lr {row['learning_rate']:.3g}  "
+        f"{row['epoch_seconds']:.1f}s"
+    )
+
+
+def _progbar(keras: Any, epochs: int) -> Any:
+    class EpochProgbar(keras.callbacks.ProgbarLogger):
+        """Keras's progress bar, saying "Epoch k/N" of the whole run, not of one fit call."""
+
+        def set_params(self, params: dict[str, Any]) -> None:
+            super().set_params(params)
+            self.epochs = epochs
+
+    return EpochProgbar()
+
+
+def _hook_callback(keras: Any, hooks: Hooks, epoch: int) -> Any:
+    class HookCallback(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if batch == 0:
+                hooks("in_fit", epoch)
+
+    return HookCallback()
