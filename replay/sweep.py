@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -511,8 +511,3 @@ def check_shadow(facts: RunFacts, shadow: list[dict]) -> ShadowCheck:
             else:
                 mismatches.append(f"{label}: {what} replay={ours} keras={theirs}")
     return ShadowCheck(total, matched, tuple(mismatches))
-
-
-def with_grid(grid: Grid, **changes) -> Grid:
-    """A copy of ``grid`` with some fields replaced (tuples for sequences)."""
-    return replace(grid, **{k: v for k, v in changes.items() if v is not None})

@@ -245,3 +245,102 @@ def test_python_dash_m_replay_works():
     out = subprocess.run([sys.executable, "-m", "replay", "--version"], capture_output=True,
                          text=True, check=True)  # fmt: skip
     assert "callback-replay" in out.stdout
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_logs" / "mnist-mlp"
+
+
+def copy_sample(tmp_path: Path) -> Path:
+    import shutil
+
+    dest = tmp_path / "mnist-mlp"
+    shutil.copytree(SAMPLE, dest)
+    return dest
+
+
+def test_sweep_sample_checks_real_keras_decisions_and_draws_charts(tmp_path):
+    out = tmp_path / "out"
+    result = run("sweep", SAMPLE, "--patience", "3..10", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "mnist-mlp: replay matches 8/8 real Keras decisions" in result.stdout
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["curves.png", "early_stopping.png", "lr_schedules.png", "tradeoff.png"]
+    assert all((out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_shadow_mismatch_is_loud_and_exits_3(tmp_path):
+    run_dir = copy_sample(tmp_path)
+    manifest = json.loads((run_dir / "run.json").read_text())
+    es = next(s for s in manifest["shadow"] if s["params"]["patience"] == 2)
+    es["stopped_epoch"] = 7  # not what Keras decided
+    (run_dir / "run.json").write_text(json.dumps(manifest))
+    for args in (["sweep", run_dir, "--out", tmp_path / "o", "--no-charts"], ["show", run_dir]):
+        result = run(*args)
+        assert result.exit_code == 3
+        assert "MISMATCH (a bug in callback-replay)" in result.output
+        assert "replay matches 7/8 real Keras decisions" in result.output
+
+
+def test_multi_run_sweep_aggregates(tmp_path, log):
+    other = write_log(tmp_path / "second.csv", n=8)
+    result = run("sweep", log, other, "--patience", "1,2", "--policy", "early_stopping",
+                 "--out", tmp_path / "o", "--no-charts")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "== across runs (12 settings, best mean regret first) ==" in result.stdout
+    header = next(
+        ln for ln in result.stdout.splitlines() if ln.startswith("setting") and "runs" in ln
+    )
+    assert header.split() == ["setting", "runs", "regret", "mean", "worst", "spread", "epochs",
+                              "mean", "censored"]  # fmt: skip
+
+
+def fake_run_with_checkpoints(tmp_path: Path) -> Path:
+    """A run directory whose 'checkpoints' are plain bytes with correct sha256s."""
+    import hashlib
+
+    root = tmp_path / "run"
+    (root / "checkpoints").mkdir(parents=True)
+    write_log(root / "metrics.csv")
+    epochs = []
+    for e in range(10):
+        data = f"weights of epoch {e}".encode()
+        rel = f"checkpoints/epoch-{e + 1:03d}.keras"
+        (root / rel).write_bytes(data)
+        epochs.append({"epoch": e, "checkpoint": rel, "sha256": hashlib.sha256(data).hexdigest(),
+                       "bytes": len(data), "seconds": 1.0})  # fmt: skip
+    manifest = {"schema_version": 1, "name": "run", "status": "complete", "epochs": epochs}
+    (root / "run.json").write_text(json.dumps(manifest))
+    return root
+
+
+def test_pick_verifies_and_copies_the_kept_checkpoint_never_overwriting(tmp_path):
+    root = fake_run_with_checkpoints(tmp_path)
+    dest = tmp_path / "best.keras"
+    args = ["pick", root, "--patience", "2", "--restore-best-weights", "yes", "--copy", dest]
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert f"checkpoint: {root / 'checkpoints' / 'epoch-005.keras'} (sha256 verified)" in (
+        result.stdout
+    )
+    assert dest.read_bytes() == b"weights of epoch 4"
+    again = run(*args)
+    assert again.exit_code == 1
+    assert error_line(again) == (
+        f"Error: --copy {dest}: already exists; pick never overwrites a file."
+    )
+    assert dest.read_bytes() == b"weights of epoch 4"
+
+
+def test_pick_refuses_a_tampered_checkpoint(tmp_path):
+    root = fake_run_with_checkpoints(tmp_path)
+    (root / "checkpoints" / "epoch-005.keras").write_bytes(b"weights of epoch X")
+    result = run("pick", root, "--patience", "2", "--restore-best-weights", "yes")
+    assert result.exit_code == 1
+    assert "differs from run.json's" in error_line(result)
+
+
+def test_show_draws_a_chart(tmp_path, log):
+    chart = tmp_path / "curves.png"
+    result = run("show", log, "--chart", chart)
+    assert result.exit_code == 0, result.output
+    assert chart.read_bytes()[:4] == b"\x89PNG"
