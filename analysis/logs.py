@@ -585,6 +585,30 @@ def _safe_relative(root: Path, rel: str, manifest: Path, where: str) -> Path:
     return full
 
 
+def _check_shadow_entry(mpath: Path, where: str, entry: dict[str, Any]) -> None:
+    """The shape that replaying a shadow callback relies on (values are the policies' job).
+
+    Raises:
+        BadManifest: ``params`` not an object, ``monitor`` not a string, an epoch that
+            is not an integer or null, ``reductions`` not a list of integers.
+    """
+    params = entry.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise _bad_field(mpath, f"{where}.params", "an object", params)
+    monitor = (params or {}).get("monitor")
+    if monitor is not None and not isinstance(monitor, str):
+        raise _bad_field(mpath, f"{where}.params.monitor", "a metric name", monitor)
+    for key in ("stopped_epoch", "best_epoch"):
+        value = entry.get(key)
+        if value is not None and not _is_int(value):
+            raise _bad_field(mpath, f"{where}.{key}", "an epoch number or null", value)
+    reductions = entry.get("reductions")
+    if reductions is not None and not (
+        isinstance(reductions, list) and all(_is_int(r) for r in reductions)
+    ):
+        raise _bad_field(mpath, f"{where}.reductions", "a list of epoch numbers", reductions)
+
+
 def _parse_checkpoints(manifest: dict[str, Any]) -> dict[int, CheckpointInfo]:
     """Checkpoint entries of a manifest already validated by :func:`_read_manifest`."""
     out: dict[int, CheckpointInfo] = {}
@@ -642,6 +666,8 @@ def _read_manifest(root: Path) -> dict[str, Any]:
         isinstance(shadow, list) and all(isinstance(s, dict) for s in shadow)
     ):
         raise _bad_field(mpath, "shadow", "a list of objects", shadow)
+    for i, entry in enumerate(shadow or []):
+        _check_shadow_entry(mpath, f"shadow[{i}]", entry)
     epochs = manifest.get("epochs")
     if epochs is None:
         return manifest

@@ -462,6 +462,7 @@ def show(run, chart):
         draw_run_chart(loaded, chart)
         click.echo(f"wrote {chart}", err=True)
     if mismatch:
+        click.echo("Error: the replay disagrees with real Keras decisions (see above).", err=True)
         sys.exit(SHADOW_MISMATCH_EXIT)
 
 
