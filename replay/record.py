@@ -112,6 +112,44 @@ HOOK_POINTS = (
 HOOK_ACTIONS = ("kill", "interrupt", "fail", "pause")
 
 
+class UnsafeCheckpoint(ReplayError):
+    """A checkpoint that Keras's safe mode refuses to load (Lambda layers, custom code)."""
+
+
+def load_checkpoint(path: Path):
+    """Load a ``.keras`` checkpoint with ``safe_mode=True`` only.
+
+    Raises:
+        UnsafeCheckpoint: the file needs unsafe deserialization (e.g. a Lambda layer).
+        BadCheckpoint: the file is not a loadable Keras model.
+    """
+    import zipfile
+
+    import keras
+
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except ValueError as e:
+        if "safe_mode" in str(e) or "Lambda" in str(e):
+            raise UnsafeCheckpoint(
+                f"{path}: refused: the model holds code (a Lambda layer or a custom object) "
+                "that Keras only loads with safe_mode=False; callback-replay never does, so "
+                "re-record the run without such layers"
+            ) from None
+        raise BadCheckpoint(f"{path}: not a loadable Keras model ({_one_line(e)})") from None
+    except (OSError, TypeError, KeyError, zipfile.BadZipFile) as e:
+        raise BadCheckpoint(f"{path}: not a loadable Keras model ({_one_line(e)})") from None
+
+
+class BadCheckpoint(ReplayError):
+    """A checkpoint file that Keras cannot load."""
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text[:200] + ("..." if len(text) > 200 else "")
+
+
 class BadConfig(ReplayError):
     """An option value that cannot be used (bad --reduce-lr-on-plateau, --limit, ...)."""
 
@@ -903,10 +941,7 @@ class _Recorder:
                                          "versions": versions()})
         self.manifest["status"] = "running"
         if rows:
-            import keras
-
-            path = self.out / entries[-1]["checkpoint"]
-            self.model = keras.saving.load_model(path, safe_mode=True)
+            self.model = load_checkpoint(self.out / entries[-1]["checkpoint"])
         else:
             self.model = build_model(self.config)
         self._warm_up()

@@ -475,3 +475,30 @@ def test_a_run_json_nested_100000_deep_is_a_bad_manifest(tmp_path):
     shutil.copytree(RUN, root)
     (root / "run.json").write_text("[" * 100_000 + "]" * 100_000)
     error_line(invoke("show", root))
+
+
+@pytest.mark.slow
+def test_resume_checkpoint_with_lambda_layer_is_refused_with_a_clear_message(tmp_path):
+    import keras
+
+    from replay.record import UnsafeCheckpoint, load_checkpoint
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda x: x * 2)])
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    with pytest.raises(UnsafeCheckpoint) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: refused: the model holds code")
+    assert "callback-replay never does" in message
+
+
+@pytest.mark.slow
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    from replay.record import BadCheckpoint, load_checkpoint
+
+    path = tmp_path / "epoch-001.keras"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(BadCheckpoint, match=r"not a loadable Keras model"):
+        load_checkpoint(path)
