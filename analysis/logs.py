@@ -158,6 +158,18 @@ class RunLog:
             return []
         return list(self.manifest.get("shadow") or [])
 
+    @property
+    def shadow_epochs(self) -> int:
+        """How many epochs the shadow decisions in run.json have seen.
+
+        run.json is replaced after the metrics row is committed, so a run killed in
+        between has one more row than its manifest (and its shadow decisions) covers.
+        """
+        epochs = (self.manifest or {}).get("epochs")
+        if isinstance(epochs, list):
+            return min(len(epochs), self.n_epochs)
+        return self.n_epochs
+
 
 # --------------------------------------------------------------------------- building
 

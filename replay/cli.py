@@ -274,7 +274,7 @@ def sweep(runs, fmt, out, no_charts, force, max_settings, **opts):
     shadow_lines, mismatch = [], False
     for run, facts in zip(loaded, result.facts, strict=True):
         if run.shadow:
-            check = check_shadow(facts, run.shadow)
+            check = check_shadow(facts, run.shadow, run.shadow_epochs)
             if check.total:
                 shadow_lines.append(
                     f"{run.name}: replay matches {check.matched}/{check.total} real Keras decisions"

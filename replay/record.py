@@ -31,6 +31,11 @@ only then, and EarlyStopping's ``mode="auto"`` needs them for ``val_accuracy``.)
 TensorBoard files are
 for viewing: an epoch killed between steps 3 and 4 is missing there (never doubled).
 
+Ctrl-C, or an ``OSError`` during training (disk full, I/O error: :class:`WriteFailed`, a
+one-line message), marks the run ``interrupted`` after deleting temporary files; if the
+epoch's row was already written, its checkpoint is first added to run.json, so that
+run.json and metrics.csv (and the shadow decisions) cover the same epochs.
+
 Determinism: ``keras.utils.set_random_seed(seed)``, op determinism enabled (which
 also makes Keras choose ``jit_compile=False``), and each epoch's order is
 ``numpy.random.default_rng([seed, epoch]).permutation(n_train)`` fed in fixed
@@ -46,10 +51,11 @@ written), ``after_checkpoint_tmp`` (temporary file fsynced, not renamed),
 ``after_checkpoint_rename``, ``after_metrics_row``, ``after_tensorboard``,
 ``after_manifest`` (epoch fully committed). EPOCH is a 0-based epoch (omitted: every
 epoch), ACTION one of ``kill`` (SIGKILL this process: a kill -9 at that instant),
-``interrupt`` (SIGINT this process: a Ctrl-C), ``fail`` (raise RuntimeError) or
-``pause`` (write "POINT@EPOCH PID" to the file named by ``REPLAY_TEST_HOOK_SIGNAL``,
-if set, then sleep until killed). Example: ``after_manifest@1:pause`` stops right
-after the second epoch is fully committed.
+``interrupt`` (SIGINT this process: a Ctrl-C), ``fail`` (raise RuntimeError), ``enospc``
+or ``eio`` (raise ``OSError`` with errno ENOSPC or EIO: a write that fails, as on a full
+or failing disk) or ``pause`` (write "POINT@EPOCH PID" to the file named by
+``REPLAY_TEST_HOOK_SIGNAL``, if set, then sleep until killed). Example:
+``after_manifest@1:pause`` stops right after the second epoch is fully committed.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import errno
 import fcntl
 import json
 import math
@@ -109,7 +116,7 @@ HOOK_POINTS = (
     "after_tensorboard",
     "after_manifest",
 )
-HOOK_ACTIONS = ("kill", "interrupt", "fail", "pause")
+HOOK_ACTIONS = ("kill", "interrupt", "fail", "enospc", "eio", "pause")
 
 
 class UnsafeCheckpoint(ReplayError):
@@ -168,6 +175,18 @@ class RunInterrupted(ReplayError):
         )
         self.out = out
         self.committed = committed
+
+
+class WriteFailed(ReplayError):
+    """An OSError (disk full, I/O error) stopped training; the run is marked interrupted."""
+
+    def __init__(self, out: Path, committed: int, error: OSError) -> None:
+        where = f" ({error.filename})" if error.filename else ""
+        super().__init__(
+            f"writing the run failed: {error.strerror or _one_line(error)}{where}; {out} keeps "
+            f"{committed} committed epoch(s); fix the cause, then continue with: "
+            f"replay record --resume --out {out}"
+        )
 
 
 # ---------------------------------------------------------------- configuration
@@ -371,6 +390,9 @@ def _hook_action(action: str, where: str) -> None:
         signal.raise_signal(signal.SIGINT)
     elif action == "fail":
         raise RuntimeError(f"REPLAY_TEST_HOOK failure at {where}")
+    elif action in ("enospc", "eio"):
+        code = errno.ENOSPC if action == "enospc" else errno.EIO
+        raise OSError(code, os.strerror(code), f"REPLAY_TEST_HOOK at {where}")
     else:  # pause
         target = os.environ.get("REPLAY_TEST_HOOK_SIGNAL")
         if target:
@@ -702,7 +724,8 @@ def record(
     per epoch and the end line. Raises :class:`BadConfig`, :class:`RunExists`,
     :class:`~replay.data.BadData`, :class:`LogNotFound`, :class:`BadManifest`,
     :class:`BadLog`, :class:`ChecksumMismatch` (nothing written for any of these),
-    and :class:`RunInterrupted` after Ctrl-C (the run is marked ``interrupted``).
+    :class:`RunInterrupted` after Ctrl-C and :class:`WriteFailed` when an ``OSError``
+    (disk full, I/O error) stops training (the run is marked ``interrupted`` for both).
     """
     hooks = Hooks.from_env()
     argv = list(sys.argv if argv is None else argv)
@@ -841,6 +864,7 @@ class _Recorder:
         self.model: Any = None
         self.shadows: list[_Shadow] = []
         self.plateau: _Plateau | None = None
+        self.observed = 0  # epochs the callbacks have seen
 
     # -- setup
 
@@ -1003,6 +1027,7 @@ class _Recorder:
             )
 
     def _callbacks(self, epoch: int, logs: dict[str, float]) -> None:
+        self.observed = epoch + 1
         if self.plateau is not None:
             self.plateau.step(epoch, logs)
         for shadow in self.shadows:
@@ -1020,6 +1045,9 @@ class _Recorder:
         except KeyboardInterrupt:
             self._abandon()
             raise RunInterrupted(self.out, len(self.rows)) from None
+        except OSError as e:
+            self._abandon()
+            raise WriteFailed(self.out, len(self.rows), e) from None
         except BaseException:
             self._abandon()
             raise
@@ -1028,6 +1056,10 @@ class _Recorder:
         return self.manifest
 
     def _abandon(self) -> None:
+        with contextlib.suppress(Exception):
+            if len(self.manifest["epochs"]) < len(self.rows):  # failed after the row
+                row = self.rows[-1]
+                self.manifest["epochs"].append(self._entry(int(row["epoch"]), row["epoch_seconds"]))
         with contextlib.suppress(Exception):
             for path in self.ckdir.glob(".tmp-*"):
                 path.unlink()
@@ -1097,10 +1129,13 @@ class _Recorder:
         }
 
     def _write_manifest(self) -> None:
-        shadow = [s.to_json() for s in self.shadows]
-        if self.plateau is not None:
-            shadow.append(self.plateau.to_json())
-        self.manifest["shadow"] = shadow
+        # Callbacks that saw an epoch whose row was never written (an error mid-commit)
+        # are ahead of metrics.csv: run.json keeps the decisions it already has.
+        if self.observed <= len(self.rows):
+            shadow = [s.to_json() for s in self.shadows]
+            if self.plateau is not None:
+                shadow.append(self.plateau.to_json())
+            self.manifest["shadow"] = shadow
         _write_manifest(self.out, self.manifest)
 
 

@@ -97,7 +97,7 @@ def render_summary(run) -> tuple[str, bool]:
         lines.append(f"warning: {w}")
     mismatch = False
     if run.shadow:
-        check = check_shadow(RunFacts.from_runlog(run), run.shadow)
+        check = check_shadow(RunFacts.from_runlog(run), run.shadow, run.shadow_epochs)
         lines.append("")
         lines.append(f"shadow callbacks: replay matches {check.matched}/{check.total} real "
                      "Keras decisions")  # fmt: skip

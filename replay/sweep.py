@@ -463,8 +463,11 @@ class ShadowCheck:
         return self.matched == self.total
 
 
-def check_shadow(facts: RunFacts, shadow: list[dict]) -> ShadowCheck:
+def check_shadow(facts: RunFacts, shadow: list[dict], epochs: int | None = None) -> ShadowCheck:
     """Replay each shadow callback's settings and compare its recorded decisions.
+
+    ``epochs`` limits the replay to the epochs the shadow callbacks had seen when
+    run.json was last written (see ``RunLog.shadow_epochs``).
 
     Each EarlyStopping entry contributes two decisions (stopped epoch, best epoch);
     each ReduceLROnPlateau entry one (its reductions).
@@ -477,7 +480,7 @@ def check_shadow(facts: RunFacts, shadow: list[dict]) -> ShadowCheck:
         monitor = params.get("monitor", "val_loss")
         if monitor not in facts.metrics:
             continue
-        values = facts.values(monitor)
+        values = facts.values(monitor)[:epochs]
         label = f"{kind}({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
         label = " ".join(label.splitlines())  # one line, whatever run.json holds
         try:

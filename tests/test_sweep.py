@@ -180,3 +180,14 @@ def test_empty_curve_is_censored_with_no_kept_epoch():
     result = sweep([f], es_grid(patience=(1,), min_delta=(0.0,), restore_best_weights=(True,)))
     (r,) = result.records
     assert r["censored"] and r["final_epoch"] == 1 and r["regret"] is None
+
+
+def test_shadow_check_covers_only_the_epochs_run_json_had_seen():
+    # Killed between the metrics row of epoch 4 and run.json: the manifest (and its shadow
+    # decisions) cover epochs 0-3. Over all 5 rows patience 2 stops at epoch 4; over the
+    # 4 the shadow saw, it had not stopped.
+    f = facts(val_loss=[0.5, 0.4, 0.3, 0.35, 0.36])
+    shadow = [{"callback": "EarlyStopping", "params": {"monitor": "val_loss", "patience": 2},
+               "stopped_epoch": None, "best_epoch": 2}]  # fmt: skip
+    assert check_shadow(f, shadow).matched == 1
+    assert check_shadow(f, shadow, epochs=4).ok
