@@ -30,7 +30,6 @@ Decisions:
 from __future__ import annotations
 
 import csv
-import gc
 import hashlib
 import io
 import json
@@ -54,6 +53,7 @@ from analysis.errors import (
     UnsafePath,
     missing_metric,
 )
+from analysis.gcpause import gc_paused
 from analysis.tb import _epochs_phrase, _fmt_epochs
 
 __all__ = [
@@ -277,13 +277,8 @@ def _parse_csv(text: str, path: Path) -> tuple[list[str], pd.DataFrame, pd.DataF
     Raises:
         BadLog: see :func:`load_csv`.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return _parse_csv_text(text, path)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _parse_csv_text(

@@ -61,6 +61,7 @@ import numpy as np
 __all__ = [
     "MAX_METRICS",
     "MIN_METRICS",
+    "Curve",
     "EarlyStoppingResult",
     "EarlyStoppingTrace",
     "PlateauResult",
@@ -177,20 +178,45 @@ def _check_finite(name: str, value: object) -> float:
     return float(value)
 
 
+class Curve:
+    """One metric's values, converted once for every policy that reads them.
+
+    ``values`` is float64 with NaN where not logged, ``logged`` says which epochs
+    have a value, and ``plain`` holds each value as TensorFlow compares it (float32,
+    subnormals flushed to zero). A sweep builds one Curve per (run, metric) and
+    hands it to every trace instead of the raw sequence.
+    """
+
+    __slots__ = ("logged", "plain", "values")
+
+    def __init__(self, values: Sequence[float | None]):
+        arr, logged = _as_array(values)
+        self.values = arr
+        self.logged = logged.tolist()
+        self.plain = _float32(arr).tolist()
+
+    def __len__(self) -> int:
+        return len(self.logged)
+
+
+def as_curve(values: Sequence[float | None] | Curve) -> Curve:
+    """``values`` as a :class:`Curve` (itself when it already is one)."""
+    return values if isinstance(values, Curve) else Curve(values)
+
+
 class _Improvement:
     """``MonitorCallback._is_improvement`` over a whole curve, float32 semantics.
 
     ``beats(i, j)`` says whether epoch ``i``'s value improves on epoch ``j``'s.
     """
 
-    def __init__(self, values: np.ndarray, mode: str, min_delta: float):
+    def __init__(self, curve: Curve, mode: str, min_delta: float):
         d = abs(min_delta)
         signed = -d if mode == "min" else d
         self.mode = mode
-        self.signed_delta = signed
         with np.errstate(invalid="ignore"):
-            self.shifted = _float32(values - signed).tolist()
-        self.plain = _float32(values).tolist()
+            self.shifted = _float32(curve.values - signed).tolist()
+        self.plain = curve.plain
 
     def beats_value(self, i: int, reference: float) -> bool:
         if self.mode == "min":
@@ -235,7 +261,7 @@ class EarlyStoppingTrace:
 
     def __init__(
         self,
-        values: Sequence[float | None],
+        values: Sequence[float | None] | Curve,
         *,
         mode: str,
         min_delta: float = 0.0,
@@ -248,12 +274,13 @@ class EarlyStoppingTrace:
         if baseline is not None:
             baseline = _check_finite("baseline", baseline)
         start_from_epoch = _check_int("start_from_epoch", start_from_epoch)
-        arr, logged = _as_array(values)
-        imp = _Improvement(arr, mode, min_delta)
+        curve = as_curve(values)
+        logged = curve.logged
+        imp = _Improvement(curve, mode, min_delta)
         if baseline is not None:
             base_ref = float(_float32(np.array([baseline]))[0])
 
-        self.n_epochs = len(arr)
+        self.n_epochs = len(curve)
         # Epochs at which Keras could stop (monitored, not improved, epoch > 0),
         # with the running maximum of their ``wait`` for bisection.
         self._candidates: list[int] = []
@@ -361,17 +388,19 @@ class PlateauTrace:
     cheap integer state machine for each (factor, patience, cooldown, min_lr).
     """
 
-    def __init__(self, values: Sequence[float | None], *, mode: str, min_delta: float = 1e-4):
+    def __init__(
+        self, values: Sequence[float | None] | Curve, *, mode: str, min_delta: float = 1e-4
+    ):
         if mode not in ("min", "max"):
             raise PolicyError(f"mode must be 'min' or 'max' here but got {mode!r}.")
         min_delta = _check_finite("min_delta", min_delta)
-        arr, logged = _as_array(values)
-        imp = _Improvement(arr, mode, min_delta)
+        curve = as_curve(values)
+        imp = _Improvement(curve, mode, min_delta)
         # Per epoch: None (not logged: Keras does nothing), True (improved), False.
         flags: list[bool | None] = []
         best: int | None = None
-        for epoch in range(len(arr)):
-            if not logged[epoch]:
+        for epoch, logged in enumerate(curve.logged):
+            if not logged:
                 flags.append(None)
             elif best is None or imp.beats(epoch, best):
                 best = epoch

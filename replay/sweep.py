@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from analysis.errors import ReplayError, missing_metric
+from analysis.gcpause import gc_paused
 from replay.policies import (
+    Curve,
     EarlyStoppingTrace,
     PlateauTrace,
     PolicyError,
@@ -219,6 +221,11 @@ def sweep(runs: Iterable, grid: Grid = DEFAULT_GRID) -> SweepResult:
         PolicyError: an invalid parameter, or a mode that cannot be inferred.
         ReplayError: an LR policy over a log with no learning rate and no initial_lr.
     """
+    with gc_paused():  # tens of thousands of cycle-free dicts
+        return _sweep(runs, grid)
+
+
+def _sweep(runs: Iterable, grid: Grid) -> SweepResult:
     records: list[dict] = []
     oracles: list[dict] = []
     notes: list[str] = []
@@ -254,11 +261,12 @@ def sweep(runs: Iterable, grid: Grid = DEFAULT_GRID) -> SweepResult:
                 }
             )
             ctx = _Context(facts, monitor, mode, heldout, regrets, rows)
+            curve = Curve(values)
             for policy in grid.policies:
                 if policy == "early_stopping":
-                    records.extend(_sweep_early_stopping(ctx, values, grid))
+                    records.extend(_sweep_early_stopping(ctx, curve, grid))
                 elif policy == "reduce_lr_on_plateau":
-                    records.extend(_sweep_plateau(ctx, values, grid))
+                    records.extend(_sweep_plateau(ctx, curve, grid))
                 else:
                     records.extend(_sweep_prechelt(ctx, values, grid, notes))
     return SweepResult(records=records, oracles=oracles, notes=_unique(notes), facts=all_facts)
