@@ -167,6 +167,8 @@ def _build_grid(opts: dict, *, single: bool = False):
             raise GridError(f"--monitor: pick takes one metric but got {opts['monitor']!r}.")
         changes["monitors"] = monitors
     restore = opts.get("restore_best_weights")
+    if single and restore == "both":
+        raise GridError("--restore-best-weights: pick takes yes or no, not both.")
     if restore is not None:
         changes["restore_best_weights"] = {
             "yes": (True,), "no": (False,), "both": (False, True)

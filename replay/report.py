@@ -121,6 +121,8 @@ def _merged_label(group: list[dict]) -> str:
     """One label for settings with the same outcome: differing values joined by '|'."""
     if len(group) == 1:
         return setting_label(group[0])
+    if group[0]["policy"] == "prechelt":  # criteria differ in kind: list them
+        return ", ".join(dict.fromkeys(setting_label(r) for r in group))
     first = group[0]
     params = dict(first["params"])
     varying = {}

@@ -161,6 +161,15 @@ def bad_inputs(tmp: Path):
             "Error: --patience: pick takes one value but got '1,2'.",
         ),
         (["pick", good, "--policy", "reduce_lr_on_plateau"], "pick chooses a checkpoint"),
+        (
+            ["pick", good, "--restore-best-weights", "both"],
+            "Error: --restore-best-weights: pick takes yes or no, not both.",
+        ),
+        (["pick", good, "--monitor", "val_loss,loss"], "pick takes one metric"),
+        (
+            ["pick", good, "--policy", "prechelt", "--gl-alpha", "1", "--up-strips", "2"],
+            "pick takes one Prechelt criterion",
+        ),
         (["show", tmp / "nope"], "nope: no such file or directory"),
     ]
 
