@@ -35,6 +35,8 @@ import tempfile
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from analysis.names import base_name
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.axes import Axes
@@ -142,20 +144,13 @@ def _humanize(name: str) -> str:
     return name.replace("_", " ")
 
 
-def _base_name(metric: str) -> str:
-    for prefix in ("val_", "test_"):
-        if metric.startswith(prefix):
-            return metric[len(prefix) :]
-    return metric
-
-
 def metric_higher_is_better(metric: str) -> bool:
     """Whether larger values of ``metric`` are better (accuracy, AUC, ...), by its name.
 
     >>> metric_higher_is_better("test_accuracy"), metric_higher_is_better("val_loss")
     (True, False)
     """
-    base = _base_name(metric).lower()
+    base = base_name(metric).lower()
     if any(w in base for w in ("loss", "error", "mse", "mae", "crossentropy", "hinge")):
         return False
     return any(w in base for w in ("acc", "auc", "precision", "recall", "f1", "iou"))
@@ -417,7 +412,7 @@ def curves_figure(
 
     n = len(metrics)
     epochs = [float(e) for e in metrics.index]
-    base = _base_name(monitor)
+    base = base_name(monitor)
     series = [
         (col, label, color)
         for col, label, color in (

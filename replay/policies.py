@@ -58,6 +58,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analysis.names import base_name
+
 __all__ = [
     "MAX_METRICS",
     "MIN_METRICS",
@@ -126,11 +128,7 @@ def resolve_mode(monitor: str, mode: str = "auto") -> str:
         )
     if mode != "auto":
         return mode
-    name = monitor
-    for prefix in ("val_", "test_"):
-        if name.startswith(prefix):
-            name = name[len(prefix) :]
-            break
+    name = base_name(monitor)
     if name in MIN_METRICS:
         return "min"
     if name in MAX_METRICS:

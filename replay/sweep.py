@@ -19,6 +19,7 @@ import numpy as np
 
 from analysis.errors import ReplayError, missing_metric
 from analysis.gcpause import gc_paused
+from analysis.names import base_name
 from replay.policies import (
     Curve,
     EarlyStoppingTrace,
@@ -158,7 +159,7 @@ class RunFacts:
 
     def heldout_for(self, monitor: str) -> str | None:
         """The held-out metric matching ``monitor`` (test_*, else val_*), or None."""
-        base = _base_name(monitor)
+        base = base_name(monitor)
         for candidate in (f"test_{base}", f"val_{base}"):
             if candidate in self.metrics:
                 return candidate
@@ -169,13 +170,6 @@ class RunFacts:
         for e in range(self.n_epochs):
             rows.append({c: _json_float(self.metrics[c][e]) for c in self.columns})
         return rows
-
-
-def _base_name(metric: str) -> str:
-    for prefix in ("val_", "test_"):
-        if metric.startswith(prefix):
-            return metric[len(prefix) :]
-    return metric
 
 
 def _json_float(v: float | None) -> float | None:
@@ -190,14 +184,9 @@ def _regrets(values: Sequence[float | None], mode: str) -> tuple[list[float | No
     finite = np.isfinite(arr)
     if not finite.any():
         return [None] * len(values), None
-    if mode == "min":
-        best = float(np.min(arr[finite]))
-        regret = arr - best
-        oracle = int(np.flatnonzero(finite & (arr == best))[0])
-    else:
-        best = float(np.max(arr[finite]))
-        regret = best - arr
-        oracle = int(np.flatnonzero(finite & (arr == best))[0])
+    best = float(np.min(arr[finite]) if mode == "min" else np.max(arr[finite]))
+    regret = arr - best if mode == "min" else best - arr
+    oracle = int(np.flatnonzero(finite & (arr == best))[0])
     return [float(r) if math.isfinite(r) else None for r in regret], oracle
 
 
@@ -420,7 +409,7 @@ def _sweep_plateau(ctx: _Context, values, grid: Grid) -> list[dict]:
 
 
 def _sweep_prechelt(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[dict]:
-    train_name = _base_name(ctx.monitor)
+    train_name = base_name(ctx.monitor)
     train = ctx.facts.values(train_name) if train_name in ctx.facts.metrics else None
     error = ctx.monitor
     if ctx.mode == "max":
