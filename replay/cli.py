@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -194,7 +195,7 @@ def _build_grid(opts: dict, *, single: bool = False):
             pq_alpha=(1.0,),
             up_strips=(3,),
         )
-    return Grid(**{**base.__dict__, **{k: v for k, v in changes.items() if v is not None}})
+    return replace(base, **{k: v for k, v in changes.items() if v is not None})
 
 
 def _format_option(func):
@@ -402,8 +403,6 @@ def pick(run, copy_to, **opts):
 
 
 def _only(grid, keep: str):
-    from dataclasses import replace
-
     empty = {k: () for k in ("gl_alpha", "pq_alpha", "up_strips") if k != keep}
     return replace(grid, **empty)
 
