@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from replay.policies import PolicyError, resolve_mode
 
 __all__ = ["render_summary"]
@@ -22,24 +20,24 @@ def _object(value) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def lr_changes(values: list[float | None]) -> list[tuple[int, float, float]]:
-    """(epoch, previous rate, new rate) wherever the recorded rate changes (float32)."""
+def lr_changes(rates: list[float | None]) -> list[tuple[int, float, float]]:
+    """(epoch, previous rate, new rate) wherever a rate (as ``recorded_lr`` gives) changes."""
     changes = []
     prev = None
-    for epoch, v in enumerate(values):
-        if v is None or not math.isfinite(v):
+    for epoch, rate in enumerate(rates):
+        if rate is None:
             continue
-        v32 = float(np.float32(v))
-        if prev is not None and v32 != prev:
-            changes.append((epoch, prev, v32))
-        prev = v32
+        if prev is not None and rate != prev:
+            changes.append((epoch, prev, rate))
+        prev = rate
     return changes
 
 
 def render_summary(run) -> tuple[str, bool]:
     """Return (text, shadow mismatch?) for an :class:`analysis.logs.RunLog`."""
-    from replay.sweep import RunFacts, check_shadow
+    from replay.sweep import RunFacts, best_epoch, check_shadow, recorded_lr
 
+    facts = RunFacts.from_runlog(run)
     lines = [f"{run.name}  ({run.format}: {run.source})"]
     m = run.manifest or {}
     lines.append(f"epochs: {run.n_epochs}   status: {run.status}")
@@ -50,23 +48,20 @@ def render_summary(run) -> tuple[str, bool]:
         )
     lines.append("")
     lines.append(f"{'metric':<16} {'best epoch':>10} {'best':>12} {'final':>12}")
-    for column in run.metrics.columns:
-        values = run.values(column)
-        arr = np.array([math.nan if v is None else v for v in values], dtype=float)
+    for column in facts.columns:
+        values = facts.values(column)
         final = next((v for v in reversed(values) if v is not None), None)
         try:
-            mode = resolve_mode(column)
-        except PolicyError:
-            mode = None
-        finite = np.isfinite(arr)
-        if mode is None or not finite.any():
+            best_i = best_epoch(values, resolve_mode(column))
+        except PolicyError:  # no direction known for this column (learning_rate, ...)
+            best_i = None
+        if best_i is None:
             lines.append(f"{column:<16} {'':>10} {'':>12} {_fmt(final):>12}")
             continue
-        idx = np.flatnonzero(finite)
-        best_i = int(idx[np.argmin(arr[idx])] if mode == "min" else idx[np.argmax(arr[idx])])
-        lines.append(f"{column:<16} {best_i:>10} {_fmt(arr[best_i]):>12} {_fmt(final):>12}")
-    if run.has("learning_rate"):
-        changes = lr_changes(run.values("learning_rate"))
+        lines.append(f"{column:<16} {best_i:>10} {_fmt(values[best_i]):>12} {_fmt(final):>12}")
+    rates = recorded_lr(facts)
+    if rates is not None:
+        changes = lr_changes(rates)
         lines.append("")
         if changes:
             lines.append("learning-rate changes:")
@@ -97,7 +92,7 @@ def render_summary(run) -> tuple[str, bool]:
         lines.append(f"warning: {w}")
     mismatch = False
     if run.shadow:
-        check = check_shadow(RunFacts.from_runlog(run), run.shadow, run.shadow_epochs)
+        check = check_shadow(facts, run.shadow, run.shadow_epochs)
         lines.append("")
         lines.append(f"shadow callbacks: replay matches {check.matched}/{check.total} real "
                      "Keras decisions")  # fmt: skip

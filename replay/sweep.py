@@ -178,16 +178,23 @@ def _json_float(v: float | None) -> float | None:
     return float(v)
 
 
+def best_epoch(values: Sequence[float | None], mode: str) -> int | None:
+    """The first epoch with the best finite value (``mode`` "min" or "max"), or None."""
+    arr = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+    idx = np.flatnonzero(np.isfinite(arr))
+    if not len(idx):
+        return None
+    return int(idx[np.argmin(arr[idx]) if mode == "min" else np.argmax(arr[idx])])
+
+
 def _regrets(values: Sequence[float | None], mode: str) -> tuple[list[float | None], int | None]:
     """Per-epoch regret (0 best, larger worse) and the oracle epoch."""
-    arr = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
-    finite = np.isfinite(arr)
-    if not finite.any():
+    oracle = best_epoch(values, mode)
+    if oracle is None:
         return [None] * len(values), None
-    best = float(np.min(arr[finite]) if mode == "min" else np.max(arr[finite]))
-    regret = arr - best if mode == "min" else best - arr
-    oracle = int(np.flatnonzero(finite & (arr == best))[0])
-    return [float(r) if math.isfinite(r) else None for r in regret], oracle
+    best = values[oracle]
+    regret = [None if v is None else (v - best if mode == "min" else best - v) for v in values]
+    return [r if r is not None and math.isfinite(r) else None for r in regret], oracle
 
 
 @dataclass
