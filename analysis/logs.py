@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import math
 import os
@@ -45,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import (
+    AmbiguousLog,
     BadLog,
     BadManifest,
     CheckpointUnavailable,
@@ -54,6 +56,7 @@ from analysis.errors import (
     missing_metric,
 )
 from analysis.gcpause import gc_paused
+from analysis.names import find_column, lr_column
 from analysis.tb import _epochs_phrase, _fmt_epochs
 
 __all__ = [
@@ -66,7 +69,13 @@ __all__ = [
     "load_tensorboard",
 ]
 
-_KINDS = "a run directory, a Keras CSVLogger file or a TensorBoard log directory"
+
+
+def _kinds() -> str:
+    from analysis.formats import expected_layouts
+
+    return expected_layouts()
+
 _NA_TOKENS = frozenset({"", "NA", "N/A"})
 _SEPARATORS = (",", ";", "\t")
 _SEP_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
@@ -103,16 +112,35 @@ class RunLog:
 
     name: str
     source: str
-    format: str  # "run_dir" | "csv" | "tensorboard"
+    format: str  # a reader's name: "run_dir", "csv", "tensorboard", "lightning", ...
     metrics: pd.DataFrame
     not_logged: pd.DataFrame
     manifest: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     root: Path | None = None
+    #: Directions the log's own framework gives its metric names ("min" | "max"),
+    #: consulted before Keras's name table; empty for Keras logs.
+    directions: dict[str, str] = field(default_factory=dict)
+    #: What to monitor when the user names nothing: Keras's ``val_loss``, or the metric
+    #: the log's own framework stops on (a reader that sets another one adds a note).
+    default_monitor: str = "val_loss"
+
+    def column(self, metric: str) -> str | None:
+        """The column holding ``metric``: itself, else its Keras 2 / Keras 3 spelling."""
+        return find_column(metric, self.metrics.columns)
 
     def has(self, metric: str) -> bool:
-        """Return whether ``metric`` is a column of this log."""
-        return metric in self.metrics.columns
+        """Return whether ``metric`` is a column of this log (under either spelling)."""
+        return self.column(metric) is not None
+
+    @property
+    def lr_column(self) -> str | None:
+        """The learning-rate column (``learning_rate`` or Keras 2's ``lr``), or None.
+
+        Its value at epoch e is the rate in effect during epoch e: every reader aligns
+        it so (see :mod:`analysis.tb` for TensorBoard's two orders).
+        """
+        return lr_column(self.metrics.columns)
 
     def values(self, metric: str) -> list[float | None]:
         """Return ``metric`` per epoch: floats (NaN kept), None where not logged.
@@ -121,10 +149,11 @@ class RunLog:
             MissingMetric: the log has no such column (the message lists what it has
                 and suggests the closest name).
         """
-        if not self.has(metric):
+        column = self.column(metric)
+        if column is None:
             raise missing_metric(metric, [str(c) for c in self.metrics.columns], self.source)
-        vals = self.metrics[metric].to_numpy(dtype=np.float64)
-        absent = self.not_logged[metric].to_numpy(dtype=bool)
+        vals = self.metrics[column].to_numpy(dtype=np.float64)
+        absent = self.not_logged[column].to_numpy(dtype=bool)
         return [None if a else float(v) for v, a in zip(vals, absent, strict=True)]
 
     @property
@@ -182,25 +211,22 @@ def _build(
     lines: np.ndarray | None,
     warnings: list[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Resolve duplicates (last row wins), fill gaps, return (metrics, not_logged).
+    """Apply resumes, fill gaps, return (metrics, not_logged) of one training.
 
-    ``epochs``: int64 per row; ``values``/``absent``: (rows, columns); ``lines``: the
-    CSV line of each row, for messages.
+    ``epochs``: int64 per row, in the order written; ``values``/``absent``: (rows,
+    columns); ``lines``: the CSV line of each row, for messages. An epoch that goes
+    back to k > 0 is a fit resumed from epoch k: its rows replace every row logged
+    before them for epoch k and later (see :func:`_superseded`).
     """
     n_rows = len(epochs)
     if n_rows == 0:
         raise BadLog(f"{path}: has no epochs; nothing to replay (log at least one epoch)")
-    # Last occurrence of each epoch.
-    rev_unique, rev_idx = np.unique(epochs[::-1], return_index=True)
-    keep = n_rows - 1 - rev_idx  # indices of the last rows, ordered by epoch
-    if len(keep) < n_rows:
-        counts = np.bincount(np.searchsorted(rev_unique, epochs), minlength=len(rev_unique))
-        dup = rev_unique[counts > 1].tolist()
-        warnings.append(
-            f"{path}: {_epochs_phrase(dup)} logged more than once (CSVLogger with "
-            "append=True after a resumed fit?); kept the last row of each"
-        )
-    n = int(rev_unique[-1]) + 1
+    kept = ~_superseded(epochs)
+    if not kept.all():
+        _warn_resumes(path, epochs, lines, warnings)
+    keep = np.flatnonzero(kept)
+    kept_epochs = epochs[keep]
+    n = int(kept_epochs[-1]) + 1
     if n > _gap_limit(len(keep)):
         where = ""
         if lines is not None:
@@ -211,11 +237,11 @@ def _build(
         )
     out_vals = np.full((n, len(columns)), np.nan, dtype=np.float64)
     out_absent = np.ones((n, len(columns)), dtype=bool)
-    out_vals[rev_unique] = values[keep]
-    out_absent[rev_unique] = absent[keep]
+    out_vals[kept_epochs] = values[keep]
+    out_absent[kept_epochs] = absent[keep]
     if len(keep) < n:
         present = np.zeros(n, dtype=bool)
-        present[rev_unique] = True
+        present[kept_epochs] = True
         missing = np.flatnonzero(~present).tolist()
         warnings.append(
             f"{path}: {_epochs_phrase(missing)} missing; marked their cells not logged"
@@ -224,6 +250,56 @@ def _build(
     metrics = pd.DataFrame(out_vals, index=index, columns=list(columns), copy=False)
     not_logged = pd.DataFrame(out_absent, index=index, columns=list(columns), copy=False)
     return metrics, not_logged
+
+
+def _superseded(epochs: np.ndarray) -> np.ndarray:
+    """Rows that a later row replaces: row i is dropped when a later row has an epoch <= its own.
+
+    A fit resumed from epoch k (``initial_epoch=k`` with ``CSVLogger(append=True)``) logs
+    k, k+1, ... again; what it logged is the training that went on, so everything from
+    k on that was logged before it is dropped, including epochs the resumed fit did
+    not reach. The kept rows are in increasing epoch order.
+
+    >>> _superseded(np.array([0, 1, 2, 3, 1, 2])).tolist()
+    [False, True, True, True, False, False]
+    """
+    if len(epochs) < 2:
+        return np.zeros(len(epochs), dtype=bool)
+    later_min = np.minimum.accumulate(epochs[::-1])[::-1]
+    out = np.zeros(len(epochs), dtype=bool)
+    out[:-1] = epochs[:-1] >= later_min[1:]
+    return out
+
+
+def _warn_resumes(path: Path | str, epochs: np.ndarray, lines: np.ndarray | None,
+                  warnings: list[str]) -> None:
+    """A warning per place where the epoch column goes back to k > 0 (a resumed fit)."""
+    backs = np.flatnonzero(epochs[1:] <= epochs[:-1]) + 1
+    for i in backs[:3].tolist():
+        k, prev = int(epochs[i]), int(epochs[i - 1])
+        where = f" at line {int(lines[i])}" if lines is not None else ""
+        warnings.append(
+            f"{path}: the epoch column goes back from {prev} to {k}{where} (a fit resumed "
+            f"from epoch {k}); the rows from there on replace epoch {k} and later"
+        )
+    if len(backs) > 3:
+        warnings.append(f"{path}: and {len(backs) - 3} more resumes like these")
+
+
+def _split_trainings(epochs: np.ndarray, boundaries: list[int]) -> list[tuple[int, int]]:
+    """Row ranges ``[start, end)`` of the trainings in one log.
+
+    A row whose epoch is 0 after a row with any epoch starts a new training (a fresh
+    ``fit``, which Keras's ``CSVLogger(append=True)`` appends to the same file), and so
+    does each index in ``boundaries`` (a repeated header line).
+
+    >>> _split_trainings(np.array([0, 1, 2, 0, 1, 3, 0]), [])
+    [(0, 3), (3, 6), (6, 7)]
+    """
+    starts = set(np.flatnonzero(epochs == 0).tolist()) | set(boundaries)
+    starts = sorted(s for s in starts if 0 < s < len(epochs))
+    edges = [0, *starts, len(epochs)]
+    return list(itertools.pairwise(edges))
 
 
 # --------------------------------------------------------------------------- CSV
@@ -260,15 +336,24 @@ def _detect_separator(header: str, path: Path) -> str:
         if "epoch" in header.lower():
             hint = " (the column must be named exactly 'epoch', in lower case)"
         raise BadLog(
-            f"{path}: line 1 has no 'epoch' column{hint}: {_show(header, 60)}; a Keras "
-            "CSVLogger file starts with a header 'epoch' then metric names, separated "
-            "by ',', ';' or tab"
+            f"{path}: line 1 has no 'epoch' column{hint}: {_show(header, 60)}; expected "
+            f"{_kinds()}"
         )
     return best[1]
 
 
-def _parse_csv(text: str, path: Path) -> tuple[list[str], pd.DataFrame, pd.DataFrame, list[str]]:
-    """Parse CSVLogger text; return (columns, metrics, not_logged, warnings).
+@dataclass
+class _Training:
+    """One training of a CSV log: its frames and the warnings that concern it."""
+
+    metrics: pd.DataFrame
+    not_logged: pd.DataFrame
+    warnings: list[str]
+    lines: tuple[int, int]  # first and last line of its rows
+
+
+def _parse_csv(text: str, path: Path) -> list[_Training]:
+    """Parse CSVLogger text into its trainings (usually one; see :func:`_split_trainings`).
 
     Hundreds of thousands of row lists and tuples would set off the cyclic garbage
     collector again and again (+50% time at 100,000 epochs); they hold only strings
@@ -281,9 +366,7 @@ def _parse_csv(text: str, path: Path) -> tuple[list[str], pd.DataFrame, pd.DataF
         return _parse_csv_text(text, path)
 
 
-def _parse_csv_text(
-    text: str, path: Path
-) -> tuple[list[str], pd.DataFrame, pd.DataFrame, list[str]]:
+def _parse_csv_text(text: str, path: Path) -> list[_Training]:
     """The body of :func:`_parse_csv`."""
     warnings: list[str] = []
     if not text.strip():
@@ -297,6 +380,7 @@ def _parse_csv_text(
     unterminated = not text.endswith(("\n", "\r"))
     # The physical line number of the last line (csv counts \r\n as one break).
     last_line = text.count("\n") + 1 if unterminated else -1
+    boundaries: list[int] = []  # row indices after a repeated header line
     try:
         header: list[str] | None = None
         rows: list[list[str]] = []
@@ -306,6 +390,9 @@ def _parse_csv_text(
                 continue
             if header is None:
                 header = row
+                continue
+            if row == header:  # files of several trainings joined with their headers
+                boundaries.append(len(rows))
                 continue
             rows.append(row)
             line_nums.append(reader.line_num)
@@ -342,8 +429,9 @@ def _parse_csv_text(
             "per metric (loss, val_loss, ...)"
         )
     ncols = len(names)
+    cut_off: str | None = None
     if rows and len(rows[-1]) < ncols and unterminated and line_nums[-1] == last_line:
-        warnings.append(
+        cut_off = (
             f"{path}: the last line ({line_nums[-1]}) is cut off ({len(rows[-1])} of {ncols} "
             "fields, no newline: a crash while writing?); ignored it"
         )
@@ -359,16 +447,33 @@ def _parse_csv_text(
         overflow.clear()
         fast = _parse_rows(path, rows, ncols, ep_col, metric_idx, names, line_nums, overflow, sep)
     epochs, values, absent = fast
-    if overflow:
-        ln, col, s = overflow[0]
-        warnings.append(
-            f"{path}: {len(overflow)} value(s) beyond the float64 range read as +-inf "
-            f"(first: line {ln}, column {col!r}, {_show(s)})"
+    lines = np.asarray(line_nums)
+    spans = _split_trainings(epochs, boundaries)
+    trainings = []
+    for k, (a, b) in enumerate(spans):
+        first, last = int(lines[a]), int(lines[b - 1])
+        own: list[str] = []
+        if len(spans) > 1:
+            restarts = ", ".join(str(int(lines[s])) for s, _ in spans[1:])
+            own.append(
+                f"{path}: holds {len(spans)} trainings (a new one starts where the epoch "
+                f"column goes back to 0 or the header repeats: line {restarts}); this is "
+                f"training #{k + 1}, lines {first}-{last}"
+            )
+        mine = [o for o in overflow if first <= o[0] <= last]
+        if mine:
+            ln, col, cell = mine[0]
+            own.append(
+                f"{path}: {len(mine)} value(s) beyond the float64 range read as +-inf "
+                f"(first: line {ln}, column {col!r}, {_show(cell)})"
+            )
+        if cut_off and k == len(spans) - 1:
+            own.append(cut_off)
+        metrics, not_logged = _build(
+            path, columns, epochs[a:b], values[a:b], absent[a:b], lines[a:b], own
         )
-    metrics, not_logged = _build(
-        path, columns, epochs, values, absent, np.asarray(line_nums), warnings
-    )
-    return columns, metrics, not_logged, warnings
+        trainings.append(_Training(metrics, not_logged, warnings + own, (first, last)))
+    return trainings
 
 
 def _parse_rows(
@@ -474,7 +579,7 @@ def _parse_columns(
 
 def _read_bytes(path: Path) -> bytes:
     if not path.exists():
-        raise LogNotFound(f"{path}: no such file or directory; pass {_KINDS}")
+        raise LogNotFound(f"{path}: no such file or directory; pass {_kinds()}")
     if path.is_dir():
         raise BadLog(f"{path}: is a directory, not a CSV file; pass the CSVLogger file itself")
     try:
@@ -483,14 +588,48 @@ def _read_bytes(path: Path) -> bytes:
         raise BadLog(f"{path}: cannot be read ({e.strerror or e}); check its permissions") from None
 
 
-def _load_csv_file(file: Path, source: str, name: str, fmt: str) -> RunLog:
+def load_csv_runs(file: Path, source: str, name: str, fmt: str = "csv") -> list[RunLog]:
+    """Every training of a CSVLogger file, each a RunLog (``name#1``, ``name#2``, ... when
+    the file holds several; see :func:`_split_trainings`).
+
+    Raises:
+        LogNotFound, BadLog: see :func:`load_csv`.
+    """
     text = _decode(_read_bytes(file), file)
-    _columns, metrics, not_logged, warnings = _parse_csv(text, file)
-    return RunLog(name, source, fmt, metrics, not_logged, None, warnings, None)
+    trainings = _parse_csv(text, file)
+    if len(trainings) == 1:
+        t = trainings[0]
+        return [RunLog(name, source, fmt, t.metrics, t.not_logged, None, t.warnings, None)]
+    return [
+        RunLog(f"{name}#{k}", f"{source}#{k}", fmt, t.metrics, t.not_logged, None, t.warnings,
+               None)
+        for k, t in enumerate(trainings, 1)
+    ]  # fmt: skip
+
+
+def _load_csv_file(file: Path, source: str, name: str, fmt: str) -> RunLog:
+    runs = load_csv_runs(file, source, name, fmt)
+    if len(runs) > 1:
+        raise several_trainings(source, len(runs))
+    return runs[0]
+
+
+def several_trainings(source: str, n: int) -> AmbiguousLog:
+    """The error for a log of ``n`` trainings where one is needed."""
+    return AmbiguousLog(
+        f"{source}: holds {n} trainings; name one as {source}#1 ... {source}#{n}"
+    )
+
+
+def csv_stem(p: Path) -> str:
+    """The run name of a CSV log: its stem, or its run directory's name for metrics.csv."""
+    if p.name == "metrics.csv" and (p.parent / "run.json").is_file():
+        return _dir_name(p.parent)
+    return p.stem
 
 
 def load_csv(path: str | os.PathLike[str]) -> RunLog:
-    """Load a Keras CSVLogger file (or a run directory's metrics.csv).
+    """Load a Keras CSVLogger file (or a run directory's metrics.csv) of one training.
 
     The separator (``,``, ``;`` or tab) is detected from the header.
 
@@ -498,12 +637,10 @@ def load_csv(path: str | os.PathLike[str]) -> RunLog:
         LogNotFound: the file does not exist.
         BadLog: empty, header only, not UTF-8, ragged or non-numeric cells, no
             ``epoch`` column, or a damaged epoch column.
+        AmbiguousLog: the file holds several trainings (use :func:`load_csv_runs`).
     """
     p = Path(path)
-    name = p.stem
-    if p.name == "metrics.csv" and (p.parent / "run.json").is_file():
-        name = _dir_name(p.parent)
-    return _load_csv_file(p, os.fspath(path), name, "csv")
+    return _load_csv_file(p, os.fspath(path), csv_stem(p), "csv")
 
 
 # --------------------------------------------------------------------------- TensorBoard
@@ -522,7 +659,7 @@ def load_tensorboard(path: str | os.PathLike[str]) -> RunLog:
 
     p = Path(path)
     if not p.exists():
-        raise LogNotFound(f"{p}: no such file or directory; pass {_KINDS}")
+        raise LogNotFound(f"{p}: no such file or directory; pass {_kinds()}")
     logdir = p
     if p.is_dir() and not tb.find_event_folders(p) and (p / "tensorboard").is_dir():
         logdir = p / "tensorboard"
@@ -723,8 +860,8 @@ def load_run_dir(path: str | os.PathLike[str]) -> RunLog:
     root = Path(path)
     if not root.is_dir():
         if root.exists():
-            raise LogNotFound(f"{root}: is a file, not a run directory; pass {_KINDS}")
-        raise LogNotFound(f"{root}: no such file or directory; pass {_KINDS}")
+            raise LogNotFound(f"{root}: is a file, not a run directory; pass {_kinds()}")
+        raise LogNotFound(f"{root}: no such file or directory; pass {_kinds()}")
     if not (root / "run.json").is_file():
         raise LogNotFound(
             f"{root}: no run.json; a run directory from `replay record` has run.json and "
@@ -773,49 +910,14 @@ def load_run_dir(path: str | os.PathLike[str]) -> RunLog:
 # --------------------------------------------------------------------------- dispatch
 
 def load_run(path: str | os.PathLike[str]) -> RunLog:
-    """Load whatever log ``path`` is: run directory, CSVLogger file or TensorBoard logdir.
+    """Load the one training in the log at ``path``, whatever its format.
 
-    A directory with run.json (or run.json itself) is a run directory; one with only
-    metrics.csv is read as a CSV log; one with TensorBoard event files (or a
-    ``tensorboard/`` folder) as TensorBoard; a file named ``*tfevents*`` as one event
-    file; any other file as CSV.
-
-    Raises:
-        LogNotFound: the path does not exist or holds no recognizable log.
-        BadLog, BadManifest, UnsafePath: see the specific loaders.
+    See :func:`analysis.formats.load_run` (this is the same function, kept here for the
+    readers' callers).
     """
-    from analysis import tb
+    from analysis.formats import load_run as load_one
 
-    p = Path(path)
-    try:
-        exists = p.exists()
-    except (OSError, ValueError):
-        exists = False
-    if not exists:
-        raise LogNotFound(f"{p}: no such file or directory; pass {_KINDS}")
-    if p.is_file():
-        if p.name == "run.json":
-            return load_run_dir(p.parent)
-        if "tfevents" in p.name:
-            return load_tensorboard(path)
-        return load_csv(path)
-    if (p / "run.json").is_file():
-        return load_run_dir(path)
-    if (p / "metrics.csv").is_file():
-        run = _load_csv_file(p / "metrics.csv", os.fspath(path), _dir_name(p), "csv")
-        run.warnings.insert(0, (
-            f"{p}: has metrics.csv but no run.json; read it as a plain CSV log "
-            "(no checkpoints, no status)"
-        ))
-        return run
-    if tb.find_event_folders(p) or (
-        (p / "tensorboard").is_dir() and tb.find_event_folders(p / "tensorboard")
-    ):
-        return load_tensorboard(path)
-    raise LogNotFound(
-        f"{p}: no recognizable log (no run.json, metrics.csv or TensorBoard event files "
-        f"in train/ or validation/){tb._nested_hint(p)}; pass {_KINDS}"
-    )
+    return load_one(path)
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -1,10 +1,33 @@
-"""Metric names as Keras logs them: ``loss``, ``val_loss``, and our ``test_loss``."""
+"""Metric names as Keras logs them: ``loss``, ``val_loss``, and our ``test_loss``.
+
+Keras 2 and tf.keras wrote some names differently from Keras 3: ``acc`` / ``val_acc``
+for accuracy (Keras < 2.3) and ``lr`` for the learning rate (tf.keras's
+``ReduceLROnPlateau`` and ``LearningRateScheduler`` put ``logs["lr"]``; Keras 3 writes
+``learning_rate``). :data:`ALIASES` maps the old names to the Keras 3 ones so that a
+``--monitor val_accuracy`` finds a ``val_acc`` column and ``lr`` is read as the
+learning rate, never as a metric.
+"""
 
 from __future__ import annotations
 
-__all__ = ["SPLIT_PREFIXES", "base_name"]
+__all__ = [
+    "ALIASES",
+    "LR_NAMES",
+    "SPLIT_PREFIXES",
+    "base_name",
+    "canonical",
+    "find_column",
+    "is_accuracy",
+    "lr_column",
+]
 
 SPLIT_PREFIXES = ("val_", "test_")
+
+#: Old name -> Keras 3 name, compared after the split prefix.
+ALIASES = {"acc": "accuracy", "lr": "learning_rate"}
+
+#: Learning-rate columns, preferred first.
+LR_NAMES = ("learning_rate", "lr")
 
 
 def base_name(metric: str) -> str:
@@ -17,3 +40,49 @@ def base_name(metric: str) -> str:
         if metric.startswith(prefix):
             return metric[len(prefix) :]
     return metric
+
+
+def canonical(metric: str) -> str:
+    """The Keras 3 spelling of ``metric`` (split prefix kept).
+
+    >>> canonical("val_acc"), canonical("lr"), canonical("val_loss")
+    ('val_accuracy', 'learning_rate', 'val_loss')
+    """
+    base = base_name(metric)
+    if base not in ALIASES:
+        return metric
+    return metric[: len(metric) - len(base)] + ALIASES[base]
+
+
+def find_column(metric: str, columns) -> str | None:
+    """The column of ``columns`` that holds ``metric``: itself, else its other spelling.
+
+    >>> find_column("val_accuracy", ["val_acc", "loss"]), find_column("x", ["y"])
+    ('val_acc', None)
+    """
+    columns = list(columns)
+    if metric in columns:
+        return metric
+    want = canonical(metric)
+    return next((c for c in columns if canonical(c) == want), None)
+
+
+def lr_column(columns) -> str | None:
+    """The learning-rate column of a log (``learning_rate``, else Keras 2's ``lr``), or None.
+
+    >>> lr_column(["epoch_seconds", "lr", "loss"]), lr_column(["loss"])
+    ('lr', None)
+    """
+    columns = list(columns)
+    return next((n for n in LR_NAMES if n in columns), None)
+
+
+def is_accuracy(metric: str | None) -> bool:
+    """Whether ``metric`` is an accuracy (shown as a percentage): ``*accuracy``, ``acc``.
+
+    >>> is_accuracy("val_acc"), is_accuracy("test_sparse_categorical_accuracy"), is_accuracy("loss")
+    (True, True, False)
+    """
+    if not metric:
+        return False
+    return canonical(metric).endswith("accuracy")
