@@ -76,6 +76,14 @@ def _kinds() -> str:
 
     return expected_layouts()
 
+
+def other_csv_layouts() -> str:
+    """``" (also read: ...)"`` naming the CSV layouts besides Keras's, or ``""``."""
+    from analysis.formats import FORMATS
+
+    others = [f.describe for f in FORMATS if f.csv and f.name != "csv"]
+    return f" (also read: {', '.join(others)})" if others else ""
+
 _NA_TOKENS = frozenset({"", "NA", "N/A"})
 _SEPARATORS = (",", ";", "\t")
 _SEP_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
@@ -336,8 +344,9 @@ def _detect_separator(header: str, path: Path) -> str:
         if "epoch" in header.lower():
             hint = " (the column must be named exactly 'epoch', in lower case)"
         raise BadLog(
-            f"{path}: line 1 has no 'epoch' column{hint}: {_show(header, 60)}; expected "
-            f"{_kinds()}"
+            f"{path}: line 1 has no 'epoch' column{hint}: {_show(header, 60)}; a Keras "
+            "CSVLogger file starts with a header 'epoch' then metric names, separated "
+            f"by ',', ';' or tab{other_csv_layouts()}"
         )
     return best[1]
 

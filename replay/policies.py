@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,11 +112,16 @@ _MODES = ("auto", "min", "max")
 _F32_MIN_NORMAL = float(np.finfo(np.float32).tiny)
 
 
-def resolve_mode(monitor: str, mode: str = "auto") -> str:
+def resolve_mode(
+    monitor: str, mode: str = "auto", directions: Mapping[str, str] | None = None
+) -> str:
     """Return ``"min"`` or ``"max"`` for ``monitor`` under ``mode``.
 
-    >>> resolve_mode("val_accuracy")
-    'max'
+    In ``auto`` mode, ``directions`` (the log's own framework's directions by column,
+    e.g. Ultralytics's ``metrics/*`` are maximized) is consulted before Keras's table.
+
+    >>> resolve_mode("val_accuracy"), resolve_mode("fitness", directions={"fitness": "max"})
+    ('max', 'max')
 
     Raises:
         PolicyError: unknown mode, or ``auto`` for a metric whose direction is unknown.
@@ -128,6 +133,8 @@ def resolve_mode(monitor: str, mode: str = "auto") -> str:
         )
     if mode != "auto":
         return mode
+    if directions and monitor in directions:  # the log's own framework knows
+        return directions[monitor]
     name = base_name(monitor)
     if name in MIN_METRICS:
         return "min"

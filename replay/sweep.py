@@ -19,7 +19,7 @@ import numpy as np
 
 from analysis.errors import ReplayError, missing_metric
 from analysis.gcpause import gc_paused
-from analysis.names import base_name
+from analysis.names import base_name, find_column, lr_column
 from replay.policies import (
     Curve,
     EarlyStoppingTrace,
@@ -54,6 +54,7 @@ class Grid:
     """Every value of every parameter to try. ``lr_*`` fall back to the shared ones."""
 
     policies: tuple[str, ...] = ("early_stopping", "reduce_lr_on_plateau")
+    #: Empty: each run's own default monitor (``val_loss``, or the one its framework uses).
     monitors: tuple[str, ...] = ("val_loss",)
     mode: str = "auto"
     patience: tuple[int, ...] = tuple(range(11))
@@ -72,13 +73,17 @@ class Grid:
     up_strips: tuple[int, ...] = (2, 3, 4)
     strip_length: tuple[int, ...] = (5,)
 
+    def monitors_of(self, run) -> tuple[str, ...]:
+        """The monitors ``run`` is replayed on: the grid's, else the run's default one."""
+        return self.monitors or (run.default_monitor,)
+
     @property
     def lr_patiences(self) -> tuple[int, ...]:
         return self.lr_patience if self.lr_patience is not None else self.patience
 
     def counts(self) -> dict[str, int]:
         """Settings per policy, per run (monitors included)."""
-        m = len(self.monitors)
+        m = len(self.monitors) or 1
         es = (
             len(self.patience)
             * len(self.min_delta)
@@ -102,14 +107,22 @@ class Grid:
     def size(self) -> int:
         return sum(self.counts().values())
 
-    def check(self, n_runs: int = 1, max_settings: int = MAX_SETTINGS) -> None:
-        """Raise before any work when the grid is unusable or too large."""
+    def check(self, n_runs: int = 1, max_settings: int = MAX_SETTINGS, runs=()) -> None:
+        """Raise before any work when the grid is unusable or too large.
+
+        ``runs`` (RunLogs or RunFacts), when given, are checked for a direction of each
+        monitor they will be replayed on.
+        """
         for p in self.policies:
             if p not in POLICIES:
                 raise PolicyError(f"policy must be one of {', '.join(POLICIES)} but got {p!r}.")
         for monitor in self.monitors:
-            resolve_mode(monitor, self.mode)
-        size = self.size() * n_runs
+            if not runs:
+                resolve_mode(monitor, self.mode)
+        for run in runs:
+            for monitor in self.monitors_of(run):
+                resolve_mode(monitor, self.mode, run.directions)
+        size = self.size() * max(n_runs, len(runs))
         if size > max_settings:
             raise GridTooLarge(
                 f"the grid has {size:,} settings, more than --max-settings {max_settings:,}; "
@@ -131,6 +144,8 @@ class RunFacts:
     n_epochs: int
     checkpoints: dict[int, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    directions: dict[str, str] = field(default_factory=dict)
+    default_monitor: str = "val_loss"
 
     @classmethod
     def from_runlog(cls, run) -> RunFacts:
@@ -150,19 +165,32 @@ class RunFacts:
             n_epochs=run.n_epochs,
             checkpoints=checkpoints,
             notes=list(run.warnings),
+            directions=dict(run.directions),
+            default_monitor=run.default_monitor,
         )
 
+    def column(self, metric: str) -> str | None:
+        """The column holding ``metric`` (either Keras spelling: ``val_acc``/``val_accuracy``)."""
+        return find_column(metric, self.columns)
+
+    @property
+    def lr_column(self) -> str | None:
+        """The learning-rate column (``learning_rate`` or ``lr``), or None."""
+        return lr_column(self.columns)
+
     def values(self, metric: str) -> list[float | None]:
-        if metric not in self.metrics:
+        column = self.column(metric)
+        if column is None:
             raise missing_metric(metric, self.columns, self.source)
-        return self.metrics[metric]
+        return self.metrics[column]
 
     def heldout_for(self, monitor: str) -> str | None:
-        """The held-out metric matching ``monitor`` (test_*, else val_*), or None."""
+        """The held-out column matching ``monitor`` (test_*, else val_*), or None."""
         base = base_name(monitor)
         for candidate in (f"test_{base}", f"val_{base}"):
-            if candidate in self.metrics:
-                return candidate
+            column = self.column(candidate)
+            if column is not None:
+                return column
         return None
 
     def epoch_rows(self) -> list[dict[str, float | None]]:
@@ -215,7 +243,6 @@ def sweep(runs: Iterable, grid: Grid = DEFAULT_GRID) -> SweepResult:
     Raises:
         MissingMetric: a monitor (or the training counterpart Prechelt needs) is absent.
         PolicyError: an invalid parameter, or a mode that cannot be inferred.
-        ReplayError: an LR policy over a log with no learning rate and no initial_lr.
     """
     with gc_paused():  # tens of thousands of cycle-free dicts
         return _sweep(runs, grid)
@@ -231,9 +258,12 @@ def _sweep(runs: Iterable, grid: Grid) -> SweepResult:
         all_facts.append(facts)
         notes.extend(f"{facts.name}: {n}" for n in facts.notes)
         rows = facts.epoch_rows()
-        for monitor in grid.monitors:
+        for monitor in grid.monitors_of(facts):
             values = facts.values(monitor)
-            mode = resolve_mode(monitor, grid.mode)
+            mode = resolve_mode(monitor, grid.mode, facts.directions)
+            column = facts.column(monitor)
+            if column != monitor:
+                notes.append(f"{facts.name}: --monitor {monitor} reads its column {column}.")
             heldout = facts.heldout_for(monitor)
             if heldout is None:
                 regrets, oracle = [None] * facts.n_epochs, None
@@ -262,7 +292,7 @@ def _sweep(runs: Iterable, grid: Grid) -> SweepResult:
                 if policy == "early_stopping":
                     records.extend(_sweep_early_stopping(ctx, curve, grid))
                 elif policy == "reduce_lr_on_plateau":
-                    records.extend(_sweep_plateau(ctx, curve, grid))
+                    records.extend(_sweep_plateau(ctx, curve, grid, notes))
                 else:
                     records.extend(_sweep_prechelt(ctx, values, grid, notes))
     return SweepResult(records=records, oracles=oracles, notes=_unique(notes), facts=all_facts)
@@ -334,26 +364,29 @@ def _sweep_early_stopping(ctx: _Context, values, grid: Grid) -> list[dict]:
 
 
 def recorded_lr(facts: RunFacts) -> list[float | None] | None:
-    """The log's learning-rate column as float32 values, or None when absent."""
-    if "learning_rate" not in facts.metrics:
+    """The log's learning rate in effect during each epoch as float32 values, or None.
+
+    Read from ``learning_rate``, else Keras 2's ``lr``.
+    """
+    column = facts.lr_column
+    if column is None:
         return None
     return [
         None if v is None or not math.isfinite(v) else float(np.float32(v))
-        for v in facts.metrics["learning_rate"]
+        for v in facts.metrics[column]
     ]
 
 
-def initial_lr_for(facts: RunFacts, grid_initial: float | None) -> float:
+def initial_lr_for(facts: RunFacts, grid_initial: float | None) -> float | None:
+    """The rate at epoch 0: ``--initial-lr``, else the log's first rate, else None.
+
+    None means the log has no learning rate: schedules are then replayed on a
+    relative scale (the first epoch's rate is 1).
+    """
     if grid_initial is not None:
         return grid_initial
     rec = recorded_lr(facts)
-    first = next((v for v in rec or [] if v is not None), None)
-    if first is None:
-        raise ReplayError(
-            f"{facts.source}: the log has no learning_rate column, so the LR policies do "
-            "not know the starting rate; pass --initial-lr (e.g. --initial-lr 0.001)."
-        )
-    return first
+    return next((v for v in rec or [] if v is not None), None)
 
 
 def counterfactual_from(
@@ -375,17 +408,33 @@ def counterfactual_from(
     return None
 
 
-def _sweep_plateau(ctx: _Context, values, grid: Grid) -> list[dict]:
+def _sweep_plateau(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[dict]:
     initial = initial_lr_for(ctx.facts, grid.initial_lr)
     recorded = recorded_lr(ctx.facts)
+    scale = "absolute"
+    min_lrs = grid.min_lr
+    if initial is None:
+        scale = "relative"
+        notes.append(
+            f"{ctx.facts.name}: the log has no learning rate; ReduceLROnPlateau schedules "
+            "are shown as multiples of the initial rate (x initial), and the log is taken "
+            "to have run at a constant rate (--initial-lr gives absolute rates)."
+        )
+        min_lrs = tuple(m for m in grid.min_lr if m == 0)
+        if len(min_lrs) < len(grid.min_lr):
+            skipped = ", ".join(f"{m:g}" for m in grid.min_lr if m != 0)
+            notes.append(
+                f"{ctx.facts.name}: min_lr {skipped} needs an absolute rate; those settings "
+                "are skipped (pass --initial-lr to replay them)."
+            )
     out = []
     for min_delta in grid.lr_min_delta:
         trace = PlateauTrace(values, mode=ctx.mode, min_delta=min_delta)
         for factor, patience, cooldown, min_lr in itertools.product(
-            grid.factor, grid.lr_patiences, grid.cooldown, grid.min_lr
+            grid.factor, grid.lr_patiences, grid.cooldown, min_lrs
         ):
             r = trace.decide(
-                initial_lr=initial,
+                initial_lr=1.0 if initial is None else initial,
                 factor=factor,
                 patience=patience,
                 cooldown=cooldown,
@@ -406,6 +455,7 @@ def _sweep_plateau(ctx: _Context, values, grid: Grid) -> list[dict]:
                         "min_lr": min_lr,
                         "initial_lr": initial,
                     },
+                    "lr_scale": scale,
                     "lr": list(r.lr),
                     "reductions": list(r.reductions),
                     "final_lr": r.final_lr,
@@ -482,7 +532,7 @@ def check_shadow(facts: RunFacts, shadow: list[dict], epochs: int | None = None)
         kind = entry.get("callback")
         params = dict(entry.get("params") or {})
         monitor = params.get("monitor", "val_loss")
-        if monitor not in facts.metrics:
+        if facts.column(monitor) is None:
             continue
         values = facts.values(monitor)[:epochs]
         label = f"{kind}({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
@@ -501,7 +551,7 @@ def check_shadow(facts: RunFacts, shadow: list[dict], epochs: int | None = None)
             elif kind == "ReduceLROnPlateau":
                 keys = ("factor", "patience", "min_delta", "mode", "cooldown", "min_lr")
                 kwargs = {k: params[k] for k in keys if k in params}
-                initial = entry.get("initial_lr") or initial_lr_for(facts, None)
+                initial = entry.get("initial_lr") or initial_lr_for(facts, None) or 1.0
                 r = reduce_lr_on_plateau(values, monitor=monitor, initial_lr=initial, **kwargs)
                 pairs = [("reductions", list(r.reductions), list(entry.get("reductions") or []))]
             else:

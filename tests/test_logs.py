@@ -27,6 +27,7 @@ from analysis.errors import (
     ReplayError,
     UnsafePath,
 )
+from analysis.formats import expected_layouts
 from analysis.logs import (
     CheckpointInfo,
     RunLog,
@@ -91,10 +92,16 @@ GOOD = [
       "c": [math.inf, -math.inf, -math.inf, math.inf]}, []),
     ("all-na-column", "epoch,loss,val_loss\n0,1,NA\n1,2,NA\n",
      {"loss": [1.0, 2.0], "val_loss": [NA, NA]}, []),
-    ("duplicates-last-wins", "epoch,loss\n0,1\n1,2\n2,3\n1,20\n2,30\n3,40\n",
+    ("resumed-fit-replaces", "epoch,loss\n0,1\n1,2\n2,3\n1,20\n2,30\n3,40\n",
      {"loss": [1.0, 20.0, 30.0, 40.0]},
-     [r".*log\.csv: epochs 1-2 logged more than once \(CSVLogger with append=True after a "
-      r"resumed fit\?\); kept the last row of each"]),
+     [r".*log\.csv: the epoch column goes back from 2 to 1 at line 5 \(a fit resumed from "
+      r"epoch 1\); the rows from there on replace epoch 1 and later"]),
+    # A resumed fit that stopped earlier than the first one: epochs 3-4 of the first
+    # fit belong to a training that did not go on, so they are dropped, not kept.
+    ("shorter-resume-drops-the-rest", "epoch,loss\n0,1\n1,2\n2,3\n3,4\n4,5\n2,30\n",
+     {"loss": [1.0, 2.0, 30.0]},
+     [r".*log\.csv: the epoch column goes back from 4 to 2 at line 7 \(a fit resumed from "
+      r"epoch 2\); the rows from there on replace epoch 2 and later"]),
     ("gap", "epoch,loss\n0,1\n1,2\n4,5\n",
      {"loss": [1.0, 2.0, NA, NA, 5.0]},
      [r".*log\.csv: epochs 2-3 missing; marked their cells not logged"]),
@@ -162,17 +169,52 @@ def test_csv_fixture_resumed():
     assert run.not_logged["val_loss"].tolist() == [False] * 5
     assert math.isnan(run.values("val_loss")[4])
     assert run.warnings == [
-        f"{DATA / 'csvlogger_resumed.csv'}: epochs 2-3 logged more than once (CSVLogger "
-        "with append=True after a resumed fit?); kept the last row of each"
+        f"{DATA / 'csvlogger_resumed.csv'}: the epoch column goes back from 3 to 2 at line 6 "
+        "(a fit resumed from epoch 2); the rows from there on replace epoch 2 and later"
     ]
 
 
+def test_csv_several_trainings_are_several_runs(tmp_path):
+    """A 6-epoch training followed by 2- and 3-epoch restarts (CSVLogger(append=True) over
+    three fits): three runs, never one spliced curve."""
+    from analysis.errors import AmbiguousLog
+    from analysis.formats import load_logs
+
+    rows = ["0,5", "1,4", "2,3", "3,2", "4,1", "5,0.5", "0,9", "1,8", "0,7", "1,6", "2,5"]
+    path = write(tmp_path, "epoch,loss\n" + "\n".join(rows) + "\n")
+    runs = load_logs(path)
+    assert [r.name for r in runs] == ["log#1", "log#2", "log#3"]
+    assert [r.source for r in runs] == [f"{path}#1", f"{path}#2", f"{path}#3"]
+    assert [r.values("loss") for r in runs] == [
+        [5.0, 4.0, 3.0, 2.0, 1.0, 0.5], [9.0, 8.0], [7.0, 6.0, 5.0]
+    ]
+    assert runs[1].warnings == [
+        f"{path}: holds 3 trainings (a new one starts where the epoch column goes back to 0 "
+        "or the header repeats: line 8, 10); this is training #2, lines 8-9"
+    ]
+    (second,) = load_logs(f"{path}#2")
+    assert second.values("loss") == [9.0, 8.0] and second.name == "log#2"
+    with pytest.raises(AmbiguousLog, match=re.escape(f"{path}: holds 3 trainings; name one")):
+        load_csv(path)
+    with pytest.raises(LogNotFound, match=r"holds 3 trainings, #1 to #3; pick one of them"):
+        load_logs(f"{path}#4")
+
+
+def test_csv_repeated_header_starts_a_training(tmp_path):
+    """Two CSVLogger files joined with `cat` (headers and all) are two trainings."""
+    from analysis.formats import load_logs
+
+    path = write(tmp_path, "epoch,loss\n0,1\n1,2\nepoch,loss\n5,3\n6,4\n")
+    runs = load_logs(path)
+    assert [r.values("loss") for r in runs] == [[1.0, 2.0], [None] * 5 + [3.0, 4.0]]
+
+
 def test_csv_many_duplicates_are_summarized(tmp_path):
-    rows = "".join(f"{e},{e}\n" for e in range(30)) * 2
+    rows = "".join(f"{e},{e}\n" for e in range(30)) + "".join(f"{e},{e}\n" for e in range(5, 30))
     run = load_csv(write(tmp_path, "epoch,loss\n" + rows))
     assert run.n_epochs == 30
-    assert run.warnings[0].endswith("kept the last row of each")
-    assert "epochs 0-29 logged" in run.warnings[0]
+    assert run.warnings[0].endswith("the rows from there on replace epoch 5 and later")
+    assert "goes back from 29 to 5 at line 32" in run.warnings[0]
 
 
 def test_csv_many_gaps_are_summarized(tmp_path):
@@ -186,6 +228,7 @@ def test_csv_many_gaps_are_summarized(tmp_path):
 
 def P(text: str) -> str:
     """A message pattern: literal text, with {p} standing for the file's path."""
+    text = text.replace("{others}", logs_module.other_csv_layouts())
     return re.escape(text).replace(re.escape("{p}"), ".*log\\.csv")
 
 
@@ -219,19 +262,20 @@ BAD = [
     ("negative-epoch", b"epoch,loss\n-1,1\n", BadLog,
      "{p}: line 2, column 'epoch': '-1' is not a 0-based epoch number; the epoch column "
      "holds whole numbers 0, 1, 2, ..."),
+    # A repeated header starts another training (files joined with their headers), so
+    # load_csv, which returns one training, asks for one by name.
     ("repeated-header", b"epoch,loss\n0,1\nepoch,loss\n1,2\n", BadLog,
-     "{p}: line 3, column 'epoch': 'epoch' is not a 0-based epoch number; the epoch column "
-     "holds whole numbers 0, 1, 2, ..."),
+     "{p}: holds 2 trainings; name one as {p}#1 ... {p}#2"),
     ("huge-epoch", b"epoch,loss\n0,1\n123456789,2\n", BadLog,
      "{p}: epoch 123456789 (line 3) would leave 123456788 epochs missing among 2 logged; "
      "check the epoch column (0-based epoch indices)"),
     ("no-epoch-column", b"loss,val_loss\n1,2\n", BadLog,
      "{p}: line 1 has no 'epoch' column: 'loss,val_loss'; a Keras CSVLogger file starts "
-     "with a header 'epoch' then metric names, separated by ',', ';' or tab"),
+     "with a header 'epoch' then metric names, separated by ',', ';' or tab{others}"),
     ("capitalized-epoch", b"Epoch,loss\n0,1\n", BadLog,
      "{p}: line 1 has no 'epoch' column (the column must be named exactly 'epoch', in "
      "lower case): 'Epoch,loss'; a Keras CSVLogger file starts with a header 'epoch' then "
-     "metric names, separated by ',', ';' or tab"),
+     "metric names, separated by ',', ';' or tab{others}"),
     ("only-epoch", b"epoch\n0\n1\n", BadLog,
      "{p}: no metric columns besides 'epoch'; a CSVLogger file has one column per metric "
      "(loss, val_loss, ...)"),
@@ -265,9 +309,11 @@ def test_csv_bad(tmp_path, parse_path, content, exc, message):
 
 
 def test_csv_missing_file(tmp_path):
-    with pytest.raises(LogNotFound, match=r"nope\.csv: no such file or directory; pass a run "
-                       r"directory, a Keras CSVLogger file or a TensorBoard log directory$"):
+    with pytest.raises(LogNotFound) as info:
         load_csv(tmp_path / "nope.csv")
+    assert str(info.value) == (
+        f"{tmp_path / 'nope.csv'}: no such file or directory; pass {expected_layouts()}"
+    )
 
 
 def test_csv_loader_on_directory(tmp_path):
@@ -556,9 +602,9 @@ def test_load_run_missing_path(tmp_path):
     with pytest.raises(LogNotFound) as info:
         load_run(tmp_path / "nothing")
     assert str(info.value) == (
-        f"{tmp_path / 'nothing'}: no such file or directory; pass a run directory, a Keras "
-        "CSVLogger file or a TensorBoard log directory"
+        f"{tmp_path / 'nothing'}: no such file or directory; pass {expected_layouts()}"
     )
+    assert expected_layouts().startswith("a run directory written by `replay record`, ")
 
 
 def test_load_run_unrecognized_dir(tmp_path):
@@ -566,9 +612,7 @@ def test_load_run_unrecognized_dir(tmp_path):
     with pytest.raises(LogNotFound) as info:
         load_run(tmp_path)
     assert str(info.value) == (
-        f"{tmp_path}: no recognizable log (no run.json, metrics.csv or TensorBoard event files "
-        "in train/ or validation/); pass a run directory, a Keras CSVLogger file or a "
-        "TensorBoard log directory"
+        f"{tmp_path}: no recognizable log in this folder; pass {expected_layouts()}"
     )
 
 

@@ -1,9 +1,11 @@
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.errors import MissingMetric, ReplayError
+from analysis.errors import MissingMetric
 from replay.policies import early_stopping, reduce_lr_on_plateau
 from replay.sweep import (
     Grid,
@@ -131,11 +133,45 @@ def test_counterfactual_from(schedule, reductions, recorded, expected):
     assert counterfactual_from(schedule, reductions, recorded) == expected
 
 
-def test_lr_policy_needs_a_starting_rate():
-    with pytest.raises(ReplayError, match="pass --initial-lr"):
-        sweep([facts(val_loss=VAL)], Grid(policies=("reduce_lr_on_plateau",)))
-    result = sweep([facts(val_loss=VAL)], Grid(policies=("reduce_lr_on_plateau",), initial_lr=0.1))
+def test_lr_policy_without_a_rate_runs_on_the_relative_scale():
+    """No learning rate in the log and no --initial-lr: schedules in multiples of the
+    first epoch's rate; settings that need an absolute rate (min_lr > 0) are skipped with
+    a note, not the whole sweep."""
+    grid = Grid(policies=("reduce_lr_on_plateau",), factor=(0.5,), patience=(1,),
+                min_lr=(0.0, 1e-5))  # fmt: skip
+    result = sweep([facts(val_loss=VAL)], grid)
+    (r,) = result.records
+    assert r["lr_scale"] == "relative" and r["params"]["initial_lr"] is None
+    assert r["params"]["min_lr"] == 0.0
+    # VAL: no improvement at epochs 3, 5, 6, 7, 8, 9 -> cut after each (patience 1).
+    assert r["reductions"] == [3, 5, 6, 7, 8, 9]
+    assert r["lr"][:5] == [1.0, 1.0, 1.0, 1.0, 0.5] and r["final_lr"] == 0.5**6
+    assert "r: min_lr 1e-05 needs an absolute rate; those settings are skipped (pass " \
+        "--initial-lr to replay them)." in result.notes
+    result = sweep([facts(val_loss=VAL)], replace(grid, initial_lr=0.1))
     assert {r["params"]["initial_lr"] for r in result.records} == {0.1}
+    assert {r["lr_scale"] for r in result.records} == {"absolute"}
+    assert len(result.records) == 2
+
+
+def test_keras2_lr_column_is_the_learning_rate():
+    """tf.keras's ReduceLROnPlateau logs `lr` (the rate during the epoch, before its cut):
+    the setting that produced the run replays exactly, not 'counterfactual from epoch 4'."""
+    made = reduce_lr_on_plateau(VAL, factor=0.5, patience=1, initial_lr=0.01)
+    f = facts(val_loss=VAL, lr=list(made.lr))
+    grid = Grid(policies=("reduce_lr_on_plateau",), factor=(0.5,), patience=(1,))
+    (r,) = sweep([f], grid).records
+    assert r["counterfactual_from"] is None and r["lr_scale"] == "absolute"
+    assert r["params"]["initial_lr"] == made.lr[0] and r["lr"] == list(made.lr)
+
+
+def test_keras2_accuracy_names_answer_keras3_monitors():
+    acc = [0.5, 0.6, 0.7, 0.65, 0.6]
+    grid = es_grid(monitors=("val_accuracy",), patience=(1,), min_delta=(0.0,))
+    result = sweep([facts(acc=acc, val_acc=acc)], grid)
+    assert {r["best_epoch"] for r in result.records} == {2}
+    assert {r["params"]["mode"] for r in result.records} == {"max"}
+    assert "r: --monitor val_accuracy reads its column val_acc." in result.notes
 
 
 def test_prechelt_converts_accuracy_to_error_explicitly():

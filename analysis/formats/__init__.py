@@ -39,6 +39,7 @@ class Format:
     describe: str
     claims: Callable[[Path, str | None], bool]
     load: Callable[[Path, str], list[RunLog]]
+    csv: bool = False  # a CSV layout (named when a CSV file matches none of them)
 
 
 def _header(head: str | None) -> list[str]:
@@ -101,7 +102,8 @@ def _load_keras_csv(p: Path, source: str) -> list[RunLog]:
 FORMATS: list[Format] = [
     Format("run_dir", "a run directory written by `replay record`", _is_run_dir, _load_run_dir),
     Format("tensorboard", "a TensorBoard log directory", _is_tensorboard, _load_tensorboard),
-    Format("csv", "a Keras CSVLogger file (header 'epoch,...')", _is_keras_csv, _load_keras_csv),
+    Format("csv", "a Keras CSVLogger file (header 'epoch,...')", _is_keras_csv, _load_keras_csv,
+           csv=True),
 ]
 
 
