@@ -466,7 +466,8 @@ def _parse_csv_text(text: str, path: Path) -> list[_Training]:
             restarts = ", ".join(str(int(lines[s])) for s, _ in spans[1:])
             own.append(
                 f"{path}: holds {len(spans)} trainings (a new one starts where the epoch "
-                f"column goes back to 0 or the header repeats: line {restarts}); this is "
+                f"column goes back to 0 or the header repeats: line{'s' if len(spans) > 2 else ''}"
+                f" {restarts}); this is "
                 f"training #{k + 1}, lines {first}-{last}"
             )
         mine = [o for o in overflow if first <= o[0] <= last]

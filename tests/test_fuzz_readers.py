@@ -10,7 +10,8 @@ columns, swapped header names, NUL bytes, very long lines):
   with :func:`load_run_dir` and :func:`load_run`;
 - ``tensorboard``: an event file of a real ``model.fit`` TensorBoard log, read with
   :func:`load_tensorboard` as a log directory or as a single file;
-- ``csvlogger``: Keras CSVLogger files read through the dispatcher :func:`load_run`.
+- ``csvlogger``: Keras CSVLogger files read through the detection step
+  :func:`analysis.formats.load_logs` (every training in the file).
 
 Each case ends in exactly one of: a RunLog whose invariants hold, or a ReplayError
 whose message is one line. Anything else fails. A smaller sample per format goes
@@ -41,6 +42,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analysis.errors import ReplayError
+from analysis.formats import load_logs
 from analysis.logs import (
     RunLog,
     checkpoint_path,
@@ -60,6 +62,7 @@ CSVLOGGER_FILES = [
     DATA / "keras_fit" / "log.csv",
     DATA / "csvlogger_resumed.csv",
     DATA / "csvlogger_semicolon.csv",
+    DATA / "csvlogger_appended.csv",  # three fits, the second resumed; Keras 2 names
 ]
 
 # Cases per format through the loaders and through the CLI; FUZZ_SCALE=10 digs deeper.
@@ -116,21 +119,25 @@ def check_runlog(run: RunLog) -> None:
 def outcome(load, *args) -> str:
     """Call a loader: "ok" (invariants checked) or "error" (one-line ReplayError).
 
+    A loader may return one RunLog or a list of them (one per training in the log).
     Any other exception propagates and fails the test.
     """
     try:
-        run = load(*args)
+        loaded = load(*args)
     except ReplayError as e:
         msg = str(e)
         assert msg and "\n" not in msg and "\r" not in msg, repr(msg)
         return "error"
-    check_runlog(run)
-    if run.manifest is not None:
-        for epoch in range(min(run.n_epochs, 3)):  # a pick on this log: refuse or hand over
-            try:
-                checkpoint_path(run, epoch)
-            except ReplayError as e:
-                assert "\n" not in str(e)
+    runs = loaded if isinstance(loaded, list) else [loaded]
+    assert runs
+    for run in runs:
+        check_runlog(run)
+        if run.manifest is not None:
+            for epoch in range(min(run.n_epochs, 3)):  # a pick on this log: refuse or hand over
+                try:
+                    checkpoint_path(run, epoch)
+                except ReplayError as e:
+                    assert "\n" not in str(e)
     return "ok"
 
 
@@ -579,7 +586,7 @@ def test_fuzz_csvlogger(tmp_path):
     @given(st.data())
     def case(data):
         _write_csvlogger(data.draw, target)
-        tally[outcome(load_run, target)] += 1
+        tally[outcome(load_logs, target)] += 1  # every training in the file
 
     case()
     _report("csvlogger", tally, N_LOADER)

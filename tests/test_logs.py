@@ -190,7 +190,7 @@ def test_csv_several_trainings_are_several_runs(tmp_path):
     ]
     assert runs[1].warnings == [
         f"{path}: holds 3 trainings (a new one starts where the epoch column goes back to 0 "
-        "or the header repeats: line 8, 10); this is training #2, lines 8-9"
+        "or the header repeats: lines 8, 10); this is training #2, lines 8-9"
     ]
     (second,) = load_logs(f"{path}#2")
     assert second.values("loss") == [9.0, 8.0] and second.name == "log#2"
