@@ -605,7 +605,24 @@ def load_csv_runs(file: Path, source: str, name: str, fmt: str = "csv") -> list[
     Raises:
         LogNotFound, BadLog: see :func:`load_csv`.
     """
-    text = _decode(_read_bytes(file), file)
+    return runs_from_csv_text(read_text(file), file, source, name, fmt)
+
+
+def read_text(file: Path) -> str:
+    """A log file's text (UTF-8, with or without BOM, or UTF-16 with a BOM).
+
+    Raises:
+        LogNotFound: no such file. BadLog: a directory, unreadable, or not such text.
+    """
+    return _decode(_read_bytes(file), file)
+
+
+def runs_from_csv_text(text: str, file: Path, source: str, name: str, fmt: str) -> list[RunLog]:
+    """The trainings of CSVLogger-layout ``text`` read from ``file``, as RunLogs.
+
+    Raises:
+        BadLog: see :func:`load_csv`.
+    """
     trainings = _parse_csv(text, file)
     if len(trainings) == 1:
         t = trainings[0]

@@ -592,6 +592,30 @@ def test_fuzz_csvlogger(tmp_path):
     _report("csvlogger", tally, N_LOADER)
 
 
+# A Keras History saved with pandas, with and without its index column, and two
+# histories concatenated (the index goes back to 0).
+HISTORY_BASES = [
+    b",loss,accuracy,val_loss,val_accuracy\n0,0.9,0.5,1.0,0.45\n1,0.7,0.6,0.8,0.55\n"
+    b"2,0.6,0.7,0.85,0.6\n0,1.1,0.4,1.2,0.35\n1,0.95,0.5,1.0,0.5\n",
+    b"loss,val_loss,learning_rate\n0.9,1.0,0.001\n0.7,0.8,0.001\n0.6,0.85,0.0005\n",
+]
+
+
+def test_fuzz_keras_history(tmp_path):
+    tally: Counter = Counter()
+    target = tmp_path / "history.csv"
+
+    @fuzz_settings(N_LOADER)
+    @given(st.data())
+    def case(data):
+        base = data.draw(st.sampled_from(HISTORY_BASES), label="base")
+        target.write_bytes(mutate_text(data.draw, base))
+        tally[outcome(load_logs, target)] += 1
+
+    case()
+    _report("keras_history", tally, N_LOADER)
+
+
 # ------------------------------------------------------------------------ the CLI
 
 SWEEP_EXTRA = st.sampled_from([[], ["--initial-lr", "0.001"], ["--monitor", "loss"],

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.errors import AmbiguousLog, LogNotFound
+from analysis.formats import keras_history
 from analysis.logs import RunLog
 
 __all__ = [
@@ -102,6 +103,8 @@ def _load_keras_csv(p: Path, source: str) -> list[RunLog]:
 FORMATS: list[Format] = [
     Format("run_dir", "a run directory written by `replay record`", _is_run_dir, _load_run_dir),
     Format("tensorboard", "a TensorBoard log directory", _is_tensorboard, _load_tensorboard),
+    Format("keras_history", "a Keras History saved with pandas (header with 'loss', no "
+           "'epoch')", keras_history.claims, keras_history.load, csv=True),
     Format("csv", "a Keras CSVLogger file (header 'epoch,...')", _is_keras_csv, _load_keras_csv,
            csv=True),
 ]
