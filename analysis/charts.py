@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +52,7 @@ __all__ = [
     "heatmap_grid",
     "lr_schedule_lines",
     "lr_schedules_figure",
-    "metric_higher_is_better",
+    "records_higher_is_better",
     "pareto_front",
     "save_figure",
     "stop_marks",
@@ -144,16 +144,16 @@ def _humanize(name: str) -> str:
     return name.replace("_", " ")
 
 
-def metric_higher_is_better(metric: str) -> bool:
-    """Whether larger values of ``metric`` are better (accuracy, AUC, ...), by its name.
+def records_higher_is_better(records: Iterable[Mapping[str, Any]]) -> bool | None:
+    """Whether the records' monitored metric is maximized, from the mode the sweep
+    resolved for it (``params["mode"]``, "min" or "max"); None when no record carries
+    a mode or they disagree. Never guessed from a metric's name.
 
-    >>> metric_higher_is_better("test_accuracy"), metric_higher_is_better("val_loss")
-    (True, False)
+    >>> records_higher_is_better([{"params": {"mode": "max"}}, {"params": {}}])
+    True
     """
-    base = base_name(metric).lower()
-    if any(w in base for w in ("loss", "error", "mse", "mae", "crossentropy", "hinge")):
-        return False
-    return any(w in base for w in ("acc", "auc", "precision", "recall", "f1", "iou"))
+    modes = {(r.get("params") or {}).get("mode") for r in records} - {None}
+    return modes.pop() == "max" if len(modes) == 1 else None
 
 
 def _is_censored(rec: Mapping[str, Any]) -> bool:
@@ -296,12 +296,16 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> None:
     """Write ``fig`` as a PNG (dpi 110) atomically, then close (clear) it.
 
     The image goes to a temporary file in the same directory and is moved into
-    place with :func:`os.replace`, so ``path`` is never left half-written.
+    place with :func:`os.replace`, so ``path`` is never left half-written; its
+    permissions follow the umask like any new file's.
     Raises OSError when the directory is missing or not writable.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
+    tmp = os.path.join(directory, f".tmp-{secrets.token_hex(8)}.png")
+    # Not tempfile.mkstemp: its 0600 would stay on the chart. Mode 0666 here is
+    # narrowed by the umask, as for any file open() creates (results.csv: 0644).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             # zlib level 3 instead of 6: a few percent larger, noticeably faster.
@@ -913,7 +917,7 @@ def pareto_front(
     Returns them sorted by x ascending (so y strictly improves along the list).
 
     >>> pareto_front([(5, 0.3), (3, 0.4), (8, 0.35), (3, 0.5)])
-    [(3, 0.4), (5, 0.3)]
+    [(3.0, 0.4), (5.0, 0.3)]
     """
     clean = [(float(x), float(y)) for x, y in points if not _missing(x) and not _missing(y)]
     sign = -1.0 if higher_is_better else 1.0
@@ -978,16 +982,25 @@ def tradeoff_figure(
     The Pareto front (fewer epochs and a better metric) is a highlighted step line
     with its settings labelled; horizontal lines show the oracle (best value over all
     recorded epochs) and the full run (last epoch). ``higher_is_better`` defaults to
-    a guess from the metric's name (:func:`metric_higher_is_better`). For aggregate
+    the direction the records carry (:func:`records_higher_is_better`). For aggregate
     rows pass ``x_field="epochs_trained_mean", metrics_field="final_metrics_mean"``.
     Returns the Figure.
+
+    Raises:
+        ValueError: ``higher_is_better`` not given and no record carries a mode.
     """
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
-    if higher_is_better is None:
-        higher_is_better = metric_higher_is_better(metric)
     pts = tradeoff_points(records, metric, x_field=x_field, metrics_field=metrics_field)
+    if higher_is_better is None:
+        higher_is_better = records_higher_is_better(records)
+    if higher_is_better is None:
+        if pts:
+            raise ValueError(
+                "tradeoff_figure: no record carries a resolved mode; pass higher_is_better."
+            )
+        higher_is_better = False  # nothing to rank
     front = pareto_front([(p["x"], p["y"]) for p in pts], higher_is_better=higher_is_better)
     listed = front[:MAX_FRONT_LISTED]
     # Below the axes: x label, legend, then one line per listed front point.

@@ -18,17 +18,43 @@ def draw_sweep_charts(result, runs, out: Path) -> list[str]:
     One run: that run's charts. Several runs: the aggregate over runs (heatmaps and
     trade-off of means), and the curves of the first run. Returns the names written.
     """
+    jobs = chart_jobs(result, runs, out)
+    _render_all(jobs)
+    return [path.name for *_, path in jobs]
+
+
+def higher_is_better(records, monitor: str) -> bool | None:
+    """Whether the sweep maximized ``monitor``: the mode it resolved, as records carry it.
+
+    EarlyStopping and ReduceLROnPlateau records hold ``params["mode"]``; a Prechelt
+    record holds the error it used, ``1 - monitor`` exactly when the mode was max.
+    None when no record of ``monitor`` is given.
+    """
+    for r in records:
+        p = r["params"]
+        if p.get("monitor") != monitor:
+            continue
+        if "mode" in p:
+            return p["mode"] == "max"
+        if "error" in p:
+            return p["error"] != monitor
+    return None
+
+
+def chart_jobs(result, runs, out: Path) -> list[tuple]:
+    """What :func:`draw_sweep_charts` draws: ``(figure function name, args, kwargs, path)``
+    per chart, the data computed and nothing drawn yet.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     from analysis import charts
     from replay.sweep import recorded_lr
 
-    written: list[str] = []
     multi = len(runs) > 1
     monitor = result.oracles[0]["monitor"] if result.oracles else None
     if monitor is None:
-        return written
+        return []
     first = runs[0]
     facts = result.facts[0]
     oracle = _oracle(result, facts.name, monitor)
@@ -43,7 +69,6 @@ def draw_sweep_charts(result, runs, out: Path) -> list[str]:
 
     def save(job: tuple, name: str) -> None:
         jobs.append((*job, out / name))
-        written.append(name)
 
     if stops:
         save(
@@ -87,6 +112,7 @@ def draw_sweep_charts(result, runs, out: Path) -> list[str]:
             "lr_schedules.png",
         )
     metric = oracle["heldout"]
+    direction = {"higher_is_better": higher_is_better(all_stops, monitor)}
     if all_stops and metric:
         if multi:
             rows = charts.aggregate(all_stops)
@@ -99,6 +125,7 @@ def draw_sweep_charts(result, runs, out: Path) -> list[str]:
                         "full_run_value": _mean([o["last_value"] for o in oracles]),
                         "oracle_value": _mean([o["oracle_value"] for o in oracles]),
                         "metric": metric,
+                        **direction,
                         "x_field": "epochs_trained_mean",
                         "metrics_field": "final_metrics_mean",
                         "title": f"Epochs against {metric} over {len(runs)} runs (means)",
@@ -115,14 +142,14 @@ def draw_sweep_charts(result, runs, out: Path) -> list[str]:
                         "full_run_value": oracle["last_value"],
                         "oracle_value": oracle["oracle_value"],
                         "metric": metric,
+                        **direction,
                         "title": f"{facts.name}: epochs trained against {metric} at the "
                         "kept checkpoint",
                     },
                 ),
                 "tradeoff.png",
             )
-    _render_all(jobs)
-    return written
+    return jobs
 
 
 def _render(job: tuple) -> None:

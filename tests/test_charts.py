@@ -212,12 +212,13 @@ def test_dodge(keys, width, expected):
 
 
 @pytest.mark.parametrize(
-    ("metric", "higher"),
-    [("val_loss", False), ("test_accuracy", True), ("val_auc", True),
-     ("mean_squared_error", False), ("loss", False), ("val_sparse_categorical_accuracy", True)],
+    ("modes", "higher"),
+    [(["min"], False), (["max", "max"], True), ([None], None), (["min", "max"], None)],
 )
-def test_metric_higher_is_better(metric, higher):
-    assert charts.metric_higher_is_better(metric) is higher
+def test_records_higher_is_better_reads_the_resolved_mode(modes, higher):
+    # Issue 10: the direction is the mode the sweep resolved, never a guess from the name.
+    records = [{"params": {} if m is None else {"mode": m}} for m in modes]
+    assert charts.records_higher_is_better(records) is higher
 
 
 def grid_rec(patience, min_delta, value, *, censored=False, restore=False):
@@ -572,6 +573,8 @@ def test_tradeoff_figure_accuracy_is_higher_is_better():
     recs = [es(1, stop=3), es(2, stop=6)]
     recs[0]["final_metrics"]["test_accuracy"] = 0.90
     recs[1]["final_metrics"]["test_accuracy"] = 0.95
+    for r in recs:
+        r["params"]["mode"] = "max"  # as the sweep resolves it for val_accuracy
     fig = charts.tradeoff_figure(recs, full_run_value=None, oracle_value=None,
                                  metric="test_accuracy")
     ax = fig.axes[0]
@@ -616,3 +619,59 @@ def test_importing_charts_loads_neither_matplotlib_nor_tensorflow_nor_replay():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ----------------------------------------------------------------------------------
+# Issue 10 regressions
+
+
+def test_r2_sweep_tradeoff_is_higher_is_better_with_the_right_front(tmp_path):
+    # val_r2_score is maximized (Keras's R2Score); the old name guess said "lower".
+    from analysis.logs import load_run
+    from replay.charting import chart_jobs
+    from replay.sweep import Grid, sweep
+
+    val = [0.50, 0.60, 0.70, 0.68, 0.72, 0.71, 0.69, 0.67, 0.66, 0.65]
+    test = [0.48, 0.58, 0.69, 0.70, 0.71, 0.69, 0.68, 0.66, 0.65, 0.64]
+    rows = ["epoch,loss,val_r2_score,test_r2_score"]
+    rows += [f"{e},{1 / (e + 1)},{v},{t}" for e, (v, t) in enumerate(zip(val, test, strict=True))]
+    (tmp_path / "r2.csv").write_text("\n".join(rows) + "\n")
+    run = load_run(tmp_path / "r2.csv")
+    grid = Grid(policies=("early_stopping", "prechelt"), monitors=("val_r2_score",),
+                patience=(0, 1, 2, 5), min_delta=(0.0,))  # fmt: skip
+    result = sweep([run], grid)
+    (job,) = [j for j in chart_jobs(result, [run], tmp_path) if j[0] == "tradeoff_figure"]
+    name, args, kwargs, _ = job
+    assert kwargs["higher_is_better"] is True
+    fig = charts.tradeoff_figure(*args, **kwargs)
+    assert fig.axes[0].get_ylabel().endswith("(higher is better)")
+    points = [(p["x"], p["y"]) for p in charts.tradeoff_points(*args, kwargs["metric"])]
+    front = charts.pareto_front(points, higher_is_better=True)
+    assert front[-1][1] == max(y for _, y in points) == 0.71  # the best r2 is on the front
+    ys = [y for _, y in front]
+    assert ys == sorted(set(ys))  # and it only gets better
+    (listing,) = [t.get_text() for t in fig.texts if t.get_text().startswith("Pareto")]
+    assert f"test_r2_score {front[-1][1]:.4g}" in listing
+
+
+def test_tradeoff_figure_without_a_mode_refuses_to_guess():
+    rec = es(1, stop=3)
+    del rec["params"]["mode"]
+    with pytest.raises(ValueError, match="pass higher_is_better"):
+        charts.tradeoff_figure([rec], full_run_value=None, oracle_value=None, metric="test_loss")
+
+
+def test_saved_charts_get_the_umask_permissions_like_any_new_file(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        charts.save_figure(charts.tradeoff_figure([], full_run_value=None, oracle_value=None,
+                                                  metric="loss"), tmp_path / "a.png")  # fmt: skip
+        os.umask(0o027)
+        charts.save_figure(charts.tradeoff_figure([], full_run_value=None, oracle_value=None,
+                                                  metric="loss"), tmp_path / "b.png")  # fmt: skip
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.png").stat().st_mode & 0o777 == 0o640

@@ -47,3 +47,13 @@ def test_parse_values_errors_name_the_token(text, kwargs, message):
     with pytest.raises(GridError) as info:
         parse_values(text, "--x", **kwargs)
     assert message in str(info.value)
+
+
+def test_a_million_value_range_parses_in_well_under_a_second():
+    # Issue 10: de-duplicating with `item not in list` made this quadratic (hours).
+    import time
+
+    start = time.perf_counter()
+    values = parse_values("1..1000000,5,1000000", "--patience", integer=True, minimum=0)
+    assert time.perf_counter() - start < 1.0
+    assert len(values) == 1_000_000 and values[:3] == [1, 2, 3] and values[-1] == 1_000_000
