@@ -1,17 +1,17 @@
 """The ``replay`` command line: thin commands over the library.
 
-Library code raises :class:`analysis.errors.ReplayError` (and
-:class:`replay.policies.PolicyError`); only this module turns them into one-line
-``Error: ...`` messages. Nothing here imports TensorFlow: ``replay record`` imports
+Library code raises :class:`analysis.errors.ReplayError` (of which
+:class:`replay.policies.PolicyError` and :class:`replay.grid.GridError` are kinds);
+only :class:`ReplayGroup` turns them into one-line ``Error: ...`` messages. The rules
+about values (defaults, fallbacks between options, ranges) live in
+:class:`replay.sweep.Grid`. Nothing here imports TensorFlow: ``replay record`` imports
 it inside its own function.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import sys
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import click
 
 from analysis.errors import ReplayError
 from replay import __version__
-from replay.policies import PolicyError
+from replay.grid import GridError, parse_values
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 SHADOW_MISMATCH_EXIT = 3
@@ -31,7 +31,7 @@ class ReplayGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (ReplayError, PolicyError) as e:
+        except ReplayError as e:
             raise click.ClickException(str(e)) from None
         except BrokenPipeError:
             sys.stderr.close()
@@ -78,6 +78,29 @@ def _policy_names() -> tuple[str, ...]:
     return POLICIES
 
 
+class Range(click.ParamType):
+    """A grid option's values as a tuple: ``3..10``, ``3..10:2``, ``0,0.001``, ``1,2,5..8``.
+
+    Parsed by :func:`replay.grid.parse_values`. Its :class:`~replay.grid.GridError`
+    passes through (a ReplayError: the one-line ``Error: --option: ...``, exit 1) instead
+    of click's usage error. ``single`` (pick) takes exactly one value.
+    """
+
+    def __init__(self, *, integer=False, minimum=None, allow_none=False, single=False):
+        self.name = "value" if single else "range"  # the metavar in --help
+        self.single = single
+        self.rules = {"integer": integer, "minimum": minimum, "allow_none": allow_none}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):  # already converted
+            return value
+        option = param.opts[0] if param is not None else "value"
+        values = parse_values(value, option, **self.rules)
+        if self.single and len(values) != 1:
+            raise GridError(f"{option}: pick takes one value but got {value!r}.")
+        return tuple(values)
+
+
 def _name_list(choices=None):
     """A click callback for a repeatable option whose values may also be comma lists.
 
@@ -87,8 +110,6 @@ def _name_list(choices=None):
     """
 
     def callback(ctx, param, values):
-        from replay.grid import GridError
-
         option = param.opts[0]
         valid = choices() if choices is not None and values else None
         names: dict[str, None] = {}  # an ordered set
@@ -105,7 +126,18 @@ def _name_list(choices=None):
     return callback
 
 
-def _grid_options(func):
+def _yes_no_both(ctx, param, value):
+    return None if value is None else {"yes": (True,), "no": (False,), "both": (False, True)}[value]
+
+
+def _grid_options(*, single: bool = False):
+    """The options of a :class:`replay.sweep.Grid`, named as its fields: ranges for
+    sweep, one value each for pick (``single``)."""
+
+    def grid(flag: str, help: str, **rules):  # a grid option: ranges, or one value
+        return click.option(flag, type=Range(single=single, **rules), help=help)
+
+    count, positive = {"integer": True, "minimum": 0}, {"integer": True, "minimum": 1}
     options = [
         click.option(
             "--policy",
@@ -118,10 +150,12 @@ def _grid_options(func):
         ),
         click.option(
             "--monitor",
+            "monitors",
             multiple=True,
             callback=_name_list(),
             metavar="METRIC[,METRIC...]",
-            help="Metrics to monitor (comma-separated or repeated). Default: val_loss.",
+            help="Metrics to monitor (comma-separated or repeated). Default: val_loss, or "
+            "the one the log's trainer monitored (Hugging Face, Ultralytics).",
         ),
         click.option(
             "--mode",
@@ -130,118 +164,41 @@ def _grid_options(func):
             show_default=True,
             help="Direction of the monitored metric; auto infers it from the name.",
         ),
-        click.option("--patience", help="Patience grid, e.g. 3..10. Default: 0..10."),
-        click.option("--min-delta", help="EarlyStopping min_delta grid. Default: 0,0.0001,0.001."),
-        click.option("--baseline", help="EarlyStopping baseline grid; 'none' allowed."),
-        click.option("--start-from-epoch", help="EarlyStopping start_from_epoch grid."),
+        grid("--patience", "Patience grid, e.g. 3..10. Default: 0..10.", **count),
+        grid("--min-delta", "EarlyStopping min_delta grid. Default: 0,0.0001,0.001."),
+        grid("--baseline", "EarlyStopping baseline grid; 'none' allowed.", allow_none=True),
+        grid("--start-from-epoch", "EarlyStopping start_from_epoch grid.", **count),
         click.option(
             "--restore-best-weights",
             type=click.Choice(["yes", "no", "both"]),
+            callback=_yes_no_both,
             help="EarlyStopping restore_best_weights. Default: both for sweep, no for pick.",
         ),
-        click.option(
-            "--lr-patience", help="ReduceLROnPlateau patience grid (default: --patience)."
-        ),
-        click.option(
+        grid("--lr-patience", "ReduceLROnPlateau patience grid (default: --patience).", **count),
+        grid(
             "--lr-min-delta",
-            help="ReduceLROnPlateau min_delta grid (default: --min-delta if given, else 1e-4).",
+            "ReduceLROnPlateau min_delta grid (default: --min-delta if given, else 1e-4).",
         ),
-        click.option("--factor", help="ReduceLROnPlateau factor grid. Default: 0.1,0.2,0.5."),
-        click.option("--cooldown", help="ReduceLROnPlateau cooldown grid. Default: 0."),
-        click.option("--min-lr", help="ReduceLROnPlateau min_lr grid. Default: 0."),
+        grid("--factor", "ReduceLROnPlateau factor grid. Default: 0.1,0.2,0.5."),
+        grid("--cooldown", "ReduceLROnPlateau cooldown grid. Default: 0.", **count),
+        grid("--min-lr", "ReduceLROnPlateau min_lr grid. Default: 0.", minimum=0),
         click.option(
             "--initial-lr",
             type=float,
             help="Learning rate at epoch 0, needed only when the log has no learning_rate.",
         ),
-        click.option("--gl-alpha", help="Prechelt GL alpha grid. Default: 1,2,5."),
-        click.option("--pq-alpha", help="Prechelt PQ alpha grid. Default: 0.5,1,2."),
-        click.option("--up-strips", help="Prechelt UP strips grid. Default: 2,3,4."),
-        click.option("--strip-length", help="Prechelt training strip length. Default: 5."),
+        grid("--gl-alpha", "Prechelt GL alpha grid. Default: 1,2,5."),
+        grid("--pq-alpha", "Prechelt PQ alpha grid. Default: 0.5,1,2."),
+        grid("--up-strips", "Prechelt UP strips grid. Default: 2,3,4.", **positive),
+        grid("--strip-length", "Prechelt training strip length. Default: 5.", **positive),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
 
+    def decorate(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
 
-_GRID_KEYS = (
-    "policies", "monitor", "mode", "patience", "min_delta", "baseline", "start_from_epoch",
-    "restore_best_weights", "lr_patience", "lr_min_delta", "factor", "cooldown", "min_lr",
-    "initial_lr", "gl_alpha", "pq_alpha", "up_strips", "strip_length",
-)  # fmt: skip
-
-
-def _build_grid(opts: dict, *, single: bool = False):
-    """Turn the grid options into a :class:`replay.sweep.Grid` (defaults filled in)."""
-    from replay.grid import GridError, parse_values
-    from replay.sweep import DEFAULT_GRID, Grid
-
-    def values(key, option, **kw):
-        text = opts.get(key)
-        if text is None:
-            return None
-        vals = parse_values(text, option, **kw)
-        if single and len(vals) != 1:
-            raise GridError(f"{option}: pick takes one value but got {text!r}.")
-        return tuple(vals)
-
-    nonneg = {"integer": True, "minimum": 0}
-    changes: dict = {
-        "patience": values("patience", "--patience", **nonneg),
-        "min_delta": values("min_delta", "--min-delta"),
-        "baseline": values("baseline", "--baseline", allow_none=True),
-        "start_from_epoch": values("start_from_epoch", "--start-from-epoch", **nonneg),
-        "lr_patience": values("lr_patience", "--lr-patience", **nonneg),
-        "lr_min_delta": values("lr_min_delta", "--lr-min-delta"),
-        "factor": values("factor", "--factor"),
-        "cooldown": values("cooldown", "--cooldown", **nonneg),
-        "min_lr": values("min_lr", "--min-lr", minimum=0),
-        "gl_alpha": values("gl_alpha", "--gl-alpha"),
-        "pq_alpha": values("pq_alpha", "--pq-alpha"),
-        "up_strips": values("up_strips", "--up-strips", integer=True, minimum=1),
-        "strip_length": values("strip_length", "--strip-length", integer=True, minimum=1),
-    }
-    if changes["lr_min_delta"] is None and changes["min_delta"] is not None:
-        changes["lr_min_delta"] = changes["min_delta"]
-    for f in changes["factor"] or ():
-        if not 0 < f < 1:
-            raise GridError(f"--factor: {f:g} is out of range; a factor must be > 0 and < 1.")
-    monitors = opts.get("monitor")
-    if monitors:
-        if single and len(monitors) != 1:
-            raise GridError(f"--monitor: pick takes one metric but got {','.join(monitors)!r}.")
-        changes["monitors"] = monitors
-    else:
-        changes["monitors"] = ()  # each run's default: val_loss, or its framework's own
-    restore = opts.get("restore_best_weights")
-    if single and restore == "both":
-        raise GridError("--restore-best-weights: pick takes yes or no, not both.")
-    if restore is not None:
-        changes["restore_best_weights"] = {
-            "yes": (True,), "no": (False,), "both": (False, True)
-        }[restore]  # fmt: skip
-    if opts.get("policies"):
-        changes["policies"] = opts["policies"]
-    initial = opts.get("initial_lr")
-    if initial is not None and not (math.isfinite(initial) and initial > 0):
-        raise GridError(f"--initial-lr must be a positive number but got {initial}.")
-    changes["initial_lr"] = initial
-    changes["mode"] = opts.get("mode") or "auto"
-    base = DEFAULT_GRID
-    if single:
-        # pick: Keras's defaults wherever an option was not given.
-        base = Grid(
-            policies=("early_stopping",),
-            patience=(0,),
-            min_delta=(0.0,),
-            restore_best_weights=(False,),
-            lr_min_delta=(1e-4,),
-            factor=(0.1,),
-            gl_alpha=(2.0,),
-            pq_alpha=(1.0,),
-            up_strips=(3,),
-        )
-    return replace(base, **{k: v for k, v in changes.items() if v is not None})
+    return decorate
 
 
 def _format_option(func):
@@ -313,7 +270,7 @@ def _check_out_dir(out: Path | None, force: bool, fmt: str = "table") -> None:
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("runs", nargs=-1, required=True, metavar="RUN...")
-@_grid_options
+@_grid_options()
 @_format_option
 @click.option(
     "--out",
@@ -346,10 +303,10 @@ def sweep(runs, fmt, out, no_charts, force, max_settings, **opts):
       replay sweep logs/ --policy reduce_lr_on_plateau --factor 0.1,0.5 --initial-lr 1e-3
     """
     from replay.report import render_csv, render_json, render_table
-    from replay.sweep import check_shadow
+    from replay.sweep import Grid, check_shadow
     from replay.sweep import sweep as run_sweep
 
-    grid = _build_grid(opts)
+    grid = Grid.from_options(**opts)
     loaded = _load_runs(runs)
     _check_monitors(loaded, grid)
     grid.check(max_settings=max_settings, runs=loaded)
@@ -417,7 +374,7 @@ def _write_text(path: Path, text: str) -> None:
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("run", metavar="RUN")
-@_grid_options
+@_grid_options(single=True)
 @click.option(
     "--copy",
     "copy_to",
@@ -437,21 +394,10 @@ def pick(run, copy_to, **opts):
     """
     from analysis.errors import CheckpointUnavailable
     from analysis.logs import checkpoint_path
+    from replay.sweep import Grid
     from replay.sweep import sweep as run_sweep
 
-    grid = _build_grid(opts, single=True)
-    if len(grid.policies) != 1 or grid.policies[0] == "reduce_lr_on_plateau":
-        raise ReplayError(
-            "pick chooses a checkpoint, so it takes one stopping policy: "
-            "--policy early_stopping or --policy prechelt."
-        )
-    if grid.policies[0] == "prechelt":
-        given = [k for k in ("gl_alpha", "pq_alpha", "up_strips") if opts.get(k) is not None]
-        if len(given) > 1:
-            raise ReplayError("pick takes one Prechelt criterion: --gl-alpha, --pq-alpha or "
-                              "--up-strips, not several.")  # fmt: skip
-        keep = given[0] if given else "gl_alpha"
-        grid = _only(grid, keep)
+    grid = Grid.for_pick(**opts)
     if copy_to is not None and copy_to.exists():
         raise ReplayError(f"--copy {copy_to}: already exists; pick never overwrites a file.")
     from analysis.formats import load_run
@@ -488,11 +434,6 @@ def pick(run, copy_to, **opts):
     if copy_to is not None:
         _copy_new(path, copy_to)
         click.echo(f"copied to {copy_to}")
-
-
-def _only(grid, keep: str):
-    empty = {k: () for k in ("gl_alpha", "pq_alpha", "up_strips") if k != keep}
-    return replace(grid, **empty)
 
 
 def _describe_pick(record: dict) -> str:

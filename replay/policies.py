@@ -58,6 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analysis.errors import ReplayError
 from analysis.names import base_name
 
 __all__ = [
@@ -77,8 +78,12 @@ __all__ = [
 ]
 
 
-class PolicyError(ValueError):
-    """A policy parameter that is invalid (the message shows the value received)."""
+class PolicyError(ReplayError, ValueError):
+    """A policy parameter that is invalid (the message shows the value received).
+
+    A :class:`~analysis.errors.ReplayError` (the CLI reports it on one line) and, as
+    Keras's own checks raise, a ``ValueError``.
+    """
 
 
 # Keras metric names and their direction (``Metric._direction``), plus the usual

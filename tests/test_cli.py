@@ -6,36 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from replay.cli import cli
-
-HEADER = "epoch,loss,val_loss,test_loss,learning_rate"
-VAL = [0.50, 0.40, 0.35, 0.36, 0.34, 0.37, 0.38, 0.39, 0.40, 0.41]
-TEST = [0.52, 0.41, 0.36, 0.35, 0.36, 0.38, 0.39, 0.40, 0.41, 0.43]
-
-
-def write_log(path: Path, n: int = 10) -> Path:
-    rows = [HEADER] + [f"{e},{1.0 / (e + 1)!r},{VAL[e]!r},{TEST[e]!r},0.001" for e in range(n)]
-    path.write_text("\n".join(rows) + "\n")
-    return path
+from conftest import HEADER, error_line, log_text, make_run, run, write_log
 
 
 @pytest.fixture
 def log(tmp_path) -> Path:
     return write_log(tmp_path / "training.csv")
-
-
-def run(*args, cwd=None):
-    runner = CliRunner()
-    return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def error_line(result) -> str:
-    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("Error:")]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output + result.stderr
-    return lines[0]
 
 
 def test_sweep_writes_results_and_prints_table(log, tmp_path):
@@ -304,22 +280,9 @@ def test_multi_run_sweep_aggregates(tmp_path, log):
 
 
 def fake_run_with_checkpoints(tmp_path: Path) -> Path:
-    """A run directory whose 'checkpoints' are plain bytes with correct sha256s."""
-    import hashlib
-
-    root = tmp_path / "run"
-    (root / "checkpoints").mkdir(parents=True)
-    write_log(root / "metrics.csv")
-    epochs = []
-    for e in range(10):
-        data = f"weights of epoch {e}".encode()
-        rel = f"checkpoints/epoch-{e + 1:03d}.keras"
-        (root / rel).write_bytes(data)
-        epochs.append({"epoch": e, "checkpoint": rel, "sha256": hashlib.sha256(data).hexdigest(),
-                       "bytes": len(data), "seconds": 1.0})  # fmt: skip
-    manifest = {"schema_version": 1, "name": "run", "status": "complete", "epochs": epochs}
-    (root / "run.json").write_text(json.dumps(manifest))
-    return root
+    """A run directory of :func:`log_text`'s 10 epochs whose 'checkpoints' are plain bytes
+    (``weights of epoch E``) with correct sha256s."""
+    return make_run(tmp_path / "run", n=10, metrics=log_text())
 
 
 def test_pick_verifies_and_copies_the_kept_checkpoint_never_overwriting(tmp_path):

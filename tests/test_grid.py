@@ -1,6 +1,11 @@
+import math
+
 import pytest
 
+from analysis.errors import ReplayError
 from replay.grid import GridError, parse_values
+from replay.policies import PolicyError
+from replay.sweep import DEFAULT_GRID, Grid
 
 
 @pytest.mark.parametrize(
@@ -57,3 +62,93 @@ def test_a_million_value_range_parses_in_well_under_a_second():
     values = parse_values("1..1000000,5,1000000", "--patience", integer=True, minimum=0)
     assert time.perf_counter() - start < 1.0
     assert len(values) == 1_000_000 and values[:3] == [1, 2, 3] and values[-1] == 1_000_000
+
+
+# ---------------------------------------------------------------- Grid: the rules about values
+
+
+@pytest.mark.parametrize(
+    ("given", "lr_min_delta"),
+    [
+        ({}, (1e-4,)),  # neither: ReduceLROnPlateau's own default
+        ({"min_delta": (0.0, 0.01)}, (0.0, 0.01)),  # follows --min-delta
+        ({"min_delta": (0.01,), "lr_min_delta": (0.5,)}, (0.5,)),  # its own wins
+        ({"min_delta": None, "lr_min_delta": None}, (1e-4,)),  # None: not given
+    ],
+)
+def test_lr_min_delta_follows_min_delta_unless_given(given, lr_min_delta):
+    assert Grid.from_options(**given).lr_min_delta == lr_min_delta
+    assert Grid.for_pick(**given).lr_min_delta == lr_min_delta
+
+
+def test_from_options_keeps_the_base_where_not_given_and_each_runs_own_monitor():
+    grid = Grid.from_options(patience=(3,), mode="min", initial_lr=None)
+    assert grid == Grid(monitors=(), patience=(3,), mode="min")
+    assert Grid.from_options(monitors=("loss",)).monitors == ("loss",)
+    assert Grid.from_options() != DEFAULT_GRID and DEFAULT_GRID.monitors == ("val_loss",)
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"factor": (0.5, 1.0)}, "--factor: 1 is out of range; a factor must be > 0 and < 1."),
+        ({"factor": (0.0,)}, "--factor: 0 is out of range; a factor must be > 0 and < 1."),
+        ({"factor": (-0.5,)}, "--factor: -0.5 is out of range; a factor must be > 0 and < 1."),
+        ({"initial_lr": 0.0}, "--initial-lr must be a positive number but got 0.0."),
+        ({"initial_lr": -1e-3}, "--initial-lr must be a positive number but got -0.001."),
+        ({"initial_lr": math.nan}, "--initial-lr must be a positive number but got nan."),
+        ({"initial_lr": math.inf}, "--initial-lr must be a positive number but got inf."),
+    ],
+)
+def test_bad_factor_and_initial_lr_are_grid_errors(given, message):
+    for build in (Grid.from_options, Grid.for_pick):
+        with pytest.raises(GridError) as info:
+            build(**given)
+        assert str(info.value) == message
+
+
+def test_pick_takes_keras_defaults_where_not_given():
+    assert Grid.for_pick() == Grid(
+        policies=("early_stopping",), monitors=(), patience=(0,), min_delta=(0.0,),
+        restore_best_weights=(False,), lr_min_delta=(1e-4,), factor=(0.1,),
+        gl_alpha=(2.0,), pq_alpha=(1.0,), up_strips=(3,),
+    )  # fmt: skip
+    assert Grid.for_pick(patience=(5,), restore_best_weights=(True,)).size() == 1
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ({}, {"gl_alpha": (2.0,), "pq_alpha": (), "up_strips": ()}),
+        ({"pq_alpha": (0.5,)}, {"gl_alpha": (), "pq_alpha": (0.5,), "up_strips": ()}),
+        ({"up_strips": (4,)}, {"gl_alpha": (), "pq_alpha": (), "up_strips": (4,)}),
+    ],
+)
+def test_pick_keeps_the_one_prechelt_criterion_given(given, kept):
+    grid = Grid.for_pick(policies=("prechelt",), **given)
+    assert {k: getattr(grid, k) for k in kept} == kept and grid.size() == 1
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"monitors": ("val_loss", "loss")},
+         "--monitor: pick takes one metric but got 'val_loss,loss'."),
+        ({"restore_best_weights": (False, True)},
+         "--restore-best-weights: pick takes yes or no, not both."),
+        ({"policies": ("reduce_lr_on_plateau",)}, "pick chooses a checkpoint, so it takes one "
+         "stopping policy: --policy early_stopping or --policy prechelt."),
+        ({"policies": ("early_stopping", "prechelt")}, "pick chooses a checkpoint"),
+        ({"policies": ("prechelt",), "gl_alpha": (1.0,), "up_strips": (2,)},
+         "pick takes one Prechelt criterion: --gl-alpha, --pq-alpha or --up-strips, not several."),
+    ],
+)  # fmt: skip
+def test_pick_refuses_what_is_not_one_setting(given, message):
+    with pytest.raises(ReplayError) as info:
+        Grid.for_pick(**given)
+    assert str(info.value).startswith(message)
+
+
+def test_policy_errors_are_replay_errors_and_value_errors():
+    # One type for the CLI to catch; still a ValueError, as Keras raises for bad settings.
+    assert issubclass(PolicyError, ReplayError) and issubclass(PolicyError, ValueError)

@@ -8,6 +8,7 @@ command reaches it, through the CLI (exit 1 and one ``Error: ...`` line).
 from __future__ import annotations
 
 import ast
+import functools
 import gzip
 import hashlib
 import json
@@ -20,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import error_line, run
 
 from analysis.errors import UnsafePath
 from analysis.logs import checkpoint_path, load_csv, load_run, load_run_dir
-from replay.cli import cli
 from replay.data import BadData, load_file, load_mnist
 from replay.policies import (
     EarlyStoppingTrace,
@@ -40,17 +40,8 @@ RUN = DATA / "fuzz" / "run"  # a real recorded run, 12 epochs, published without
 REPO = Path(__file__).parent.parent
 
 
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def error_line(result) -> str:
-    assert result.exit_code == 1, (result.exit_code, result.output, result.stderr)
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert "Traceback" not in result.output + result.stderr
-    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("Error: ")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+# Exceptions caught: error_line asserts that none escaped the command.
+invoke = functools.partial(run, catch_exceptions=True)
 
 
 # ---------------------------------------------------------------------- escaping paths

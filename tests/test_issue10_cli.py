@@ -9,30 +9,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import VAL, run, write_log
 
 from replay import cli as cli_module
-from replay.cli import cli
-
-VAL = [0.50, 0.40, 0.35, 0.36, 0.34, 0.37, 0.38, 0.39, 0.40, 0.41]
-TEST = [0.52, 0.41, 0.36, 0.35, 0.36, 0.38, 0.39, 0.40, 0.41, 0.43]
-
-
-def write_log(path: Path) -> Path:
-    rows = ["epoch,loss,val_loss,test_loss,learning_rate"]
-    rows += [f"{e},{1 / (e + 1)},{VAL[e]},{TEST[e]},0.001" for e in range(10)]
-    path.write_text("\n".join(rows) + "\n")
-    return path
 
 
 @pytest.fixture
 def log(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     return write_log(tmp_path / "training.csv")
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 def records(result) -> list[dict]:

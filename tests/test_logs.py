@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import math
 import os
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -349,35 +349,6 @@ def test_values_has_missing_metric(tmp_path):
 
 
 # --------------------------------------------------------------------------- run directories
-
-def make_run(
-    root: Path,
-    n: int = 3,
-    status: str = "complete",
-    included: bool = True,
-    paths: dict[int, str] | None = None,
-    manifest_epochs: int | None = None,
-) -> Path:
-    """Write a small run directory as `replay record` would."""
-    (root / "checkpoints").mkdir(parents=True, exist_ok=True)
-    rows = "".join(f"{e},{1 / (e + 1)!r},{1.5 / (e + 1)!r}\n" for e in range(n))
-    (root / "metrics.csv").write_text("epoch,loss,val_loss\n" + rows)
-    entries = []
-    for e in range(n if manifest_epochs is None else manifest_epochs):
-        rel = (paths or {}).get(e, f"checkpoints/epoch-{e + 1:03d}.keras")
-        blob = f"weights of epoch {e}".encode()
-        if included and e not in (paths or {}):
-            target = root / rel
-            if not target.exists() and not target.is_symlink():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(blob)
-        entries.append({"epoch": e, "checkpoint": rel, "sha256": hashlib.sha256(blob).hexdigest(),
-                        "bytes": len(blob), "seconds": 0.5})
-    manifest = {"schema_version": 1, "name": root.name, "status": status,
-                "checkpoints_included": included, "epochs": entries,
-                "shadow": [{"callback": "EarlyStopping", "stopped_epoch": None}]}
-    (root / "run.json").write_text(json.dumps(manifest, indent=1))
-    return root
 
 
 def test_run_dir_loads(tmp_path):

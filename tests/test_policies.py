@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import f32
 
 from replay.policies import (
     PolicyError,
@@ -146,10 +147,6 @@ def test_patience_zero_and_one_agree_everywhere():
     for _ in range(200):
         curve = list(np.round(rng.normal(1, 0.1, size=rng.integers(1, 30)), 2))
         assert early_stopping(curve, patience=0) == early_stopping(curve, patience=1)
-
-
-def f32(x):
-    return float(np.float32(x))
 
 
 # (kwargs, curve, lr per epoch, reductions)

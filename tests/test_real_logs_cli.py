@@ -9,22 +9,7 @@ import io
 import json
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from replay.cli import cli
-
-VAL = [0.50, 0.40, 0.35, 0.36, 0.34, 0.37, 0.38, 0.39, 0.40, 0.41]
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def error_line(result) -> str:
-    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("Error:")]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output + result.stderr
-    return lines[0]
+from conftest import VAL, error_line, run
 
 
 def write(path: Path, header: str, rows: list[str]) -> Path:
