@@ -53,8 +53,10 @@ def lr_changes(rates: list[float | None]) -> list[tuple[int, float, float]]:
 
 def render_summary(run) -> tuple[str, bool]:
     """Return (text, shadow mismatch?) for an :class:`analysis.logs.RunLog`."""
+    from replay.lr_alignment import align_lr
     from replay.sweep import RunFacts, best_epoch, check_shadow, recorded_lr
 
+    run = align_lr(run)  # a TensorBoard learning rate's epochs, where the log left them open
     facts = RunFacts.from_runlog(run)
     lines = [f"{run.name}  ({run.format}: {run.source})"]
     m = run.manifest or {}

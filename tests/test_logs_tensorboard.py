@@ -6,6 +6,7 @@ in the slow test, which runs a real tiny Keras fit with TensorBoard + CSVLogger.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -22,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis.errors import BadLog, LogNotFound, ReplayError
+from analysis.formats import load_logs
 from analysis.logs import load_csv, load_run, load_tensorboard
 from analysis.tb import crc32c, file_version_event, frame_record, masked_crc32c, scalar_event
 
@@ -180,13 +182,15 @@ def test_non_scalar_epoch_tag_ignored_with_warning(tmp_path):
 
 
 def test_learning_rate_prefers_train(tmp_path):
+    # (A change between steps 0 and 1 would be read as logged after a cut: see
+    # test_lr_alignment.py; here the rate changes later, read as written.)
     write_events(tmp_path / "train/events.out.tfevents.1",
-                 epoch_events({"epoch_learning_rate": [0.5, 0.25], "epoch_loss": [1, 2]}))
+                 epoch_events({"epoch_learning_rate": [0.5, 0.5, 0.25], "epoch_loss": [1, 2, 3]}))
     write_events(tmp_path / "validation/events.out.tfevents.1",
-                 epoch_events({"epoch_learning_rate": [9.0, 9.0], "epoch_loss": [3, 4]}))
+                 epoch_events({"epoch_learning_rate": [9.0, 9.0, 9.0], "epoch_loss": [3, 4, 5]}))
     run = load_tensorboard(tmp_path)
     assert list(run.metrics.columns) == ["learning_rate", "loss", "val_loss"]
-    assert run.values("learning_rate") == [0.5, 0.25]
+    assert run.values("learning_rate") == [0.5, 0.5, 0.25]
 
 
 def test_several_files_merge_later_wall_time_wins(tmp_path):
@@ -198,8 +202,9 @@ def test_several_files_merge_later_wall_time_wins(tmp_path):
     run = load_tensorboard(tmp_path)
     assert run.values("loss") == [0.0, 1.0, 20.0, 30.0, 40.0, 50.0]
     assert run.warnings == [
-        f"{tmp_path}: train/epoch_loss has epochs 2-3 more than once (a resumed fit logging "
-        "into the same folder?); kept the latest by wall time"
+        f"{tmp_path / 'train/events.out.tfevents.2.b'}: starts at epoch 2 after "
+        "train/events.out.tfevents.1.a reached epoch 3 (a fit resumed from epoch 2); its "
+        "values replace epoch 2 and later"
     ]
 
 
@@ -234,6 +239,86 @@ def test_unknown_subfolder_warned(tmp_path):
         f"{tmp_path / 'plugins_x'}: event files in a folder Keras does not write (expected "
         "train/, validation/, test/); ignored them"
     ]
+
+
+# --------------------------------------------------------------------------- fits and trainings
+
+def scalars(path: Path, tag_values: dict[str, list[float]], first: int = 0,
+            wall: float = 100.0) -> Path:
+    return write_events(path, epoch_events(tag_values, wall=wall, first=first))
+
+
+def test_two_fits_in_keras3_folders_are_two_trainings(tmp_path):
+    scalars(tmp_path / "train/events.out.tfevents.1.h.1.0.v2", {"epoch_loss": [1.0, 0.9, 0.8]})
+    scalars(tmp_path / "validation/events.out.tfevents.1.h.1.1.v2",
+            {"epoch_loss": [1.5, 1.4, 1.3]})
+    scalars(tmp_path / "train/events.out.tfevents.2.h.1.2.v2", {"epoch_loss": [2.0, 1.9]},
+            wall=500)
+    scalars(tmp_path / "validation/events.out.tfevents.2.h.1.3.v2", {"epoch_loss": [2.5, 2.4]},
+            wall=500)
+    first, second = load_logs(tmp_path)
+    assert (first.name, second.name) == (f"{tmp_path.name}#1", f"{tmp_path.name}#2")
+    assert first.values("val_loss") == [1.5, f32(1.4), f32(1.3)]
+    assert second.values("loss") == [2.0, f32(1.9)]
+    assert second.values("val_loss") == [2.5, f32(2.4)]
+    assert second.warnings == [
+        f"{tmp_path}: holds 2 trainings (a new one starts with each event file that goes back "
+        "to epoch 0: train/events.out.tfevents.2.h.1.2.v2); this is training #2, "
+        "train/events.out.tfevents.2.h.1.2.v2, validation/events.out.tfevents.2.h.1.3.v2"
+    ]
+    with pytest.raises(BadLog, match=r": holds 2 trainings; name one as .*#1 \.\.\. .*#2$"):
+        load_tensorboard(tmp_path)
+
+
+def test_validation_file_joins_its_fit_by_wall_time(tmp_path):
+    """The first fit had no validation data: one validation file for two fits."""
+    scalars(tmp_path / "train/events.out.tfevents.1", {"epoch_loss": [1.0, 0.9]})
+    scalars(tmp_path / "train/events.out.tfevents.2", {"epoch_loss": [2.0, 1.9]}, wall=500)
+    scalars(tmp_path / "validation/events.out.tfevents.2", {"epoch_loss": [2.5, 2.4]}, wall=500)
+    first, second = load_logs(tmp_path)
+    assert list(first.metrics.columns) == ["loss"]
+    assert second.values("val_loss") == [2.5, f32(2.4)]
+
+
+def test_resumed_fit_replaces_every_column_from_its_epoch(tmp_path):
+    scalars(tmp_path / "train/events.out.tfevents.1", {"epoch_loss": [1.0, 0.9, 0.8, 0.7]})
+    scalars(tmp_path / "validation/events.out.tfevents.1", {"epoch_loss": [1.5, 1.4, 1.3, 1.2]})
+    scalars(tmp_path / "train/events.out.tfevents.2", {"epoch_loss": [0.5]}, first=2, wall=500)
+    (run,) = load_logs(tmp_path)  # the resumed fit had no validation: epoch 3 is gone too
+    assert run.values("loss") == [1.0, f32(0.9), 0.5]
+    assert run.values("val_loss") == [1.5, f32(1.4), None]
+    assert run.warnings[0] == (
+        f"{tmp_path / 'train/events.out.tfevents.2'}: starts at epoch 2 after "
+        "train/events.out.tfevents.1 reached epoch 3 (a fit resumed from epoch 2); its values "
+        "replace epoch 2 and later"
+    )
+
+
+def test_tf1_flat_folder_bare_tags_batch_tags_and_histograms(tmp_path):
+    """Keras 2 with TF1 (tags without epoch_, simple_value); per-batch tags and histograms
+    are ignored without a word."""
+    from tensorboard.compat.proto import event_pb2
+
+    hist = event_pb2.Event(step=0)
+    hist.summary.value.add(tag="dense_1/kernel_0").histo.num = 3.0
+    write_events(tmp_path / "events.out.tfevents.1", [
+        hist.SerializeToString(), scalar_event("batch_loss", 9.0, 0, as_tensor=False),
+        *epoch_events({"loss": [1.0, 0.5], "acc": [0.5, 0.75], "val_loss": [2.0, 1.5]},
+                      as_tensor=False)])
+    (run,) = load_logs(tmp_path)
+    assert list(run.metrics.columns) == ["acc", "loss", "val_loss"] and run.warnings == []
+    assert run.values("accuracy") == [0.5, 0.75]
+    assert not math.isnan(run.metrics["loss"].iloc[0])
+
+
+def test_tf_keras_1_flat_folder_epoch_tags(tmp_path):
+    """tf.keras in TF 1.x (callbacks_v1): one flat folder, epoch_loss and epoch_val_loss."""
+    write_events(tmp_path / "events.out.tfevents.1", epoch_events(
+        {"epoch_loss": [1.0, 0.5], "epoch_val_loss": [2.0, 1.5], "epoch_acc": [0.5, 0.75],
+         "batch_loss": [3.0, 3.0]}, as_tensor=False))
+    (run,) = load_logs(tmp_path)
+    assert list(run.metrics.columns) == ["acc", "loss", "val_loss"]
+    assert run.values("val_loss") == [2.0, 1.5]
 
 
 # --------------------------------------------------------------------------- damage
@@ -304,7 +389,8 @@ def test_nothing_readable_is_badlog(tmp_path):
     with pytest.raises(BadLog) as info:
         load_run(tmp_path)
     assert str(info.value) == (
-        f"{tmp_path}: 1 event file(s) but no readable epoch_* scalar; {f}: damaged (record "
+        f"{tmp_path}: 1 event file(s) but no readable epoch_* scalar (nor the loss of a TF1-era "
+        f"flat folder); {f}: damaged (record "
         "length fails its CRC at byte 0); kept the data before it (no epoch read before it), "
         "anything after it in this file is lost; a Keras TensorBoard callback writes "
         "epoch_loss etc. to train/ and validation/"
@@ -313,7 +399,8 @@ def test_nothing_readable_is_badlog(tmp_path):
 
 def test_only_batch_scalars_is_badlog(tmp_path):
     write_events(tmp_path / "train/events.out.tfevents.1", epoch_events({"batch_loss": [1.0]}))
-    with pytest.raises(BadLog, match=r": 1 event file\(s\) but no readable epoch_\* scalar; a "
+    with pytest.raises(BadLog, match=r": 1 event file\(s\) but no readable epoch_\* scalar \(nor "
+                       r"the loss of a TF1-era flat folder\); a "
                        r"Keras TensorBoard callback writes epoch_loss etc\. to train/ and "
                        r"validation/$"):
         load_tensorboard(tmp_path)
@@ -489,3 +576,39 @@ def _record_ends() -> frozenset[int]:
         off += 16 + struct.unpack_from("<Q", SEED_EVENTS, off)[0]
         ends.add(off)
     return frozenset(ends | {0})
+
+
+FIT = st.fixed_dictionaries({
+    "folder": st.sampled_from(["", "train", "validation"]),
+    "start": st.integers(0, 6),
+    "n": st.integers(0, 5),
+    "wall": st.sampled_from([0.0, 100.0, 200.0, 300.0]),
+    "bare": st.booleans(),
+})
+
+
+@settings(max_examples=200, deadline=None)
+@given(fits=st.lists(FIT, min_size=1, max_size=5))
+def test_any_set_of_fits_gives_runs_or_a_replay_error(fits):
+    """Several event files per folder, in any order, starting anywhere: every training is a
+    RunLog of contiguous epochs (or the whole log a one-line error), never a crash."""
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d) / "tb"
+        for i, fit in enumerate(fits):
+            tag = "loss" if fit["bare"] and fit["folder"] == "" else "epoch_loss"
+            values = [float(fit["start"] + k) for k in range(fit["n"])]
+            events = epoch_events({tag: values}, wall=fit["wall"], first=fit["start"],
+                                  as_tensor=not fit["bare"]) if values else []
+            write_events(root / fit["folder"] / f"events.out.tfevents.{i}", events)
+        try:
+            runs = load_logs(root)
+        except ReplayError as e:
+            assert "\n" not in str(e)
+            return
+        assert runs and all(r.n_epochs > 0 for r in runs)
+        assert len({r.name for r in runs}) == len(runs)
+        for r in runs:
+            assert list(r.metrics.index) == list(range(r.n_epochs))
+            for column in r.metrics.columns:  # a value logged at epoch e is e (see above)
+                for e, v in enumerate(r.values(column)):
+                    assert v is None or v == e
