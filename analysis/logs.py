@@ -7,6 +7,11 @@ as opposed to a logged NaN. Anything wrong with the input raises a
 :class:`~analysis.errors.ReplayError` subclass whose message is one line naming the
 file and what would fix it; recoverable oddities become ``RunLog.warnings``.
 
+Run directories (``replay record``'s run.json + metrics.csv + checkpoints) are read by
+:mod:`analysis.rundir`, the format's one definition (documented in
+``docs/run-directory.md``); :func:`load_run_dir`, :func:`checkpoint_path` and
+:class:`CheckpointInfo` are re-exported here.
+
 Decisions:
 
 - A log with zero epochs is :class:`BadLog` ("has no epochs"): nothing can be replayed.
@@ -30,16 +35,14 @@ Decisions:
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import itertools
-import json
 import math
 import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,16 +51,15 @@ import pandas as pd
 from analysis.errors import (
     AmbiguousLog,
     BadLog,
-    BadManifest,
-    CheckpointUnavailable,
-    ChecksumMismatch,
     LogNotFound,
-    UnsafePath,
+    ReplayError,
     missing_metric,
 )
 from analysis.gcpause import gc_paused
+from analysis.lr_reading import LrReading, read_order, with_reading
 from analysis.names import find_column, lr_column
-from analysis.tb import _epochs_phrase, _fmt_epochs
+from analysis.rundir import CheckpointInfo, checkpoint_path, load_run_dir, parse_checkpoints
+from analysis.tb import _epochs_phrase
 
 __all__ = [
     "CheckpointInfo",
@@ -67,6 +69,7 @@ __all__ = [
     "load_run",
     "load_run_dir",
     "load_tensorboard",
+    "load_tensorboard_runs",
 ]
 
 
@@ -88,7 +91,6 @@ _NA_TOKENS = frozenset({"", "NA", "N/A"})
 _SEPARATORS = (",", ";", "\t")
 _SEP_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 _EPOCH_RE = re.compile(r"\+?([0-9]{1,15})(?:\.0*)?")
-_SHA_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def _gap_limit(n_rows: int) -> int:
@@ -103,16 +105,6 @@ def _show(value: str, limit: int = 40) -> str:
 
 
 # --------------------------------------------------------------------------- RunLog
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    """One checkpoint recorded in run.json."""
-
-    epoch: int  # 0-based
-    path: str  # relative to the run directory, as in run.json
-    sha256: str | None
-    bytes: int | None
-
 
 @dataclass
 class RunLog:
@@ -132,6 +124,8 @@ class RunLog:
     #: What to monitor when the user names nothing: Keras's ``val_loss``, or the metric
     #: the log's own framework stops on (a reader that sets another one adds a note).
     default_monitor: str = "val_loss"
+    #: How a TensorBoard learning rate was aligned to epochs (None for other logs).
+    lr_reading: LrReading | None = None
 
     def column(self, metric: str) -> str | None:
         """The column holding ``metric``: itself, else its Keras 2 / Keras 3 spelling."""
@@ -146,7 +140,7 @@ class RunLog:
         """The learning-rate column (``learning_rate`` or Keras 2's ``lr``), or None.
 
         Its value at epoch e is the rate in effect during epoch e: every reader aligns
-        it so (see :mod:`analysis.tb` for TensorBoard's two orders).
+        it so (TensorBoard's two callback orders: :mod:`analysis.lr_reading`).
         """
         return lr_column(self.metrics.columns)
 
@@ -186,7 +180,7 @@ class RunLog:
         """Checkpoints recorded in run.json by epoch (also when not included in the copy)."""
         if self.manifest is None:
             return {}
-        return _parse_checkpoints(self.manifest)
+        return parse_checkpoints(self.manifest)
 
     @property
     def shadow(self) -> list[dict[str, Any]]:
@@ -673,24 +667,65 @@ def load_csv(path: str | os.PathLike[str]) -> RunLog:
 # --------------------------------------------------------------------------- TensorBoard
 
 def load_tensorboard(path: str | os.PathLike[str]) -> RunLog:
-    """Load a Keras TensorBoard log directory (``train/``, ``validation/``, ``test/``).
+    """Load a Keras TensorBoard log directory of one training.
 
-    Also accepts a run directory's parent of ``tensorboard/`` or a single event file.
-    Values are float32 as TensorBoard stores them, widened to float64.
+    See :func:`load_tensorboard_runs`.
+
+    Raises:
+        LogNotFound, BadLog: see :func:`load_tensorboard_runs`.
+        AmbiguousLog: the directory holds several trainings.
+    """
+    runs = load_tensorboard_runs(path)
+    if len(runs) > 1:
+        raise several_trainings(os.fspath(path), len(runs))
+    return runs[0]
+
+
+def load_tensorboard_runs(path: str | os.PathLike[str], source: str | None = None,
+                          name: str | None = None) -> list[RunLog]:
+    """Every training of a Keras TensorBoard log directory, each a RunLog.
+
+    Reads Keras 3 / tf.keras 2 logs (``train/``, ``validation/``, ``test/``) and Keras 2
+    TF1-era flat folders (see :mod:`analysis.tb`). Several trainings in one directory
+    (event files starting again at epoch 0) are named ``name#1``, ``name#2``, ... Also
+    accepts a run directory's parent of ``tensorboard/`` or a single event file. Values
+    are float32 as TensorBoard stores them, widened to float64. The learning rate is
+    aligned to the epoch it was in effect (:mod:`analysis.lr_reading`), with a note
+    saying how when it changes.
 
     Raises:
         LogNotFound: the path does not exist or holds no event files.
-        BadLog: event files with no readable ``epoch_*`` scalar.
+        BadLog: event files with no readable Keras epoch scalar.
     """
     from analysis import tb
 
     p = Path(path)
+    source = os.fspath(path) if source is None else source
     if not p.exists():
         raise LogNotFound(f"{p}: no such file or directory; pass {_kinds()}")
     logdir = p
     if p.is_dir() and not tb.find_event_folders(p) and (p / "tensorboard").is_dir():
         logdir = p / "tensorboard"
-    data = tb.read_logdir(logdir)
+    if name is None:
+        named = p.parent if p.is_file() else p
+        if named.name in ("train", "validation", "test") and p.is_file():
+            named = named.parent
+        if named.name == "tensorboard" and (named.parent / "run.json").is_file():
+            named = named.parent
+        name = _dir_name(named) or "tensorboard"
+    trainings = tb.read_trainings(logdir)
+    several = len(trainings) > 1
+    runs = []
+    for k, data in enumerate(trainings, 1):
+        run = _tensorboard_run(logdir, data, name, source)
+        if several:
+            run.name, run.source = f"{name}#{k}", f"{source}#{k}"
+        runs.append(_align_lr(run, logdir))
+    return runs
+
+
+def _tensorboard_run(logdir: Path, data, name: str, source: str) -> RunLog:
+    """One training's RunLog, its learning rate as written."""
     columns = sorted(data.columns)
     steps = sorted(set().union(*(set(s) for s in data.columns.values())))
     epochs = np.asarray(steps, dtype=np.int64)
@@ -703,235 +738,107 @@ def load_tensorboard(path: str | os.PathLike[str]) -> RunLog:
             absent[pos[s], j] = False
     warnings = list(data.warnings)
     metrics, not_logged = _build(logdir, columns, epochs, values, absent, None, warnings)
-    named = p.parent if p.is_file() else p
-    if named.name in ("train", "validation", "test") and p.is_file():
-        named = named.parent
-    if named.name == "tensorboard" and (named.parent / "run.json").is_file():
-        named = named.parent
-    name = _dir_name(named) or "tensorboard"
-    return RunLog(name, os.fspath(path), "tensorboard", metrics, not_logged, None, warnings, None)
+    return RunLog(name, source, "tensorboard", metrics, not_logged, None, warnings, None)
+
+
+def _align_lr(run: RunLog, logdir: Path) -> RunLog:
+    """``run`` with its learning rate aligned to epochs (see :mod:`analysis.lr_reading`)."""
+    column = run.lr_column
+    if column is None:
+        return run
+    written = tuple(run.values(column))
+    csv_rates = csv_name = None
+    if column != "lr" and len({v for v in written if v is not None}) > 1:
+        found = _csv_beside(logdir, run)
+        if found is not None:
+            csv_name, csv_rates = found
+    return with_reading(run, read_order(column, written, str(logdir), csv_rates, csv_name))
+
+
+_CSV_SUFFIXES = frozenset({".csv", ".log", ".txt", ".tsv", ""})
+_CSV_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _csv_beside(logdir: Path, run: RunLog) -> tuple[str, list[float | None]] | None:
+    """A CSVLogger file of the same training next to the TensorBoard log, with its rates.
+
+    Looked for in the log dir and its parent folder: files whose header has ``epoch``
+    and a learning-rate column, one of whose trainings logged the same values as
+    ``run`` (float32) for every metric both have. Returns (path, rate per epoch).
+    """
+    base = logdir if logdir.is_dir() else logdir.parent
+    if base.name in ("train", "validation", "test"):
+        base = base.parent
+    for folder in (base, base.parent):
+        try:
+            entries = sorted(folder.iterdir())[:200]
+        except OSError:
+            continue
+        for f in entries:
+            found = _same_training_rates(f, run)
+            if found is not None:
+                return str(f), found
+    return None
+
+
+def _same_training_rates(f: Path, run: RunLog) -> list[float | None] | None:
+    try:
+        if (f.suffix.lower() not in _CSV_SUFFIXES or not f.is_file()
+                or f.stat().st_size > _CSV_MAX_BYTES):
+            return None
+        with open(f, "rb") as fh:
+            head = fh.readline(65536).decode("utf-8-sig", errors="replace")
+            sep = max(_SEPARATORS, key=head.count)
+            fields = [c.strip().strip('"') for c in head.strip().split(sep)]
+            if "epoch" not in fields or lr_column(fields) is None:
+                return None
+            text = fh.read()
+    except OSError:
+        return None
+    if not any(all(any(p.encode() in text for p in forms) for forms in column)
+               for column in _probes(run)):
+        return None  # cheap: not its first values, so not this training's file
+    try:
+        trainings = load_csv_runs(f, str(f), f.stem)
+    except ReplayError:
+        return None
+    for training in trainings:
+        if _same_values(run, training):
+            return training.values(training.lr_column)
+    return None
+
+
+def _probes(run: RunLog, k: int = 3) -> list[list[set[str]]]:
+    """For ``loss`` (else the first metric), how a CSVLogger may have written its first
+    ``k`` values (float32 widened: Keras 3's ``repr``; or the float32's shortest ``str``,
+    Keras 2's)."""
+    columns = [c for c in run.metrics.columns if lr_column([c]) is None]
+    columns.sort(key=lambda c: c != "loss")
+    for c in columns:
+        firsts = [v for v in run.values(c) if v is not None and math.isfinite(v)][:k]
+        if firsts:
+            return [[{repr(v), str(np.float32(v))} for v in firsts]]
+    return []
+
+
+def _same_values(tb: RunLog, other: RunLog) -> bool:
+    """Whether two logs hold the same float32 values for every metric both have."""
+    common = [c for c in tb.metrics.columns
+              if c in other.metrics.columns and lr_column([c]) is None]
+    compared = 0
+    with np.errstate(over="ignore"):
+        for c in common:
+            for a, b in zip(tb.values(c), other.values(c), strict=False):
+                if a is None or b is None or (math.isnan(a) and math.isnan(b)):
+                    continue
+                if np.float32(a) != np.float32(b):
+                    return False
+                compared += 1
+    return compared > 0
 
 
 def _dir_name(p: Path) -> str:
     return p.name or p.resolve().name
-
-
-# --------------------------------------------------------------------------- run dirs
-
-def _bad_field(manifest: Path, where: str, what: str, got: object) -> BadManifest:
-    shown = repr(got)
-    shown = shown[:40] + "..." if len(shown) > 40 else shown
-    return BadManifest(
-        f"{manifest}: {where} must be {what}, got {shown}; restore run.json or re-record the run"
-    )
-
-
-def _is_int(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _safe_relative(root: Path, rel: str, manifest: Path, where: str) -> Path:
-    """Return ``root / rel`` after checking that it stays inside ``root``.
-
-    Raises:
-        UnsafePath: absolute, ``..``, backslashes, or resolving outside ``root``.
-    """
-    prefix = f"{manifest}: {where} {_show(rel, 60)}"
-    fix = "checkpoint paths must stay inside the run directory; refusing to use it"
-    if "\x00" in rel or "\\" in rel or not rel.strip():
-        raise UnsafePath(f"{prefix} is not a plain relative path; {fix}")
-    pp = PurePosixPath(rel)
-    if pp.is_absolute() or re.match(r"[A-Za-z]:", rel):
-        raise UnsafePath(f"{prefix} is an absolute path; {fix}")
-    if ".." in pp.parts:
-        raise UnsafePath(f"{prefix} goes up with '..'; {fix}")
-    full = root / pp
-    try:
-        resolved = full.resolve()
-        root_resolved = root.resolve()
-    except (OSError, RuntimeError, ValueError) as e:
-        raise UnsafePath(f"{prefix} cannot be resolved ({e}); {fix}") from None
-    if not resolved.is_relative_to(root_resolved):
-        raise UnsafePath(f"{prefix} leads outside the run directory (to {resolved}); {fix}")
-    return full
-
-
-def _check_shadow_entry(mpath: Path, where: str, entry: dict[str, Any]) -> None:
-    """The shape that replaying a shadow callback relies on (values are the policies' job).
-
-    Raises:
-        BadManifest: ``params`` not an object, ``monitor`` not a string, an epoch that
-            is not an integer or null, ``reductions`` not a list of integers.
-    """
-    params = entry.get("params")
-    if params is not None and not isinstance(params, dict):
-        raise _bad_field(mpath, f"{where}.params", "an object", params)
-    monitor = (params or {}).get("monitor")
-    if monitor is not None and not isinstance(monitor, str):
-        raise _bad_field(mpath, f"{where}.params.monitor", "a metric name", monitor)
-    for key in ("stopped_epoch", "best_epoch"):
-        value = entry.get(key)
-        if value is not None and not _is_int(value):
-            raise _bad_field(mpath, f"{where}.{key}", "an epoch number or null", value)
-    reductions = entry.get("reductions")
-    if reductions is not None and not (
-        isinstance(reductions, list) and all(_is_int(r) for r in reductions)
-    ):
-        raise _bad_field(mpath, f"{where}.reductions", "a list of epoch numbers", reductions)
-
-
-def _parse_checkpoints(manifest: dict[str, Any]) -> dict[int, CheckpointInfo]:
-    """Checkpoint entries of a manifest already validated by :func:`_read_manifest`."""
-    out: dict[int, CheckpointInfo] = {}
-    for entry in manifest.get("epochs") or []:
-        rel = entry.get("checkpoint")
-        if isinstance(rel, str):
-            ep = int(entry["epoch"])
-            out[ep] = CheckpointInfo(ep, rel, entry.get("sha256"), entry.get("bytes"))
-    return out
-
-
-def _read_manifest(root: Path) -> dict[str, Any]:
-    """Read and validate run.json; checkpoint paths are checked for escapes.
-
-    Raises:
-        BadManifest: unreadable, not JSON, or fields of the wrong type.
-        UnsafePath: a checkpoint path that escapes ``root``.
-    """
-    mpath = root / "run.json"
-    try:
-        raw = mpath.read_bytes()
-    except OSError as e:
-        raise BadManifest(
-            f"{mpath}: cannot be read ({e.strerror or e}); check its permissions"
-        ) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise BadManifest(
-            f"{mpath}: not UTF-8 text (byte 0x{raw[e.start:e.start + 1].hex()} at offset "
-            f"{e.start}); restore run.json or re-record the run"
-        ) from None
-    try:
-        manifest = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise BadManifest(
-            f"{mpath}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
-            "restore run.json or re-record the run"
-        ) from None
-    except (ValueError, RecursionError) as e:
-        raise BadManifest(
-            f"{mpath}: not valid JSON ({type(e).__name__}: {str(e).splitlines()[0][:80]}); "
-            "restore run.json or re-record the run"
-        ) from None
-    if not isinstance(manifest, dict):
-        raise _bad_field(mpath, "the top level", "a JSON object", manifest)
-    status = manifest.get("status")
-    if status is not None and not isinstance(status, str):
-        raise _bad_field(mpath, "status", "a string", status)
-    included = manifest.get("checkpoints_included", True)
-    if not isinstance(included, bool):
-        raise _bad_field(mpath, "checkpoints_included", "true or false", included)
-    shadow = manifest.get("shadow")
-    if shadow is not None and not (
-        isinstance(shadow, list) and all(isinstance(s, dict) for s in shadow)
-    ):
-        raise _bad_field(mpath, "shadow", "a list of objects", shadow)
-    for i, entry in enumerate(shadow or []):
-        _check_shadow_entry(mpath, f"shadow[{i}]", entry)
-    epochs = manifest.get("epochs")
-    if epochs is None:
-        return manifest
-    if not isinstance(epochs, list):
-        raise _bad_field(mpath, "epochs", "a list", epochs)
-    seen: set[int] = set()
-    for i, entry in enumerate(epochs):
-        where = f"epochs[{i}]"
-        if not isinstance(entry, dict):
-            raise _bad_field(mpath, where, "an object", entry)
-        ep = entry.get("epoch")
-        if not _is_int(ep) or ep < 0:
-            raise _bad_field(mpath, f"{where}.epoch", "a 0-based epoch number", ep)
-        if ep in seen:
-            raise BadManifest(
-                f"{mpath}: epoch {ep} is listed twice in 'epochs'; restore run.json or "
-                "re-record the run"
-            )
-        seen.add(ep)
-        rel = entry.get("checkpoint")
-        if rel is not None and not isinstance(rel, str):
-            raise _bad_field(mpath, f"{where}.checkpoint", "a path string or null", rel)
-        sha = entry.get("sha256")
-        if sha is not None and not (isinstance(sha, str) and _SHA_RE.fullmatch(sha)):
-            raise _bad_field(mpath, f"{where}.sha256", "64 lower-case hex digits or null", sha)
-        size = entry.get("bytes")
-        if size is not None and not (_is_int(size) and size >= 0):
-            raise _bad_field(mpath, f"{where}.bytes", "a byte count or null", size)
-        if isinstance(rel, str):
-            _safe_relative(root, rel, mpath, f"{where}.checkpoint")
-    return manifest
-
-
-def load_run_dir(path: str | os.PathLike[str]) -> RunLog:
-    """Load a run directory written by ``replay record`` (run.json + metrics.csv).
-
-    Metrics come from metrics.csv, checkpoints from run.json. An incomplete run
-    (status running or interrupted) loads with a warning.
-
-    Raises:
-        LogNotFound: no such directory, or no run.json in it.
-        BadManifest: run.json unreadable or malformed.
-        UnsafePath: a checkpoint path in run.json escapes the run directory.
-        BadLog: metrics.csv missing, malformed or without epochs.
-    """
-    root = Path(path)
-    if not root.is_dir():
-        if root.exists():
-            raise LogNotFound(f"{root}: is a file, not a run directory; pass {_kinds()}")
-        raise LogNotFound(f"{root}: no such file or directory; pass {_kinds()}")
-    if not (root / "run.json").is_file():
-        raise LogNotFound(
-            f"{root}: no run.json; a run directory from `replay record` has run.json and "
-            "metrics.csv"
-        )
-    manifest = _read_manifest(root)
-    status = manifest.get("status", "unknown")
-    mfile = root / "metrics.csv"
-    if not mfile.is_file():
-        raise BadLog(
-            f"{mfile}: missing (run status {status!r}); the run has no committed epoch yet, "
-            "or the file was removed: resume or re-record the run"
-        )
-    try:
-        run = _load_csv_file(mfile, os.fspath(path), _dir_name(root), "run_dir")
-    except BadLog as e:
-        if "has no epochs" in str(e) and status != "complete":
-            raise BadLog(
-                f"{mfile}: has no epochs yet (run status {status!r}); nothing to replay, "
-                "let the run commit an epoch or resume it"
-            ) from None
-        raise
-    run.manifest = manifest
-    run.root = root
-    if status != "complete":
-        run.warnings.insert(0, (
-            f"{root}: the run is incomplete (status {status!r}, {run.n_epochs} epochs "
-            "committed); results cover those epochs only, `replay record --resume` finishes it"
-        ))
-    recorded = set(run.checkpoints)
-    logged = set(range(run.n_epochs))
-    if run.checkpoints_included and recorded and logged - recorded:
-        run.warnings.append(
-            f"{root / 'run.json'}: no checkpoint entry for "
-            f"{_epochs_phrase(sorted(logged - recorded))} of metrics.csv; those epochs "
-            "cannot be picked"
-        )
-    if recorded - logged:
-        run.warnings.append(
-            f"{root / 'run.json'}: lists checkpoints for "
-            f"{_epochs_phrase(sorted(recorded - logged))} that metrics.csv lacks; ignored them"
-        )
-    return run
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -945,78 +852,4 @@ def load_run(path: str | os.PathLike[str]) -> RunLog:
     from analysis.formats import load_run as load_one
 
     return load_one(path)
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-def checkpoint_path(run: RunLog, epoch: int, verify: bool = True) -> Path:
-    """Return the checkpoint file of ``epoch`` (0-based) inside the run directory.
-
-    With ``verify``, its size and sha256 are checked against run.json.
-
-    Raises:
-        CheckpointUnavailable: the log has no checkpoints (not a run directory, or
-            run.json says ``checkpoints_included: false``).
-        LogNotFound: none is recorded for ``epoch``, or the file is missing.
-        UnsafePath: the recorded path escapes the run directory.
-        ChecksumMismatch: size or sha256 differ from run.json, or run.json has no
-            sha256 to verify against.
-    """
-    if run.root is None or run.manifest is None:
-        raise CheckpointUnavailable(
-            f"{run.source}: a {run.format} log has no checkpoints; record the run with "
-            "`replay record` to keep one per epoch"
-        )
-    mpath = run.root / "run.json"
-    if not run.checkpoints_included:
-        raise CheckpointUnavailable(
-            f"{mpath}: says checkpoints_included: false (the run was copied without its "
-            f"checkpoints), so epoch {epoch} has no file; use the original run directory"
-        )
-    info = run.checkpoints.get(epoch)
-    if info is None:
-        have = _fmt_epochs(sorted(run.checkpoints)) if run.checkpoints else "none"
-        raise LogNotFound(
-            f"{mpath}: no checkpoint recorded for epoch {epoch} (recorded epochs: {have}); "
-            "pick a recorded epoch"
-        )
-    idx = next(
-        i for i, e in enumerate(run.manifest.get("epochs") or []) if e.get("epoch") == epoch
-    )
-    full = _safe_relative(run.root, info.path, mpath, f"epochs[{idx}].checkpoint")
-    if not full.is_file():
-        raise LogNotFound(
-            f"{full}: checkpoint of epoch {epoch} is missing; restore it from a copy of the "
-            "run or re-record the run"
-        )
-    if not verify:
-        return full
-    if info.sha256 is None:
-        raise ChecksumMismatch(
-            f"{mpath}: no sha256 recorded for epoch {epoch}, so {full} cannot be verified; "
-            "pass verify=False to use it unverified"
-        )
-    try:
-        size = full.stat().st_size
-        if info.bytes is not None and size != info.bytes:
-            raise ChecksumMismatch(
-                f"{full}: {size} bytes but run.json records {info.bytes}; the checkpoint "
-                "is damaged or was replaced, restore it or re-record the run"
-            )
-        digest = hashlib.sha256()
-        with open(full, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-    except OSError as e:
-        raise LogNotFound(
-            f"{full}: checkpoint of epoch {epoch} cannot be read ({e.strerror or e}); "
-            "check its permissions"
-        ) from None
-    if digest.hexdigest() != info.sha256:
-        raise ChecksumMismatch(
-            f"{full}: sha256 {digest.hexdigest()[:12]}... differs from run.json's "
-            f"{info.sha256[:12]}...; the checkpoint is damaged or was replaced, restore it "
-            "or re-record the run"
-        )
-    return full
 

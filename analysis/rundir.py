@@ -1,0 +1,655 @@
+"""The run directory: its one definition, shared by its writer and its readers.
+
+``replay record`` (:mod:`replay.record`) writes run directories; :func:`load_run_dir`
+and :func:`checkpoint_path` read them. Both use this module for everything that
+defines the format, so that the two sides cannot drift apart:
+
+- names: :data:`MANIFEST`, :data:`METRICS_CSV`, :data:`CHECKPOINTS`,
+  :func:`checkpoint_name` and its inverse :func:`checkpoint_epoch`;
+- run.json's schema (:class:`Manifest`, :class:`EpochEntry`, :class:`ShadowEntry`,
+  :data:`OPTIONAL_FIELDS`) and its one validator, :func:`validate_manifest`
+  (:func:`read_manifest` reads and validates);
+- :func:`sha256_file` and :func:`verify_checkpoint` (size and sha256 against run.json);
+- :func:`atomic_write` (temporary file, fsync, ``os.replace``, fsync of the folder).
+
+The format itself (files, fields, commit order) is documented in
+``docs/run-directory.md``. This module imports neither pandas (the writer imports it)
+nor TensorFlow nor :mod:`replay`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from analysis.errors import (
+    BadLog,
+    BadManifest,
+    CheckpointUnavailable,
+    ChecksumMismatch,
+    LogNotFound,
+    UnsafePath,
+)
+
+if TYPE_CHECKING:
+    from analysis.logs import RunLog
+
+__all__ = [
+    "CHECKPOINTS",
+    "MANIFEST",
+    "METRICS_CSV",
+    "OPTIONAL_FIELDS",
+    "SCHEMA_VERSION",
+    "TMP_PREFIX",
+    "CheckpointInfo",
+    "CheckpointMismatch",
+    "EpochEntry",
+    "Manifest",
+    "ShadowEntry",
+    "atomic_write",
+    "checkpoint_epoch",
+    "checkpoint_name",
+    "checkpoint_path",
+    "checkpoint_relpath",
+    "fsync_dir",
+    "fsync_file",
+    "load_run_dir",
+    "parse_checkpoints",
+    "read_manifest",
+    "sha256_file",
+    "temporary_path",
+    "validate_manifest",
+    "verify_checkpoint",
+    "write_manifest",
+]
+
+SCHEMA_VERSION = 1
+MANIFEST = "run.json"
+METRICS_CSV = "metrics.csv"
+CHECKPOINTS = "checkpoints"
+TMP_PREFIX = ".tmp-"
+"""A checkpoint being written: ``checkpoints/.tmp-epoch-001.keras`` until renamed."""
+
+_SHA_RE = re.compile(r"[0-9a-f]{64}")
+
+
+# --------------------------------------------------------------------------- schema
+
+
+class EpochEntry(TypedDict):
+    """One committed epoch in run.json's ``epochs`` (in order, epoch 0 first)."""
+
+    epoch: int  # 0-based
+    checkpoint: str | None  # relative to the run directory: "checkpoints/epoch-001.keras"
+    sha256: str | None  # 64 lower-case hex digits
+    bytes: int | None  # size of the checkpoint file
+    seconds: float  # wall time of the epoch (fit + test evaluation)
+
+
+class ShadowEntry(TypedDict, total=False):
+    """The decisions of one real Keras callback that ran in observe-only mode."""
+
+    callback: str  # "EarlyStopping" | "ReduceLROnPlateau"
+    params: dict[str, Any] | None  # every parameter, Keras defaults filled in
+    stopped_epoch: int | None  # EarlyStopping: its first stop request (0-based), or null
+    best_epoch: int | None  # EarlyStopping
+    initial_lr: float  # ReduceLROnPlateau
+    reductions: list[int]  # ReduceLROnPlateau: epochs at whose end it cut the rate
+    final_lr: float  # ReduceLROnPlateau
+
+
+class Manifest(TypedDict, total=False):
+    """run.json. ``replay record`` writes every field; readers need none of them.
+
+    A reader checks the fields it uses when they are present (:func:`validate_manifest`);
+    resuming a run also requires ``schema_version``, ``config``, ``data``, ``epochs``.
+    """
+
+    schema_version: int  # SCHEMA_VERSION
+    name: str
+    created: str  # ISO 8601, UTC
+    updated: str | None
+    status: str  # running | complete | interrupted
+    command: list[str]  # the `replay record` command line that reproduces the run
+    argv: list[str]
+    resumed: list[dict[str, Any]]  # {"at", "from_epoch", "argv", "versions"} per resume
+    config: dict[str, Any]  # replay.record.RecordConfig
+    data: dict[str, Any]  # origin, file name, sha256s, split sizes (never an absolute path)
+    versions: dict[str, str]  # python, tensorflow, keras, numpy, callback-replay
+    determinism: dict[str, Any]
+    columns: list[str]  # metrics.csv's header
+    checkpoints_included: bool  # false: published without checkpoints/ (absent: true)
+    epochs: list[EpochEntry]
+    shadow: list[ShadowEntry]
+    # Branch runs (RUN/branches/<id>/run.json, a later issue) add: parent, fork_epoch,
+    # setting, parent_checkpoint_sha256; each gets a row in OPTIONAL_FIELDS.
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+OPTIONAL_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "status": (lambda v: v is None or isinstance(v, str), "a string"),
+    "checkpoints_included": (lambda v: isinstance(v, bool), "true or false"),
+}
+"""Top-level fields that are checked only when present: name -> (test, what it must be).
+
+A new optional field (the branch fields, for one) is one row here; ``epochs`` and
+``shadow`` have checks of their own.
+"""
+
+_RESUME_REQUIRES = (("config", dict), ("data", dict), ("epochs", list))
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _bad_field(manifest: Path, where: str, what: str, got: object) -> BadManifest:
+    shown = repr(got)
+    shown = shown[:40] + "..." if len(shown) > 40 else shown
+    return BadManifest(
+        f"{manifest}: {where} must be {what}, got {shown}; restore run.json or re-record the run"
+    )
+
+
+def read_manifest(root: Path, *, resume: bool = False) -> Manifest:
+    """Read ``root/run.json`` and return it validated by :func:`validate_manifest`.
+
+    Raises:
+        BadManifest: unreadable, not UTF-8, not JSON, or not a valid manifest.
+        UnsafePath: a checkpoint path that escapes ``root`` (or, with ``resume``, one
+            that is not ``checkpoints/epoch-NNN.keras``).
+    """
+    mpath = root / MANIFEST
+    try:
+        raw = mpath.read_bytes()
+    except OSError as e:
+        raise BadManifest(
+            f"{mpath}: cannot be read ({e.strerror or e}); check its permissions"
+        ) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise BadManifest(
+            f"{mpath}: not UTF-8 text (byte 0x{raw[e.start : e.start + 1].hex()} at offset "
+            f"{e.start}); restore run.json or re-record the run"
+        ) from None
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadManifest(
+            f"{mpath}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+            "restore run.json or re-record the run"
+        ) from None
+    except (ValueError, RecursionError) as e:
+        raise BadManifest(
+            f"{mpath}: not valid JSON ({type(e).__name__}: {str(e).splitlines()[0][:80]}); "
+            "restore run.json or re-record the run"
+        ) from None
+    return validate_manifest(manifest, root, resume=resume)
+
+
+def validate_manifest(manifest: Any, root: Path, *, resume: bool = False) -> Manifest:
+    """Return ``manifest`` (a parsed run.json of the run at ``root``) once it is valid.
+
+    Every reader's checks: a JSON object; :data:`OPTIONAL_FIELDS` of the right type
+    when present; ``shadow`` a list of objects of the shape replaying them relies on;
+    ``epochs`` a list of objects with a 0-based ``epoch`` (each once), and a
+    ``checkpoint`` path that stays inside ``root``, a ``sha256`` and a ``bytes`` count,
+    each of its type or null. With ``resume`` (what continuing a run needs on top):
+    ``schema_version`` is :data:`SCHEMA_VERSION`; ``config`` and ``data`` are objects
+    and ``epochs`` a list; ``checkpoints_included`` is not false; ``epochs[i]`` is
+    epoch ``i`` with checkpoint ``checkpoints/epoch-NNN.keras``.
+
+    Raises:
+        BadManifest: the first field that is missing or malformed.
+        UnsafePath: a checkpoint path that escapes ``root``, or with ``resume`` one
+            that is not the canonical name of its epoch.
+
+    >>> validate_manifest({"status": "complete"}, Path("run"))
+    {'status': 'complete'}
+    >>> validate_manifest({"status": 3}, Path("run"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    analysis.errors.BadManifest: run/run.json: status must be a string, got 3; ...
+    """
+    mpath = root / MANIFEST
+    if not isinstance(manifest, dict):
+        raise _bad_field(mpath, "the top level", "a JSON object", manifest)
+    if resume:
+        _check_resumable(manifest, mpath)
+    for key, (valid, what) in OPTIONAL_FIELDS.items():
+        if key in manifest and not valid(manifest[key]):
+            raise _bad_field(mpath, key, what, manifest[key])
+    _check_shadow(manifest.get("shadow"), mpath)
+    _check_epochs(manifest.get("epochs"), root, mpath, canonical=resume)
+    return manifest  # type: ignore[return-value]
+
+
+def _check_resumable(manifest: dict[str, Any], mpath: Path) -> None:
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise BadManifest(f"{mpath}: not a schema_version {SCHEMA_VERSION} run.json")
+    for key, kind in _RESUME_REQUIRES:
+        if not isinstance(manifest.get(key), kind):
+            raise BadManifest(f"{mpath}: missing or malformed {key!r}")
+    if manifest.get("checkpoints_included") is False:
+        raise BadManifest(
+            f"{mpath}: this run was published without checkpoints; it cannot be resumed"
+        )
+
+
+def _check_shadow(shadow: Any, mpath: Path) -> None:
+    if shadow is None:
+        return
+    if not (isinstance(shadow, list) and all(isinstance(s, dict) for s in shadow)):
+        raise _bad_field(mpath, "shadow", "a list of objects", shadow)
+    for i, entry in enumerate(shadow):
+        _check_shadow_entry(mpath, f"shadow[{i}]", entry)
+
+
+def _check_shadow_entry(mpath: Path, where: str, entry: dict[str, Any]) -> None:
+    """The shape that replaying a shadow callback relies on (values are the policies' job).
+
+    Raises:
+        BadManifest: ``params`` not an object, ``monitor`` not a string, an epoch that
+            is not an integer or null, ``reductions`` not a list of integers.
+    """
+    params = entry.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise _bad_field(mpath, f"{where}.params", "an object", params)
+    monitor = (params or {}).get("monitor")
+    if monitor is not None and not isinstance(monitor, str):
+        raise _bad_field(mpath, f"{where}.params.monitor", "a metric name", monitor)
+    for key in ("stopped_epoch", "best_epoch"):
+        value = entry.get(key)
+        if value is not None and not _is_int(value):
+            raise _bad_field(mpath, f"{where}.{key}", "an epoch number or null", value)
+    reductions = entry.get("reductions")
+    if reductions is not None and not (
+        isinstance(reductions, list) and all(_is_int(r) for r in reductions)
+    ):
+        raise _bad_field(mpath, f"{where}.reductions", "a list of epoch numbers", reductions)
+
+
+def _check_epochs(epochs: Any, root: Path, mpath: Path, *, canonical: bool) -> None:
+    if epochs is None:
+        return
+    if not isinstance(epochs, list):
+        raise _bad_field(mpath, "epochs", "a list", epochs)
+    seen: set[int] = set()
+    for i, entry in enumerate(epochs):
+        where = f"epochs[{i}]"
+        if not isinstance(entry, dict):
+            raise _bad_field(mpath, where, "an object", entry)
+        ep = entry.get("epoch")
+        if not _is_int(ep) or ep < 0:
+            raise _bad_field(mpath, f"{where}.epoch", "a 0-based epoch number", ep)
+        if ep in seen:
+            raise BadManifest(
+                f"{mpath}: epoch {ep} is listed twice in 'epochs'; restore run.json or "
+                "re-record the run"
+            )
+        seen.add(ep)
+        rel = entry.get("checkpoint")
+        if rel is not None and not isinstance(rel, str):
+            raise _bad_field(mpath, f"{where}.checkpoint", "a path string or null", rel)
+        sha = entry.get("sha256")
+        if sha is not None and not (isinstance(sha, str) and _SHA_RE.fullmatch(sha)):
+            raise _bad_field(mpath, f"{where}.sha256", "64 lower-case hex digits or null", sha)
+        size = entry.get("bytes")
+        if size is not None and not (_is_int(size) and size >= 0):
+            raise _bad_field(mpath, f"{where}.bytes", "a byte count or null", size)
+        if isinstance(rel, str):
+            _safe_relative(root, rel, mpath, f"{where}.checkpoint")
+        if canonical:
+            _check_canonical(mpath, i, entry)
+
+
+def _check_canonical(mpath: Path, i: int, entry: dict[str, Any]) -> None:
+    """What ``replay record`` writes and resume relies on: epochs[i] is epoch i, whose
+    checkpoint is ``checkpoints/epoch-NNN.keras``."""
+    if entry["epoch"] != i:
+        raise _bad_field(
+            mpath, f"epochs[{i}].epoch", f"{i} (epochs in order from 0)", entry["epoch"]
+        )
+    expected = checkpoint_relpath(i)
+    rel = entry.get("checkpoint")
+    if rel != expected:
+        raise UnsafePath(f"{mpath}: epochs[{i}] names {rel!r}, expected {expected!r}")
+
+
+def _safe_relative(root: Path, rel: str, manifest: Path, where: str) -> Path:
+    """Return ``root / rel`` after checking that it stays inside ``root``.
+
+    Raises:
+        UnsafePath: absolute, ``..``, backslashes, or resolving outside ``root``.
+    """
+    shown = rel[:60] + "..." if len(rel) > 60 else rel
+    prefix = f"{manifest}: {where} {shown!r}"
+    fix = "checkpoint paths must stay inside the run directory; refusing to use it"
+    if "\x00" in rel or "\\" in rel or not rel.strip():
+        raise UnsafePath(f"{prefix} is not a plain relative path; {fix}")
+    pp = PurePosixPath(rel)
+    if pp.is_absolute() or re.match(r"[A-Za-z]:", rel):
+        raise UnsafePath(f"{prefix} is an absolute path; {fix}")
+    if ".." in pp.parts:
+        raise UnsafePath(f"{prefix} goes up with '..'; {fix}")
+    full = root / pp
+    try:
+        resolved = full.resolve()
+        root_resolved = root.resolve()
+    except (OSError, RuntimeError, ValueError) as e:
+        raise UnsafePath(f"{prefix} cannot be resolved ({e}); {fix}") from None
+    if not resolved.is_relative_to(root_resolved):
+        raise UnsafePath(f"{prefix} leads outside the run directory (to {resolved}); {fix}")
+    return full
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """One checkpoint recorded in run.json."""
+
+    epoch: int  # 0-based
+    path: str  # relative to the run directory, as in run.json
+    sha256: str | None
+    bytes: int | None
+
+
+def checkpoint_name(epoch: int) -> str:
+    """Return the checkpoint file name of 0-based ``epoch`` (1-based in the name, as
+    ModelCheckpoint's ``{epoch:03d}``).
+
+    >>> checkpoint_name(0)
+    'epoch-001.keras'
+    """
+    return f"epoch-{epoch + 1:03d}.keras"
+
+
+def checkpoint_relpath(epoch: int) -> str:
+    """Return the checkpoint path of 0-based ``epoch`` as run.json records it.
+
+    >>> checkpoint_relpath(11)
+    'checkpoints/epoch-012.keras'
+    """
+    return f"{CHECKPOINTS}/{checkpoint_name(epoch)}"
+
+
+def checkpoint_epoch(name: str) -> int | None:
+    """Return the 0-based epoch of a checkpoint file name, or None for any other name.
+
+    >>> checkpoint_epoch("epoch-012.keras"), checkpoint_epoch(".tmp-epoch-012.keras")
+    (11, None)
+    """
+    if not (name.startswith("epoch-") and name.endswith(".keras")):
+        return None
+    try:
+        return int(name[len("epoch-") : -len(".keras")]) - 1
+    except ValueError:
+        return None
+
+
+def parse_checkpoints(manifest: Manifest) -> dict[int, CheckpointInfo]:
+    """Checkpoint entries of a manifest already validated by :func:`validate_manifest`."""
+    out: dict[int, CheckpointInfo] = {}
+    for entry in manifest.get("epochs") or []:
+        rel = entry.get("checkpoint")
+        if isinstance(rel, str):
+            ep = int(entry["epoch"])
+            out[ep] = CheckpointInfo(ep, rel, entry.get("sha256"), entry.get("bytes"))
+    return out
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Return the hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class CheckpointMismatch(ChecksumMismatch):
+    """A checkpoint whose size or sha256 differs from run.json (see :func:`verify_checkpoint`).
+
+    Carries the facts, so a caller can word them for its own context: ``path``, the
+    file's ``sha256`` and ``bytes``, run.json's ``expected_sha256`` and ``expected_bytes``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        path: Path,
+        sha256: str,
+        size: int,
+        expected_sha256: str | None,
+        expected_bytes: int | None,
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.sha256 = sha256
+        self.bytes = size
+        self.expected_sha256 = expected_sha256
+        self.expected_bytes = expected_bytes
+
+
+def _missing(path: Path, epoch: int) -> LogNotFound:
+    return LogNotFound(
+        f"{path}: checkpoint of epoch {epoch} is missing; restore it from a copy of the "
+        "run or re-record the run"
+    )
+
+
+def verify_checkpoint(path: Path, sha256: str | None, size: int | None, *, epoch: int) -> None:
+    """Check the checkpoint file of ``epoch`` against what run.json records of it.
+
+    ``size`` (bytes) is compared when recorded; ``sha256`` must be recorded and equal.
+
+    Raises:
+        LogNotFound: the file is missing or cannot be read.
+        CheckpointMismatch: its size or sha256 differs, or run.json records no sha256.
+    """
+    if not path.is_file():
+        raise _missing(path, epoch)
+    try:
+        actual_size = path.stat().st_size
+        digest = sha256_file(path)
+    except OSError as e:
+        raise LogNotFound(
+            f"{path}: checkpoint of epoch {epoch} cannot be read ({e.strerror or e}); "
+            "check its permissions"
+        ) from None
+    fix = "the checkpoint is damaged or was replaced, restore it or re-record the run"
+    if size is not None and actual_size != size:
+        message = f"{path}: {actual_size} bytes but run.json records {size}; {fix}"
+    elif sha256 is None:
+        message = (
+            f"{path}: run.json records no sha256 for epoch {epoch}, so it cannot be "
+            "verified; restore run.json or re-record the run"
+        )
+    elif digest != sha256:
+        message = f"{path}: sha256 {digest[:12]}... differs from run.json's {sha256[:12]}...; {fix}"
+    else:
+        return
+    raise CheckpointMismatch(message, path, digest, actual_size, sha256, size)
+
+
+# --------------------------------------------------------------------------- durable writes
+
+
+def temporary_path(path: Path) -> Path:
+    """Where :func:`atomic_write` stages ``path``: ``.NAME.tmp`` beside it."""
+    return path.with_name(f".{path.name}.tmp")
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file's contents to disk."""
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (a rename or a new file in it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Replace ``path`` with ``data`` (text is written as UTF-8) in one step.
+
+    The data goes to :func:`temporary_path`, is fsynced and ``os.replace``\\ d onto
+    ``path``, and the folder is fsynced: a reader (or a crash) sees the old file or
+    the new one, never a part. A new file's mode follows the umask, as for ``open``.
+    The temporary file is removed if writing fails.
+    """
+    path = Path(path)
+    tmp = temporary_path(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        with open(tmp, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
+
+
+def write_manifest(root: Path, manifest: Manifest) -> None:
+    """Write ``root/run.json`` atomically (indented JSON; NaN and infinity refused)."""
+    atomic_write(root / MANIFEST, json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def load_run_dir(path: str | os.PathLike[str]) -> RunLog:
+    """Load a run directory written by ``replay record`` (run.json + metrics.csv).
+
+    Metrics come from metrics.csv, checkpoints from run.json. An incomplete run
+    (status running or interrupted) loads with a warning.
+
+    Raises:
+        LogNotFound: no such directory, or no run.json in it.
+        BadManifest: run.json unreadable or malformed.
+        UnsafePath: a checkpoint path in run.json escapes the run directory.
+        BadLog: metrics.csv missing, malformed or without epochs.
+    """
+    from analysis.logs import _dir_name, _kinds, _load_csv_file
+    from analysis.tb import _epochs_phrase
+
+    root = Path(path)
+    if not root.is_dir():
+        if root.exists():
+            raise LogNotFound(f"{root}: is a file, not a run directory; pass {_kinds()}")
+        raise LogNotFound(f"{root}: no such file or directory; pass {_kinds()}")
+    if not (root / MANIFEST).is_file():
+        raise LogNotFound(
+            f"{root}: no run.json; a run directory from `replay record` has run.json and "
+            "metrics.csv"
+        )
+    manifest = read_manifest(root)
+    status = manifest.get("status", "unknown")
+    mfile = root / METRICS_CSV
+    if not mfile.is_file():
+        raise BadLog(
+            f"{mfile}: missing (run status {status!r}); the run has no committed epoch yet, "
+            "or the file was removed: resume or re-record the run"
+        )
+    try:
+        run = _load_csv_file(mfile, os.fspath(path), _dir_name(root), "run_dir")
+    except BadLog as e:
+        if "has no epochs" in str(e) and status != "complete":
+            raise BadLog(
+                f"{mfile}: has no epochs yet (run status {status!r}); nothing to replay, "
+                "let the run commit an epoch or resume it"
+            ) from None
+        raise
+    run.manifest = manifest  # type: ignore[assignment]
+    run.root = root
+    if status != "complete":
+        run.warnings.insert(
+            0,
+            (
+                f"{root}: the run is incomplete (status {status!r}, {run.n_epochs} epochs "
+                "committed); results cover those epochs only, `replay record --resume` finishes it"
+            ),
+        )
+    recorded = set(run.checkpoints)
+    logged = set(range(run.n_epochs))
+    if run.checkpoints_included and recorded and logged - recorded:
+        run.warnings.append(
+            f"{root / MANIFEST}: no checkpoint entry for "
+            f"{_epochs_phrase(sorted(logged - recorded))} of metrics.csv; those epochs "
+            "cannot be picked"
+        )
+    if recorded - logged:
+        run.warnings.append(
+            f"{root / MANIFEST}: lists checkpoints for "
+            f"{_epochs_phrase(sorted(recorded - logged))} that metrics.csv lacks; ignored them"
+        )
+    return run
+
+
+def checkpoint_path(run: RunLog, epoch: int, verify: bool = True) -> Path:
+    """Return the checkpoint file of ``epoch`` (0-based) inside the run directory.
+
+    With ``verify``, its size and sha256 are checked against run.json
+    (:func:`verify_checkpoint`).
+
+    Raises:
+        CheckpointUnavailable: the log has no checkpoints (not a run directory, or
+            run.json says ``checkpoints_included: false``).
+        LogNotFound: none is recorded for ``epoch``, or the file is missing.
+        UnsafePath: the recorded path escapes the run directory.
+        ChecksumMismatch: size or sha256 differ from run.json, or run.json has no
+            sha256 to verify against.
+    """
+    from analysis.tb import _fmt_epochs
+
+    if run.root is None or run.manifest is None:
+        raise CheckpointUnavailable(
+            f"{run.source}: a {run.format} log has no checkpoints; record the run with "
+            "`replay record` to keep one per epoch"
+        )
+    mpath = run.root / MANIFEST
+    if not run.checkpoints_included:
+        raise CheckpointUnavailable(
+            f"{mpath}: says checkpoints_included: false (the run was copied without its "
+            f"checkpoints), so epoch {epoch} has no file; use the original run directory"
+        )
+    info = run.checkpoints.get(epoch)
+    if info is None:
+        have = _fmt_epochs(sorted(run.checkpoints)) if run.checkpoints else "none"
+        raise LogNotFound(
+            f"{mpath}: no checkpoint recorded for epoch {epoch} (recorded epochs: {have}); "
+            "pick a recorded epoch"
+        )
+    idx = next(i for i, e in enumerate(run.manifest.get("epochs") or []) if e.get("epoch") == epoch)
+    full = _safe_relative(run.root, info.path, mpath, f"epochs[{idx}].checkpoint")
+    if not full.is_file():
+        raise _missing(full, epoch)
+    if not verify:
+        return full
+    if info.sha256 is None:
+        raise ChecksumMismatch(
+            f"{mpath}: no sha256 recorded for epoch {epoch}, so {full} cannot be verified; "
+            "pass verify=False to use it unverified"
+        )
+    verify_checkpoint(full, info.sha256, info.bytes, epoch=epoch)
+    return full
