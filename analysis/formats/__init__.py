@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.errors import AmbiguousLog, LogNotFound
-from analysis.formats import keras_history
+from analysis.formats import hf, keras_history, lightning, mlflow, ultralytics
 from analysis.logs import RunLog
 
 __all__ = [
@@ -58,7 +58,7 @@ def _is_run_dir(p: Path, head: str | None) -> bool:
 
 
 def _load_run_dir(p: Path, source: str) -> list[RunLog]:
-    from analysis.logs import load_run_dir
+    from analysis.rundir import load_run_dir
 
     return [load_run_dir(p.parent if p.name == "run.json" else p)]
 
@@ -74,9 +74,9 @@ def _is_tensorboard(p: Path, head: str | None) -> bool:
 
 
 def _load_tensorboard(p: Path, source: str) -> list[RunLog]:
-    from analysis.logs import load_tensorboard
+    from analysis.logs import load_tensorboard_runs
 
-    return [load_tensorboard(source)]
+    return load_tensorboard_runs(p, source)
 
 
 def _is_keras_csv(p: Path, head: str | None) -> bool:
@@ -99,9 +99,18 @@ def _load_keras_csv(p: Path, source: str) -> list[RunLog]:
     return load_csv_runs(p, source, csv_stem(p))
 
 
-#: Every reader, in the order detection tries them.
+#: Every reader, in the order detection tries them. The other frameworks' readers come
+#: before TensorBoard (their run folders often hold event files too, which say less) and
+#: before the Keras CSV reader (their CSV files have an 'epoch' column too).
 FORMATS: list[Format] = [
     Format("run_dir", "a run directory written by `replay record`", _is_run_dir, _load_run_dir),
+    Format("lightning", "a Lightning CSVLogger metrics.csv (header with 'epoch' and 'step') or "
+           "its version_N or lightning_logs folder", lightning.claims, lightning.load, csv=True),
+    Format("hf", "a Hugging Face trainer_state.json or its output folder", hf.claims, hf.load),
+    Format("ultralytics", "an Ultralytics or YOLOv5 results.csv or its run folder",
+           ultralytics.claims, ultralytics.load, csv=True),
+    Format("mlflow", "an MLflow file-store run, experiment or mlruns folder", mlflow.claims,
+           mlflow.load),
     Format("tensorboard", "a TensorBoard log directory", _is_tensorboard, _load_tensorboard),
     Format("keras_history", "a Keras History saved with pandas (header with 'loss', no "
            "'epoch')", keras_history.claims, keras_history.load, csv=True),

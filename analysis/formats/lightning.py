@@ -1,0 +1,312 @@
+"""PyTorch Lightning ``CSVLogger`` logs: ``lightning_logs/version_N/metrics.csv``.
+
+How Lightning writes the file (lightning 2.x ``src/lightning/fabric/loggers/csv_logs.py``,
+``_ExperimentWriter``; ``pytorch_lightning/loggers/csv_logs.py`` in 1.x): each
+``log_metrics(metrics, step)`` call is one row ``{**metrics, "step": step}``; the header
+is the union of the keys, sorted since lightning 2.2.0 and in order of first appearance
+before (so 1.x files often end with ``epoch,step``); a cell the row did not log is empty.
+``LoggerConnector.log_metrics`` (``src/lightning/pytorch/trainer/connectors/
+logger_connector/logger_connector.py``) adds ``epoch = trainer.current_epoch`` to every
+row it writes; ``LearningRateMonitor`` (``src/lightning/pytorch/callbacks/lr_monitor.py``)
+writes to the logger directly, so its rows have an empty epoch. ``self.log(name,
+on_step=True, on_epoch=True)`` forks a metric into ``name_step`` and ``name_epoch``
+(``_ResultMetric.forked_name`` in ``.../logger_connector/result.py``), and several
+dataloaders append ``/dataloader_idx_N``.
+
+How it is read:
+
+- Rows are merged per epoch: training step rows, the validation row and the
+  ``*_epoch`` row of an epoch become one row. A row without an epoch (the learning-rate
+  monitor's) belongs to the epoch of the next row that has one (it is logged as that
+  epoch starts). ``step`` is never a metric.
+- ``*_step`` columns are left out (per-step values), with a note. A column that still
+  holds several different values within one epoch (``self.log`` in ``training_step``
+  without ``on_epoch=True``, a learning rate logged per step, validation run more than
+  once per epoch) is left out too, with a warning naming it: it has no epoch value.
+- Rows after training: ``trainer.test()`` (and ``trainer.validate()``) after ``fit``
+  log with ``epoch = current_epoch``, which is the number of epochs trained (lightning
+  2.x) or the last epoch (older versions). Trailing rows that hold only ``test*``
+  metrics, or that come after the last epoch with a training metric, are left out of
+  the per-epoch curve, with a warning: they are no epoch's held-out metrics.
+- Names become Keras names where they mean the same thing (the replay's conventions:
+  bare = training, ``val_`` = validation, ``test_`` = held-out test), with a note
+  listing each renaming (:func:`analysis.formats._util.keras_names`): ``X_epoch`` ->
+  ``X``; ``train_X``, ``train/X``, ``training_X`` -> ``X``; ``val/X``, ``valid_X``,
+  ``valid/X``, ``validation_X``, ``validation/X``, ``eval_X``, ``eval/X`` -> ``val_X``;
+  ``test/X`` -> ``test_X``; a single ``lr-<Optimizer>`` column (the learning-rate monitor's, logged
+  at the start of each epoch, so the rate in effect during it) -> ``learning_rate``. A
+  renaming that would collide with an existing column is not made. Other names are
+  kept.
+- Directions: Lightning has no naming convention (its ``EarlyStopping`` and
+  ``ModelCheckpoint`` default to ``mode="min"`` whatever the name), so none are
+  given: Keras's name table decides, and other names need ``--mode``.
+- An epoch column that goes back to 0 starts a new training (``name#1``, ``name#2``);
+  one that goes back to k > 0 is a resumed fit (see :func:`analysis.logs._build`).
+
+Accepted paths: the ``metrics.csv`` file, its ``version_N`` folder, or a
+``lightning_logs`` folder (one run per ``version_N`` that has a metrics.csv).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from analysis.errors import BadLog, LogNotFound
+from analysis.formats._util import (
+    FORK,
+    LR_MONITOR,
+    first_line,
+    frame,
+    header_names,
+    keras_names,
+    merge_epochs,
+    number,
+    read_csv,
+    whole,
+)
+from analysis.logs import RunLog, _split_trainings
+
+__all__ = ["claims", "load"]
+
+FILE = "metrics.csv"
+WHAT = "a Lightning CSVLogger header with 'epoch' and 'step' columns"
+_VERSION = re.compile(r"version_([0-9]+)")
+
+
+def _is_lightning_header(line: str | None) -> bool:
+    names = header_names(line)
+    return "epoch" in names and "step" in names
+
+
+def _versions(p: Path) -> list[Path]:
+    """The ``version_N`` folders of a ``lightning_logs`` folder that hold a metrics.csv."""
+    try:
+        found = [d for d in p.iterdir() if _VERSION.fullmatch(d.name) and (d / FILE).is_file()]
+    except OSError:
+        return []
+    return sorted(found, key=lambda d: int(d.name.split("_")[1]))
+
+
+def claims(p: Path, head: str | None) -> bool:
+    """A metrics.csv, or a folder of one or of version_N folders, with epoch and step columns."""
+    if p.is_file():
+        return _is_lightning_header(head)
+    if (p / FILE).is_file():
+        return _is_lightning_header(first_line(p / FILE))
+    return any(_is_lightning_header(first_line(d / FILE)) for d in _versions(p))
+
+
+def load(p: Path, source: str) -> list[RunLog]:
+    """Every training in the Lightning log at ``p`` (see the module docstring).
+
+    Raises:
+        LogNotFound: a folder with no metrics.csv.
+        BadLog: a malformed file, or nothing per-epoch in it.
+    """
+    if p.is_file():
+        name = p.parent.name if p.name == FILE and p.parent.name else p.stem
+        return _load_file(p, source, name)
+    if (p / FILE).is_file():
+        return _load_file(p / FILE, source, p.name or p.resolve().name)
+    versions = _versions(p)
+    if not versions:
+        raise LogNotFound(f"{p}: no metrics.csv and no version_N/metrics.csv in this folder")
+    runs: list[RunLog] = []
+    for d in versions:
+        runs.extend(_load_file(d / FILE, os.path.join(source, d.name), d.name))
+    return runs
+
+
+# --------------------------------------------------------------------------- reading
+
+def _parse(path: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                               list[str]]:
+    """(metric columns, epoch and step per row with -1 for none, values, absent, warnings)."""
+    table = read_csv(path, WHAT)
+    header = table.header
+    if "epoch" not in header or "step" not in header:
+        raise BadLog(f"{path}: the header has no 'epoch' and 'step' columns; expected {WHAT}")
+    ep, st = header.index("epoch"), header.index("step")
+    idx = [k for k in range(len(header)) if k not in (ep, st)]
+    columns = [header[k] for k in idx]
+    n = len(table.rows)
+    epochs = np.full(n, -1, dtype=np.int64)
+    steps = np.full(n, -1, dtype=np.int64)
+    values = np.full((n, len(idx)), np.nan)
+    absent = np.ones((n, len(idx)), dtype=bool)
+    for i, (row, line) in enumerate(zip(table.rows, table.lines, strict=True)):
+        e = whole(row[ep], path, line, "epoch")
+        s = whole(row[st], path, line, "step")  # never a metric
+        if e is not None:
+            epochs[i] = e
+        if s is not None:
+            steps[i] = s
+        for j, k in enumerate(idx):
+            v = number(row[k], path, line, header[k])
+            if v is not None:
+                values[i, j] = v
+                absent[i, j] = False
+    return columns, epochs, steps, values, absent, table.warnings
+
+
+def _fill_epochs(path: Path, epochs: np.ndarray) -> np.ndarray:
+    """Rows without an epoch take the next row's (else the previous row's) epoch.
+
+    >>> _fill_epochs(Path("m"), np.array([-1, 0, -1, 1, -1])).tolist()
+    [0, 0, 1, 1, 1]
+    """
+    has = np.flatnonzero(epochs >= 0)
+    if not len(has):
+        raise BadLog(f"{path}: no row has an epoch; expected {WHAT}")
+    nxt = np.searchsorted(has, np.arange(len(epochs)))
+    nxt = np.minimum(nxt, len(has) - 1)
+    return epochs[has[nxt]]
+
+
+def _kind(column: str) -> str:
+    """``test``, ``val``, ``lr`` or ``train`` for an original Lightning column name."""
+    low = column.lower()
+    if low.startswith("test"):
+        return "test"
+    if low.startswith(("val", "valid")):
+        return "val"
+    if LR_MONITOR.fullmatch(column) or low in ("lr", "learning_rate"):
+        return "lr"
+    return "train"
+
+
+def _after_training(path: Path, columns: list[str], epochs: np.ndarray, absent: np.ndarray,
+                    warnings: list[str]) -> int:
+    """How many rows to keep: trailing rows logged after ``fit`` are cut, with a warning."""
+    kinds = np.array([_kind(c) for c in columns])
+    logged = ~absent
+    train_rows = np.flatnonzero(logged[:, kinds == "train"].any(axis=1))
+    last_train = int(train_rows[-1]) if len(train_rows) else -1
+    last_train_epoch = int(epochs[last_train]) if last_train >= 0 else None
+    test_cols = kinds == "test"
+    test_seen_before = logged[: last_train + 1, test_cols].any(axis=0) if last_train >= 0 else \
+        np.zeros(int(test_cols.sum()), dtype=bool)
+    keep = len(epochs)
+    for i in range(len(epochs) - 1, last_train, -1):
+        row = logged[i]
+        if not row.any():
+            keep = i
+            continue
+        only_test = not row[~test_cols].any() and not row[test_cols][test_seen_before].any()
+        later = last_train_epoch is not None and epochs[i] > last_train_epoch
+        if not (only_test or later):
+            break
+        keep = i
+    cut = logged[keep:].any(axis=0)
+    if cut.any():
+        names = ", ".join(c for c, x in zip(columns, cut, strict=True) if x)
+        where = sorted(set(epochs[keep:][logged[keep:].any(axis=1)].tolist()))
+        warnings.append(
+            f"{path}: {int(logged[keep:].any(axis=1).sum())} row(s) after the last training "
+            f"epoch ({names} at epoch {', '.join(map(str, where))}) were logged after training "
+            "(trainer.test() or trainer.validate()); left them out of the per-epoch curve"
+        )
+    return keep
+
+
+def _is_step_column(column: str) -> bool:
+    m = FORK.fullmatch(column)
+    return m is not None and m.group(2) == "step"
+
+
+def _drop_columns(columns, values, absent, drop: list[int]):
+    keep = [j for j in range(len(columns)) if j not in set(drop)]
+    return [columns[j] for j in keep], values[:, keep], absent[:, keep]
+
+
+def _mid_epoch(path: Path, columns: list[str], epochs: np.ndarray, steps: np.ndarray,
+               absent: np.ndarray, skip: set[int], warnings: list[str]) -> None:
+    """Warn about training columns only ever logged before their epoch's last row.
+
+    An epoch-level value (``on_epoch=True``) is logged at the epoch's end, at the step of
+    its last rows; ``self.log`` in ``training_step`` without ``on_epoch`` logs every
+    ``log_every_n_steps`` steps, so an epoch that holds one such row holds a sample.
+    """
+    flagged = []
+    for j, c in enumerate(columns):
+        if _kind(c) != "train" or j in skip:
+            continue
+        comparable = early = 0
+        for e in np.unique(epochs[~absent[:, j]]).tolist():
+            mine = (epochs == e) & ~absent[:, j] & (steps >= 0)
+            rows = (epochs == e) & (steps >= 0)
+            if not mine.any():
+                continue
+            comparable += 1
+            early += int(steps[mine].max() < steps[rows].max())
+        if comparable and early == comparable:
+            flagged.append(c)
+    if flagged:
+        warnings.append(
+            f"{path}: {', '.join(flagged)} is logged before the end of each epoch (a per-step "
+            "value, self.log without on_epoch=True): kept as the epoch's value, but it is one "
+            "step's, not the epoch's mean"
+        )
+
+
+def _load_file(path: Path, source: str, name: str) -> list[RunLog]:
+    columns, epochs, steps, values, absent, warnings = _parse(path)
+    epochs = _fill_epochs(path, epochs)
+    step_cols = [j for j, c in enumerate(columns) if _is_step_column(c)]
+    if step_cols:
+        shown = ", ".join(columns[j] for j in step_cols)
+        warnings.append(f"{path}: left out the per-step columns {shown} (their *_epoch "
+                        "twins, where logged, hold the epoch values)")
+        columns, values, absent = _drop_columns(columns, values, absent, step_cols)
+    rows = np.flatnonzero((~absent).any(axis=1))  # rows that logged only *_step values go
+    epochs, steps, values, absent = epochs[rows], steps[rows], values[rows], absent[rows]
+    if not len(rows):
+        raise BadLog(f"{path}: has no epochs (no row logs a per-epoch metric); nothing to replay "
+                     "(log with on_epoch=True)")
+    keep = _after_training(path, columns, epochs, absent, warnings)
+    if not keep:
+        raise BadLog(f"{path}: every row was logged after training (trainer.test() or "
+                     "trainer.validate()); no epoch to replay")
+    epochs, steps, values, absent = epochs[:keep], steps[:keep], values[:keep], absent[:keep]
+    empty = [j for j in range(len(columns)) if absent[:, j].all()]
+    columns, values, absent = _drop_columns(columns, values, absent, empty)
+    merged_epochs, merged_values, merged_absent, multi = merge_epochs(epochs, values, absent)
+    _mid_epoch(path, columns, epochs, steps, absent, set(multi), warnings)
+    epochs, values, absent = merged_epochs, merged_values, merged_absent
+    if multi:
+        shown = ", ".join(f"{columns[j]} (up to {k})" for j, k in sorted(multi.items()))
+        warnings.append(
+            f"{path}: left out {shown}: logged several times per epoch (per step, or validation "
+            "more than once per epoch), so no value is the epoch's; log with on_epoch=True"
+        )
+        columns, values, absent = _drop_columns(columns, values, absent, list(multi))
+    if not columns:
+        raise BadLog(f"{path}: no metric is logged once per epoch; nothing to replay (log with "
+                     "on_epoch=True)")
+    renames = keras_names(columns, lr_monitor=True)
+    if renames:
+        shown = ", ".join(f"{a} -> {b}" for a, b in renames.items())
+        warnings.append(f"{path}: read Lightning names as Keras names: {shown}")
+        columns = [renames.get(c, c) for c in columns]
+    return _runs(path, source, name, columns, epochs, values, absent, warnings)
+
+
+def _runs(path: Path, source: str, name: str, columns: list[str], epochs: np.ndarray,
+          values: np.ndarray, absent: np.ndarray, warnings: list[str]) -> list[RunLog]:
+    """One RunLog per training (the epoch column going back to 0 starts another)."""
+    spans = _split_trainings(epochs, [])
+    runs = []
+    for k, (a, b) in enumerate(spans, 1):
+        own = list(warnings)
+        if len(spans) > 1:
+            own.append(f"{path}: holds {len(spans)} trainings (the epoch column goes back to 0); "
+                       f"this is training #{k}")
+        metrics, not_logged = frame(path, columns, epochs[a:b], values[a:b], absent[a:b], own)
+        suffix = f"#{k}" if len(spans) > 1 else ""
+        runs.append(RunLog(name + suffix, source + suffix, "lightning", metrics, not_logged,
+                           warnings=own))
+    return runs

@@ -1,0 +1,182 @@
+"""The PyTorch Lightning CSVLogger reader (analysis/formats/lightning.py).
+
+Fixtures under tests/data/formats/lightning/ are written by make_fixtures.py with a copy of
+Lightning's own writer: ``_ExperimentWriter.save`` of lightning 2.5
+(``src/lightning/fabric/loggers/csv_logs.py``: csv.DictWriter over the sorted union of
+keys) for version_0, and pytorch_lightning 1.x's (keys in order of first appearance, so
+``epoch,step`` last) for version_1. Rows as ``LoggerConnector.log_metrics`` and
+``LearningRateMonitor`` write them (lightning 2.5,
+``src/lightning/pytorch/trainer/connectors/logger_connector/logger_connector.py``,
+``src/lightning/pytorch/callbacks/lr_monitor.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from analysis.errors import BadLog, LogNotFound
+from analysis.formats import detect, load_logs, load_run
+
+DATA = Path(__file__).parent / "data" / "formats" / "lightning" / "lightning_logs"
+NA = None
+
+
+def write(tmp_path: Path, text: str, name: str = "metrics.csv") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def rounded(values):
+    return [None if v is None else (v if math.isnan(v) else round(v, 6)) for v in values]
+
+
+def test_fixture_lightning_2():
+    run = load_run(DATA / "version_0")
+    assert run.format == "lightning" and run.name == "version_0"
+    assert list(run.metrics.columns) == ["learning_rate", "loss", "val_acc", "val_loss"]
+    assert run.n_epochs == 12  # the test row at epoch 12 is not an epoch
+    assert run.values("learning_rate") == [0.001] * 8 + [0.0005] * 4
+    assert run.lr_column == "learning_rate"
+    assert rounded(run.values("val_loss"))[:6] == [0.9, 0.684, 0.516, 0.396, 0.324, 0.3]
+    assert run.values("loss")[0] == 0.396961  # train_loss_epoch, not a train_loss_step value
+    assert not run.has("test_loss") and not run.has("step") and not run.has("epoch")
+    text = "\n".join(run.warnings)
+    assert "train_loss_step" in text and "trainer.test()" in text
+    assert "train_loss_epoch -> loss, lr-Adam -> learning_rate" in text
+    assert run.directions == {} and run.default_monitor == "val_loss"
+
+
+def test_fixture_lightning_1_layout():
+    run = load_run(DATA / "version_1" / "metrics.csv")
+    head = (DATA / "version_1" / "metrics.csv").read_text().splitlines()[0]
+    assert head.endswith("epoch,step")
+    assert list(run.metrics.columns) == ["loss", "val_loss", "val_acc"]
+    assert run.n_epochs == 8 and run.values("loss")[:2] == [0.8, 0.75]
+
+
+def test_lightning_logs_folder_is_one_run_per_version():
+    runs = load_logs(DATA)
+    assert [r.name for r in runs] == ["version_0", "version_1"]
+    assert all(r.format == "lightning" for r in runs)
+    assert detect(DATA).name == "lightning"
+
+
+# (what, csv text, expected columns {name: values}, warnings that must appear)
+CASES = [
+    (
+        "train, val and epoch rows merge per epoch",
+        "epoch,step,train_loss_epoch,val_loss\n0,9,,0.5\n0,9,0.9,\n1,19,,0.4\n1,19,0.7,\n",
+        {"loss": [0.9, 0.7], "val_loss": [0.5, 0.4]},
+        [],
+    ),
+    (
+        "a per-step column without suffix is left out",
+        "epoch,step,train_loss,val_loss\n0,4,0.9,\n0,9,0.8,\n0,9,,0.5\n1,14,0.7,\n1,19,0.6,\n"
+        "1,19,,0.4\n",
+        {"val_loss": [0.5, 0.4]},
+        ["left out train_loss (up to 2)"],
+    ),
+    (
+        "one per-step sample per epoch is kept, with a warning",
+        "epoch,step,train_loss,val_loss\n0,4,0.9,\n0,9,,0.5\n1,14,0.7,\n1,19,,0.4\n",
+        {"loss": [0.9, 0.7], "val_loss": [0.5, 0.4]},
+        ["train_loss is logged before the end of each epoch"],
+    ),
+    (
+        "trainer.validate() and test() after fit are no epoch",
+        "epoch,step,test_loss,train_loss,val_loss\n0,9,,0.9,0.5\n1,19,,0.7,0.4\n2,20,,,0.45\n"
+        "2,20,0.46,,\n",
+        {"loss": [0.9, 0.7], "val_loss": [0.5, 0.4]},
+        ["2 row(s) after the last training epoch (test_loss, val_loss at epoch 2)"],
+    ),
+    (
+        "older Lightning: test after fit at the last epoch",
+        "train_loss,val_loss,test_loss,epoch,step\n0.9,0.5,,0,9\n0.7,0.4,,1,19\n,,0.42,1,19\n",
+        {"loss": [0.9, 0.7], "val_loss": [0.5, 0.4]},
+        ["(test_loss at epoch 1)"],
+    ),
+    (
+        "test metrics logged during fit are per-epoch",
+        "epoch,step,test_loss,train_loss,val_loss\n0,9,0.55,0.9,0.5\n1,19,0.45,0.7,0.4\n",
+        {"test_loss": [0.55, 0.45], "loss": [0.9, 0.7], "val_loss": [0.5, 0.4]},
+        [],
+    ),
+    (
+        "the learning-rate monitor's rows belong to the next epoch",
+        "epoch,lr-SGD,step,train_loss_epoch\n,0.1,0,\n0,,9,0.9\n,0.01,10,\n1,,19,0.7\n",
+        {"learning_rate": [0.1, 0.01], "loss": [0.9, 0.7]},
+        ["lr-SGD -> learning_rate"],
+    ),
+    (
+        "slash names, NaN kept, empty not logged",
+        "epoch,step,train/loss,val/loss,val/acc\n0,9,nan,0.5,\n1,19,0.7,0.4,0.8\n",
+        {"loss": [math.nan, 0.7], "val_loss": [0.5, 0.4], "val_acc": [None, 0.8]},
+        ["train/loss -> loss"],
+    ),
+    (
+        "no renaming onto an existing column",
+        "epoch,step,loss,train_loss,val_loss\n0,9,1.0,0.9,0.5\n",
+        {"loss": [1.0], "train_loss": [0.9], "val_loss": [0.5]},
+        [],
+    ),
+    (
+        "a resumed fit replaces from its epoch",
+        "epoch,step,train_loss,val_loss\n0,9,0.9,0.5\n1,19,0.7,0.4\n2,29,0.6,0.6\n1,19,0.69,0.39\n",
+        {"loss": [0.9, 0.69], "val_loss": [0.5, 0.39]},
+        ["goes back from 2 to 1"],
+    ),
+    (
+        "dataloader suffixes",
+        "epoch,step,val_loss/dataloader_idx_0,val_loss_epoch/dataloader_idx_1\n0,9,0.5,0.6\n",
+        {"val_loss/dataloader_idx_0": [0.5], "val_loss/dataloader_idx_1": [0.6]},
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "text", "expected", "warned"), CASES, ids=[c[0] for c in CASES])
+def test_lightning_reading(tmp_path, what, text, expected, warned):
+    run = load_run(write(tmp_path, text))
+    assert run.format == "lightning"
+    assert sorted(run.metrics.columns) == sorted(expected)
+    for column, values in expected.items():
+        got = run.values(column)
+        assert len(got) == len(values)
+        for g, v in zip(got, values, strict=True):
+            assert (g is None and v is None) or g == v or (math.isnan(g) and math.isnan(v))
+    text_w = "\n".join(run.warnings)
+    for w in warned:
+        assert w in text_w, text_w
+
+
+def test_epoch_back_to_zero_is_two_trainings(tmp_path):
+    p = write(tmp_path, "epoch,step,val_loss\n0,9,0.5\n1,19,0.4\n0,9,0.6\n")
+    runs = load_logs(p)
+    assert [r.name for r in runs] == [f"{tmp_path.name}#1", f"{tmp_path.name}#2"]
+    assert runs[1].values("val_loss") == [0.6]
+
+
+@pytest.mark.parametrize(("text", "exc", "message"), [
+    ("epoch,step,val_loss\n0,9,abc\n", BadLog, "line 2, column 'val_loss': 'abc' is not a number"),
+    ("epoch,step,val_loss\n-1,9,0.5\n", BadLog, "is not a whole number"),
+    ("epoch,step,train_loss_step\n0,4,0.5\n", BadLog, "has no epochs"),
+    ("epoch,step,train_loss\n0,4,0.5\n0,9,0.4\n", BadLog, "no metric is logged once per epoch"),
+    ("epoch,step,val_loss\n,9,0.5\n", BadLog, "no row has an epoch"),
+    ("epoch,step,val_loss\n0,9\n", BadLog, "line 2 has 2 fields but the header has 3"),
+    # Found by the fuzzer (an IndexError): nothing but rows logged after training.
+    ("epoch,step,test_loss\n0,9,0.5\n", BadLog, "every row was logged after training"),
+])  # fmt: skip
+def test_lightning_refusals(tmp_path, text, exc, message):
+    with pytest.raises(exc, match=None) as info:
+        load_run(write(tmp_path, text))
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_folder_without_metrics(tmp_path):
+    (tmp_path / "version_0").mkdir()
+    with pytest.raises(LogNotFound):
+        load_run(tmp_path)
