@@ -72,7 +72,7 @@ def render_summary(run) -> tuple[str, bool]:
         values = facts.values(column)
         final = next((v for v in reversed(values) if v is not None), None)
         try:
-            best_i = best_epoch(values, resolve_mode(column))
+            best_i = best_epoch(values, resolve_mode(column, "auto", run.directions))
         except PolicyError:  # no direction known for this column (learning_rate, ...)
             best_i = None
         if best_i is None:

@@ -137,3 +137,13 @@ def test_keras2_names_are_read_for_what_they_are(tmp_path):
     shown = run("show", log)
     assert "learning-rate changes:" in shown.stdout
     assert "epoch 4: 0.01 -> 0.005" in shown.stdout
+
+
+def test_show_uses_the_frameworks_own_directions():
+    """Ultralytics's `fitness` and `metrics/*` are maximized by its convention (not by
+    Keras's name table): `replay show` gives them a best epoch."""
+    path = Path(__file__).parent / "data" / "formats" / "ultralytics" / "classify_8.2"
+    shown = run("show", path)
+    assert shown.exit_code == 0, shown.output
+    row = next(ln for ln in shown.stdout.splitlines() if ln.startswith("fitness "))
+    assert row.split() == ["fitness", "6", "0.9", "0.821875"]
