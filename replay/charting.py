@@ -1,18 +1,35 @@
-"""Glue between sweep results and :mod:`analysis.charts` (matplotlib imported lazily)."""
+"""Glue between sweep results and :mod:`analysis.charts` (matplotlib imported lazily).
+
+Chart files have fixed names in the output folder (``curves.png``, ...); a run's name
+(which may hold ``/`` or ``#``) only ever appears in titles.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from analysis.records import (
+    EARLY_STOPPING,
+    REDUCE_LR_ON_PLATEAU,
+    STOP_POLICIES,
+    Oracle,
+    aggregate,
+    monitor_higher_is_better,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from replay.sweep import SweepResult
 
 __all__ = ["draw_run_chart", "draw_sweep_charts"]
 
 
-def _oracle(result, run_name: str, monitor: str) -> dict:
+def _oracle(result: SweepResult, run_name: str, monitor: str) -> Oracle:
     return next(o for o in result.oracles if o["run"] == run_name and o["monitor"] == monitor)
 
 
-def draw_sweep_charts(result, runs, out: Path) -> list[str]:
+def draw_sweep_charts(result: SweepResult, runs, out: Path) -> list[str]:
     """Draw curves.png, early_stopping.png, lr_schedules.png and tradeoff.png into ``out``.
 
     One run: that run's charts. Several runs: the aggregate over runs (heatmaps and
@@ -23,32 +40,13 @@ def draw_sweep_charts(result, runs, out: Path) -> list[str]:
     return [path.name for *_, path in jobs]
 
 
-def higher_is_better(records, monitor: str) -> bool | None:
-    """Whether the sweep maximized ``monitor``: the mode it resolved, as records carry it.
-
-    EarlyStopping and ReduceLROnPlateau records hold ``params["mode"]``; a Prechelt
-    record holds the error it used, ``1 - monitor`` exactly when the mode was max.
-    None when no record of ``monitor`` is given.
-    """
-    for r in records:
-        p = r["params"]
-        if p.get("monitor") != monitor:
-            continue
-        if "mode" in p:
-            return p["mode"] == "max"
-        if "error" in p:
-            return p["error"] != monitor
-    return None
-
-
-def chart_jobs(result, runs, out: Path) -> list[tuple]:
+def chart_jobs(result: SweepResult, runs, out: Path) -> list[tuple]:
     """What :func:`draw_sweep_charts` draws: ``(figure function name, args, kwargs, path)``
     per chart, the data computed and nothing drawn yet.
     """
     import matplotlib
 
     matplotlib.use("Agg")
-    from analysis import charts
     from replay.sweep import recorded_lr
 
     multi = len(runs) > 1
@@ -60,9 +58,9 @@ def chart_jobs(result, runs, out: Path) -> list[tuple]:
     oracle = _oracle(result, facts.name, monitor)
     mine = [r for r in result.records if r["run"] == facts.name
             and r["params"]["monitor"] == monitor]  # fmt: skip
-    stops = [r for r in mine if r["policy"] == "early_stopping"]
+    stops = [r for r in mine if r["policy"] == EARLY_STOPPING]
     all_stops = [r for r in result.records if r["params"]["monitor"] == monitor
-                 and r["policy"] in ("early_stopping", "prechelt")]  # fmt: skip
+                 and r["policy"] in STOP_POLICIES]  # fmt: skip
     suffix = f" ({facts.name})" if multi else ""
 
     jobs: list[tuple] = []
@@ -83,9 +81,9 @@ def chart_jobs(result, runs, out: Path) -> list[tuple]:
             ),
             "curves.png",
         )
-        es_all = [r for r in all_stops if r["policy"] == "early_stopping"]
+        es_all = [r for r in all_stops if r["policy"] == EARLY_STOPPING]
         if multi:
-            rows = charts.aggregate(es_all)
+            rows = aggregate(es_all)
             job = (
                 "early_stopping_figure",
                 (rows,),
@@ -98,7 +96,7 @@ def chart_jobs(result, runs, out: Path) -> list[tuple]:
             job = ("early_stopping_figure", (es_all,),
                    {"title": f"{facts.name}: EarlyStopping grid"})  # fmt: skip
         save(job, "early_stopping.png")
-    lrs = [r for r in mine if r["policy"] == "reduce_lr_on_plateau"]
+    lrs = [r for r in mine if r["policy"] == REDUCE_LR_ON_PLATEAU]
     if lrs:
         save(
             (
@@ -112,10 +110,10 @@ def chart_jobs(result, runs, out: Path) -> list[tuple]:
             "lr_schedules.png",
         )
     metric = oracle["heldout"]
-    direction = {"higher_is_better": higher_is_better(all_stops, monitor)}
+    direction = {"higher_is_better": monitor_higher_is_better(all_stops, monitor)}
     if all_stops and metric:
         if multi:
-            rows = charts.aggregate(all_stops)
+            rows = aggregate(all_stops)
             oracles = [_oracle(result, f.name, monitor) for f in result.facts]
             save(
                 (

@@ -73,7 +73,7 @@ def _load_runs(paths, *, echo: bool = True):
 
 
 def _policy_names() -> tuple[str, ...]:
-    from replay.sweep import POLICIES
+    from analysis.records import POLICIES
 
     return POLICIES
 
@@ -439,7 +439,7 @@ def pick(run, copy_to, **opts):
 
 
 def _describe_pick(record: dict) -> str:
-    from replay.report import setting_label
+    from analysis.records import record_label as setting_label
 
     setting = f"{record['policy']} {setting_label(record)} on {record['params']['monitor']}"
     if record["censored"]:

@@ -1,7 +1,8 @@
 """Render sweep results: the table (with a plain-language verdict), CSV and JSON.
 
-All three are rendered from the same records; CSV is the records flattened
-(``params.patience``, ``final_metrics.test_loss``, ...), JSON is them as they are.
+All three are rendered from the same records (their fields, policy names and setting
+labels: :mod:`analysis.records`); CSV is the records flattened (``params.patience``,
+``final_metrics.test_loss``, ...), JSON is them as they are.
 """
 
 from __future__ import annotations
@@ -10,13 +11,31 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from analysis.names import is_accuracy
+from analysis.records import (
+    EARLY_STOPPING,
+    PRECHELT,
+    REDUCE_LR_ON_PLATEAU,
+    STOP_POLICIES,
+    EarlyStoppingRecord,
+    PlateauRecord,
+    Record,
+    StopRecord,
+    aggregate,
+    ranges,
+    record_label,
+    setting_label,
+    varying_values,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from replay.sweep import SweepResult
 
 __all__ = ["flatten", "render_csv", "render_json", "render_table", "verdict"]
 
-STOP_POLICIES = ("early_stopping", "prechelt")
 TABLE_ROWS = 12
 
 
@@ -35,7 +54,7 @@ def _finite_or_none(value):
     return value
 
 
-def flatten(record: dict) -> dict:
+def flatten(record: Mapping[str, Any]) -> dict[str, Any]:
     """One flat row: nested dicts become dotted columns, lists become space-joined text."""
     row: dict = {}
     for key, value in record.items():
@@ -49,7 +68,7 @@ def flatten(record: dict) -> dict:
     return row
 
 
-def render_csv(records: Sequence[dict]) -> str:
+def render_csv(records: Sequence[Record]) -> str:
     rows = [flatten(r) for r in records]
     columns: list[str] = []
     for row in rows:
@@ -64,7 +83,7 @@ def render_csv(records: Sequence[dict]) -> str:
     return buf.getvalue()
 
 
-def render_json(records: Sequence[dict]) -> str:
+def render_json(records: Sequence[Record]) -> str:
     """The records as strict JSON: a non-finite float (NaN, +-inf) becomes null.
 
     ``json.dumps`` never hands floats to ``default``, so the records are cleaned only
@@ -78,36 +97,7 @@ def render_json(records: Sequence[dict]) -> str:
     return text + "\n"
 
 
-def setting_label(record: dict) -> str:
-    """A short human label of a record's setting."""
-    p = record["params"]
-    if record["policy"] == "early_stopping":
-        parts = [f"patience={p['patience']}"]
-        if p["min_delta"]:
-            parts.append(f"min_delta={p['min_delta']:g}")
-        if p["baseline"] is not None:
-            parts.append(f"baseline={p['baseline']:g}")
-        if p["start_from_epoch"]:
-            parts.append(f"start={p['start_from_epoch']}")
-        parts.append("restore" if p["restore_best_weights"] else "no-restore")
-        return " ".join(parts)
-    if record["policy"] == "prechelt":
-        if p["criterion"] == "up":
-            return f"UP{p['strips']} k={p['strip_length']}"
-        return f"{p['criterion'].upper()}{p['alpha']:g}" + (
-            f" k={p['strip_length']}" if p["criterion"] == "pq" else ""
-        )
-    parts = [f"factor={p['factor']:g}", f"patience={p['patience']}"]
-    if p["cooldown"]:
-        parts.append(f"cooldown={p['cooldown']}")
-    if p["min_lr"]:
-        parts.append(f"min_lr={p['min_lr']:g}")
-    if p["min_delta"] != 1e-4:
-        parts.append(f"min_delta={p['min_delta']:g}")
-    return " ".join(parts)
-
-
-def _rank_key(record: dict):
+def _rank_key(record: StopRecord):
     regret = record.get("regret")
     return (regret is None, regret if regret is not None else 0.0, record["epochs_trained"])
 
@@ -138,50 +128,23 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _merged_label(group: list[dict]) -> str:
-    """One label for settings with the same outcome: differing values joined by '|'."""
-    if len(group) == 1:
-        return setting_label(group[0])
-    if group[0]["policy"] == "prechelt":  # criteria differ in kind: list them
-        return ", ".join(dict.fromkeys(setting_label(r) for r in group))
+def _row_label(group: list[StopRecord]) -> str:
+    """One label for the settings of one table row (the same outcome)."""
     first = group[0]
-    params = dict(first["params"])
-    varying = {}
-    for key in params:
-        vals = list(dict.fromkeys(r["params"][key] for r in group))
-        if len(vals) > 1:
-            varying[key] = vals
-    label = setting_label({"policy": first["policy"], "params": params})
-    parts = []
-    for token in label.split(" "):
-        key = token.split("=", 1)[0]
-        if key in varying and key == "patience":
-            parts.append(f"patience={_ranges(varying[key], sep='|')}")
-        elif key in varying:
-            parts.append(f"{key}=" + "|".join(_v(v) for v in varying[key]))
-        else:
-            parts.append(token)
-    for key, vals in varying.items():
-        if not any(p.startswith(f"{key}=") for p in parts) and key not in ("mode", "monitor"):
-            if key == "restore_best_weights":
-                parts = [p for p in parts if p not in ("restore", "no-restore")]
-                parts.append("restore|no-restore")
-            else:
-                parts.append(f"{key}=" + "|".join(_v(v) for v in vals))
-    return " ".join(parts)
+    if first["policy"] == PRECHELT:  # criteria differ in kind: list them
+        return ", ".join(dict.fromkeys(record_label(r) for r in group))
+    varying = varying_values(r["params"] for r in group)
+    return setting_label(first["policy"], first["params"], varying)
 
 
-def _v(v) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-def _outcome(r: dict) -> tuple:
+def _outcome(r: StopRecord) -> tuple:
     return (r["stopped_epoch"], r["epochs_trained"], r["final_epoch"], r["regret"])
 
 
-def _stop_rows(records: list[dict], metric: str | None, limit: int) -> tuple[list[list[str]], int]:
+def _stop_rows(records: list[StopRecord], metric: str | None,
+               limit: int) -> tuple[list[list[str]], int]:  # fmt: skip
     """Rows best first; settings with identical outcomes share one row."""
-    groups: dict[tuple, list[dict]] = {}
+    groups: dict[tuple, list[StopRecord]] = {}
     for r in sorted(records, key=_rank_key):
         groups.setdefault(_outcome(r), []).append(r)
     ranked = list(groups.values())
@@ -192,7 +155,7 @@ def _stop_rows(records: list[dict], metric: str | None, limit: int) -> tuple[lis
         value = r["final_metrics"].get(metric) if metric else None
         rows.append(
             [
-                _merged_label(group),
+                _row_label(group),
                 stop,
                 str(r["epochs_trained"]),
                 "-" if r["final_epoch"] is None else str(r["final_epoch"]),
@@ -212,7 +175,7 @@ def _fmt_lr(rate: float, scale: str | None) -> str:
     return f"{rate:.3g}x initial" if scale == "relative" else f"{rate:.3g}"
 
 
-def _lr_rows(records: list[dict], limit: int) -> tuple[list[list[str]], int]:
+def _lr_rows(records: list[PlateauRecord], limit: int) -> tuple[list[list[str]], int]:
     ranked = sorted(records, key=lambda r: (r["params"]["patience"], r["params"]["factor"]))
     rows = []
     for r in ranked[:limit]:
@@ -222,7 +185,7 @@ def _lr_rows(records: list[dict], limit: int) -> tuple[list[list[str]], int]:
         cf = r["counterfactual_from"]
         rows.append(
             [
-                setting_label(r),
+                record_label(r),
                 cuts,
                 _fmt_lr(r["final_lr"], r.get("lr_scale")),
                 "exact" if cf is None else f"from epoch {cf}",
@@ -231,7 +194,7 @@ def _lr_rows(records: list[dict], limit: int) -> tuple[list[list[str]], int]:
     return rows, len(ranked) - len(rows)
 
 
-def render_table(result, *, limit: int = TABLE_ROWS) -> str:
+def render_table(result: SweepResult, *, limit: int = TABLE_ROWS) -> str:
     """The human summary: per run and monitor, oracle line, best settings first, verdict."""
     out: list[str] = []
     multi = len(result.facts) > 1
@@ -245,7 +208,7 @@ def render_table(result, *, limit: int = TABLE_ROWS) -> str:
                 f"{oracle['oracle_epoch']}; the full run ends at "
                 f"{_fmt_value(metric, oracle['last_value'])} (epoch {oracle['last_epoch']})."
             )
-        for policy, title in (("early_stopping", "EarlyStopping"), ("prechelt", "Prechelt")):
+        for policy, title in ((EARLY_STOPPING, "EarlyStopping"), (PRECHELT, "Prechelt")):
             recs = [r for r in mine if r["policy"] == policy]
             if not recs:
                 continue
@@ -262,7 +225,7 @@ def render_table(result, *, limit: int = TABLE_ROWS) -> str:
             out.append(_table(headers, rows))
             if more:
                 out.append(f"... {more} more settings in results.csv / --format csv")
-        recs = [r for r in mine if r["policy"] == "reduce_lr_on_plateau"]
+        recs = [r for r in mine if r["policy"] == REDUCE_LR_ON_PLATEAU]
         if recs:
             rows, more = _lr_rows(recs, limit)
             out.append(f"\nReduceLROnPlateau ({len(recs)} settings)")
@@ -284,16 +247,14 @@ def render_table(result, *, limit: int = TABLE_ROWS) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def result_epochs(result, run: str) -> int:
+def result_epochs(result: SweepResult, run: str) -> int:
     for f in result.facts:
         if f.name == run:
             return f.n_epochs
     return 0
 
 
-def render_aggregate(records: Sequence[dict], limit: int = TABLE_ROWS) -> str:
-    from analysis.charts import aggregate  # cheap: matplotlib is imported only to draw
-
+def render_aggregate(records: Sequence[Record], limit: int = TABLE_ROWS) -> str:
     rows = aggregate([r for r in records if r["policy"] in STOP_POLICIES])
     if not rows:
         return ""
@@ -301,7 +262,7 @@ def render_aggregate(records: Sequence[dict], limit: int = TABLE_ROWS) -> str:
                              r["epochs_trained_mean"] or 0))  # fmt: skip
     table_rows = []
     for r in rows[:limit]:
-        label = setting_label({"policy": r["policy"], "params": r["params"]})
+        label = setting_label(r["policy"], r["params"])
         table_rows.append(
             [
                 f"{r['params']['monitor']} {label}",
@@ -325,24 +286,9 @@ def _num(v, spec: str = ".4g") -> str:
     return "-" if v is None else format(v, spec)
 
 
-def _ranges(values: list[int], sep: str = ", ") -> str:
-    """Integers as runs of consecutive values, never hiding a gap.
-
-    >>> _ranges([12, 8]), _ranges([3, 4, 5, 8]), _ranges([3, 4, 8], sep="|"), _ranges([7])
-    ('8, 12', '3-5, 8', '3-4|8', '7')
-    """
-    runs: list[list[int]] = []
-    for v in sorted(set(values)):
-        if runs and v == runs[-1][-1] + 1:
-            runs[-1].append(v)
-        else:
-            runs.append([v])
-    return sep.join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
-
-
-def verdict(records: list[dict], metric: str | None) -> str:
+def verdict(records: Sequence[Record], metric: str | None) -> str:
     """A plain-language paragraph about the early-stopping patience sweep."""
-    es = [r for r in records if r["policy"] == "early_stopping"]
+    es = [r for r in records if r["policy"] == EARLY_STOPPING]
     if not es:
         return ""
     # Look at the default-like slice: smallest min_delta, no baseline, no warm-up.
@@ -367,7 +313,7 @@ def verdict(records: list[dict], metric: str | None) -> str:
         stopped = [r for r in part if not r["censored"]]
         censored = [r for r in part if r["censored"]]
         # Group stopped settings by the size of their regret, in patience order.
-        groups: list[list[dict]] = []
+        groups: list[list[EarlyStoppingRecord]] = []
         for r in stopped:
             if groups and _same_outcome(groups[-1][-1], r):
                 groups[-1].append(r)
@@ -376,9 +322,9 @@ def verdict(records: list[dict], metric: str | None) -> str:
         if len(groups) > 3:  # too many to list: one clause with ranges
             groups = [stopped]
         for g in groups:
-            pats = _ranges([r["params"]["patience"] for r in g])
-            stops = _ranges([r["stopped_epoch"] for r in g])
-            kept = _ranges([r["final_epoch"] for r in g])
+            pats = ranges([r["params"]["patience"] for r in g])
+            stops = ranges([r["stopped_epoch"] for r in g])
+            kept = ranges([r["final_epoch"] for r in g])
             clauses.append(
                 f"patience {pats} stop{'s' if len(g) == 1 else ''} at epoch {stops}, keep "
                 f"epoch {kept} and {_cost(g, metric)}"
@@ -389,7 +335,7 @@ def verdict(records: list[dict], metric: str | None) -> str:
             who = (
                 f"patience >= {lo}"
                 if hi == max(r["params"]["patience"] for r in part)
-                else (f"patience {_ranges([r['params']['patience'] for r in censored])}")
+                else (f"patience {ranges([r['params']['patience'] for r in censored])}")
             )
             clauses.append(f"{who} never stops before the run ended (censored)")
         lead = "With restore_best_weights" if restore else "Without it"
@@ -399,21 +345,21 @@ def verdict(records: list[dict], metric: str | None) -> str:
     if best["regret"] is not None and metric:
         fewest = min((r for r in es if r["regret"] == best["regret"]),
                      key=lambda r: r["epochs_trained"])  # fmt: skip
-        sentences.insert(0, f"Cheapest best outcome: {setting_label(fewest)} trains "
+        sentences.insert(0, f"Cheapest best outcome: {record_label(fewest)} trains "
                          f"{fewest['epochs_trained']} epochs and keeps epoch "
                          f"{fewest['final_epoch']} ({_fmt_regret(metric, fewest['regret'])} "
                          f"regret on {metric}).")  # fmt: skip
     return " ".join(sentences)
 
 
-def _same_outcome(a: dict, b: dict) -> bool:
+def _same_outcome(a: EarlyStoppingRecord, b: EarlyStoppingRecord) -> bool:
     ra, rb = a["regret"], b["regret"]
     if ra is None or rb is None:
         return ra is rb
     return math.isclose(ra, rb, rel_tol=0.25, abs_tol=1e-4)
 
 
-def _cost(group: list[dict], metric: str | None) -> str:
+def _cost(group: list[EarlyStoppingRecord], metric: str | None) -> str:
     regrets = [r["regret"] for r in group if r["regret"] is not None]
     if not regrets or metric is None:
         return "regret unknown"

@@ -1,7 +1,7 @@
 """Replay one or more logs through grids of policy settings.
 
 :func:`sweep` returns one record (a JSON-able dict) per (run, policy, setting),
-with the fields listed in DESIGN.md ("Sweep output"). The work that does not
+with the fields listed in docs/sweep-output.md. The work that does not
 depend on a setting (improvement traces, per-epoch metrics, regrets) is done once
 per run and shared, so a grid of 10,000 settings over a 100-epoch curve takes a
 fraction of a second.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,25 @@ import numpy as np
 from analysis.errors import ReplayError, missing_metric
 from analysis.gcpause import gc_paused
 from analysis.names import base_name, find_column, lr_column
+from analysis.records import (
+    ABSOLUTE,
+    EARLY_STOPPING,
+    POLICIES,
+    PRECHELT,
+    REDUCE_LR_ON_PLATEAU,
+    RELATIVE,
+    EarlyStoppingParams,
+    EarlyStoppingRecord,
+    LrScale,
+    Oracle,
+    PlateauRecord,
+    PrecheltParams,
+    PrecheltRecord,
+    Record,
+    StopRecord,
+)
+from replay.grid import GridError
+from replay.lr_alignment import align_lr
 from replay.policies import (
     Curve,
     EarlyStoppingTrace,
@@ -33,7 +52,6 @@ from replay.policies import (
 
 __all__ = [
     "DEFAULT_GRID",
-    "POLICIES",
     "Grid",
     "RunFacts",
     "SweepResult",
@@ -41,7 +59,6 @@ __all__ = [
     "sweep",
 ]
 
-POLICIES = ("early_stopping", "reduce_lr_on_plateau", "prechelt")
 MAX_SETTINGS = 10_000_000
 
 
@@ -128,6 +145,90 @@ class Grid:
                 f"the grid has {size:,} settings, more than --max-settings {max_settings:,}; "
                 "narrow the ranges or raise --max-settings."
             )
+
+    def validate(self) -> None:
+        """Raise :class:`GridError` for a value no setting could use.
+
+        A ``factor`` must be > 0 and < 1 (as in Keras), ``initial_lr`` finite and > 0.
+        """
+        for f in self.factor:
+            if not 0 < f < 1:
+                raise GridError(f"--factor: {f:g} is out of range; a factor must be > 0 and < 1.")
+        lr = self.initial_lr
+        if lr is not None and not (math.isfinite(lr) and lr > 0):
+            raise GridError(f"--initial-lr must be a positive number but got {lr}.")
+
+    @classmethod
+    def from_options(cls, base: Grid | None = None, **given) -> Grid:
+        """The grid that ``base`` (default: :data:`DEFAULT_GRID`) becomes with ``given``.
+
+        ``given`` holds fields by name; None means "not given" and keeps ``base``'s
+        value, except that ``monitors`` not given is ``()`` (each run's own default
+        monitor) and ``lr_min_delta`` not given follows a given ``min_delta``.
+
+        >>> Grid.from_options(min_delta=(0.01,)).lr_min_delta
+        (0.01,)
+        >>> Grid.from_options().lr_min_delta, Grid.from_options().monitors
+        ((0.0001,), ())
+
+        Raises:
+            GridError: see :meth:`validate`.
+        """
+        changes = {k: v for k, v in given.items() if v is not None}
+        changes.setdefault("monitors", ())
+        if "lr_min_delta" not in changes and "min_delta" in changes:
+            changes["lr_min_delta"] = changes["min_delta"]
+        grid = replace(base if base is not None else cls(), **changes)
+        grid.validate()
+        return grid
+
+    @classmethod
+    def for_pick(cls, **given) -> Grid:
+        """The one setting ``replay pick`` replays: Keras's defaults where not ``given``.
+
+        EarlyStopping: patience 0, min_delta 0, no restore; ReduceLROnPlateau's
+        min_delta 1e-4 and factor 0.1; Prechelt's GL 2, PQ 1, UP 3, of which only the
+        criterion given (else GL) is kept. ``given`` as for :meth:`from_options`.
+
+        >>> g = Grid.for_pick(policies=("prechelt",), up_strips=(4,))
+        >>> g.gl_alpha, g.pq_alpha, g.up_strips
+        ((), (), (4,))
+
+        Raises:
+            ReplayError: several monitors, restore both ways, a policy that does not
+                stop training (or several), or several Prechelt criteria.
+        """
+        keras = cls(
+            policies=("early_stopping",),
+            patience=(0,),
+            min_delta=(0.0,),
+            restore_best_weights=(False,),
+            lr_min_delta=(1e-4,),
+            factor=(0.1,),
+            gl_alpha=(2.0,),
+            pq_alpha=(1.0,),
+            up_strips=(3,),
+        )
+        grid = cls.from_options(keras, **given)
+        if len(grid.monitors) > 1:
+            names = ",".join(grid.monitors)
+            raise GridError(f"--monitor: pick takes one metric but got {names!r}.")
+        if len(grid.restore_best_weights) != 1:
+            raise GridError("--restore-best-weights: pick takes yes or no, not both.")
+        if len(grid.policies) != 1 or grid.policies[0] == "reduce_lr_on_plateau":
+            raise ReplayError(
+                "pick chooses a checkpoint, so it takes one stopping policy: "
+                "--policy early_stopping or --policy prechelt."
+            )
+        if grid.policies[0] == "prechelt":
+            criteria = ("gl_alpha", "pq_alpha", "up_strips")
+            named = [k for k in criteria if given.get(k) is not None]
+            if len(named) > 1:
+                raise ReplayError("pick takes one Prechelt criterion: --gl-alpha, --pq-alpha "
+                                  "or --up-strips, not several.")  # fmt: skip
+            keep = named[0] if named else "gl_alpha"
+            grid = replace(grid, **{k: () for k in criteria if k != keep})
+        return grid
 
 
 DEFAULT_GRID = Grid()
@@ -227,10 +328,10 @@ def _regrets(values: Sequence[float | None], mode: str) -> tuple[list[float | No
 
 @dataclass
 class SweepResult:
-    """Records plus what a reader of them should know."""
+    """Records plus what a reader of them should know (types: :mod:`analysis.records`)."""
 
-    records: list[dict]
-    oracles: list[dict]
+    records: list[Record]
+    oracles: list[Oracle]
     notes: list[str]
     facts: list[RunFacts]
 
@@ -249,14 +350,17 @@ def sweep(runs: Iterable, grid: Grid = DEFAULT_GRID) -> SweepResult:
 
 
 def _sweep(runs: Iterable, grid: Grid) -> SweepResult:
-    records: list[dict] = []
-    oracles: list[dict] = []
+    records: list[Record] = []
+    oracles: list[Oracle] = []
     notes: list[str] = []
     all_facts: list[RunFacts] = []
     for run in runs:
+        if not isinstance(run, RunFacts):
+            # A TensorBoard learning rate whose epochs the log left open is aligned by
+            # the ReduceLROnPlateau settings that reproduce it (replay/lr_alignment.py).
+            run = align_lr(run, grid.monitors_of(run), grid.lr_min_delta, grid.mode)
         facts = run if isinstance(run, RunFacts) else RunFacts.from_runlog(run)
         all_facts.append(facts)
-        notes.extend(f"{facts.name}: {n}" for n in facts.notes)
         rows = facts.epoch_rows()
         for monitor in grid.monitors_of(facts):
             values = facts.values(monitor)
@@ -289,9 +393,9 @@ def _sweep(runs: Iterable, grid: Grid) -> SweepResult:
             ctx = _Context(facts, monitor, mode, heldout, regrets, rows)
             curve = Curve(values)
             for policy in grid.policies:
-                if policy == "early_stopping":
+                if policy == EARLY_STOPPING:
                     records.extend(_sweep_early_stopping(ctx, curve, grid))
-                elif policy == "reduce_lr_on_plateau":
+                elif policy == REDUCE_LR_ON_PLATEAU:
                     records.extend(_sweep_plateau(ctx, curve, grid, notes))
                 else:
                     records.extend(_sweep_prechelt(ctx, values, grid, notes))
@@ -312,9 +416,9 @@ class _Context:
     rows: list[dict]
 
     def stop_record(
-        self, policy: str, params: dict, stop: int | None, last: int, best: int | None,
-        final: int | None,
-    ) -> dict:  # fmt: skip
+        self, policy: str, params: EarlyStoppingParams | PrecheltParams, stop: int | None,
+        last: int, best: int | None, final: int | None,
+    ) -> StopRecord:  # fmt: skip
         """A stop-policy record; ``last`` is the last trained epoch (-1 for an empty log)."""
         return {
             "run": self.facts.name,
@@ -334,7 +438,7 @@ class _Context:
         }
 
 
-def _sweep_early_stopping(ctx: _Context, values, grid: Grid) -> list[dict]:
+def _sweep_early_stopping(ctx: _Context, values, grid: Grid) -> list[EarlyStoppingRecord]:
     from replay.policies import _check_int
 
     patiences = [_check_int("patience", p) for p in grid.patience]
@@ -350,7 +454,7 @@ def _sweep_early_stopping(ctx: _Context, values, grid: Grid) -> list[dict]:
             stop, last, best = trace.stop_point(patience)
             for restore in restores:
                 final = None if last < 0 else (best if restore and best is not None else last)
-                params = {
+                params: EarlyStoppingParams = {
                     "monitor": ctx.monitor,
                     "mode": ctx.mode,
                     "min_delta": min_delta,
@@ -359,7 +463,7 @@ def _sweep_early_stopping(ctx: _Context, values, grid: Grid) -> list[dict]:
                     "restore_best_weights": restore,
                     "start_from_epoch": start,
                 }
-                out.append(ctx.stop_record("early_stopping", params, stop, last, best, final))
+                out.append(ctx.stop_record(EARLY_STOPPING, params, stop, last, best, final))
     return out
 
 
@@ -408,13 +512,13 @@ def counterfactual_from(
     return None
 
 
-def _sweep_plateau(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[dict]:
+def _sweep_plateau(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[PlateauRecord]:
     initial = initial_lr_for(ctx.facts, grid.initial_lr)
     recorded = recorded_lr(ctx.facts)
-    scale = "absolute"
+    scale: LrScale = ABSOLUTE
     min_lrs = grid.min_lr
     if initial is None:
-        scale = "relative"
+        scale = RELATIVE
         notes.append(
             f"{ctx.facts.name}: the log has no learning rate; ReduceLROnPlateau schedules "
             "are shown as multiples of the initial rate (x initial), and the log is taken "
@@ -427,7 +531,7 @@ def _sweep_plateau(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[
                 f"{ctx.facts.name}: min_lr {skipped} needs an absolute rate; those settings "
                 "are skipped (pass --initial-lr to replay them)."
             )
-    out = []
+    out: list[PlateauRecord] = []
     for min_delta in grid.lr_min_delta:
         trace = PlateauTrace(values, mode=ctx.mode, min_delta=min_delta)
         for factor, patience, cooldown, min_lr in itertools.product(
@@ -444,7 +548,7 @@ def _sweep_plateau(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[
                 {
                     "run": ctx.facts.name,
                     "source": ctx.facts.source,
-                    "policy": "reduce_lr_on_plateau",
+                    "policy": REDUCE_LR_ON_PLATEAU,
                     "params": {
                         "monitor": ctx.monitor,
                         "mode": ctx.mode,
@@ -465,7 +569,7 @@ def _sweep_plateau(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[
     return out
 
 
-def _sweep_prechelt(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[dict]:
+def _sweep_prechelt(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[PrecheltRecord]:
     train_name = base_name(ctx.monitor)
     train = ctx.facts.values(train_name) if train_name in ctx.facts.metrics else None
     error = ctx.monitor
@@ -485,7 +589,7 @@ def _sweep_prechelt(ctx: _Context, values, grid: Grid, notes: list[str]) -> list
             runs += [("pq", a, None, trace.pq_alpha) for a in grid.pq_alpha]
         runs += [("up", None, s, trace.up_s) for s in grid.up_strips]
         for criterion, alpha, strips, fn in runs:
-            params = {
+            params: PrecheltParams = {
                 "criterion": criterion,
                 "alpha": alpha,
                 "strips": strips,
@@ -496,7 +600,7 @@ def _sweep_prechelt(ctx: _Context, values, grid: Grid, notes: list[str]) -> list
             r = fn(alpha if strips is None else strips)
             last = r.epochs_trained - 1
             out.append(
-                ctx.stop_record("prechelt", params, r.stopped_epoch, last, r.best_epoch,
+                ctx.stop_record(PRECHELT, params, r.stopped_epoch, last, r.best_epoch,
                                 r.final_epoch)
             )  # fmt: skip
     return out

@@ -15,7 +15,8 @@ import sys
 import pandas as pd
 import pytest
 
-from analysis import charts
+from analysis import chartdata, charts
+from analysis.records import aggregate, records_higher_is_better
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NAN = math.nan
@@ -195,7 +196,7 @@ def legend_texts(legend) -> list[str]:
     ],
 )
 def test_pareto_front(points, higher, expected):
-    assert charts.pareto_front(points, higher_is_better=higher) == expected
+    assert chartdata.pareto_front(points, higher_is_better=higher) == expected
 
 
 @pytest.mark.parametrize(
@@ -208,7 +209,7 @@ def test_pareto_front(points, higher, expected):
     ],
 )
 def test_dodge(keys, width, expected):
-    assert charts.dodge(keys, width) == pytest.approx(expected)
+    assert chartdata.dodge(keys, width) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(
@@ -218,7 +219,7 @@ def test_dodge(keys, width, expected):
 def test_records_higher_is_better_reads_the_resolved_mode(modes, higher):
     # Issue 10: the direction is the mode the sweep resolved, never a guess from the name.
     records = [{"params": {} if m is None else {"mode": m}} for m in modes]
-    assert charts.records_higher_is_better(records) is higher
+    assert records_higher_is_better(records) is higher
 
 
 def grid_rec(patience, min_delta, value, *, censored=False, restore=False):
@@ -254,7 +255,7 @@ def grid_rec(patience, min_delta, value, *, censored=False, restore=False):
     ],
 )
 def test_heatmap_grid(records, col, expected_values, expected_censored):
-    grid = charts.heatmap_grid(records, "patience", col, "regret")
+    grid = chartdata.heatmap_grid(records, "patience", col, "regret")
     assert grid["values"] == expected_values
     assert grid["censored"] == expected_censored
     assert len(grid["rows"]) == len(expected_values)
@@ -263,7 +264,7 @@ def test_heatmap_grid(records, col, expected_values, expected_censored):
 def test_heatmap_grid_sorts_axes_and_takes_tuple_columns():
     recs = [grid_rec(p, d, 0.1, restore=r) for p in (3, 1, 2) for d in (0.1, 0.0)
             for r in (True, False)]
-    grid = charts.heatmap_grid(recs, "patience", ("min_delta", "restore_best_weights"),
+    grid = chartdata.heatmap_grid(recs, "patience", ("min_delta", "restore_best_weights"),
                                "regret")
     assert grid["rows"] == [1, 2, 3]
     assert grid["cols"] == [(0.0, False), (0.0, True), (0.1, False), (0.1, True)]
@@ -272,7 +273,7 @@ def test_heatmap_grid_sorts_axes_and_takes_tuple_columns():
 
 def test_heatmap_grid_partly_censored():
     recs = [grid_rec(1, 0.0, 0.1, censored=True, restore=True), grid_rec(1, 0.0, 0.2)]
-    grid = charts.heatmap_grid(recs, "patience", "min_delta", "regret")
+    grid = chartdata.heatmap_grid(recs, "patience", "min_delta", "regret")
     assert grid["censored"] == [[False]]
     assert grid["partly_censored"] == [[True]]
 
@@ -299,7 +300,7 @@ def axes_rec(**params):
     ],
 )
 def test_choose_heatmap_axes(records, expected):
-    assert charts.choose_heatmap_axes(records) == expected
+    assert chartdata.choose_heatmap_axes(records) == expected
 
 
 def test_aggregate_folds_runs_per_setting():
@@ -309,7 +310,7 @@ def test_aggregate_folds_runs_per_setting():
         es(4, stop=6, regret=None, run="a"),
         es(4, censored=True, regret=NAN, run="b"),
     ]
-    rows = charts.aggregate(recs)
+    rows = aggregate(recs)
     assert [r["params"]["patience"] for r in rows] == [3, 4]
     first, second = rows
     assert first["runs"] == 2 and first["run_names"] == ["a", "b"]
@@ -337,20 +338,20 @@ def test_aggregate_folds_runs_per_setting():
     ],
 )
 def test_aggregate_row_counts(records, expected_rows):
-    rows = charts.aggregate(records)
+    rows = aggregate(records)
     assert len(rows) == expected_rows
     assert sum(r["runs"] for r in rows) == len(records)
 
 
 def test_aggregate_without_the_field_gives_none():
-    (row,) = charts.aggregate([plateau(0.5, 2, [0.1, 0.05])])
+    (row,) = aggregate([plateau(0.5, 2, [0.1, 0.05])])
     assert row["epochs_trained_mean"] is None and row["regret_worst"] is None
     assert row["final_metrics_mean"] == {}
 
 
 def test_aggregate_censored_only_rows_count_as_censored_in_the_heatmap():
-    rows = charts.aggregate([es(1, censored=True, run="a"), es(1, censored=True, run="b")])
-    grid = charts.heatmap_grid(rows, "patience", None, "epochs_trained_mean")
+    rows = aggregate([es(1, censored=True, run="a"), es(1, censored=True, run="b")])
+    grid = chartdata.heatmap_grid(rows, "patience", None, "epochs_trained_mean")
     assert grid["censored"] == [[True]] and grid["values"] == [[10.0]]
 
 
@@ -364,7 +365,7 @@ def test_stop_marks_rows_and_censoring():
         prechelt("up", None, 3),
         plateau(0.5, 1, [0.1, 0.05]),  # not a stopping policy: ignored
     ]
-    data = charts.stop_marks(recs, n_epochs=10)
+    data = chartdata.stop_marks(recs, n_epochs=10)
     assert data["rows"] == ["patience 0", "patience 2", "GL α=2", "UP s=3"]
     assert data["row_patience"] == [0, 2, None, None]
     marks = data["marks"]
@@ -376,7 +377,7 @@ def test_stop_marks_rows_and_censoring():
 
 
 def test_stop_marks_censored_only():
-    data = charts.stop_marks([es(p, censored=True) for p in (3, 4)], n_epochs=10)
+    data = chartdata.stop_marks([es(p, censored=True) for p in (3, 4)], n_epochs=10)
     assert all(m["censored"] and m["stop"] is None for m in data["marks"])
     assert [m["y"] for m in data["marks"]] == [0.0, 1.0]
 
@@ -388,14 +389,14 @@ def test_lr_schedule_lines_groups_identical_schedules():
         plateau(0.1, 1, [1e-3, 1e-4, 1e-4], cf=2),
         es(1, stop=2),
     ]
-    lines = charts.lr_schedule_lines(recs)
+    lines = chartdata.lr_schedule_lines(recs)
     assert [(d["factor"], d["settings"]) for d in lines] == [(0.1, 1), (0.5, 2)]
 
 
 def test_tradeoff_points_skip_missing_values():
     recs = [es(1, stop=3), es(2, stop=4, test_loss=None), prechelt()]
     recs[0]["final_metrics"]["test_loss"] = NAN
-    pts = charts.tradeoff_points(recs, "test_loss")
+    pts = chartdata.tradeoff_points(recs, "test_loss")
     assert [(p["policy"], p["x"]) for p in pts] == [("prechelt", 5.0)]
 
 
@@ -489,7 +490,7 @@ def test_early_stopping_figure_single_setting_and_averaging_note():
 
 def test_early_stopping_figure_from_aggregate_rows():
     recs = sweep_records() + [dict(r, run="r2") for r in sweep_records()]
-    rows = charts.aggregate(recs)
+    rows = aggregate(recs)
     fig = charts.early_stopping_figure(
         rows, value_fields=("epochs_trained_mean", "regret_mean"))
     assert fig.axes[0].get_title().startswith("epochs trained (mean over runs)\n")
@@ -584,7 +585,7 @@ def test_tradeoff_figure_accuracy_is_higher_is_better():
 
 
 def test_tradeoff_figure_from_aggregate_rows_and_empty():
-    rows = charts.aggregate(sweep_records() + [dict(r, run="r2") for r in sweep_records()])
+    rows = aggregate(sweep_records() + [dict(r, run="r2") for r in sweep_records()])
     fig = charts.tradeoff_figure(rows, full_run_value=None, oracle_value=None,
                                  metric="test_loss", x_field="epochs_trained_mean",
                                  metrics_field="final_metrics_mean")
@@ -614,7 +615,8 @@ def test_save_figure_into_missing_directory_raises_and_writes_nothing(tmp_path):
 
 def test_importing_charts_loads_neither_matplotlib_nor_tensorflow_nor_replay():
     code = (
-        "import sys, analysis.charts as c; c.aggregate([]); c.pareto_front([]);"
+        "import sys, analysis.charts, analysis.chartdata as c, analysis.records as r;"
+        "r.aggregate([]); c.pareto_front([]);"
         "bad = [m for m in ('matplotlib', 'tensorflow', 'keras', 'replay') if m in sys.modules];"
         "assert not bad, bad"
     )
@@ -645,8 +647,8 @@ def test_r2_sweep_tradeoff_is_higher_is_better_with_the_right_front(tmp_path):
     assert kwargs["higher_is_better"] is True
     fig = charts.tradeoff_figure(*args, **kwargs)
     assert fig.axes[0].get_ylabel().endswith("(higher is better)")
-    points = [(p["x"], p["y"]) for p in charts.tradeoff_points(*args, kwargs["metric"])]
-    front = charts.pareto_front(points, higher_is_better=True)
+    points = [(p["x"], p["y"]) for p in chartdata.tradeoff_points(*args, kwargs["metric"])]
+    front = chartdata.pareto_front(points, higher_is_better=True)
     assert front[-1][1] == max(y for _, y in points) == 0.71  # the best r2 is on the front
     ys = [y for _, y in front]
     assert ys == sorted(set(ys))  # and it only gets better
@@ -675,3 +677,85 @@ def test_saved_charts_get_the_umask_permissions_like_any_new_file(tmp_path):
         os.umask(old)
     assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "b.png").stat().st_mode & 0o777 == 0o640
+
+
+# ----------------------------------------------------------------------------------
+# The relative learning-rate scale (issue 8) and run names that are not file names
+
+
+def relative(rec: dict) -> dict:
+    """A ReduceLROnPlateau record of a log without a learning rate (multiples of 1)."""
+    rec = dict(rec, lr_scale="relative", lr=[v / rec["lr"][0] for v in rec["lr"]])
+    rec["params"] = dict(rec["params"], initial_lr=None)
+    return rec
+
+
+@pytest.mark.parametrize(
+    ("scales", "ylabel"),
+    [
+        (["relative", "relative"], "learning rate (x initial rate)"),
+        (["absolute", "absolute"], "learning rate (log scale)"),
+        ([None, None], "learning rate (log scale)"),  # records from before lr_scale
+    ],
+)
+def test_lr_schedules_figure_says_which_scale(scales, ylabel):
+    recs = [plateau(0.5, 1, [1e-3, 1e-3, 5e-4, 5e-4], cf=2),
+            plateau(0.1, 1, [1e-3, 1e-3, 1e-4, 1e-4], cf=2)]  # fmt: skip
+    recs = [relative(r) if s == "relative" else dict(r, lr_scale=s) if s else r
+            for r, s in zip(recs, scales, strict=True)]  # fmt: skip
+    fig = charts.lr_schedules_figure(recs, recorded_lr=None)
+    (ax,) = fig.axes
+    assert ax.get_ylabel() == ylabel
+    assert ax.get_yscale() == "log"
+    assert len(ax.collections) == 2 + 2  # a schedule and its boundary dot per factor
+    assert legend_texts(ax.get_legend()) == [
+        "factor 0.1: 1 settings, 1 distinct",
+        "factor 0.5: 1 settings, 1 distinct",
+        "counterfactual from here on\n(metrics recorded under another rate)",
+    ]
+    assert png_bytes(fig).startswith(PNG_MAGIC)
+
+
+def test_sweep_of_a_log_without_learning_rate_charts_multiples_of_the_initial_rate(tmp_path):
+    from replay.charting import chart_jobs
+    from replay.sweep import Grid, RunFacts, sweep
+
+    val = [0.5, 0.4, 0.41, 0.42, 0.43, 0.44]
+    facts = RunFacts("r", "r.csv", {"val_loss": val}, ["val_loss"], len(val))
+    result = sweep([facts], Grid(policies=("reduce_lr_on_plateau",), patience=(1,)))
+    assert {r["lr_scale"] for r in result.records} == {"relative"}
+    (job,) = chart_jobs(result, [facts], tmp_path)
+    name, args, kwargs, path = job
+    assert (name, path) == ("lr_schedules_figure", tmp_path / "lr_schedules.png")
+    fig = charts.lr_schedules_figure(*args, **kwargs)
+    assert fig.axes[0].get_ylabel() == "learning rate (x initial rate)"
+    assert png_bytes(fig).startswith(PNG_MAGIC)
+    assert "1" in [t.get_text() for t in fig.axes[0].get_yticklabels()]  # the initial rate
+
+
+@pytest.mark.parametrize("name", ["exp-a/training", "training#2", "a/b#3 $\\notacommand$"])
+def test_run_names_are_titles_never_file_names(tmp_path, name):
+    import dataclasses
+
+    from analysis.logs import load_run
+    from replay.charting import chart_jobs, draw_sweep_charts
+    from replay.sweep import Grid, sweep
+
+    rows = ["epoch,loss,val_loss,test_loss,learning_rate"]
+    rows += [f"{e},{1 / (e + 1)},{v},{v + 0.01},0.001"
+             for e, v in enumerate([0.5, 0.4, 0.35, 0.36, 0.37, 0.38])]  # fmt: skip
+    (tmp_path / "log.csv").write_text("\n".join(rows) + "\n")
+    run = dataclasses.replace(load_run(tmp_path / "log.csv"), name=name)
+    result = sweep([run], Grid(policies=("early_stopping", "prechelt", "reduce_lr_on_plateau"),
+                               patience=(1, 2), min_delta=(0.0,)))  # fmt: skip
+    out = tmp_path / "out"
+    out.mkdir()
+    jobs = chart_jobs(result, [run], out)
+    names = ["curves.png", "early_stopping.png", "lr_schedules.png", "tradeoff.png"]
+    assert [path for *_, path in jobs] == [out / n for n in names]
+    for fig_name, args, kwargs, _ in jobs:
+        fig = getattr(charts, fig_name)(*args, **kwargs)
+        assert fig.get_suptitle().startswith(f"{name}: ")  # the name as it is
+        assert png_bytes(fig).startswith(PNG_MAGIC)  # "$...$" is text, not mathtext
+    assert draw_sweep_charts(result, [run], out) == names
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)

@@ -1,0 +1,504 @@
+"""The sweep record vocabulary: one place for what a sweep record is and how it is named.
+
+``replay sweep`` produces one record per (run, policy, setting) and one oracle per (run,
+monitor); docs/sweep-output.md describes every field. This module declares them for
+every module that builds or reads them (``replay/sweep.py`` builds them;
+``replay/report.py``, ``replay/charting.py``, ``analysis/chartdata.py`` and
+``analysis/charts.py`` read them):
+
+- the policy names: :data:`POLICIES`, :data:`STOP_POLICIES`;
+- the record types, as TypedDicts (records stay plain JSON-able dicts): the order of
+  their fields is the order of the keys in a record, and so the column order of
+  results.csv;
+- how a setting is named: :func:`setting_label`, one vocabulary for tables and charts;
+- which direction the records' metric improves in, and :func:`aggregate` (statistics of
+  each setting over several runs).
+
+Plain Python: importing it loads neither matplotlib nor ``replay``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import Any, Literal, TypedDict
+
+__all__ = [
+    "ABSOLUTE",
+    "EARLY_STOPPING",
+    "POLICIES",
+    "PRECHELT",
+    "REDUCE_LR_ON_PLATEAU",
+    "RELATIVE",
+    "STOP_POLICIES",
+    "AggregateRow",
+    "EarlyStoppingParams",
+    "EarlyStoppingRecord",
+    "LrScale",
+    "Mode",
+    "Oracle",
+    "PlateauParams",
+    "PlateauRecord",
+    "PolicyName",
+    "PrecheltParams",
+    "PrecheltRecord",
+    "Record",
+    "StopOutcome",
+    "StopRecord",
+    "aggregate",
+    "format_value",
+    "freeze",
+    "is_censored",
+    "is_missing",
+    "monitor_higher_is_better",
+    "ranges",
+    "record_label",
+    "records_higher_is_better",
+    "setting_label",
+    "stop_records",
+    "varying_values",
+]
+
+# ----------------------------------------------------------------------------------
+# Names
+
+EARLY_STOPPING = "early_stopping"
+REDUCE_LR_ON_PLATEAU = "reduce_lr_on_plateau"
+PRECHELT = "prechelt"
+#: Every policy a sweep replays, in the order ``--policy`` lists them.
+POLICIES = (EARLY_STOPPING, REDUCE_LR_ON_PLATEAU, PRECHELT)
+#: The policies that stop training (their records say where, and which epoch is kept).
+STOP_POLICIES = (EARLY_STOPPING, PRECHELT)
+
+#: ``lr_scale`` of a ReduceLROnPlateau record: rates as logged, or as multiples of the
+#: initial rate (the log had no learning rate and no ``--initial-lr`` was given).
+ABSOLUTE = "absolute"
+RELATIVE = "relative"
+
+PolicyName = Literal["early_stopping", "reduce_lr_on_plateau", "prechelt"]
+Mode = Literal["min", "max"]
+LrScale = Literal["absolute", "relative"]
+
+
+# ----------------------------------------------------------------------------------
+# Record types (field meanings: docs/sweep-output.md)
+
+
+class EarlyStoppingParams(TypedDict):
+    monitor: str
+    mode: Mode
+    min_delta: float
+    patience: int
+    baseline: float | None
+    restore_best_weights: bool
+    start_from_epoch: int
+
+
+class PrecheltParams(TypedDict):
+    criterion: Literal["gl", "pq", "up"]
+    alpha: float | None  # GL and PQ
+    strips: int | None  # UP
+    strip_length: int
+    monitor: str
+    error: str  # the monitor, or "1 - <monitor>" for a maximized metric
+
+
+class PlateauParams(TypedDict):
+    monitor: str
+    mode: Mode
+    factor: float
+    patience: int
+    min_delta: float
+    cooldown: int
+    min_lr: float
+    initial_lr: float | None  # None on the relative scale
+
+
+class StopOutcome(TypedDict):
+    """What a stopping setting did: the fields after ``params`` of its record."""
+
+    stopped: bool
+    stopped_epoch: int | None
+    epochs_trained: int
+    best_epoch: int | None
+    final_epoch: int | None
+    checkpoint: str | None
+    censored: bool
+    final_metrics: dict[str, float | None]
+    regret: float | None
+    regret_metric: str | None
+
+
+class _EarlyStoppingSetting(TypedDict):
+    run: str
+    source: str
+    policy: Literal["early_stopping"]
+    params: EarlyStoppingParams
+
+
+class _PrecheltSetting(TypedDict):
+    run: str
+    source: str
+    policy: Literal["prechelt"]
+    params: PrecheltParams
+
+
+class EarlyStoppingRecord(_EarlyStoppingSetting, StopOutcome):
+    """One EarlyStopping setting replayed on one run."""
+
+
+class PrecheltRecord(_PrecheltSetting, StopOutcome):
+    """One Prechelt criterion setting replayed on one run."""
+
+
+class PlateauRecord(TypedDict):
+    """One ReduceLROnPlateau setting replayed on one run."""
+
+    run: str
+    source: str
+    policy: Literal["reduce_lr_on_plateau"]
+    params: PlateauParams
+    lr_scale: LrScale
+    lr: list[float]
+    reductions: list[int]
+    final_lr: float
+    counterfactual_from: int | None
+
+
+StopRecord = EarlyStoppingRecord | PrecheltRecord
+Record = EarlyStoppingRecord | PrecheltRecord | PlateauRecord
+
+
+class Oracle(TypedDict):
+    """Per (run, monitor): the best epoch of the held-out metric, and the full run's end."""
+
+    run: str
+    monitor: str
+    heldout: str | None
+    oracle_epoch: int | None
+    oracle_value: float | None
+    last_epoch: int
+    last_value: float | None
+
+
+class AggregateRow(TypedDict, total=False):
+    """One setting over several runs (:func:`aggregate`); ``<field>_mean`` / ``_worst`` /
+    ``_spread`` for each field folded (here the default two)."""
+
+    policy: str
+    params: dict[str, Any]
+    runs: int
+    run_names: list[str]
+    censored_runs: int
+    regret_metric: str | None
+    epochs_trained_mean: float | None
+    epochs_trained_worst: float | None
+    epochs_trained_spread: float | None
+    regret_mean: float | None
+    regret_worst: float | None
+    regret_spread: float | None
+    final_metrics_mean: dict[str, float | None]
+
+
+# ----------------------------------------------------------------------------------
+# Values
+
+
+def is_missing(v: Any) -> bool:
+    """True for None and for a float NaN (both mean "no value")."""
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def freeze(v: Any) -> Hashable:
+    """``v`` made hashable (dicts and lists as tuples), to group settings by value."""
+    if isinstance(v, Mapping):
+        return tuple(sorted((k, freeze(x)) for k, x in v.items()))
+    if isinstance(v, (list, tuple)):
+        return tuple(freeze(x) for x in v)
+    return v
+
+
+def format_value(v: Any) -> str:
+    """A parameter value in a chart: ``0.001``, ``none``, ``yes`` / ``no``.
+
+    >>> format_value(0.001), format_value(None), format_value(True), format_value(3)
+    ('0.001', 'none', 'yes', '3')
+    """
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def ranges(values: Iterable[int], sep: str = ", ") -> str:
+    """Integers as runs of consecutive values, never hiding a gap.
+
+    >>> ranges([12, 8]), ranges([3, 4, 5, 8]), ranges([3, 4, 8], sep="|"), ranges([7])
+    ('8, 12', '3-5, 8', '3-4|8', '7')
+    """
+    runs: list[list[int]] = []
+    for v in sorted(set(values)):
+        if runs and v == runs[-1][-1] + 1:
+            runs[-1].append(v)
+        else:
+            runs.append([v])
+    return sep.join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
+def varying_values(params: Iterable[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The parameters with more than one distinct value, each with its distinct values
+    (parameters and values in the order first seen).
+
+    >>> varying_values([{"patience": 1, "min_delta": 0.0}, {"patience": 2, "min_delta": 0.0}])
+    {'patience': [1, 2]}
+    """
+    seen: dict[str, dict[Hashable, Any]] = {}
+    for p in params:
+        for k, v in p.items():
+            seen.setdefault(k, {}).setdefault(freeze(v), v)
+    return {k: list(vals.values()) for k, vals in seen.items() if len(vals) > 1}
+
+
+# ----------------------------------------------------------------------------------
+# Setting labels
+
+Style = Literal["table", "chart"]
+
+# Table labels: per policy, (parameter, its name in the label, shown when), in label
+# order; restore_best_weights is the flag "restore" / "no-restore", always shown.
+_TABLE_PARAMS: dict[str, tuple[tuple[str, str, Any], ...]] = {
+    EARLY_STOPPING: (
+        ("patience", "patience", lambda v: True),
+        ("min_delta", "min_delta", bool),
+        ("baseline", "baseline", lambda v: v is not None),
+        ("start_from_epoch", "start", bool),
+        ("restore_best_weights", "restore", lambda v: True),
+    ),
+    REDUCE_LR_ON_PLATEAU: (
+        ("factor", "factor", lambda v: True),
+        ("patience", "patience", lambda v: True),
+        ("cooldown", "cooldown", bool),
+        ("min_lr", "min_lr", bool),
+        ("min_delta", "min_delta", lambda v: v != 1e-4),  # Keras's default
+    ),
+}
+_RESTORE_FLAGS = ("restore", "no-restore")
+# Chart labels: shorter names for long parameters.
+_CHART_NAMES = {"restore_best_weights": "restore", "start_from_epoch": "start"}
+
+
+def setting_label(
+    policy: str,
+    params: Mapping[str, Any],
+    varying: Mapping[str, Sequence[Any]] | None = None,
+    *,
+    style: Style = "table",
+) -> str:
+    """The name of a setting, in the text output (``style="table"``) or on a chart.
+
+    ``varying`` maps the parameters whose values differ among the settings the label is
+    read with to those values (:func:`varying_values`).
+
+    ``"table"`` (the table, the verdict, ``pick``): the parameters a reader needs,
+    patience, factor and restore always and the others where they differ from Keras's
+    default: ``patience=3 min_delta=0.001 restore``, ``factor=0.5 patience=2``,
+    ``GL2``, ``PQ0.5 k=5``, ``UP3 k=5``. With ``varying`` the label stands for all
+    those settings (one table row for settings with the same outcome): the values are
+    joined with ``|``, patience as ranges. (Prechelt criteria differ in kind: list the
+    label of each instead.)
+
+    ``"chart"``: only the parameters in ``varying``, each with this setting's value,
+    ``patience 3, restore yes`` (``default`` when none); Prechelt ``GL α=2``,
+    ``UP s=3``, with ``, k=5`` when the strip length varies.
+
+    >>> p = {"monitor": "val_loss", "mode": "min", "min_delta": 0.0, "patience": 3,
+    ...      "baseline": None, "restore_best_weights": True, "start_from_epoch": 0}
+    >>> setting_label("early_stopping", p)
+    'patience=3 restore'
+    >>> setting_label("early_stopping", p, {"patience": [3, 4, 8], "min_delta": [0.0, 0.01]})
+    'patience=3-4|8 restore min_delta=0|0.01'
+    >>> setting_label("early_stopping", p, {"patience": [3, 4]}, style="chart")
+    'patience 3'
+    >>> setting_label("prechelt", {"criterion": "gl", "alpha": 2.0}, style="chart")
+    'GL α=2'
+    """
+    if style not in ("table", "chart"):
+        raise ValueError(f"style must be 'table' or 'chart' but got {style!r}.")
+    varying = varying or {}
+    if style == "chart":
+        return _chart_label(policy, params, varying)
+    if policy == PRECHELT:
+        return _prechelt_table_label(params)
+    tokens: list[str] = []
+    in_place: set[str] = set()
+    for name, short, shown in _TABLE_PARAMS[policy]:
+        value = params[name]
+        if name == "restore_best_weights":
+            tokens.append(_RESTORE_FLAGS[0] if value else _RESTORE_FLAGS[1])
+        elif not shown(value):
+            continue
+        elif name in varying and short == name:
+            tokens.append(f"{name}={_joined(name, varying[name])}")
+            in_place.add(name)
+        else:
+            tokens.append(f"{short}={_table_value(name, value)}")
+    # Varying parameters not joined in place (not shown, or shown under a short name
+    # such as start=) are listed last under their own names.
+    for name, values in varying.items():
+        if name in in_place or name in ("mode", "monitor"):
+            continue
+        if name == "restore_best_weights":
+            tokens = [t for t in tokens if t not in _RESTORE_FLAGS]
+            tokens.append("|".join(_RESTORE_FLAGS))
+        else:
+            tokens.append(f"{name}={_joined(name, values)}")
+    return " ".join(tokens)
+
+
+def record_label(record: Mapping[str, Any]) -> str:
+    """:func:`setting_label` of one record, as the text output names it."""
+    return setting_label(record["policy"], record["params"])
+
+
+def _table_value(name: str, value: Any) -> str:
+    return f"{value:g}" if name in ("min_delta", "baseline", "min_lr", "factor") else str(value)
+
+
+def _joined(name: str, values: Sequence[Any]) -> str:
+    if name == "patience":
+        return ranges(values, sep="|")
+    return "|".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
+def _prechelt_table_label(p: Mapping[str, Any]) -> str:
+    if p["criterion"] == "up":
+        return f"UP{p['strips']} k={p['strip_length']}"
+    pq = f" k={p['strip_length']}" if p["criterion"] == "pq" else ""
+    return f"{p['criterion'].upper()}{p['alpha']:g}{pq}"
+
+
+def _chart_label(policy: str, p: Mapping[str, Any], varying: Mapping[str, Any]) -> str:
+    if policy == PRECHELT:
+        crit = str(p.get("criterion", "?")).upper()
+        if crit == "UP":
+            label = f"UP s={format_value(p.get('strips'))}"
+        else:
+            label = f"{crit} α={format_value(p.get('alpha'))}"
+        if "strip_length" in varying:
+            label += f", k={format_value(p.get('strip_length'))}"
+        return label
+    parts = [f"{_CHART_NAMES.get(k, k)} {format_value(p[k])}" for k in varying if k in p]
+    return ", ".join(parts) or "default"
+
+
+# ----------------------------------------------------------------------------------
+# Reading records
+
+
+def stop_records(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The records (or aggregate rows) of the policies that stop training."""
+    return [r for r in records if r.get("policy") in STOP_POLICIES]
+
+
+def is_censored(rec: Mapping[str, Any]) -> bool:
+    """A record (or an aggregate row, where every run was censored) that never stopped."""
+    if "censored_runs" in rec:
+        return bool(rec.get("runs")) and rec["censored_runs"] == rec["runs"]
+    return bool(rec.get("censored"))
+
+
+def records_higher_is_better(records: Iterable[Mapping[str, Any]]) -> bool | None:
+    """Whether the records' monitored metric is maximized, from the mode the sweep
+    resolved for it (``params["mode"]``, "min" or "max"); None when no record carries
+    a mode or they disagree. Never guessed from a metric's name.
+
+    >>> records_higher_is_better([{"params": {"mode": "max"}}, {"params": {}}])
+    True
+    """
+    modes = {(r.get("params") or {}).get("mode") for r in records} - {None}
+    return modes.pop() == "max" if len(modes) == 1 else None
+
+
+def monitor_higher_is_better(records: Iterable[Mapping[str, Any]], monitor: str) -> bool | None:
+    """Whether the sweep maximized ``monitor``: the mode it resolved, as records carry it.
+
+    EarlyStopping and ReduceLROnPlateau records hold ``params["mode"]``; a Prechelt
+    record holds the error it used, ``1 - monitor`` exactly when the mode was max.
+    None when no record of ``monitor`` is given.
+
+    >>> monitor_higher_is_better([{"params": {"monitor": "val_r2", "error": "1 - val_r2"}}],
+    ...                          "val_r2")
+    True
+    """
+    for r in records:
+        p = r["params"]
+        if p.get("monitor") != monitor:
+            continue
+        if "mode" in p:
+            return p["mode"] == "max"
+        if "error" in p:
+            return p["error"] != monitor
+    return None
+
+
+# ----------------------------------------------------------------------------------
+# Statistics over runs
+
+
+def _mean(values: Iterable[Any]) -> float | None:
+    vals = [float(v) for v in values if not is_missing(v)]
+    return sum(vals) / len(vals) if vals else None
+
+
+def aggregate(
+    records: Sequence[Mapping[str, Any]],
+    fields: Sequence[str] = ("epochs_trained", "regret"),
+) -> list[AggregateRow]:
+    """One row per (policy, params) across runs: mean, worst and spread of ``fields``.
+
+    Each row: ``policy``, ``params``, ``runs`` (records folded), ``run_names``,
+    ``censored_runs`` (how many never stopped), ``regret_metric`` (when all agree,
+    else None), ``final_metrics_mean`` (per metric, over runs that have it), and per
+    field ``<field>_mean``, ``<field>_worst`` (the maximum: for epochs trained and
+    regret, larger is worse) and ``<field>_spread`` (max - min). Missing values (None,
+    NaN) are skipped; a field with no value gives None for all three. Rows keep the
+    order in which their settings first appear.
+
+    >>> rows = aggregate([{"policy": "p", "params": {"a": 1}, "run": r, "regret": v}
+    ...                   for r, v in (("x", 0.1), ("y", 0.3))])
+    >>> rows[0]["runs"], rows[0]["regret_mean"], rows[0]["regret_worst"]
+    (2, 0.2, 0.3)
+    """
+    groups: dict[Hashable, list[Mapping[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r.get("policy"), freeze(r.get("params") or {})), []).append(r)
+    out: list[AggregateRow] = []
+    for members in groups.values():
+        first = members[0]
+        row: dict[str, Any] = {
+            "policy": first.get("policy"),
+            "params": dict(first.get("params") or {}),
+            "runs": len(members),
+            "run_names": [m.get("run") for m in members],
+            "censored_runs": sum(1 for m in members if m.get("censored")),
+        }
+        metrics = {m.get("regret_metric") for m in members}
+        row["regret_metric"] = metrics.pop() if len(metrics) == 1 else None
+        for f in fields:
+            vals = [float(m[f]) for m in members if not is_missing(m.get(f))]
+            row[f"{f}_mean"] = sum(vals) / len(vals) if vals else None
+            row[f"{f}_worst"] = max(vals) if vals else None
+            row[f"{f}_spread"] = max(vals) - min(vals) if vals else None
+        names: list[str] = []
+        for m in members:
+            for k in m.get("final_metrics") or {}:
+                if k not in names:
+                    names.append(k)
+        row["final_metrics_mean"] = {
+            k: _mean((m.get("final_metrics") or {}).get(k) for m in members) for k in names
+        }
+        out.append(row)  # type: ignore[arg-type]
+    return out
