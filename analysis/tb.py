@@ -2,20 +2,29 @@
 
 TensorBoard's own loader (``event_file_loader``) goes through ``tensorboard.compat.tf``,
 which imports TensorFlow when it is installed, and stops without a word at the first
-damaged record. So this module reads the TFRecord framing itself::
+damaged record. This module keeps that loader's shape, small generators stacked one on
+another (its ``RawEventFileLoader`` yields records, ``LegacyEventFileLoader`` parses
+them), but reads the TFRecord framing itself::
 
     uint64 length (little endian) | uint32 masked crc32c(length) | data | uint32 masked crc32c(data)
 
-and parses each record with tensorboard's generated ``event_pb2.Event`` (protobuf
-only). A truncated or CRC-damaged file yields the records before the damage plus a
-warning that names the file and the last epoch read from it.
+and says where a file is damaged. The stages, per event file::
 
-Which records are checked: the length CRC of every record (it protects the framing);
-the data CRC of every record that carries a numeric scalar (or an ``epoch_*`` tag) and
-of every record up to ``_ALWAYS_CHECK_BYTES`` long (a damaged scalar record keeps its
-length, so it is caught even if the damage hides its tag). Larger records without a
-scalar (graphs, histograms, images) are ignored anyway, so their CRC is not computed:
-pure-Python crc32c runs at about 5 MB/s.
+    read_records(path)        (offset, data) of each record, both CRCs of every record checked
+    -> parse_events(...)      tensorboard's generated ``event_pb2.Event`` (protobuf only)
+    -> scalar_points(...)     (tag, step, wall_time, value) of each value of ours
+    -> _tally(...)            the points by tag and step, duplicates, negative steps
+    -> read_event_file(...)   an EventFile: the Keras columns, and warnings
+
+A stage that meets damage (a truncated record, a CRC that fails, a record that is not an
+event) raises :class:`DamagedFile`, as tensorboard's record iterator raises
+``DataLossError``; ``_tally`` keeps the points read before it, so a damaged file yields
+the values before the damage plus a warning that names the file and the last epoch read
+from it. The CRC-32C is ``google-crc32c``'s (C, hardware-accelerated where the CPU can).
+Tensors are decoded by ``tensorboard.util.tensor_util.make_ndarray`` (numpy and
+tensorboard's TensorFlow stub, never TensorFlow), after a fast path for the float32
+scalar that ``tf.summary.scalar`` writes; bfloat16 and the uint32/uint64 value lists,
+which the stub cannot decode, have a case of their own.
 
 Mapping, per event file:
 
@@ -44,50 +53,24 @@ from __future__ import annotations
 import itertools
 import os
 import struct
-import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import google_crc32c
 
 from analysis.errors import BadLog, LogNotFound
 
 #: Keras subfolders and the column prefix each one maps to ("" = the log dir itself).
 FOLDERS: dict[str, str] = {"train": "", "": "", "validation": "val_", "test": "test_"}
 _LR_PREFERENCE = ("train", "", "validation", "test")
-_ALWAYS_CHECK_BYTES = 4096
 _TAG_PREFIX = "epoch_"
 _BATCH_PREFIX = "batch_"  # per-batch scalars (update_freq), never read
 
 
 # --------------------------------------------------------------------------- crc32c
-
-def _make_crc_table() -> tuple[int, ...]:
-    poly = 0x82F63B78  # Castagnoli polynomial, bit-reflected
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ poly if c & 1 else c >> 1
-        table.append(c)
-    return tuple(table)
-
-
-_CRC_TABLE = _make_crc_table()
-_CRC_TABLE16: list[int] = []  # two bytes per step; built on first use (65,536 entries)
-_LITTLE = sys.byteorder == "little"
-
-
-def _table16() -> list[int]:
-    if not _CRC_TABLE16:
-        t = _CRC_TABLE
-        _CRC_TABLE16.extend(
-            t[(t[x & 0xFF] ^ (x >> 8)) & 0xFF] ^ (t[x & 0xFF] >> 8) for x in range(65536)
-        )
-    return _CRC_TABLE16
-
 
 def crc32c(data: bytes) -> int:
     """Return the CRC-32C (Castagnoli) checksum of ``data``.
@@ -95,171 +78,217 @@ def crc32c(data: bytes) -> int:
     >>> hex(crc32c(b"123456789"))
     '0xe3069283'
     """
-    table = _CRC_TABLE
-    c = 0xFFFFFFFF
-    even = len(data) & ~1
-    if _LITTLE and even:
-        t16 = _table16()
-        for w in memoryview(data)[:even].cast("H"):
-            c = t16[(c ^ w) & 0xFFFF] ^ (c >> 16)
-        data = data[even:]
-    for b in data:
-        c = table[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
+    return google_crc32c.value(data)
 
 
 def masked_crc32c(data: bytes) -> int:
     """Return the masked CRC-32C that TFRecord framing stores."""
-    c = crc32c(data)
-    return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+    c = google_crc32c.value(data)
+    return (((c >> 15) | (c << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
-def frame_record(data: bytes) -> bytes:
-    """Return ``data`` framed as one TFRecord (what the reader undoes)."""
-    header = struct.pack("<Q", len(data))
-    return (
-        header
-        + struct.pack("<I", masked_crc32c(header))
-        + data
-        + struct.pack("<I", masked_crc32c(data))
-    )
+# --------------------------------------------------------------------------- stages
+
+class DamagedFile(Exception):
+    """Raised by a stage at the first damaged record (what, at which byte): the pipeline
+    ends there, as tensorboard's ``DataLossError`` ends its record iterator, and
+    :func:`read_event_file` keeps the values read before it."""
 
 
-def scalar_event(tag: str, value: float, step: int, wall_time: float = 0.0,
-                 *, as_tensor: bool = True) -> bytes:
-    """Return a serialized ``Event`` holding one scalar, as ``tf.summary.scalar`` writes it.
+_HEADER = struct.Struct("<QI")  # length, masked crc32c(length)
+_FOOTER = struct.Struct("<I")   # masked crc32c(data)
+_F32 = struct.Struct("<f")
+_MASK_DELTA = 0xA282EAD8  # TFRecord's CRC mask: rotate right by 15, add this
+_CHUNK = 1 << 20
 
-    ``as_tensor=False`` writes the TF1 ``simple_value`` form instead. Used by tests and
-    benchmarks to build event files without TensorFlow.
+#: (tag, step, wall_time, value): value None for an ``epoch_*`` tag that holds no number.
+ScalarPoint = tuple[str, int, float, float | None]
+
+
+def read_records(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Stage 1: ``(offset, data)`` of each record of an event file, both CRCs checked.
+
+    Reads the file in chunks of ``_CHUNK`` bytes (or one record, if larger), never a
+    length that the file cannot hold.
+
+    Raises:
+        DamagedFile: at a truncated record, a failing CRC or a read error.
     """
-    from tensorboard.compat.proto import event_pb2
-
-    event = event_pb2.Event(wall_time=wall_time, step=step)
-    v = event.summary.value.add(tag=tag)
-    if as_tensor:
-        v.metadata.plugin_data.plugin_name = "scalars"
-        v.tensor.dtype = 1  # DT_FLOAT
-        v.tensor.float_val.append(value)
-    else:
-        v.simple_value = value
-    return event.SerializeToString()
-
-
-def file_version_event(wall_time: float = 0.0) -> bytes:
-    """Return the serialized first ``Event`` of every event file (``brain.Event:2``)."""
-    from tensorboard.compat.proto import event_pb2
-
-    return event_pb2.Event(wall_time=wall_time, file_version="brain.Event:2").SerializeToString()
-
-
-# --------------------------------------------------------------------------- records
-
-@dataclass
-class _Record:
-    offset: int
-    data: bytes
-    data_crc: int
-
-
-class _RecordReader:
-    """Iterate over the records of one file; ``damage`` says why iteration stopped early."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.damage: str | None = None
-
-    def __iter__(self) -> Iterator[_Record]:
-        with open(self.path, "rb") as f:
+    crc, delta = google_crc32c.value, _MASK_DELTA
+    length_crcs: dict[int, int] = {}  # length -> the masked CRC its 8 bytes must carry
+    try:
+        with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            offset = 0
+            buf, pos, n, offset = b"", 0, 0, 0  # buf[pos] is the file's byte at offset
             while True:
-                header = f.read(12)
-                if not header:
-                    return
-                if len(header) < 12:
-                    self.damage = f"truncated record header at byte {offset}"
-                    return
-                (length,) = struct.unpack_from("<Q", header, 0)
-                (length_crc,) = struct.unpack_from("<I", header, 8)
-                if masked_crc32c(header[:8]) != length_crc:
-                    self.damage = f"record length fails its CRC at byte {offset}"
-                    return
-                if offset + 12 + length + 4 > size:
-                    self.damage = f"truncated record at byte {offset}"
-                    return
-                data = f.read(length)
-                footer = f.read(4)
-                if len(data) < length or len(footer) < 4:
-                    self.damage = f"truncated record at byte {offset}"
-                    return
-                (data_crc,) = struct.unpack("<I", footer)
-                yield _Record(offset, data, data_crc)
-                offset += 12 + length + 4
+                if n - pos < 16:  # not even a header and a footer left: read on
+                    buf, pos = buf[pos:] + f.read(_CHUNK), 0
+                    n = len(buf)
+                    if not n:
+                        return
+                    if n < 12:
+                        raise DamagedFile(f"truncated record header at byte {offset}")
+                length, length_crc = _HEADER.unpack_from(buf, pos)
+                expected = length_crcs.get(length)
+                if expected is None:
+                    expected = length_crcs[length] = masked_crc32c(buf[pos:pos + 8])
+                if length_crc != expected:
+                    raise DamagedFile(f"record length fails its CRC at byte {offset}")
+                end = pos + 16 + length
+                if end > n and offset + 16 + length <= size:  # a record beyond the chunk
+                    buf, pos = buf[pos:] + f.read(max(end - n, _CHUNK)), 0
+                    n, end = len(buf), 16 + length
+                if end > n:
+                    raise DamagedFile(f"truncated record at byte {offset}")
+                data = buf[pos + 12:end - 4]
+                c = crc(data)
+                if (((c >> 15) | (c << 17)) + delta) & 0xFFFFFFFF != _FOOTER.unpack_from(
+                        buf, end - 4)[0]:
+                    raise DamagedFile(f"record data fails its CRC at byte {offset}")
+                yield offset, data
+                offset += end - pos
+                pos = end
+    except OSError as e:
+        raise DamagedFile(f"read error ({e.strerror or e})") from e
+
+
+def parse_events(records: Iterable[tuple[int, bytes]]) -> Iterator[Any]:
+    """Stage 2: each record parsed as an ``event_pb2.Event``.
+
+    Raises:
+        DamagedFile: a record is not an event (or ``records`` raised it).
+    """
+    from google.protobuf.message import DecodeError
+    from tensorboard.compat.proto import event_pb2
+
+    parse = event_pb2.Event.FromString
+    for offset, data in records:
+        try:
+            event = parse(data)
+        except (DecodeError, ValueError, RuntimeError):
+            raise DamagedFile(f"record at byte {offset} is not a TensorBoard event") from None
+        yield event
+
+
+def scalar_points(events: Iterable[Any]) -> Iterator[ScalarPoint]:
+    """Stage 3: a :data:`ScalarPoint` per summary value of ours: each numeric scalar and
+    each ``epoch_*`` tag (value None when it is not a numeric scalar), ``batch_*`` tags
+    left out."""
+    for event in events:
+        step, wall_time = event.step, event.wall_time
+        for v in event.summary.value[:]:  # (a list: quicker to walk than the container)
+            tag = v.tag
+            if tag.startswith(_BATCH_PREFIX):
+                continue
+            value = _scalar_value(v)
+            if value is not None or tag.startswith(_TAG_PREFIX):
+                yield tag, step, wall_time, value
 
 
 # --------------------------------------------------------------------------- values
 
-_DTYPES: dict[int, str] = {
-    1: "<f4", 2: "<f8", 3: "<i4", 4: "u1", 5: "<i2", 6: "i1", 9: "<i8",
-    10: "?", 17: "<u2", 19: "<f2", 22: "<u4", 23: "<u8",
-}
+_DT_FLOAT, _DT_BFLOAT16, _DT_UINT32, _DT_UINT64 = 1, 14, 22, 23
+#: Numeric dtypes make_ndarray decodes without TensorFlow (float, double, int32, uint8,
+#: int16, int8, int64, bool, uint16, half; uint32/uint64 from tensor_content).
+_NUMERIC = frozenset({1, 2, 3, 4, 5, 6, 9, 10, 17, 19, 22, 23})
+
+
+def _scalar_value(v: Any) -> float | None:
+    """The number a ``Summary.Value`` holds (tensor or TF1 ``simple_value``), else None."""
+    t = v.tensor  # an empty TensorProto (dtype 0) when the value is not a tensor
+    dtype = t.dtype
+    if dtype == _DT_FLOAT and not t.tensor_shape.dim:  # tf.summary.scalar's forms
+        content = t.tensor_content
+        if content:  # Keras 3 and tf.keras 2
+            return _F32.unpack(content)[0] if len(content) == 4 else None
+        floats = t.float_val
+        if len(floats) == 1:
+            return floats[0]
+    if dtype:
+        return _tensor_scalar(t)
+    if v.HasField("simple_value"):  # TF1
+        return v.simple_value
+    return None
 
 
 def _tensor_scalar(t: Any) -> float | None:
-    """Return the value of a one-element numeric ``TensorProto``, else None."""
-    if t.dtype == 1 and not t.tensor_content and len(t.float_val) == 1:
-        if not t.tensor_shape.dim:
-            return float(t.float_val[0])  # tf.summary.scalar
-    dims = [d.size for d in t.tensor_shape.dim]
-    if any(d != 1 for d in dims):
-        return None
-    dtype = t.dtype
-    if t.tensor_content:
-        np_dtype = _DTYPES.get(dtype)
-        if np_dtype is None and dtype == 14:  # bfloat16: upper half of a float32
-            raw = t.tensor_content
-            if len(raw) != 2:
-                return None
-            return float(np.frombuffer(b"\0\0" + raw, "<f4")[0])
-        if np_dtype is None:
-            return None
-        raw = t.tensor_content
-        if len(raw) != np.dtype(np_dtype).itemsize:
-            return None
-        return float(np.frombuffer(raw, np_dtype)[0])
-    if dtype == 1 and len(t.float_val) == 1:
-        return float(t.float_val[0])
-    if dtype == 2 and len(t.double_val) == 1:
-        return float(t.double_val[0])
-    if dtype in (3, 4, 5, 6, 17) and len(t.int_val) == 1:
-        return float(t.int_val[0])
-    if dtype == 9 and len(t.int64_val) == 1:
-        return float(t.int64_val[0])
-    if dtype in (22, 23) and len(t.uint64_val or t.uint32_val) == 1:
-        return float((t.uint64_val or t.uint32_val)[0])
-    if dtype == 10 and len(t.bool_val) == 1:
-        return float(t.bool_val[0])
-    if dtype == 19 and len(t.half_val) == 1:
-        bits = np.array([t.half_val[0] & 0xFFFF], np.uint16)
-        return float(bits.view(np.float16)[0])
-    if dtype == 14 and len(t.half_val) == 1:
-        bits = np.array([(t.half_val[0] & 0xFFFF) << 16], np.uint32)
-        return float(bits.view(np.float32)[0])
-    return None
+    """Return the value of a one-element numeric ``TensorProto``, else None.
 
+    A value that does not fit its dtype (half bits or a uint8 out of range) is not a number.
+    """
+    if any(d.size != 1 for d in t.tensor_shape.dim):
+        return None  # not one element (nor let make_ndarray repeat a value 2**40 times)
+    dtype = t.dtype
+    if dtype == _DT_BFLOAT16:  # the stub has no bfloat16: it is a float32's upper half
+        half = t.half_val
+        raw = t.tensor_content or (struct.pack("<H", half[0] & 0xFFFF) if len(half) == 1
+                                   else b"")
+        return _F32.unpack(b"\0\0" + raw)[0] if len(raw) == 2 else None
+    if dtype in (_DT_UINT32, _DT_UINT64) and not t.tensor_content:  # lists the stub skips
+        values = t.uint64_val or t.uint32_val
+        return float(values[0]) if len(values) == 1 else None
+    if dtype not in _NUMERIC:
+        return None
+    from tensorboard.util.tensor_util import make_ndarray
+
+    try:
+        array = make_ndarray(t)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return float(array.reshape(-1)[0]) if array.size == 1 else None
+
+
+# --------------------------------------------------------------------------- one file
 
 # (wall_time, read order, value): the max wins, so later wall time, then later read.
 _Point = tuple[float, int, float]
 
 
-def _scalar_value(v: Any) -> float | None:
-    """The number a ``Summary.Value`` holds (tensor or TF1 ``simple_value``), else None."""
-    kind = v.WhichOneof("value")
-    if kind == "tensor":
-        return _tensor_scalar(v.tensor)
-    if kind == "simple_value":
-        return float(v.simple_value)
-    return None
+@dataclass
+class _Tally:
+    """One file's scalar points by tag (``raw[tag][step]``), and what is odd about them."""
+
+    raw: dict[str, dict[int, _Point]] = field(default_factory=dict)
+    dups: dict[str, set[int]] = field(default_factory=dict)
+    negative: dict[str, int] = field(default_factory=dict)  # tag -> its first negative step
+    non_scalar: list[str] = field(default_factory=list)
+    last_read: dict[str, tuple[int, int]] = field(default_factory=dict)  # (order, step)
+    damage: str | None = None
+
+    @property
+    def epoch_tags(self) -> bool:
+        """Whether the file has any ``epoch_*`` tag (the Keras layout, not TF1's)."""
+        tags = itertools.chain(self.raw, self.non_scalar, self.negative)
+        return any(t.startswith(_TAG_PREFIX) for t in tags)
+
+
+def _tally(points: Iterable[ScalarPoint], counter: Iterator[int]) -> _Tally:
+    """Stage 4: gather the points (a duplicated step keeps the latest by wall time) up to
+    the damage, if any."""
+    out = _Tally()
+    raw, last_read = out.raw, out.last_read
+    try:
+        for tag, step, wall_time, value in points:
+            if value is None:  # an epoch_* tag holding no number
+                if tag not in out.non_scalar:
+                    out.non_scalar.append(tag)
+                continue
+            if step < 0:
+                out.negative.setdefault(tag, step)
+                continue
+            series = raw.get(tag)
+            if series is None:
+                series = raw[tag] = {}
+            new = (wall_time, next(counter), value)
+            old = series.get(step)
+            if old is not None:
+                out.dups.setdefault(tag, set()).add(step)
+                new = max(old, new)
+            series[step] = new
+            last_read[tag] = (new[1], step)
+    except DamagedFile as e:
+        out.damage = str(e)
+    return out
 
 
 def _is_lr(column: str) -> bool:
@@ -286,19 +315,22 @@ def _keras_columns(folder: str, raw: dict[str, dict[int, _Point]],
 
 @dataclass
 class EventFile:
-    """The Keras columns of one event file: ``columns[name][step] = (wall, order, value)``."""
+    """The Keras columns of one event file: ``columns[name][step] = (wall, order, value)``.
+
+    The columns are fixed once read (``start`` and ``first_wall`` are cached).
+    """
 
     path: Path
     folder: str
     columns: dict[str, dict[int, _Point]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
-    @property
+    @cached_property
     def start(self) -> int:
         """The first epoch it holds (0 for a fresh ``fit``, k for one resumed at k)."""
         return min(min(s) for s in self.columns.values() if s)
 
-    @property
+    @cached_property
     def first_wall(self) -> float:
         """The wall time of its first epoch value (orders the files of one folder)."""
         return min(p[0] for s in self.columns.values() for p in s.values())
@@ -311,92 +343,41 @@ class EventFile:
 def read_event_file(path: Path, folder: str, counter: Iterator[int] | None = None) -> EventFile:
     """Read the Keras epoch scalars of one event file (``folder``: its Keras folder).
 
-    A damaged file yields the values before the damage and a warning.
+    A damaged file yields the values before the damage and a warning. ``counter`` numbers
+    the values in read order across the files of one log directory (ties of wall time).
     """
-    from google.protobuf.message import DecodeError
-    from tensorboard.compat.proto import event_pb2
-
-    counter = counter if counter is not None else itertools.count()
-    parse = event_pb2.Event.FromString
-    reader = _RecordReader(path)
-    raw: dict[str, dict[int, _Point]] = {}
-    dups: dict[str, set[int]] = {}
-    negative: dict[str, int] = {}
-    non_scalar: list[str] = []
-    epoch_tags = False
-    last_read: dict[str, tuple[int, int]] = {}  # tag -> (read order, step) of its last value
-    damage: str | None = None
-    try:
-        for rec in reader:
-            data = rec.data
-            checked = len(data) <= _ALWAYS_CHECK_BYTES
-            if checked and masked_crc32c(data) != rec.data_crc:
-                damage = f"record data fails its CRC at byte {rec.offset}"
-                break
-            try:
-                event = parse(data)
-            except (DecodeError, ValueError, RuntimeError):
-                if not checked and masked_crc32c(data) != rec.data_crc:
-                    damage = f"record data fails its CRC at byte {rec.offset}"
-                else:
-                    damage = f"record at byte {rec.offset} is not a TensorBoard event"
-                break
-            found = [(v.tag, _scalar_value(v)) for v in event.summary.value
-                     if not v.tag.startswith(_BATCH_PREFIX)]
-            if not any(x is not None or t.startswith(_TAG_PREFIX) for t, x in found):
-                continue  # no value of ours (histograms, images, text, batch scalars)
-            if not checked and masked_crc32c(data) != rec.data_crc:
-                damage = f"record data fails its CRC at byte {rec.offset}"
-                break
-            step = int(event.step)
-            wall_time = float(event.wall_time)
-            for tag, value in found:
-                if tag.startswith(_TAG_PREFIX):
-                    epoch_tags = True
-                if value is None:
-                    if tag.startswith(_TAG_PREFIX) and tag not in non_scalar:
-                        non_scalar.append(tag)
-                    continue
-                if step < 0:
-                    negative.setdefault(tag, step)
-                    continue
-                series = raw.get(tag)
-                if series is None:
-                    series = raw[tag] = {}
-                new = (wall_time, next(counter), value)
-                old = series.get(step)
-                if old is not None:
-                    dups.setdefault(tag, set()).add(step)
-                    new = max(old, new)
-                series[step] = new
-                last_read[tag] = (new[1], step)
-    except OSError as e:
-        damage = f"read error ({e.strerror or e})"
-    out = EventFile(path, folder, _keras_columns(folder, raw, epoch_tags))
+    points = scalar_points(parse_events(read_records(path)))
+    tally = _tally(points, counter if counter is not None else itertools.count())
+    epoch_tags = tally.epoch_tags
+    out = EventFile(path, folder, _keras_columns(folder, tally.raw, epoch_tags))
     if epoch_tags:
-        kept = {t for t in raw if t.startswith(_TAG_PREFIX)}
+        kept = {t for t in tally.raw if t.startswith(_TAG_PREFIX)}
     else:
-        kept = {t for t in raw if "/" not in t} if out.columns else set()
-    for tag in non_scalar:
-        out.warnings.append(f"{path}: tag {tag!r} is not a numeric scalar; ignored it")
-    for tag, step in negative.items():
+        kept = {t for t in tally.raw if "/" not in t} if out.columns else set()
+    out.warnings = _file_warnings(path, tally, kept)
+    return out
+
+
+def _file_warnings(path: Path, tally: _Tally, kept: set[str]) -> list[str]:
+    """One file's warnings: non-scalar epoch tags, negative steps, duplicates, damage."""
+    out = [f"{path}: tag {tag!r} is not a numeric scalar; ignored it" for tag in tally.non_scalar]
+    for tag, step in tally.negative.items():
         if tag in kept or tag.startswith(_TAG_PREFIX):
-            out.warnings.append(
+            out.append(
                 f"{path}: tag {tag!r} has negative step {step}; ignored those points "
                 "(Keras logs epoch scalars at step = 0-based epoch)"
             )
-    for tag, steps in sorted(dups.items()):
+    for tag, steps in sorted(tally.dups.items()):
         if tag in kept:
-            out.warnings.append(
+            out.append(
                 f"{path}: {tag} has {_epochs_phrase(sorted(steps))} more than once; kept the "
                 "latest by wall time"
             )
-    damage = damage or reader.damage
-    if damage:
-        last = max((last_read[t] for t in kept if t in last_read), default=None)
+    if tally.damage:
+        last = max((tally.last_read[t] for t in kept if t in tally.last_read), default=None)
         got = "no epoch read before it" if last is None else f"last epoch read {last[1]}"
-        out.warnings.append(
-            f"{path}: damaged ({damage}); kept the data before it ({got}), "
+        out.append(
+            f"{path}: damaged ({tally.damage}); kept the data before it ({got}), "
             "anything after it in this file is lost"
         )
     return out
@@ -544,6 +525,9 @@ def _merge_fits(fits: list[_Fit], logdir: Path) -> TensorBoardData:
                     continue  # the learning rate of the first folder that has it
                 target = merged.setdefault(name, {})
                 owner.setdefault(name, f.folder)
+                if not target:
+                    target.update(series)
+                    continue
                 for step, point in series.items():
                     old = target.get(step)
                     if old is not None:
@@ -556,7 +540,7 @@ def _merge_fits(fits: list[_Fit], logdir: Path) -> TensorBoardData:
                 "files of one fit; kept the latest by wall time"
             )
         for name, series in merged.items():
-            columns.setdefault(name, {}).update((s, p[2]) for s, p in series.items())
+            columns.setdefault(name, {}).update({s: p[2] for s, p in series.items()})
         previous = fit.main
     out.columns = {name: dict(sorted(s.items())) for name, s in columns.items() if s}
     return out

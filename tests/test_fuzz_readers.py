@@ -40,6 +40,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tbevents import file_version_event, frame_record, scalar_event
 
 from analysis.errors import ReplayError
 from analysis.formats import load_logs
@@ -51,7 +52,7 @@ from analysis.logs import (
     load_run_dir,
     load_tensorboard,
 )
-from analysis.tb import file_version_event, frame_record, masked_crc32c, scalar_event
+from analysis.tb import masked_crc32c
 from replay.cli import cli
 
 DATA = Path(__file__).parent / "data"

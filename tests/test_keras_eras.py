@@ -28,12 +28,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from tbevents import file_version_event, frame_record, scalar_event
 
 from analysis.errors import AmbiguousLog
 from analysis.formats import load_logs, load_run
 from analysis.logs import load_csv
 from analysis.lr_reading import AFTER, DURING
-from analysis.tb import file_version_event, frame_record, scalar_event
 from replay.cli import cli
 from replay.lr_alignment import align_lr
 from replay.policies import reduce_lr_on_plateau

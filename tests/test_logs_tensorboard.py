@@ -1,6 +1,6 @@
 """Tests of the TensorBoard reader (analysis.tb via analysis.logs), without TensorFlow.
 
-Event files are built with our own TFRecord writer (``analysis.tb.frame_record``) except
+Event files are built with our own TFRecord writer (``tests/tbevents.py``) except
 in the slow test, which runs a real tiny Keras fit with TensorBoard + CSVLogger.
 """
 
@@ -21,11 +21,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tbevents import file_version_event, frame_record, scalar_event
 
 from analysis.errors import BadLog, LogNotFound, ReplayError
 from analysis.formats import load_logs
 from analysis.logs import load_csv, load_run, load_tensorboard
-from analysis.tb import crc32c, file_version_event, frame_record, masked_crc32c, scalar_event
+from analysis.tb import crc32c, masked_crc32c
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +84,41 @@ def test_our_framing_matches_a_real_keras_file():
     assert raw[8:12] == struct.pack("<I", masked_crc32c(raw[:8]))
     assert raw[12 + length:16 + length] == struct.pack("<I", masked_crc32c(raw[12:12 + length]))
     assert frame_record(raw[12:12 + length]) == raw[:16 + length]
+
+
+def test_keras3_scalar_events_are_built_byte_for_byte():
+    from tensorboard.compat.proto import event_pb2
+
+    raw = next((DATA / "keras_fit/tb/train").iterdir()).read_bytes()
+    built_events = 0
+    for off in offsets_of(raw):
+        data = raw[off + 12:off + 12 + struct.unpack_from("<Q", raw, off)[0]]
+        ev = event_pb2.Event.FromString(data)
+        if ev.summary.value and ev.summary.value[0].tag.startswith("epoch_"):
+            (value,) = struct.unpack("<f", ev.summary.value[0].tensor.tensor_content)
+            built = scalar_event(ev.summary.value[0].tag, value, ev.step, ev.wall_time,
+                                 keras3=True)
+            assert built == data
+            built_events += 1
+    assert built_events == 9  # 3 epochs x (loss, accuracy, learning_rate)
+
+def test_the_reader_stages(tmp_path):
+    """records -> events -> points, each a generator; damage raises DamagedFile."""
+    from analysis import tb
+
+    f = write_events(tmp_path / "events.out.tfevents.1", [
+        scalar_event("epoch_loss", 0.5, 0, 1.0), scalar_event("batch_loss", 9.0, 0),
+        scalar_event("loss", 0.25, 1, 2.0, as_tensor=False)])
+    starts = offsets(f)
+    records = list(tb.read_records(f))
+    assert [offset for offset, _ in records] == starts
+    assert list(tb.scalar_points(tb.parse_events(records))) == [
+        ("epoch_loss", 0, 1.0, 0.5), ("loss", 1, 2.0, 0.25)]
+    f.write_bytes(f.read_bytes()[:-1])
+    with pytest.raises(tb.DamagedFile, match=rf"^truncated record at byte {starts[-1]}$"):
+        list(tb.read_records(f))
+    with pytest.raises(tb.DamagedFile, match=rf"^record at byte {starts[0]} is not a TensorB"):
+        list(tb.parse_events([(starts[0], b"\xff")]))
 
 
 # --------------------------------------------------------------------------- reading
@@ -325,7 +361,12 @@ def test_tf_keras_1_flat_folder_epoch_tags(tmp_path):
 
 def offsets(path: Path) -> list[int]:
     """Start offsets of the records of an event file."""
-    raw, out, off = path.read_bytes(), [], 0
+    return offsets_of(path.read_bytes())
+
+
+def offsets_of(raw: bytes) -> list[int]:
+    """Start offsets of the records of event-file bytes."""
+    out, off = [], 0
     while off < len(raw):
         out.append(off)
         off += 16 + struct.unpack_from("<Q", raw, off)[0]
@@ -378,6 +419,38 @@ def test_damage_in_one_folder_keeps_the_others(tmp_path):
     assert run.not_logged["val_loss"].tolist() == [False, False, True, True, True, True]
     assert run.warnings[0].startswith(f"{f}: damaged (truncated record at byte ")
     assert "(last epoch read 1)" in run.warnings[0]
+
+
+def text_event(tag: str, size: int) -> bytes:
+    """A serialized Event holding a string tensor of ``size`` bytes (no scalar of ours)."""
+    from tensorboard.compat.proto import event_pb2
+
+    ev = event_pb2.Event(step=0)
+    v = ev.summary.value.add(tag=tag)
+    v.tensor.dtype = 7  # DT_STRING
+    v.tensor.string_val.append(b"x" * size)
+    return ev.SerializeToString()
+
+
+@pytest.mark.parametrize("size", [5_000, 3_000_000])  # a large record; one beyond a chunk
+def test_every_record_crc_is_checked_even_without_a_scalar(tmp_path, size):
+    """A damaged record is reported whatever it holds (once, large records without a
+    scalar were skipped unchecked) and records larger than the read chunk are read whole."""
+    loss = {"epoch_loss": [float(e) for e in range(5)]}
+    events = epoch_events(loss)
+    f = write_events(tmp_path / "train/events.out.tfevents.1",
+                     [*events[:3], text_event("model_config", size), *events[3:]])
+    assert load_tensorboard(tmp_path).values("loss") == [float(e) for e in range(5)]
+    start = offsets(f)[4]  # record 0 is file_version, 1-3 are epochs 0-2
+    raw = bytearray(f.read_bytes())
+    raw[start + 12 + size // 2] ^= 0x01
+    f.write_bytes(bytes(raw))
+    run = load_tensorboard(tmp_path)
+    assert run.values("loss") == [0.0, 1.0, 2.0]
+    assert run.warnings == [
+        f"{f}: damaged (record data fails its CRC at byte {start}); kept the data before it "
+        "(last epoch read 2), anything after it in this file is lost"
+    ]
 
 
 # --------------------------------------------------------------------------- bad input
@@ -456,13 +529,22 @@ def test_stored_keras_fit_matches_its_csvlogger():
 
 
 def test_reading_does_not_import_tensorflow(tmp_path):
+    from tensorboard.compat.proto import event_pb2
+
     keras_logdir(tmp_path / "tb")
+    ev = event_pb2.Event(step=0)  # an int64 scalar: decoded by tensorboard's make_ndarray
+    v = ev.summary.value.add(tag="epoch_loss")
+    v.tensor.dtype = 9
+    v.tensor.int64_val.append(7)
+    write_events(tmp_path / "tb64/train/events.out.tfevents.1", [ev.SerializeToString()])
     code = (
         "import sys\n"
         "from analysis.logs import load_run\n"
         f"run = load_run({str(tmp_path / 'tb')!r})\n"
         f"run2 = load_run({str(DATA / 'keras_fit' / 'tb')!r})\n"
         "assert run.n_epochs == 5 and run2.n_epochs == 3\n"
+        f"assert load_run({str(tmp_path / 'tb64')!r}).values('loss') == [7.0]\n"
+        "assert 'tensorboard.util.tensor_util' in sys.modules\n"
         "bad = sorted(m for m in ('tensorflow', 'keras', 'replay') if m in sys.modules)\n"
         "print('IMPORTED', bad)\n"
     )

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tbevents import file_version_event, frame_record, scalar_event
 
 from analysis.formats import load_logs
 from analysis.lr_reading import AFTER, DURING, aligned, order_from_rates, read_order
-from analysis.tb import file_version_event, frame_record, scalar_event
 from replay.lr_alignment import align_lr, reproducing_settings
 from replay.policies import reduce_lr_on_plateau
 
