@@ -25,6 +25,7 @@ from typing import Any, Literal, TypedDict
 
 __all__ = [
     "ABSOLUTE",
+    "COMBINED",
     "EARLY_STOPPING",
     "POLICIES",
     "PRECHELT",
@@ -65,8 +66,11 @@ __all__ = [
 EARLY_STOPPING = "early_stopping"
 REDUCE_LR_ON_PLATEAU = "reduce_lr_on_plateau"
 PRECHELT = "prechelt"
+#: Both Keras callbacks in one fit, the way people use them (``replay branch`` trains
+#: the LR half where the recorded run cannot answer it).
+COMBINED = "early_stopping+reduce_lr_on_plateau"
 #: Every policy a sweep replays, in the order ``--policy`` lists them.
-POLICIES = (EARLY_STOPPING, REDUCE_LR_ON_PLATEAU, PRECHELT)
+POLICIES = (EARLY_STOPPING, REDUCE_LR_ON_PLATEAU, PRECHELT, COMBINED)
 #: The policies that stop training (their records say where, and which epoch is kept).
 STOP_POLICIES = (EARLY_STOPPING, PRECHELT)
 
@@ -163,6 +167,14 @@ class PlateauRecord(TypedDict):
     reductions: list[int]
     final_lr: float
     counterfactual_from: int | None
+    # Where the recorded curves (the run's, or a branch's: `replay branch`) answer the
+    # setting exactly (counterfactual_from null): the epoch you end with and what it
+    # gave; null otherwise.
+    final_epoch: int | None
+    final_metrics: dict[str, float | None] | None
+    regret: float | None
+    checkpoint: str | None
+    branch: str | None  # the branch directory that answered, or null for the run
 
 
 StopRecord = EarlyStoppingRecord | PrecheltRecord
@@ -285,6 +297,15 @@ _TABLE_PARAMS: dict[str, tuple[tuple[str, str, Any], ...]] = {
         ("min_delta", "min_delta", lambda v: v != 1e-4),  # Keras's default
     ),
 }
+# Combined: EarlyStopping's parameters, then ReduceLROnPlateau's (its patience and
+# min_delta as lr_patience / lr_min_delta, as the command line names them).
+_TABLE_PARAMS[COMBINED] = _TABLE_PARAMS[EARLY_STOPPING] + (
+    ("factor", "factor", lambda v: True),
+    ("lr_patience", "lr_patience", lambda v: True),
+    ("cooldown", "cooldown", bool),
+    ("min_lr", "min_lr", bool),
+    ("lr_min_delta", "lr_min_delta", lambda v: v != 1e-4),
+)
 _RESTORE_FLAGS = ("restore", "no-restore")
 # Chart labels: shorter names for long parameters.
 _CHART_NAMES = {"restore_best_weights": "restore", "start_from_epoch": "start"}
@@ -364,7 +385,8 @@ def record_label(record: Mapping[str, Any]) -> str:
 
 
 def _table_value(name: str, value: Any) -> str:
-    return f"{value:g}" if name in ("min_delta", "baseline", "min_lr", "factor") else str(value)
+    floats = ("min_delta", "baseline", "min_lr", "factor", "lr_min_delta")
+    return f"{value:g}" if name in floats else str(value)
 
 
 def _joined(name: str, values: Sequence[Any]) -> str:

@@ -410,10 +410,16 @@ def pick(run, copy_to, **opts):
     _check_monitors([loaded], grid)
     result = run_sweep([loaded], grid)
     (record,) = result.records
-    metric = record["regret_metric"]
+    metric = record.get("regret_metric") or result.oracles[0]["heldout"]
     label = _describe_pick(record)
     final = record["final_epoch"]
     click.echo(f"{loaded.name}: {label}")
+    if final is None and record.get("counterfactual_from") is not None:
+        click.echo(
+            f"no recorded curve ran this schedule from epoch {record['counterfactual_from']} "
+            "on, so the epoch you would end with is unknown; `replay branch` trains it"
+        )
+        return
     if final is None:
         click.echo("the log has no epochs to keep.")
         return
@@ -426,7 +432,7 @@ def pick(run, copy_to, **opts):
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     try:
-        path = checkpoint_path(loaded, final, verify=True)
+        path = checkpoint_path(_holder(loaded, record, final), final, verify=True)
     except CheckpointUnavailable as e:
         click.echo(f"no checkpoint to hand over: {e}")
         if copy_to is not None:
@@ -438,10 +444,35 @@ def pick(run, copy_to, **opts):
         click.echo(f"copied to {copy_to}")
 
 
-def _describe_pick(record: dict) -> str:
-    from analysis.records import record_label as setting_label
+def _holder(run, record: dict, epoch: int):
+    """The run directory holding ``epoch``'s checkpoint: the run, or the branch that
+    answered the record (or the parent it forked from, for an epoch before its fork)."""
+    from analysis.rundir import load_run_dir
 
-    setting = f"{record['policy']} {setting_label(record)} on {record['params']['monitor']}"
+    if not record.get("branch") or run.root is None:
+        return run
+    holder = load_run_dir(run.root / "branches" / record["branch"])
+    while epoch not in holder.checkpoints and isinstance((holder.manifest or {}).get("parent"),
+                                                         str):  # fmt: skip
+        # "../.." or "../<id>" (validated): collapse lexically to name the path plainly
+        holder = load_run_dir(os.path.normpath(holder.root / holder.manifest["parent"]))
+    return holder
+
+
+def _describe_pick(record: dict) -> str:
+    from analysis.records import REDUCE_LR_ON_PLATEAU, record_label
+
+    setting = f"{record['policy']} {record_label(record)} on {record['params']['monitor']}"
+    where = f" (branch {record['branch']})" if record.get("branch") else ""
+    if record["policy"] == REDUCE_LR_ON_PLATEAU:
+        cuts = ", ".join(map(str, record["reductions"])) or "none"
+        if record["counterfactual_from"] is None:
+            return f"{setting}: cuts after epochs {cuts}, exact to the end{where}."
+        return (f"{setting}: cuts after epochs {cuts}; exact up to epoch "
+                f"{record['counterfactual_from'] - 1}{where}.")  # fmt: skip
+    if record.get("counterfactual_from") is not None:
+        return (f"{setting}: had not stopped by epoch {record['counterfactual_from'] - 1}, "
+                f"where no recorded curve ran its learning-rate schedule{where}.")  # fmt: skip
     if record["censored"]:
         why = (
             f"never stopped within the {record['epochs_trained']} recorded epochs (censored: "
@@ -450,7 +481,7 @@ def _describe_pick(record: dict) -> str:
     else:
         why = f"stopped at epoch {record['stopped_epoch']}"
     best = record["best_epoch"]
-    return f"{setting}: {why}; best epoch {best}."
+    return f"{setting}: {why}; best epoch {best}{where}."
 
 
 def _copy_new(src: Path, dest: Path) -> None:

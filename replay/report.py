@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from analysis.names import is_accuracy
 from analysis.records import (
+    COMBINED,
     EARLY_STOPPING,
     PRECHELT,
     REDUCE_LR_ON_PLATEAU,
@@ -152,7 +153,10 @@ def _stop_rows(records: list[StopRecord], metric: str | None,
     for group in ranked[:limit]:
         r = group[0]
         stop = "never (censored)" if r["censored"] else str(r["stopped_epoch"])
-        value = r["final_metrics"].get(metric) if metric else None
+        cf = r.get("counterfactual_from")
+        if cf is not None:  # a combined setting whose LR schedule no curve saw from cf on
+            stop = f"unknown after {cf - 1}"
+        value = (r["final_metrics"] or {}).get(metric) if metric else None
         rows.append(
             [
                 _row_label(group),
@@ -175,20 +179,37 @@ def _fmt_lr(rate: float, scale: str | None) -> str:
     return f"{rate:.3g}x initial" if scale == "relative" else f"{rate:.3g}"
 
 
-def _lr_rows(records: list[PlateauRecord], limit: int) -> tuple[list[list[str]], int]:
-    ranked = sorted(records, key=lambda r: (r["params"]["patience"], r["params"]["factor"]))
+def _lr_rows(
+    records: list[PlateauRecord], metric: str | None, limit: int
+) -> tuple[list[list[str]], int]:
+    """Rows of the ReduceLROnPlateau table: exact settings (the run's own schedule, or a
+    branch's) first, by regret; then the others, by patience and factor."""
+
+    def key(r: PlateauRecord):
+        regret = r.get("regret")
+        exact = r.get("final_epoch") is not None
+        return (not exact, regret if regret is not None else 0.0,
+                r["params"]["patience"], r["params"]["factor"])  # fmt: skip
+
+    ranked = sorted(records, key=key)
     rows = []
     for r in ranked[:limit]:
         cuts = ",".join(str(e) for e in r["reductions"][:6]) or "none"
         if len(r["reductions"]) > 6:
             cuts += ",..."
         cf = r["counterfactual_from"]
+        where = "exact" if cf is None else f"from epoch {cf}"
+        if r.get("branch"):
+            where += f" ({r['branch']})"
+        final = r.get("final_metrics") or {}
         rows.append(
             [
                 record_label(r),
                 cuts,
                 _fmt_lr(r["final_lr"], r.get("lr_scale")),
-                "exact" if cf is None else f"from epoch {cf}",
+                where,
+                _fmt_value(metric, final.get(metric) if metric else None),
+                _fmt_regret(metric, r.get("regret")),
             ]
         )
     return rows, len(ranked) - len(rows)
@@ -208,7 +229,8 @@ def render_table(result: SweepResult, *, limit: int = TABLE_ROWS) -> str:
                 f"{oracle['oracle_epoch']}; the full run ends at "
                 f"{_fmt_value(metric, oracle['last_value'])} (epoch {oracle['last_epoch']})."
             )
-        for policy, title in ((EARLY_STOPPING, "EarlyStopping"), (PRECHELT, "Prechelt")):
+        for policy, title in ((EARLY_STOPPING, "EarlyStopping"), (PRECHELT, "Prechelt"),
+                              (COMBINED, "EarlyStopping + ReduceLROnPlateau")):  # fmt: skip
             recs = [r for r in mine if r["policy"] == policy]
             if not recs:
                 continue
@@ -227,9 +249,11 @@ def render_table(result: SweepResult, *, limit: int = TABLE_ROWS) -> str:
                 out.append(f"... {more} more settings in results.csv / --format csv")
         recs = [r for r in mine if r["policy"] == REDUCE_LR_ON_PLATEAU]
         if recs:
-            rows, more = _lr_rows(recs, limit)
-            out.append(f"\nReduceLROnPlateau ({len(recs)} settings)")
-            out.append(_table(["setting", "cuts after epochs", "final lr", "replay"], rows))
+            rows, more = _lr_rows(recs, metric, limit)
+            out.append(f"\nReduceLROnPlateau ({len(recs)} settings, exact ones first)")
+            headers = ["setting", "cuts after epochs", "final lr", "replay",
+                       metric or "held-out", "regret"]  # fmt: skip
+            out.append(_table(headers, rows))
             if more:
                 out.append(f"... {more} more settings in results.csv / --format csv")
             if any(r["counterfactual_from"] is not None for r in recs):

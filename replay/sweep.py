@@ -22,6 +22,7 @@ from analysis.gcpause import gc_paused
 from analysis.names import base_name, find_column, lr_column
 from analysis.records import (
     ABSOLUTE,
+    COMBINED,
     EARLY_STOPPING,
     POLICIES,
     PRECHELT,
@@ -118,7 +119,8 @@ class Grid:
         pr = (len(self.gl_alpha) + len(self.pq_alpha) + len(self.up_strips)) * len(
             self.strip_length
         )
-        table = {"early_stopping": es * m, "reduce_lr_on_plateau": lr * m, "prechelt": pr * m}
+        table = {EARLY_STOPPING: es * m, REDUCE_LR_ON_PLATEAU: lr * m, PRECHELT: pr * m,
+                 COMBINED: es * lr * m}  # fmt: skip
         return {p: table[p] for p in self.policies}
 
     def size(self) -> int:
@@ -187,8 +189,16 @@ class Grid:
         """The one setting ``replay pick`` replays: Keras's defaults where not ``given``.
 
         EarlyStopping: patience 0, min_delta 0, no restore; ReduceLROnPlateau's
+        patience 10 (``--lr-patience``, or ``--patience`` for the LR policy alone),
         min_delta 1e-4 and factor 0.1; Prechelt's GL 2, PQ 1, UP 3, of which only the
         criterion given (else GL) is kept. ``given`` as for :meth:`from_options`.
+        A ReduceLROnPlateau setting (alone or combined) hands over the last epoch of the
+        curve that answers it exactly (the run's or a branch's).
+
+        >>> Grid.for_pick(policies=("reduce_lr_on_plateau",)).lr_patiences
+        (10,)
+        >>> Grid.for_pick(policies=(COMBINED,), patience=(3,)).lr_patiences
+        (10,)
 
         >>> g = Grid.for_pick(policies=("prechelt",), up_strips=(4,))
         >>> g.gl_alpha, g.pq_alpha, g.up_strips
@@ -209,16 +219,21 @@ class Grid:
             pq_alpha=(1.0,),
             up_strips=(3,),
         )
+        if given.get("lr_patience") is None and (
+            COMBINED in (given.get("policies") or ())
+            or given.get("patience") is None
+        ):
+            keras = replace(keras, lr_patience=(10,))  # Keras's ReduceLROnPlateau default
         grid = cls.from_options(keras, **given)
         if len(grid.monitors) > 1:
             names = ",".join(grid.monitors)
             raise GridError(f"--monitor: pick takes one metric but got {names!r}.")
         if len(grid.restore_best_weights) != 1:
             raise GridError("--restore-best-weights: pick takes yes or no, not both.")
-        if len(grid.policies) != 1 or grid.policies[0] == "reduce_lr_on_plateau":
+        if len(grid.policies) != 1:
             raise ReplayError(
-                "pick chooses a checkpoint, so it takes one stopping policy: "
-                "--policy early_stopping or --policy prechelt."
+                "pick chooses one checkpoint, so it takes one policy: --policy "
+                f"{', '.join(POLICIES)}."
             )
         if grid.policies[0] == "prechelt":
             criteria = ("gl_alpha", "pq_alpha", "up_strips")
@@ -247,27 +262,30 @@ class RunFacts:
     notes: list[str] = field(default_factory=list)
     directions: dict[str, str] = field(default_factory=dict)
     default_monitor: str = "val_loss"
+    #: The log itself, and the finished branches under it (``replay branch``).
+    log: object | None = None
+    branches: list = field(default_factory=list)
 
     @classmethod
     def from_runlog(cls, run) -> RunFacts:
-        """Build from an :class:`analysis.logs.RunLog`."""
+        """Build from an :class:`analysis.logs.RunLog` (finding its branches, if any)."""
+        from replay.branches import find_branches
+
         columns = [c for c in run.metrics.columns]
         metrics = {c: run.values(c) for c in columns}
-        checkpoints: dict[int, str] = {}
-        manifest = run.manifest or {}
-        if run.root is not None and manifest.get("checkpoints_included", True):
-            for epoch, info in run.checkpoints.items():
-                checkpoints[epoch] = str(Path(run.source) / info.path)
+        branches, branch_notes = find_branches(run)
         return cls(
             name=run.name,
             source=str(run.source),
             metrics=metrics,
             columns=columns,
             n_epochs=run.n_epochs,
-            checkpoints=checkpoints,
-            notes=list(run.warnings),
+            checkpoints=checkpoint_files(run),
+            notes=list(run.warnings) + branch_notes,
             directions=dict(run.directions),
             default_monitor=run.default_monitor,
+            log=run,
+            branches=branches,
         )
 
     def column(self, metric: str) -> str | None:
@@ -299,6 +317,27 @@ class RunFacts:
         for e in range(self.n_epochs):
             rows.append({c: _json_float(self.metrics[c][e]) for c in self.columns})
         return rows
+
+
+def checkpoint_files(run) -> dict[int, str]:
+    """The checkpoint file of each epoch of a run directory (or branch), by epoch.
+
+    A branch keeps only its own epochs' checkpoints; those before its fork are its
+    parent's (run.json's ``parent``), found the same way.
+    """
+    out: dict[int, str] = {}
+    manifest = run.manifest or {}
+    if run.root is None or not manifest.get("checkpoints_included", True):
+        return out
+    parent, fork = manifest.get("parent"), manifest.get("fork_epoch")
+    if isinstance(parent, str) and isinstance(fork, int) and (run.root / parent).is_dir():
+        from analysis.rundir import load_run_dir
+
+        inherited = checkpoint_files(load_run_dir(run.root / parent))
+        out.update({e: f for e, f in inherited.items() if e < fork})
+    for epoch, info in run.checkpoints.items():
+        out[epoch] = str(Path(run.source) / info.path)
+    return out
 
 
 def _json_float(v: float | None) -> float | None:
@@ -390,13 +429,16 @@ def _sweep(runs: Iterable, grid: Grid) -> SweepResult:
                     "last_value": rows[-1].get(heldout) if rows and heldout else None,
                 }
             )
-            ctx = _Context(facts, monitor, mode, heldout, regrets, rows)
+            best = oracles[-1]["oracle_value"]
+            ctx = _Context(facts, monitor, mode, heldout, regrets, rows, best)
             curve = Curve(values)
             for policy in grid.policies:
                 if policy == EARLY_STOPPING:
                     records.extend(_sweep_early_stopping(ctx, curve, grid))
                 elif policy == REDUCE_LR_ON_PLATEAU:
                     records.extend(_sweep_plateau(ctx, curve, grid, notes))
+                elif policy == COMBINED:
+                    records.extend(_sweep_combined(ctx, curve, grid, notes))
                 else:
                     records.extend(_sweep_prechelt(ctx, values, grid, notes))
     return SweepResult(records=records, oracles=oracles, notes=_unique(notes), facts=all_facts)
@@ -414,6 +456,25 @@ class _Context:
     heldout: str | None
     regrets: list[float | None]
     rows: list[dict]
+    oracle_value: float | None = None  # the best held-out value over the recorded epochs
+
+    def root_outcome(self, cf: int | None) -> dict:
+        """Outcome fields of a ReduceLROnPlateau setting answered by the run itself.
+
+        Exact (``cf`` None: the run's own rates are this schedule's): you end with the
+        last epoch. Otherwise unknown: the run went on under other rates.
+        """
+        last = self.facts.n_epochs - 1
+        if cf is not None or last < 0:
+            return {"final_epoch": None, "final_metrics": None, "regret": None,
+                    "checkpoint": None, "branch": None}  # fmt: skip
+        return {
+            "final_epoch": last,
+            "final_metrics": self.rows[last],
+            "regret": self.regrets[last],
+            "checkpoint": self.facts.checkpoints.get(last),
+            "branch": None,
+        }
 
     def stop_record(
         self, policy: str, params: EarlyStoppingParams | PrecheltParams, stop: int | None,
@@ -532,18 +593,28 @@ def _sweep_plateau(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[
                 "are skipped (pass --initial-lr to replay them)."
             )
     out: list[PlateauRecord] = []
+    tree = _Tree(ctx) if ctx.facts.branches else None
     for min_delta in grid.lr_min_delta:
         trace = PlateauTrace(values, mode=ctx.mode, min_delta=min_delta)
         for factor, patience, cooldown, min_lr in itertools.product(
             grid.factor, grid.lr_patiences, grid.cooldown, min_lrs
         ):
-            r = trace.decide(
-                initial_lr=1.0 if initial is None else initial,
-                factor=factor,
-                patience=patience,
-                cooldown=cooldown,
-                min_lr=min_lr,
-            )
+            setting = {
+                "initial_lr": 1.0 if initial is None else initial,
+                "factor": factor,
+                "patience": patience,
+                "cooldown": cooldown,
+                "min_lr": min_lr,
+            }
+            r = trace.decide(**setting)
+            cf = counterfactual_from(r.lr, r.reductions, recorded)
+            if tree is not None and cf is not None:
+                coverage = tree.follow(min_delta, setting, r)
+                lr, reductions, final_lr = coverage.lr, coverage.reductions, coverage.final_lr
+                cf, outcome = coverage.counterfactual_from, tree.outcome(coverage)
+            else:
+                lr, reductions, final_lr = r.lr, r.reductions, r.final_lr
+                outcome = ctx.root_outcome(cf)
             out.append(
                 {
                     "run": ctx.facts.name,
@@ -560,13 +631,197 @@ def _sweep_plateau(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[
                         "initial_lr": initial,
                     },
                     "lr_scale": scale,
-                    "lr": list(r.lr),
-                    "reductions": list(r.reductions),
-                    "final_lr": r.final_lr,
-                    "counterfactual_from": counterfactual_from(r.lr, r.reductions, recorded),
+                    "lr": list(lr),
+                    "reductions": list(reductions),
+                    "final_lr": final_lr,
+                    "counterfactual_from": cf,
+                    **outcome,
                 }
             )
     return out
+
+
+def _sweep_combined(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[dict]:
+    """EarlyStopping and ReduceLROnPlateau in one fit: every pair of settings.
+
+    The EarlyStopping replays on the curve the LR setting produced: the run's, or the
+    branch that answers it (:func:`replay.branches.follow`). Its decision is exact when
+    it stops before the first epoch no recorded curve saw under this schedule
+    (``counterfactual_from``: training ends before the schedules part), or when the
+    schedule is exact to the run's end; otherwise the outcome is unknown and the record
+    says from which epoch.
+    """
+    from replay.branches import _walk
+    from replay.policies import _check_int
+
+    lr_records = _sweep_plateau(ctx, values, grid, notes)  # the schedules, and their notes
+    tree = _Tree(ctx)
+    root = ctx.facts.log
+    patiences = [_check_int("patience", p) for p in grid.patience]
+    restores = [bool(r) for r in grid.restore_best_weights]
+    out: list[dict] = []
+    for lr_rec in lr_records:
+        lp = lr_rec["params"]
+        setting = {"initial_lr": 1.0 if lp["initial_lr"] is None else lp["initial_lr"],
+                   "factor": lp["factor"], "patience": lp["patience"],
+                   "cooldown": lp["cooldown"], "min_lr": lp["min_lr"]}  # fmt: skip
+        node, walked, limit = root, (), lr_rec["counterfactual_from"]
+        if root is not None and ctx.facts.branches:
+            on_root = PlateauTrace(values, mode=ctx.mode, min_delta=lp["min_delta"]).decide(
+                **setting)  # fmt: skip
+            coverage = _walk(tree.decider(lp["min_delta"], setting, on_root), root,
+                             ctx.facts.branches, 1000)  # fmt: skip
+            node, walked, limit = coverage.node, coverage.branches, coverage.counterfactual_from
+        node_facts = tree.facts_of(node)
+        known = limit if limit is not None else node_facts.n_epochs
+        complete = limit is None and node_facts.n_epochs == ctx.facts.n_epochs
+        rates = lr_rec["lr"]
+        for min_delta, baseline, start in itertools.product(
+            grid.min_delta, grid.baseline, grid.start_from_epoch
+        ):
+            trace = tree.es_trace(node_facts, min_delta, baseline, start)
+            for patience in patiences:
+                stop, last, best = trace.stop_point(patience)
+                exact = (stop is not None and stop < known) or complete
+                for restore in restores:
+                    params = {
+                        "monitor": ctx.monitor, "mode": ctx.mode, "min_delta": min_delta,
+                        "patience": patience, "baseline": baseline,
+                        "restore_best_weights": restore, "start_from_epoch": start,
+                        "factor": lp["factor"], "lr_patience": lp["patience"],
+                        "lr_min_delta": lp["min_delta"], "cooldown": lp["cooldown"],
+                        "min_lr": lp["min_lr"], "initial_lr": lp["initial_lr"],
+                    }  # fmt: skip
+                    out.append(tree.combined_record(
+                        params, lr_rec, node_facts, walked, exact, known, stop, last, best,
+                        restore, rates,
+                    ))  # fmt: skip
+    return out
+
+
+class _Tree:
+    """A run's branches, walked for each ReduceLROnPlateau setting (replay/branches.py).
+
+    Traces are built once per (node, min_delta), checkpoints once per node.
+    """
+
+    def __init__(self, ctx: _Context) -> None:
+        self.ctx = ctx
+        self.traces: dict[tuple[int, float], PlateauTrace] = {}
+        self.checkpoints: dict[int, dict[int, str]] = {}
+        self.node_facts: dict[int, RunFacts] = {}
+        self.es_traces: dict[tuple, EarlyStoppingTrace] = {}
+
+    def decider(self, min_delta: float, setting: dict, on_root):
+        """``decide(node)`` for :func:`replay.branches.follow`: the setting on a node."""
+        root = self.ctx.facts.log
+
+        def decide(node):
+            if node is root:
+                return on_root
+            key = (id(node), min_delta)
+            if key not in self.traces:
+                values = node.values(self.ctx.monitor)
+                self.traces[key] = PlateauTrace(values, mode=self.ctx.mode, min_delta=min_delta)
+            return self.traces[key].decide(**setting)
+
+        return decide
+
+    def follow(self, min_delta: float, setting: dict, on_root):
+        from replay.branches import follow
+
+        decide = self.decider(min_delta, setting, on_root)
+        coverage = follow(decide, self.ctx.facts.log, self.ctx.facts.branches)
+        final = decide(coverage.node).final_lr
+        return _Covered(coverage, final)
+
+    def facts_of(self, node) -> RunFacts:
+        """The run's facts for the run itself (or a RunFacts sweep), a branch's else."""
+        if node is None or node is self.ctx.facts.log:
+            return self.ctx.facts
+        if id(node) not in self.node_facts:
+            self.node_facts[id(node)] = RunFacts.from_runlog(node)
+        return self.node_facts[id(node)]
+
+    def es_trace(self, facts: RunFacts, min_delta, baseline, start) -> EarlyStoppingTrace:
+        key = (id(facts), min_delta, baseline, start)
+        if key not in self.es_traces:
+            self.es_traces[key] = EarlyStoppingTrace(
+                Curve(facts.values(self.ctx.monitor)), mode=self.ctx.mode,
+                min_delta=min_delta, baseline=baseline, start_from_epoch=start,
+            )  # fmt: skip
+        return self.es_traces[key]
+
+    def combined_record(self, params, lr_rec, facts: RunFacts, walked, exact: bool,
+                        known: int, stop, last, best, restore: bool, rates) -> dict:
+        """One record of the combined policy (see :func:`_sweep_combined`)."""
+        ctx = self.ctx
+        base = {"run": ctx.facts.name, "source": ctx.facts.source, "policy": COMBINED,
+                "params": params}  # fmt: skip
+        if not exact:
+            outcome = {"stopped": False, "stopped_epoch": None, "epochs_trained": known,
+                       "best_epoch": None, "final_epoch": None, "checkpoint": None,
+                       "censored": True, "final_metrics": None, "regret": None}  # fmt: skip
+            trained = known
+        else:
+            final = best if restore and best is not None else last
+            rows = ctx.rows if facts is ctx.facts else facts.epoch_rows()
+            if facts is ctx.facts:
+                regret = ctx.regrets[final] if final >= 0 else None
+            else:  # a branch's epoch, against the best epoch the run recorded
+                value = rows[final].get(ctx.heldout) if ctx.heldout else None
+                regret = None
+                if value is not None and ctx.oracle_value is not None:
+                    regret = (value - ctx.oracle_value if ctx.mode == "min"
+                              else ctx.oracle_value - value)  # fmt: skip
+            outcome = {"stopped": stop is not None, "stopped_epoch": stop,
+                       "epochs_trained": last + 1, "best_epoch": best, "final_epoch": final,
+                       "checkpoint": facts.checkpoints.get(final), "censored": stop is None,
+                       "final_metrics": rows[final] if final >= 0 else {},
+                       "regret": regret}  # fmt: skip
+            trained = last + 1
+        cuts = [e for e in lr_rec["reductions"] if e < trained - 1]
+        return {
+            **base,
+            **outcome,
+            "regret_metric": ctx.heldout,
+            "lr_scale": lr_rec["lr_scale"],
+            "lr": list(rates[:trained]),
+            "reductions": cuts,
+            "final_lr": rates[trained - 1] if trained else None,
+            "counterfactual_from": None if exact else known,
+            "branch": walked[-1].path.name if walked else None,
+        }
+
+    def outcome(self, covered: _Covered) -> dict:
+        from replay.branches import plateau_outcome
+
+        def checkpoints_of(node):
+            if id(node) not in self.checkpoints:
+                self.checkpoints[id(node)] = checkpoint_files(node)
+            return self.checkpoints[id(node)]
+
+        oracle = self.ctx.oracle_value
+        return plateau_outcome(covered.coverage, self.ctx.heldout, self.ctx.mode, oracle,
+                               checkpoints_of)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Covered:
+    coverage: object
+    final_lr: float
+
+    @property
+    def lr(self):
+        return self.coverage.lr
+
+    @property
+    def reductions(self):
+        return self.coverage.reductions
+
+    @property
+    def counterfactual_from(self):
+        return self.coverage.counterfactual_from
 
 
 def _sweep_prechelt(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[PrecheltRecord]:

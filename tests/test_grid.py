@@ -110,9 +110,9 @@ def test_bad_factor_and_initial_lr_are_grid_errors(given, message):
 def test_pick_takes_keras_defaults_where_not_given():
     assert Grid.for_pick() == Grid(
         policies=("early_stopping",), monitors=(), patience=(0,), min_delta=(0.0,),
-        restore_best_weights=(False,), lr_min_delta=(1e-4,), factor=(0.1,),
+        restore_best_weights=(False,), lr_patience=(10,), lr_min_delta=(1e-4,), factor=(0.1,),
         gl_alpha=(2.0,), pq_alpha=(1.0,), up_strips=(3,),
-    )  # fmt: skip
+    )  # fmt: skip  (lr_patience: Keras's ReduceLROnPlateau default, for an LR pick)
     assert Grid.for_pick(patience=(5,), restore_best_weights=(True,)).size() == 1
 
 
@@ -136,9 +136,9 @@ def test_pick_keeps_the_one_prechelt_criterion_given(given, kept):
          "--monitor: pick takes one metric but got 'val_loss,loss'."),
         ({"restore_best_weights": (False, True)},
          "--restore-best-weights: pick takes yes or no, not both."),
-        ({"policies": ("reduce_lr_on_plateau",)}, "pick chooses a checkpoint, so it takes one "
-         "stopping policy: --policy early_stopping or --policy prechelt."),
-        ({"policies": ("early_stopping", "prechelt")}, "pick chooses a checkpoint"),
+        ({"policies": ("early_stopping", "prechelt")}, "pick chooses one checkpoint, so it "
+         "takes one policy: --policy early_stopping, reduce_lr_on_plateau, prechelt, "
+         "early_stopping+reduce_lr_on_plateau."),
         ({"policies": ("prechelt",), "gl_alpha": (1.0,), "up_strips": (2,)},
          "pick takes one Prechelt criterion: --gl-alpha, --pq-alpha or --up-strips, not several."),
     ],
