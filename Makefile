@@ -1,5 +1,7 @@
 # Two entry points, each bootstrapping .venv on first use:
-#   make demo   record MNIST once (skipped when runs/mnist-mlp is complete), then sweep it
+#   make demo   record MNIST once (skipped when runs/mnist-mlp is complete), sweep it, then
+#               branch the seed's recipe (EarlyStopping patience 5 + ReduceLROnPlateau
+#               factor 0.25, patience 3) to show what it really gives
 #   make test   the whole test suite, slow tests included
 PYTHON ?= python3
 VENV := .venv
@@ -30,6 +32,11 @@ demo: $(STAMP)
 	fi
 	$(VENV)/bin/replay sweep runs/mnist-mlp --patience 3..10 --out out/demo --force
 	@echo "charts: $$(ls out/demo/*.png | tr '\n' ' ')"
+	@echo
+	@echo "The seed's recipe, trained for real from the checkpoint where its schedule leaves the run:"
+	$(VENV)/bin/replay branch runs/mnist-mlp --policy early_stopping+reduce_lr_on_plateau \
+		--patience 5 --min-delta 0 --lr-patience 3 --lr-min-delta 0.0001 --factor 0.25 \
+		--restore-best-weights no --resume -y
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -39,3 +46,4 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_branch.py

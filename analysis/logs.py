@@ -58,7 +58,13 @@ from analysis.errors import (
 from analysis.gcpause import gc_paused
 from analysis.lr_reading import LrReading, read_order, with_reading
 from analysis.names import find_column, lr_column
-from analysis.rundir import CheckpointInfo, checkpoint_path, load_run_dir, parse_checkpoints
+from analysis.rundir import (
+    CheckpointInfo,
+    checkpoint_path,
+    first_own_epoch,
+    load_run_dir,
+    parse_checkpoints,
+)
 from analysis.tb import _epochs_phrase
 
 __all__ = [
@@ -195,10 +201,11 @@ class RunLog:
 
         run.json is replaced after the metrics row is committed, so a run killed in
         between has one more row than its manifest (and its shadow decisions) covers.
+        A branch's run.json lists its own epochs only, after its parent's rows.
         """
         epochs = (self.manifest or {}).get("epochs")
         if isinstance(epochs, list):
-            return min(len(epochs), self.n_epochs)
+            return min(first_own_epoch(self.manifest) + len(epochs), self.n_epochs)
         return self.n_epochs
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Callable
@@ -42,12 +43,14 @@ if TYPE_CHECKING:
     from analysis.logs import RunLog
 
 __all__ = [
+    "BRANCH_FIELDS",
     "CHECKPOINTS",
     "MANIFEST",
     "METRICS_CSV",
     "OPTIONAL_FIELDS",
     "SCHEMA_VERSION",
     "TMP_PREFIX",
+    "BranchSetting",
     "CheckpointInfo",
     "CheckpointMismatch",
     "EpochEntry",
@@ -58,6 +61,7 @@ __all__ = [
     "checkpoint_name",
     "checkpoint_path",
     "checkpoint_relpath",
+    "first_own_epoch",
     "fsync_dir",
     "fsync_file",
     "load_run_dir",
@@ -126,27 +130,95 @@ class Manifest(TypedDict, total=False):
     determinism: dict[str, Any]
     columns: list[str]  # metrics.csv's header
     checkpoints_included: bool  # false: published without checkpoints/ (absent: true)
-    epochs: list[EpochEntry]
+    epochs: list[EpochEntry]  # a branch: its own epochs only, fork_epoch first
     shadow: list[ShadowEntry]
-    # Branch runs (RUN/branches/<id>/run.json, a later issue) add: parent, fork_epoch,
-    # setting, parent_checkpoint_sha256; each gets a row in OPTIONAL_FIELDS.
+    # A branch (RUN/branches/<id>/run.json, written by `replay branch`) adds these; each
+    # has a row in OPTIONAL_FIELDS. See docs/run-directory.md, "Branches".
+    parent: str  # the parent run directory, relative to the branch's: "../.." or "../<id>"
+    fork_epoch: int  # the branch's first own epoch (>= 1); rows before it are the parent's
+    fork_lr: float  # the rate in effect during fork_epoch (a float32 value)
+    setting: BranchSetting
+    parent_checkpoint_sha256: str  # of the parent's checkpoint of epoch fork_epoch - 1
+    exactness: dict[str, Any]  # the check of the fork point: epoch, matched, columns, ...
+    drift: bool  # true: a check found a difference and --allow-drift went on
+
+
+class BranchSetting(TypedDict):
+    """run.json's ``setting`` of a branch: the callbacks of the setting it was trained for.
+
+    ``reduce_lr_on_plateau`` holds the parameters of the real Keras callback that was
+    live (Keras's names, as ``config.reduce_lr_on_plateau``); ``early_stopping`` those of
+    the EarlyStopping of a combined setting (replayed over the curve, never live: other
+    settings riding on the branch need its later epochs), else null.
+    """
+
+    policy: str  # "reduce_lr_on_plateau" | "early_stopping+reduce_lr_on_plateau"
+    reduce_lr_on_plateau: dict[str, Any]
+    early_stopping: dict[str, Any] | None
 
 
 def _is_int(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+_PARENT_RE = re.compile(r"\.\./(\.\.|[A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _is_parent(v: object) -> bool:
+    """``"../.."`` (the run) or ``"../<id>"`` (a sibling branch), and nothing else."""
+    return isinstance(v, str) and _PARENT_RE.fullmatch(v) is not None
+
+
+def _is_setting(v: object) -> bool:
+    return (
+        isinstance(v, dict)
+        and isinstance(v.get("policy"), str)
+        and isinstance(v.get("reduce_lr_on_plateau"), dict)
+        and (v.get("early_stopping") is None or isinstance(v.get("early_stopping"), dict))
+    )
+
+
 OPTIONAL_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "status": (lambda v: v is None or isinstance(v, str), "a string"),
     "checkpoints_included": (lambda v: isinstance(v, bool), "true or false"),
+    # branches
+    "parent": (_is_parent, "'../..' (the run) or '../<id>' (another branch)"),
+    "fork_epoch": (lambda v: _is_int(v) and v >= 1, "an epoch number of at least 1"),
+    "setting": (
+        _is_setting,
+        "an object with policy, reduce_lr_on_plateau (an object) and early_stopping "
+        "(an object or null)",
+    ),
+    "parent_checkpoint_sha256": (
+        lambda v: isinstance(v, str) and _SHA_RE.fullmatch(v) is not None,
+        "64 lower-case hex digits",
+    ),
+    "exactness": (lambda v: isinstance(v, dict), "an object"),
+    "drift": (lambda v: isinstance(v, bool), "true or false"),
 }
 """Top-level fields that are checked only when present: name -> (test, what it must be).
 
-A new optional field (the branch fields, for one) is one row here; ``epochs`` and
-``shadow`` have checks of their own.
+A new optional field is one row here; ``epochs``, ``shadow`` and a branch's ``fork_lr``
+(any positive number) have checks of their own. The branch fields are also checked
+together when resuming (:data:`BRANCH_FIELDS`).
 """
 
+BRANCH_FIELDS = ("parent", "fork_epoch", "setting", "parent_checkpoint_sha256")
+"""What makes a run directory a branch: resuming one needs all four."""
+
 _RESUME_REQUIRES = (("config", dict), ("data", dict), ("epochs", list))
+
+
+def first_own_epoch(manifest: Manifest | dict[str, Any]) -> int:
+    """The first epoch a run trained itself: 0, or a branch's ``fork_epoch``.
+
+    Epochs before it are rows copied from the parent, with no checkpoint of their own.
+
+    >>> first_own_epoch({}), first_own_epoch({"fork_epoch": 7})
+    (0, 7)
+    """
+    fork = manifest.get("fork_epoch")
+    return fork if _is_int(fork) and fork >= 1 else 0
 
 
 # --------------------------------------------------------------------------- validation
@@ -229,7 +301,14 @@ def validate_manifest(manifest: Any, root: Path, *, resume: bool = False) -> Man
         if key in manifest and not valid(manifest[key]):
             raise _bad_field(mpath, key, what, manifest[key])
     _check_shadow(manifest.get("shadow"), mpath)
-    _check_epochs(manifest.get("epochs"), root, mpath, canonical=resume)
+    rate = manifest.get("fork_lr")
+    if "fork_lr" in manifest and not (
+        isinstance(rate, float) and math.isfinite(rate) and rate > 0
+    ):
+        raise _bad_field(mpath, "fork_lr", "a positive learning rate", rate)
+    _check_epochs(
+        manifest.get("epochs"), root, mpath, canonical=resume, first=first_own_epoch(manifest)
+    )
     return manifest  # type: ignore[return-value]
 
 
@@ -242,6 +321,13 @@ def _check_resumable(manifest: dict[str, Any], mpath: Path) -> None:
     if manifest.get("checkpoints_included") is False:
         raise BadManifest(
             f"{mpath}: this run was published without checkpoints; it cannot be resumed"
+        )
+    present = [k for k in BRANCH_FIELDS if k in manifest]
+    if present and len(present) < len(BRANCH_FIELDS):
+        missing = ", ".join(k for k in BRANCH_FIELDS if k not in manifest)
+        raise BadManifest(
+            f"{mpath}: a branch needs {', '.join(BRANCH_FIELDS)}, but {missing} is missing; "
+            "restore run.json or delete the branch"
         )
 
 
@@ -278,7 +364,9 @@ def _check_shadow_entry(mpath: Path, where: str, entry: dict[str, Any]) -> None:
         raise _bad_field(mpath, f"{where}.reductions", "a list of epoch numbers", reductions)
 
 
-def _check_epochs(epochs: Any, root: Path, mpath: Path, *, canonical: bool) -> None:
+def _check_epochs(
+    epochs: Any, root: Path, mpath: Path, *, canonical: bool, first: int = 0
+) -> None:
     if epochs is None:
         return
     if not isinstance(epochs, list):
@@ -309,17 +397,17 @@ def _check_epochs(epochs: Any, root: Path, mpath: Path, *, canonical: bool) -> N
         if isinstance(rel, str):
             _safe_relative(root, rel, mpath, f"{where}.checkpoint")
         if canonical:
-            _check_canonical(mpath, i, entry)
+            _check_canonical(mpath, i, entry, first)
 
 
-def _check_canonical(mpath: Path, i: int, entry: dict[str, Any]) -> None:
-    """What ``replay record`` writes and resume relies on: epochs[i] is epoch i, whose
-    checkpoint is ``checkpoints/epoch-NNN.keras``."""
-    if entry["epoch"] != i:
-        raise _bad_field(
-            mpath, f"epochs[{i}].epoch", f"{i} (epochs in order from 0)", entry["epoch"]
-        )
-    expected = checkpoint_relpath(i)
+def _check_canonical(mpath: Path, i: int, entry: dict[str, Any], first: int = 0) -> None:
+    """What ``replay record`` writes and resume relies on: epochs[i] is epoch i (a
+    branch's: epoch ``first + i``), whose checkpoint is ``checkpoints/epoch-NNN.keras``."""
+    epoch = first + i
+    if entry["epoch"] != epoch:
+        order = f"epochs in order from {first}" + (" (fork_epoch)" if first else "")
+        raise _bad_field(mpath, f"epochs[{i}].epoch", f"{epoch} ({order})", entry["epoch"])
+    expected = checkpoint_relpath(epoch)
     rel = entry.get("checkpoint")
     if rel != expected:
         raise UnsafePath(f"{mpath}: epochs[{i}] names {rel!r}, expected {expected!r}")
@@ -591,7 +679,8 @@ def load_run_dir(path: str | os.PathLike[str]) -> RunLog:
             ),
         )
     recorded = set(run.checkpoints)
-    logged = set(range(run.n_epochs))
+    logged = set(range(first_own_epoch(manifest), run.n_epochs))  # a branch's earlier rows
+    # are its parent's, whose checkpoints are the parent's
     if run.checkpoints_included and recorded and logged - recorded:
         run.warnings.append(
             f"{root / MANIFEST}: no checkpoint entry for "

@@ -546,6 +546,15 @@ def _add_record_command() -> None:
 _add_record_command()
 
 
+def _add_branch_command() -> None:
+    from replay.branch_cmd import make_command
+
+    cli.add_command(make_command(_grid_options))
+
+
+_add_branch_command()
+
+
 def main() -> None:
     """Console-script entry point (``replay``)."""
     cli(prog_name="replay")

@@ -80,6 +80,7 @@ from analysis.rundir import (
     atomic_write,
     checkpoint_name,
     checkpoint_relpath,
+    first_own_epoch,
     fsync_dir,
     fsync_file,
     read_manifest,
@@ -577,6 +578,8 @@ class _Board:
         }
 
     def write(self, row: dict[str, float], model: Any) -> None:
+        """Write one epoch's scalars, and ``model``'s weight histograms unless it is None
+        (a branch's rows copied from its parent: their weights are the parent's)."""
         tf, step = self.tf, int(row["epoch"])
         for split, prefix in (("train", ""), ("validation", "val_"), ("test", "test_")):
             with self.writers[split].as_default():
@@ -584,7 +587,8 @@ class _Board:
                 tf.summary.scalar("epoch_accuracy", row[prefix + "accuracy"], step=step)
                 if split == "train":
                     tf.summary.scalar("epoch_learning_rate", row["learning_rate"], step=step)
-                    self._histograms(model, step)
+                    if model is not None:
+                        self._histograms(model, step)
         for writer in self.writers.values():
             writer.flush()
 
@@ -823,6 +827,10 @@ class _Recorder:
             else _Plateau(keras, self.model, params, self.config.learning_rate)
         )
 
+    def _csv_start(self) -> str:
+        """metrics.csv before the first epoch: the header (a branch adds its parent's rows)."""
+        return HEADER
+
     def _warm_up(self) -> None:
         # A reloaded model's compiled metrics are built only by its first fit or
         # evaluate, and Keras's EarlyStopping needs them (mode "auto") to tell that
@@ -837,7 +845,7 @@ class _Recorder:
         (self.out / "tensorboard").mkdir(exist_ok=True)
         self.manifest = self._base_manifest(argv)
         self._write_manifest()  # run.json first: a directory with it can always be resumed
-        atomic_write(self.csv, HEADER)
+        atomic_write(self.csv, self._csv_start())
         self.model = build_model(self.config)
         self._init_callbacks()
         self._write_manifest()
@@ -862,14 +870,18 @@ class _Recorder:
         self.manifest["resumed"].append({"at": _now(), "from_epoch": plan.committed,
                                          "argv": argv, "versions": versions()})
         self.manifest["status"] = "running"
-        if plan.load is not None:
-            self.model = load_checkpoint(self.out / plan.load)
-        else:
-            self.model = build_model(self.config)
+        self.model = self._start_model(plan)
         self._warm_up()
         self._init_callbacks()
         self._replay_callbacks()
         self._write_manifest()
+
+    def _start_model(self, plan: ResumePlan) -> Any:
+        """The model a resumed run continues from: the last committed checkpoint, or a
+        fresh model when no epoch was committed."""
+        if plan.load is not None:
+            return load_checkpoint(self.out / plan.load)
+        return build_model(self.config)
 
     def _verify(self, info: CheckpointInfo) -> None:
         try:
@@ -884,7 +896,7 @@ class _Recorder:
         """Repair the run directory as planned: cut a partial trailing line off metrics.csv
         (or write its header), delete leftovers, adopt the last row's checkpoint."""
         if plan.write_header:
-            atomic_write(self.csv, HEADER)  # died before the header was written
+            atomic_write(self.csv, self._csv_start())  # died before the header was written
         else:
             read_rows(self.csv, repair=True)
         self.ckdir.mkdir(exist_ok=True)
@@ -908,10 +920,15 @@ class _Recorder:
                     f"{row['learning_rate']!r} but replay has {in_effect!r}"
                 )
             self._callbacks(int(row["epoch"]), _logs(row))
-        if self.rows and float(optimizer.learning_rate) != restored:
+        self._check_replayed_rate(restored)
+
+    def _check_replayed_rate(self, restored: float) -> None:
+        """After the replay, the optimizer's rate must be the loaded checkpoint's."""
+        replayed = float(self.model.optimizer.learning_rate)
+        if self.rows and replayed != restored:
             raise BadLog(
                 f"{self.out}: replaying the log gives learning rate "
-                f"{float(optimizer.learning_rate)!r}, the checkpoint has {restored!r}"
+                f"{replayed!r}, the checkpoint has {restored!r}"
             )
 
     def _callbacks(self, epoch: int, logs: dict[str, float]) -> None:
@@ -928,6 +945,8 @@ class _Recorder:
         try:
             for epoch in range(len(self.rows), self.config.epochs):
                 self._epoch(epoch, board)
+                if self._finished(epoch):
+                    break
             self.manifest["status"] = "complete"
             self._write_manifest()
         except KeyboardInterrupt:
@@ -943,9 +962,15 @@ class _Recorder:
             board.close()
         return self.manifest
 
+    def _finished(self, epoch: int) -> bool:
+        """Whether the run is complete after committing ``epoch`` before its last epoch
+        (a branch ends as soon as no setting riding on it needs more epochs)."""
+        return False
+
     def _abandon(self) -> None:
         with contextlib.suppress(Exception):
-            if len(self.manifest["epochs"]) < len(self.rows):  # failed after the row
+            listed = first_own_epoch(self.manifest) + len(self.manifest["epochs"])
+            if listed < len(self.rows):  # failed after the row
                 row = self.rows[-1]
                 self.manifest["epochs"].append(self._entry(int(row["epoch"]), row["epoch_seconds"]))
         with contextlib.suppress(Exception):
@@ -964,20 +989,9 @@ class _Recorder:
             callbacks.append(_progbar(keras, self.config.epochs))
         if self.hooks.wants("in_fit"):
             callbacks.append(hook_callback(keras, self.hooks, epoch))
-        began = time.perf_counter()
-        history = self.model.fit(
-            self.batches.train(epoch),
-            epochs=epoch + 1,
-            initial_epoch=epoch,
-            validation_data=self.batches.val,
-            shuffle=False,
-            verbose=0 if self.quiet else 1,
-            callbacks=callbacks,
+        logs, seconds = train_epoch(
+            self.model, self.batches, epoch, callbacks=callbacks, verbose=0 if self.quiet else 1
         )
-        test = self.model.evaluate(self.batches.test, verbose=0, return_dict=True)
-        seconds = time.perf_counter() - began
-        logs = {k: float(history.history[k][-1]) for k in METRICS[:4]}
-        logs.update(test_loss=float(test["loss"]), test_accuracy=float(test["accuracy"]))
         row = {"epoch": epoch, **logs, "learning_rate": learning_rate, "epoch_seconds": seconds}
         self.hooks("after_fit", epoch)
         with _sigint_deferred():
@@ -1026,6 +1040,29 @@ class _Recorder:
             self.manifest["shadow"] = shadow
         self.manifest["updated"] = _now()
         write_manifest(self.out, self.manifest)
+
+
+def train_epoch(
+    model: Any, batches: _Data, epoch: int, *, callbacks: list[Any] | None = None,
+    verbose: int = 0,
+) -> tuple[dict[str, float], float]:
+    """Train ``epoch`` (one ``fit`` over its permutation, with validation), then evaluate
+    the test split; return the logs of :data:`METRICS` and the wall time in seconds."""
+    began = time.perf_counter()
+    history = model.fit(
+        batches.train(epoch),
+        epochs=epoch + 1,
+        initial_epoch=epoch,
+        validation_data=batches.val,
+        shuffle=False,
+        verbose=verbose,
+        callbacks=callbacks or [],
+    )
+    test = model.evaluate(batches.test, verbose=0, return_dict=True)
+    seconds = time.perf_counter() - began
+    logs = {k: float(history.history[k][-1]) for k in METRICS[:4]}
+    logs.update(test_loss=float(test["loss"]), test_accuracy=float(test["accuracy"]))
+    return logs, seconds
 
 
 def _logs(row: dict[str, float]) -> dict[str, float]:

@@ -24,6 +24,7 @@ from analysis.rundir import (
     checkpoint_epoch,
     checkpoint_name,
     checkpoint_relpath,
+    first_own_epoch,
 )
 
 
@@ -33,7 +34,8 @@ class ResumePlan:
 
     ``committed``: the epochs kept (every complete metrics.csv row); training continues
     at this 0-based epoch. ``load``: the checkpoint (relative path) to load, None to
-    build a fresh model. ``verify``: the run.json entry to check that checkpoint against
+    build a fresh model (a branch: to load its parent's checkpoint of the epoch before
+    ``fork_epoch``). ``verify``: the run.json entry to check that checkpoint against
     before loading it, None when it is adopted. ``adopt``: the epoch whose row was
     committed but whose run.json entry was not (the process died in between): its
     checkpoint is hashed and added to run.json. ``discard``: names in ``checkpoints/``
@@ -65,6 +67,8 @@ def plan_resume(
 
     A row is written only after its checkpoint is committed, and run.json only after
     the row: so run.json lists as many epochs as metrics.csv has rows, or one fewer.
+    A branch (run.json has ``fork_epoch`` k) starts with the k rows copied from its
+    parent and lists only its own epochs: the same holds of the rows after the k-th.
 
     Raises:
         BadLog: metrics.csv is missing but run.json lists epochs.
@@ -77,27 +81,36 @@ def plan_resume(
                discard=('.tmp-epoch-002.keras',), write_header=False)
     """
     entries = manifest["epochs"]
+    first = first_own_epoch(manifest)
     if rows is None and entries:
         raise BadLog(f"{root / METRICS_CSV}: missing, so the committed epochs are unknown")
-    committed = len(rows or [])
-    if len(entries) > committed or len(entries) < committed - 1:
+    committed = len(rows) if rows is not None else first
+    if committed < first:
         raise BadManifest(
-            f"{root}: run.json lists {len(entries)} epochs but metrics.csv has {committed} rows"
+            f"{root}: metrics.csv has {committed} rows, fewer than the {first} its parent's "
+            f"rows before fork_epoch {first} should give"
+        )
+    own = committed - first
+    if len(entries) > own or len(entries) < own - 1:
+        counted = f" after fork_epoch {first}" if first else ""
+        raise BadManifest(
+            f"{root}: run.json lists {len(entries)} epochs but metrics.csv has {own} rows"
+            f"{counted}"
         )
     names = set(checkpoints)
-    adopt = committed - 1 if len(entries) == committed - 1 else None
+    adopt = committed - 1 if len(entries) == own - 1 else None
     if adopt is not None and checkpoint_name(adopt) not in names:
         path = root / CHECKPOINTS / checkpoint_name(adopt)
         raise LogNotFound(f"{path}: checkpoint of committed epoch {adopt} is missing")
     verify = None
-    if committed and adopt is None:
+    if own and adopt is None:
         last = entries[-1]
         verify = CheckpointInfo(
             last["epoch"], last["checkpoint"], last.get("sha256"), last.get("bytes")
         )
     return ResumePlan(
         committed=committed,
-        load=checkpoint_relpath(committed - 1) if committed else None,
+        load=checkpoint_relpath(committed - 1) if own else None,
         verify=verify,
         adopt=adopt,
         discard=tuple(sorted(n for n in names if _leftover(n, committed))),
