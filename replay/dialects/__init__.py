@@ -1,0 +1,83 @@
+"""Other frameworks' callbacks, replayed exactly: one module per dialect.
+
+Each module is pure (plain floats in, a frozen dataclass out, no framework import) and
+its docstring states the rules and the source files they come from:
+
+- :mod:`replay.dialects.tf_keras`: tf.keras 2.x ``EarlyStopping`` / ``ReduceLROnPlateau``;
+- :mod:`replay.dialects.torch`: ``torch.optim.lr_scheduler.ReduceLROnPlateau``;
+- :mod:`replay.dialects.lightning`: Lightning's ``EarlyStopping``;
+- :mod:`replay.dialects.hf`: Hugging Face ``EarlyStoppingCallback`` with the Trainer's
+  ``best_metric``;
+- :mod:`replay.dialects.ultralytics`: Ultralytics's ``EarlyStopping`` on fitness, and
+  its ``best.pt``;
+- :mod:`replay.dialects.model_checkpoint`: Keras 3 and Keras 2 ``ModelCheckpoint``.
+
+The Keras 3 dialect is :mod:`replay.policies` itself. :data:`DIALECTS` records, per
+dialect, the callbacks it replays, the versions whose source it follows, and what it was
+checked against; records of a sweep can carry a dialect's entry as it is (JSON-ready).
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+__all__ = ["DIALECTS"]
+
+DIALECTS = MappingProxyType({
+    "keras": {
+        "framework": "keras",
+        "callbacks": ["EarlyStopping", "ReduceLROnPlateau"],
+        "versions": ">=3.15,<3.16",
+        "module": "replay.policies",
+        "checked": "differential, real keras 3.15 (tests/test_keras_parity.py)",
+    },
+    "tf-keras": {
+        "framework": "tf.keras / tf_keras",
+        "callbacks": ["EarlyStopping", "ReduceLROnPlateau"],
+        "versions": ">=2.6,<=2.21 (EarlyStopping rules change at 2.7, 2.11, 2.12, 2.16; "
+                    "ReduceLROnPlateau cuts in float32 under NumPy 2)",
+        "module": "replay.dialects.tf_keras",
+        "checked": "differential, real tf_keras 2.21 (tests/test_dialect_tf_keras.py); "
+                   "older versions: table rows from their source",
+    },
+    "torch": {
+        "framework": "torch",
+        "callbacks": ["ReduceLROnPlateau"],
+        "versions": ">=1.0,<=2.13",
+        "module": "replay.dialects.torch",
+        "checked": "truth table by torch 2.13.0 (tests/data/dialects/torch_plateau.json)",
+    },
+    "lightning": {
+        "framework": "lightning / pytorch_lightning",
+        "callbacks": ["EarlyStopping"],
+        "versions": ">=1.5,<=2.6",
+        "module": "replay.dialects.lightning",
+        "checked": "truth table by lightning 2.6.6 "
+                   "(tests/data/dialects/lightning_early_stopping.json)",
+    },
+    "hf": {
+        "framework": "transformers",
+        "callbacks": ["EarlyStoppingCallback"],
+        "versions": ">=4.47,<=5.24 (era '4.47+'); >=4.0,<=4.46 (era 'legacy')",
+        "module": "replay.dialects.hf",
+        "checked": "truth table by transformers 5.24.0 "
+                   "(tests/data/dialects/hf_early_stopping.json); legacy: table rows",
+    },
+    "ultralytics": {
+        "framework": "ultralytics",
+        "callbacks": ["EarlyStopping"],
+        "versions": ">=8.0,<=8.3.60 and YOLOv5 (era 'ties'); >=8.3.80,<=8.4.190 "
+                    "(era 'strict')",
+        "module": "replay.dialects.ultralytics",
+        "checked": "truth table by the EarlyStopping of the 8.3.0 and 8.4.190 wheels "
+                   "(tests/data/dialects/ultralytics_early_stopping.json)",
+    },
+    "model-checkpoint": {
+        "framework": "keras / tf_keras",
+        "callbacks": ["ModelCheckpoint"],
+        "versions": "keras >=3.11,<=3.15 (keras='3'); tf.keras >=2.6,<=2.21 (keras='2')",
+        "module": "replay.dialects.model_checkpoint",
+        "checked": "differential, real keras 3.15 and tf_keras 2.21 "
+                   "(tests/test_dialect_model_checkpoint.py)",
+    },
+})  # fmt: skip
