@@ -2,9 +2,9 @@
 
 ``replay sweep`` produces one record per (run, policy, setting) and one oracle per (run,
 monitor); docs/sweep-output.md describes every field. This module declares them for
-every module that builds or reads them (``replay/sweep.py`` builds them;
-``replay/report.py``, ``replay/charting.py``, ``analysis/chartdata.py`` and
-``analysis/charts.py`` read them):
+every module that builds or reads them (``replay/sweep.py`` builds them, kept compact
+by ``replay/blocks.py``; ``replay/report.py``, ``replay/charting.py``,
+``analysis/chartdata.py`` and ``analysis/charts.py`` read them):
 
 - the policy names: :data:`POLICIES`, :data:`STOP_POLICIES`;
 - the record types, as TypedDicts (records stay plain JSON-able dicts): the order of
@@ -33,6 +33,8 @@ __all__ = [
     "RELATIVE",
     "STOP_POLICIES",
     "AggregateRow",
+    "CombinedParams",
+    "CombinedRecord",
     "EarlyStoppingParams",
     "EarlyStoppingRecord",
     "LrScale",
@@ -79,7 +81,9 @@ STOP_POLICIES = (EARLY_STOPPING, PRECHELT)
 ABSOLUTE = "absolute"
 RELATIVE = "relative"
 
-PolicyName = Literal["early_stopping", "reduce_lr_on_plateau", "prechelt"]
+PolicyName = Literal[
+    "early_stopping", "reduce_lr_on_plateau", "prechelt", "early_stopping+reduce_lr_on_plateau"
+]
 Mode = Literal["min", "max"]
 LrScale = Literal["absolute", "relative"]
 
@@ -177,8 +181,58 @@ class PlateauRecord(TypedDict):
     branch: str | None  # the branch directory that answered, or null for the run
 
 
+class CombinedParams(TypedDict):
+    """EarlyStopping's parameters, then ReduceLROnPlateau's (its patience and min_delta
+    as ``lr_patience`` / ``lr_min_delta``, as the command line names them)."""
+
+    monitor: str
+    mode: Mode
+    min_delta: float
+    patience: int
+    baseline: float | None
+    restore_best_weights: bool
+    start_from_epoch: int
+    factor: float
+    lr_patience: int
+    lr_min_delta: float
+    cooldown: int
+    min_lr: float
+    initial_lr: float | None  # None on the relative scale
+
+
+class CombinedRecord(TypedDict):
+    """One (EarlyStopping, ReduceLROnPlateau) pair of settings in one fit, on one run.
+
+    The stop fields are answered on the curve the LR schedule produced (the run's, or a
+    branch's) where it is known up to the stop; otherwise the setting is unknown from
+    ``counterfactual_from`` on (``censored`` true, the outcome fields null). ``lr``,
+    ``reductions`` and ``final_lr`` cover the epochs trained.
+    """
+
+    run: str
+    source: str
+    policy: Literal["early_stopping+reduce_lr_on_plateau"]
+    params: CombinedParams
+    stopped: bool
+    stopped_epoch: int | None
+    epochs_trained: int
+    best_epoch: int | None
+    final_epoch: int | None
+    checkpoint: str | None
+    censored: bool
+    final_metrics: dict[str, float | None] | None
+    regret: float | None
+    regret_metric: str | None
+    lr_scale: LrScale
+    lr: list[float]
+    reductions: list[int]
+    final_lr: float | None
+    counterfactual_from: int | None
+    branch: str | None
+
+
 StopRecord = EarlyStoppingRecord | PrecheltRecord
-Record = EarlyStoppingRecord | PrecheltRecord | PlateauRecord
+Record = EarlyStoppingRecord | PrecheltRecord | PlateauRecord | CombinedRecord
 
 
 class Oracle(TypedDict):

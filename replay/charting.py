@@ -22,11 +22,34 @@ from analysis.records import (
 if TYPE_CHECKING:  # pragma: no cover
     from replay.sweep import SweepResult
 
-__all__ = ["draw_run_chart", "draw_sweep_charts"]
+__all__ = ["MAX_CHART_SETTINGS", "chart_refusal", "draw_run_chart", "draw_sweep_charts"]
+
+#: Sweeps whose charts would show more settings than this draw none (a note says so):
+#: such a chart is a blur of points, and drawing it takes minutes.
+MAX_CHART_SETTINGS = 100_000
 
 
 def _oracle(result: SweepResult, run_name: str, monitor: str) -> Oracle:
     return next(o for o in result.oracles if o["run"] == run_name and o["monitor"] == monitor)
+
+
+def chart_settings(result: SweepResult) -> int:
+    """How many records the sweep charts read (those of the first monitor)."""
+    monitor = result.oracles[0]["monitor"] if result.oracles else None
+    if monitor is None:
+        return 0
+    records = result.records.where(monitor=monitor)
+    return len(records.where(policy=STOP_POLICIES)) + len(
+        records.where(run=result.facts[0].name, policy=REDUCE_LR_ON_PLATEAU))
+
+
+def chart_refusal(result: SweepResult) -> str | None:
+    """Why the sweep charts are not drawn (too many settings to show), or None."""
+    n = chart_settings(result)
+    if n <= MAX_CHART_SETTINGS:
+        return None
+    return (f"no charts: they would show {n:,} settings, more than {MAX_CHART_SETTINGS:,}; "
+            "narrow the grid to draw them (--no-charts skips them).")  # fmt: skip
 
 
 def draw_sweep_charts(result: SweepResult, runs, out: Path) -> list[str]:
@@ -56,11 +79,11 @@ def chart_jobs(result: SweepResult, runs, out: Path) -> list[tuple]:
     first = runs[0]
     facts = result.facts[0]
     oracle = _oracle(result, facts.name, monitor)
-    mine = [r for r in result.records if r["run"] == facts.name
-            and r["params"]["monitor"] == monitor]  # fmt: skip
-    stops = [r for r in mine if r["policy"] == EARLY_STOPPING]
-    all_stops = [r for r in result.records if r["params"]["monitor"] == monitor
-                 and r["policy"] in STOP_POLICIES]  # fmt: skip
+    # Views of the sweep's records (replay.blocks.Records): each chart builds the records
+    # it reads as it reads them.
+    mine = result.records.where(run=facts.name, monitor=monitor)
+    stops = mine.where(policy=EARLY_STOPPING)
+    all_stops = result.records.where(monitor=monitor, policy=STOP_POLICIES)
     suffix = f" ({facts.name})" if multi else ""
 
     jobs: list[tuple] = []
@@ -81,7 +104,7 @@ def chart_jobs(result: SweepResult, runs, out: Path) -> list[tuple]:
             ),
             "curves.png",
         )
-        es_all = [r for r in all_stops if r["policy"] == EARLY_STOPPING]
+        es_all = all_stops.where(policy=EARLY_STOPPING)
         if multi:
             rows = aggregate(es_all)
             job = (
@@ -96,7 +119,7 @@ def chart_jobs(result: SweepResult, runs, out: Path) -> list[tuple]:
             job = ("early_stopping_figure", (es_all,),
                    {"title": f"{facts.name}: EarlyStopping grid"})  # fmt: skip
         save(job, "early_stopping.png")
-    lrs = [r for r in mine if r["policy"] == REDUCE_LR_ON_PLATEAU]
+    lrs = mine.where(policy=REDUCE_LR_ON_PLATEAU)
     if lrs:
         save(
             (

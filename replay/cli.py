@@ -285,9 +285,8 @@ def _check_out_dir(out: Path | None, force: bool, fmt: str = "table") -> None:
 @click.option(
     "--max-settings",
     type=click.IntRange(min=1),
-    default=10_000_000,
-    show_default=True,
-    help="Refuse grids larger than this.",
+    help="Refuse grids of more settings than this, and sweep those up to it whatever "
+    "the memory estimate. Default: as many as fit in the available memory.",
 )
 def sweep(runs, fmt, out, no_charts, force, max_settings, **opts):
     """Replay RUN(s) through every setting of a grid and show where each would stop.
@@ -302,7 +301,7 @@ def sweep(runs, fmt, out, no_charts, force, max_settings, **opts):
       replay sweep training.csv --monitor val_accuracy --min-delta 0,0.001 --format csv
       replay sweep logs/ --policy reduce_lr_on_plateau --factor 0.1,0.5 --initial-lr 1e-3
     """
-    from replay.report import render_csv, render_json, render_table
+    from replay.report import atomic_text, render_table, write_csv, write_json
     from replay.sweep import Grid, check_shadow
     from replay.sweep import sweep as run_sweep
 
@@ -328,27 +327,37 @@ def sweep(runs, fmt, out, no_charts, force, max_settings, **opts):
                 for m in check.mismatches:
                     shadow_lines.append(f"MISMATCH (a bug in callback-replay): {m}")
 
+    # Each format is rendered once, streamed: to stdout, to its file, or to both.
+    writers = {"json": write_json, "csv": write_csv}
     if fmt == "table":
         click.echo(render_table(result), nl=False)
-    elif fmt == "csv":
-        click.echo(render_csv(result.records), nl=False)
+    elif out is None:  # csv/json alone on stdout, for a pipe: no folder
+        writers[fmt](result.records, sys.stdout)
     else:
-        click.echo(render_json(result.records), nl=False)
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_text(out / f"results.{fmt}") as f:
+            writers[fmt](result.records, f, sys.stdout)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     for line in shadow_lines:
         click.echo(line, err=fmt != "table")
 
-    if out is not None or fmt == "table":  # csv/json alone on stdout: no folder
+    if out is not None or fmt == "table":
         out = _default_out(loaded) if out is None else out
         out.mkdir(parents=True, exist_ok=True)
-        _write_text(out / "results.json", render_json(result.records))
-        _write_text(out / "results.csv", render_csv(result.records))
+        for kind, write in writers.items():
+            if kind != fmt:
+                with atomic_text(out / f"results.{kind}") as f:
+                    write(result.records, f)
         written = ["results.json", "results.csv"]
         if not no_charts:
-            from replay.charting import draw_sweep_charts
+            from replay.charting import chart_refusal, draw_sweep_charts
 
-            written += draw_sweep_charts(result, loaded, out)
+            refusal = chart_refusal(result)
+            if refusal:
+                click.echo(f"note: {refusal}", err=True)
+            else:
+                written += draw_sweep_charts(result, loaded, out)
         click.echo(f"wrote {', '.join(written)} to {out}", err=True)
     if mismatch:
         click.echo("Error: the replay disagrees with real Keras decisions (see above).", err=True)
@@ -362,12 +371,6 @@ def _check_monitors(runs, grid) -> None:
         for monitor in grid.monitors_of(run):
             if not run.has(monitor):
                 raise missing_metric(monitor, list(run.metrics.columns), run.source)
-
-
-def _write_text(path: Path, text: str) -> None:
-    from analysis.rundir import atomic_write
-
-    atomic_write(path, text)
 
 
 # ----------------------------------------------------------------------------------

@@ -3,16 +3,31 @@
 All three are rendered from the same records (their fields, policy names and setting
 labels: :mod:`analysis.records`); CSV is the records flattened (``params.patience``,
 ``final_metrics.test_loss``, ...), JSON is them as they are.
+
+The records of a sweep are compact blocks (:mod:`replay.blocks`), and nothing here
+builds them all: :func:`write_csv` and :func:`write_json` stream each block's text,
+rendering every distinct value once (a template per block, cut from the text that
+``json.dumps`` and ``csv.writer`` give a record whose values are placeholders), and the
+table reads outcomes and counts. ``render_csv`` / ``render_json`` are those writers
+into a string.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import itertools
 import json
 import math
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+import os
+import re
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from json.encoder import encode_basestring_ascii as _encode_string  # json.dumps's own
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import numpy as np
 
 from analysis.names import is_accuracy
 from analysis.records import (
@@ -26,16 +41,28 @@ from analysis.records import (
     Record,
     StopRecord,
     aggregate,
+    freeze,
+    is_missing,
     ranges,
     record_label,
     setting_label,
-    varying_values,
 )
+from replay.blocks import CONST, Block, Records
 
 if TYPE_CHECKING:  # pragma: no cover
     from replay.sweep import SweepResult
 
-__all__ = ["flatten", "render_csv", "render_json", "render_table", "verdict"]
+__all__ = [
+    "atomic_text",
+    "csv_columns",
+    "flatten",
+    "render_csv",
+    "render_json",
+    "render_table",
+    "verdict",
+    "write_csv",
+    "write_json",
+]
 
 TABLE_ROWS = 12
 
@@ -69,33 +96,425 @@ def flatten(record: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-def render_csv(records: Sequence[Record]) -> str:
-    rows = [flatten(r) for r in records]
-    columns: list[str] = []
-    for row in rows:
-        for k in row:
-            if k not in columns:
-                columns.append(k)
+def render_csv(records: Iterable[Record]) -> str:
+    """The records as CSV (:func:`write_csv`), in a string."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    write_csv(records, buf)
     return buf.getvalue()
 
 
-def render_json(records: Sequence[Record]) -> str:
-    """The records as strict JSON: a non-finite float (NaN, +-inf) becomes null.
+def render_json(records: Iterable[Record]) -> str:
+    """The records as strict JSON (:func:`write_json`), in a string."""
+    buf = io.StringIO()
+    write_json(records, buf)
+    return buf.getvalue()
 
-    ``json.dumps`` never hands floats to ``default``, so the records are cleaned only
-    when the strict dump refuses them (rare: a diverged run's metrics).
+
+# ----------------------------------------------------------------------------------
+# Streaming writers
+
+_CHUNK = 1 << 16  # pieces of text per write
+_REDUCE_AT = 16  # settle an axis's values into the text when this many records share them
+
+
+def write_csv(records: Iterable[Record], *outs: TextIO) -> None:
+    """Write the records as CSV to each of ``outs``: one row per record, flattened
+    (:func:`flatten`: ``params.patience``, ``final_metrics.test_loss``; a list as its
+    values separated by spaces, None as an empty cell), columns in the order they first
+    occur over the records (:func:`csv_columns`), ``\\n`` line ends.
     """
-    records = list(records)
+    recs = Records.of(records)
+    columns = csv_columns(recs)
+    head = io.StringIO()
+    csv.writer(head, lineterminator="\n").writerow(columns)
+    _write(outs, head.getvalue())
+    fmt = _CsvFormat(columns)
+    for block in recs.blocks:
+        for text in _block_text(block, fmt):
+            _write(outs, text)
+
+
+def write_json(records: Iterable[Record], *outs: TextIO) -> None:
+    """Write the records to each of ``outs`` as one JSON list (``indent=1``), strict:
+    a non-finite float (NaN, +-inf) anywhere in a record is written as null. The text
+    is ``json.dumps(records, indent=1) + "\\n"``'s, byte for byte.
+    """
+    recs = Records.of(records)
+    if not len(recs):
+        _write(outs, "[]\n")
+        return
+    _write(outs, "[\n")
+    first = True
+    for block in recs.blocks:
+        for text in _block_text(block, _JSON):
+            if first:  # the separator the template starts with has no record before it
+                text, first = text[len(_JSON_SEP):], False
+            _write(outs, text)
+    _write(outs, "\n]\n")
+
+
+def _write(outs: Sequence[TextIO], text: str) -> None:
+    for out in outs:
+        out.write(text)
+
+
+@contextlib.contextmanager
+def atomic_text(path: Path) -> Iterator[TextIO]:
+    """A text file (UTF-8) that replaces ``path`` in one step when the block ends well,
+    as :func:`analysis.rundir.atomic_write` does for text in memory: written to its
+    temporary name, fsynced, renamed; removed if writing fails."""
+    from analysis.rundir import fsync_dir, temporary_path
+
+    path = Path(path)
+    tmp = temporary_path(path)
     try:
-        text = json.dumps(records, indent=1, allow_nan=False)
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
+
+
+def csv_columns(records: Iterable[Record]) -> list[str]:
+    """results.csv's columns: the records' flattened fields in the order they first
+    occur (read from each block's distinct outcomes, in the order its records reach
+    them)."""
+    columns: dict[str, None] = {}
+    for block in Records.of(records).blocks:
+        base = [*block.head, *(f"params.{k}" for k, _ in block.params)]
+        for shape in _shapes_in_order(block, _flat_shape):
+            for name in base + [".".join(map(str, path)) for path in shape]:
+                columns.setdefault(name)
+    return list(columns)
+
+
+def _shapes_in_order(block: Block, shape_of) -> list:
+    """The distinct ``shape_of(outcome)`` of a block, in the order its records reach them."""
+    shapes: dict[Hashable, int] = {}
+    sid = np.array([shapes.setdefault(shape_of(o), len(shapes)) for o in block.outcomes])
+    if len(shapes) == 1:
+        return list(shapes)
+    used, first = np.unique(sid[block.ids], return_index=True)
+    listed = list(shapes)
+    return [listed[s] for s in used[np.argsort(first, kind="stable")]]
+
+
+def _flat_shape(outcome: Mapping[str, Any]) -> tuple[tuple, ...]:
+    """The paths of an outcome's flattened columns (``("final_metrics", "loss")``)."""
+    return tuple(
+        path for key, value in outcome.items()
+        for path in ([(key, k) for k in value] if isinstance(value, dict) else [(key,)])
+    )  # fmt: skip
+
+
+class _Slot:
+    """A place in a template for the value at ``path`` of an axis value (``level`` < the
+    block's axes) or of the outcome; ``indent``: the JSON line's indentation."""
+
+    __slots__ = ("level", "path", "indent", "frags")
+
+    def __init__(self, level: int, path: tuple, indent: int = 0) -> None:
+        self.level, self.path, self.indent = level, path, indent
+        self.frags: list[str] | None = None  # the text of each axis value, once rendered
+
+    def value(self, source: Mapping[str, Any]) -> Any:
+        v = source[self.path[0]]
+        return v if len(self.path) == 1 else v[self.path[1]]
+
+
+class _Run:
+    """A stretch of a template that only the outcome fills: its text per outcome."""
+
+    __slots__ = ("items", "cache")
+
+    def __init__(self, items: list) -> None:
+        self.items = items
+        self.cache: list[str | None] | None = None
+
+
+def _dumps(value: Any, **kw: Any) -> str:
+    """``json.dumps(value, indent=1)``, strict; non-finite floats as null."""
+    try:
+        return json.dumps(value, indent=1, allow_nan=False, **kw)
     except ValueError:  # "Out of range float values are not JSON compliant"
-        text = json.dumps(_finite_or_none(records), indent=1, allow_nan=False)
-    return text + "\n"
+        return json.dumps(_finite_or_none(value), indent=1, allow_nan=False, **kw)
+
+
+_TOKEN = re.compile(r'"\\u0000slot(\d+)\\u0000"')
+_JSON_SEP = ",\n"
+
+
+class _JsonFormat:
+    """Records as ``json.dumps([...], indent=1)`` writes them."""
+
+    @staticmethod
+    def shape(outcome: Mapping[str, Any]) -> tuple:
+        return tuple(outcome)
+
+    @staticmethod
+    def template(block: Block, shape: tuple) -> list:
+        """One record's text with a :class:`_Slot` for each value that varies, cut out
+        of the text ``json.dumps`` gives the record with placeholders for them."""
+        slots: list[_Slot] = []
+
+        def slot(level: int, key: str) -> _Token:
+            slots.append(_Slot(level, (key,)))
+            return _Token(len(slots) - 1)
+
+        k = len(block.axes)
+        params = {key: block.const[key] if a == CONST else slot(a, key) for key, a in block.params}
+        skeleton = {**block.head, "params": params, **{key: slot(k, key) for key in shape}}
+        text = _dumps([skeleton], default=lambda t: t.text)[2:-2]  # without "[\n", "\n]"
+        items: list = [_JSON_SEP]
+        pos = 0
+        for m in _TOKEN.finditer(text):
+            items.append(text[pos:m.start()])
+            line = text[text.rfind("\n", 0, m.start()) + 1:m.start()]
+            found = slots[int(m.group(1))]
+            found.indent = len(line) - len(line.lstrip(" "))
+            items.append(found)
+            pos = m.end()
+        items.append(text[pos:])
+        return items
+
+    @staticmethod
+    def fragment(value: Any, slot: _Slot) -> str:
+        text = _json_plain(value, slot.indent)
+        if text is None:
+            text = _dumps(value)
+            text = text.replace("\n", "\n" + " " * slot.indent) if "\n" in text else text
+        return text
+
+
+def _json_scalar(value: Any) -> str | None:
+    """A scalar as ``json.dumps`` writes it (strict: a non-finite float as null), for
+    the plain types; None for anything else."""
+    t = type(value)
+    if t is float:
+        return float.__repr__(value) if math.isfinite(value) else "null"
+    if t is str:
+        return _encode_string(value)
+    if t is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    if t is bool:
+        return "true" if value else "false"
+    return None
+
+
+def _json_plain(value: Any, indent: int) -> str | None:
+    """``json.dumps(value, indent=1)`` indented by ``indent`` (see :meth:`_JsonFormat.
+    fragment`), for a scalar or a flat list or dict of them with string keys (a
+    schedule, a row of metrics); None for anything else."""
+    t = type(value)
+    if t is not list and t is not dict:
+        return _json_scalar(value)
+    if not value:
+        return "[]" if t is list else "{}"
+    if t is list:
+        items = [_json_scalar(v) for v in value]
+    elif all(type(k) is str for k in value):
+        items = [_json_scalar(v) for v in value.values()]
+        if None not in items:
+            items = [f"{_encode_string(k)}: {i}" for k, i in zip(value, items, strict=True)]
+    else:
+        return None
+    if None in items:
+        return None
+    pad = "\n" + " " * (indent + 1)
+    opening, closing = ("[", "]") if t is list else ("{", "}")
+    return opening + pad + ("," + pad).join(items) + "\n" + " " * indent + closing
+
+
+class _Token:
+    __slots__ = ("text",)
+
+    def __init__(self, i: int) -> None:
+        self.text = f"\x00slot{i}\x00"
+
+
+_JSON = _JsonFormat()
+
+
+class _CsvFormat:
+    """Records as rows of ``csv.DictWriter(fieldnames=columns)`` over :func:`flatten`."""
+
+    def __init__(self, columns: Sequence[str]) -> None:
+        self.columns = columns
+
+    shape = staticmethod(_flat_shape)
+
+    def template(self, block: Block, shape: tuple) -> list:
+        k = len(block.axes)
+        cells: dict[str, Any] = {key: _csv_cell(v) for key, v in block.head.items()}
+        for key, a in block.params:
+            cells[f"params.{key}"] = (_csv_cell(block.const[key], nested=True) if a == CONST
+                                      else _Slot(a, (key,)))  # fmt: skip
+        for path in shape:
+            cells[".".join(map(str, path))] = _Slot(k, path)
+        items: list = []
+        for j, column in enumerate(self.columns):
+            if j:
+                items.append(",")
+            items.append(cells.get(column, ""))
+        items.append("\n")
+        return items
+
+    @staticmethod
+    def fragment(value: Any, slot: _Slot) -> str:
+        # params' values and a dict's (final_metrics.*) are written as they are; a list
+        # at the top of a record as its values (flatten).
+        return _csv_cell(value, nested=len(slot.path) > 1 or slot.level != _OUTCOME)
+
+
+_OUTCOME = -2  # _Slot.level of an outcome's field once a template is compiled
+_CSV_SPECIAL = frozenset(',"\r\n')  # what makes csv.writer quote a field
+
+
+def _csv_cell(value: Any, *, nested: bool = False) -> str:
+    """One cell as ``csv.writer`` writes it in a row of several (:func:`flatten`'s
+    value; None as an empty cell)."""
+    if not nested and isinstance(value, list):
+        value = " ".join(repr(v) for v in value)
+    t = type(value)
+    if t is float:  # csv.writer writes a float's repr, an int's or a bool's str
+        return float.__repr__(value)
+    if t is int or t is bool:
+        return str(value)
+    if value is None or (t is str and not value):
+        return ""  # (a row of one empty cell would be quoted; ours have several)
+    if t is str and _CSV_SPECIAL.isdisjoint(value):
+        return value
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([value])
+    return buf.getvalue()[:-1]
+
+
+def _compile(items: list, k: int) -> list:
+    """A template's items with the outcome's slots (and the literal text around them)
+    gathered into :class:`_Run` s, adjacent literals merged."""
+    out: list = []
+    for item in items:
+        if isinstance(item, _Slot) and item.level == k:
+            item.level = _OUTCOME
+            if out and isinstance(out[-1], _Run):
+                out[-1].items.append(item)
+            else:
+                lead = [out.pop()] if out and isinstance(out[-1], str) else []
+                out.append(_Run([*lead, item]))
+        elif isinstance(item, str):
+            if not item:
+                continue
+            if out and isinstance(out[-1], _Run):
+                out[-1].items.append(item)
+            elif out and isinstance(out[-1], str):
+                out[-1] += item
+            else:
+                out.append(item)
+        else:
+            out.append(item)
+    return out
+
+
+def _block_text(block: Block, fmt) -> Iterator[str]:
+    """The text of every record of ``block``, in order, in pieces of many records.
+
+    Each distinct value is rendered once: an axis value's text when first needed, an
+    outcome's once per template stretch it fills. Going down the axes, the text that
+    the current axis values fix is joined in advance (where enough records share it);
+    each record then adds a few pieces: that text, its inner axes' values, its outcome's.
+    """
+    k = len(block.axes)
+    outcomes = block.outcomes
+    shapes: dict[Hashable, int] = {}
+    shape_of = [shapes.setdefault(fmt.shape(o), len(shapes)) for o in outcomes]
+    templates = [_compile(fmt.template(block, s), k) for s in shapes]
+    shared = len(outcomes) < len(block)  # else every record has its own outcome
+    for t in templates:
+        for item in t:
+            if isinstance(item, _Run):
+                item.cache = [None] * len(outcomes) if shared else None
+    sizes = block.sizes
+    inner = [math.prod(sizes[a + 1:]) for a in range(k)]
+    ids = memoryview(block.ids)
+    buf: list[str] = []
+
+    def frags(slot: _Slot) -> list[str]:
+        if slot.frags is None:
+            slot.frags = [fmt.fragment(slot.value(v), slot) for v in block.axes[slot.level]]
+        return slot.frags
+
+    def settle(items: list, level: int, j: int) -> list:
+        out: list = []
+        for item in items:
+            if isinstance(item, _Slot) and item.level == level:
+                item = frags(item)[j]
+            if isinstance(item, str) and out and isinstance(out[-1], str):
+                out[-1] += item
+            else:
+                out.append(item)
+        return out
+
+    def run_text(run: _Run, oid: int) -> str:
+        cache = run.cache
+        if cache is not None and cache[oid] is not None:
+            return cache[oid]
+        outcome = outcomes[oid]
+        text = "".join(i if isinstance(i, str) else fmt.fragment(i.value(outcome), i)
+                       for i in run.items)  # fmt: skip
+        if cache is not None:
+            cache[oid] = text
+        return text
+
+    def emit(lists: list[list], level: int, offset: int) -> Iterator[str]:
+        """Every record below ``offset`` at ``level``, piece by piece, into ``buf``
+        (handed out whenever it holds a chunk)."""
+        plans = []
+        for items in lists:
+            plan = []
+            for item in items:
+                if isinstance(item, _Slot):
+                    plan.append((1, frags(item), item.level - level))
+                elif isinstance(item, _Run):
+                    plan.append((2, item, 0))
+                else:
+                    plan.append((0, item, 0))
+            plans.append(plan)
+        append = buf.append
+        combos = itertools.product(*(range(s) for s in sizes[level:]))
+        for combo, oid in zip(combos, ids[offset:offset + inner[level - 1] if level else None],
+                              strict=False):  # fmt: skip
+            for kind, what, at in plans[shape_of[oid]]:
+                if kind == 0:
+                    append(what)
+                elif kind == 1:
+                    append(what[combo[at]])
+                else:
+                    append(run_text(what, oid))
+            if len(buf) >= _CHUNK:
+                yield "".join(buf)
+                buf.clear()
+
+    def walk(lists: list[list], level: int, offset: int) -> Iterator[str]:
+        if level == k or inner[level] < _REDUCE_AT:
+            yield from emit(lists, level, offset)
+        else:
+            for j in range(sizes[level]):
+                yield from walk([settle(t, level, j) for t in lists], level + 1,
+                                offset + j * inner[level])  # fmt: skip
+        if len(buf) >= _CHUNK:
+            yield "".join(buf)
+            buf.clear()
+
+    yield from walk(templates, 0, 0)
+    if buf:
+        yield "".join(buf)
 
 
 def _rank_key(record: StopRecord):
@@ -129,29 +548,40 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _row_label(group: list[StopRecord]) -> str:
-    """One label for the settings of one table row (the same outcome)."""
-    first = group[0]
-    if first["policy"] == PRECHELT:  # criteria differ in kind: list them
-        return ", ".join(dict.fromkeys(record_label(r) for r in group))
-    varying = varying_values(r["params"] for r in group)
-    return setting_label(first["policy"], first["params"], varying)
-
-
-def _outcome(r: StopRecord) -> tuple:
+def _outcome(r: Mapping[str, Any]) -> tuple:
     return (r["stopped_epoch"], r["epochs_trained"], r["final_epoch"], r["regret"])
 
 
-def _stop_rows(records: list[StopRecord], metric: str | None,
-               limit: int) -> tuple[list[list[str]], int]:  # fmt: skip
-    """Rows best first; settings with identical outcomes share one row."""
-    groups: dict[tuple, list[StopRecord]] = {}
-    for r in sorted(records, key=_rank_key):
-        groups.setdefault(_outcome(r), []).append(r)
-    ranked = list(groups.values())
-    rows = []
-    for group in ranked[:limit]:
-        r = group[0]
+def _stop_rows(recs: Records, metric: str | None, limit: int) -> tuple[list[list[str]], int]:
+    """Rows best first; settings with identical outcomes share one row.
+
+    Read from the blocks' outcomes: each row's settings are counted, and only the first
+    record of a row shown is built (the label reads its settings off the axes).
+    """
+    groups: dict[tuple, int] = {}  # a row's outcome -> its number
+    ranks: list[tuple] = []
+    per_record = []
+    for b in recs.blocks:
+        of_outcome = np.empty(len(b.outcomes), dtype=np.int32)
+        for oid, o in enumerate(b.outcomes):
+            g = groups.get(_outcome(o))
+            if g is None:
+                g = groups[_outcome(o)] = len(ranks)
+                ranks.append(_rank_key(o))
+            of_outcome[oid] = g
+        per_record.append(of_outcome[b.ids])
+    if not per_record:
+        return [], 0
+    row_of = np.concatenate(per_record)
+    present, first = np.unique(row_of, return_index=True)
+    # sorted(records, key=_rank_key) is stable: rows by rank, then by first record
+    ranked = sorted(zip(present.tolist(), first.tolist(), strict=True),
+                    key=lambda gf: (ranks[gf[0]], gf[1]))  # fmt: skip
+    rows, shown = [], 0
+    for g, f in ranked[:limit]:
+        members = np.flatnonzero(row_of == g)
+        shown += len(members)
+        r = recs[f]
         stop = "never (censored)" if r["censored"] else str(r["stopped_epoch"])
         cf = r.get("counterfactual_from")
         if cf is not None:  # a combined setting whose LR schedule no curve saw from cf on
@@ -159,7 +589,7 @@ def _stop_rows(records: list[StopRecord], metric: str | None,
         value = (r["final_metrics"] or {}).get(metric) if metric else None
         rows.append(
             [
-                _row_label(group),
+                _row_label(recs, members, r),
                 stop,
                 str(r["epochs_trained"]),
                 "-" if r["final_epoch"] is None else str(r["final_epoch"]),
@@ -167,7 +597,27 @@ def _stop_rows(records: list[StopRecord], metric: str | None,
                 _fmt_regret(metric, r["regret"]),
             ]
         )
-    return rows, sum(len(g) for g in ranked[limit:])
+    return rows, len(recs) - shown
+
+
+def _row_label(recs: Records, members: np.ndarray, first: Mapping[str, Any]) -> str:
+    """One label for the settings of one table row (records ``members``: the same
+    outcome), ``first`` the first of them."""
+    if first["policy"] == PRECHELT:  # criteria differ in kind: list them
+        return ", ".join(dict.fromkeys(record_label(recs[int(i)]) for i in members))
+    return setting_label(first["policy"], first["params"], _varying(recs, members))
+
+
+def _varying(recs: Records, members: np.ndarray) -> dict[str, list[Any]]:
+    """:func:`analysis.records.varying_values` of the params of records ``members``
+    (indices into ``recs``, in order), read off the blocks' axes."""
+    seen: dict[str, dict[Hashable, Any]] = {}
+    for b, local in recs.per_block(members):
+        for name, values in b.param_values(local).items():
+            known = seen.setdefault(name, {})
+            for v in values:
+                known.setdefault(freeze(v), v)
+    return {k: list(vals.values()) for k, vals in seen.items() if len(vals) > 1}
 
 
 def _fmt_lr(rate: float, scale: str | None) -> str:
@@ -219,9 +669,10 @@ def render_table(result: SweepResult, *, limit: int = TABLE_ROWS) -> str:
     """The human summary: per run and monitor, oracle line, best settings first, verdict."""
     out: list[str] = []
     multi = len(result.facts) > 1
+    records = Records.of(result.records)
     for oracle in result.oracles:
         run, monitor, metric = oracle["run"], oracle["monitor"], oracle["heldout"]
-        mine = [r for r in result.records if r["run"] == run and r["params"]["monitor"] == monitor]
+        mine = records.where(run=run, monitor=monitor)
         out.append(f"== {run}: {result_epochs(result, run)} epochs, monitor {monitor} ==")
         if oracle["oracle_epoch"] is not None:
             out.append(
@@ -231,7 +682,7 @@ def render_table(result: SweepResult, *, limit: int = TABLE_ROWS) -> str:
             )
         for policy, title in ((EARLY_STOPPING, "EarlyStopping"), (PRECHELT, "Prechelt"),
                               (COMBINED, "EarlyStopping + ReduceLROnPlateau")):  # fmt: skip
-            recs = [r for r in mine if r["policy"] == policy]
+            recs = mine.where(policy=policy)
             if not recs:
                 continue
             rows, more = _stop_rows(recs, metric, limit)
@@ -247,7 +698,7 @@ def render_table(result: SweepResult, *, limit: int = TABLE_ROWS) -> str:
             out.append(_table(headers, rows))
             if more:
                 out.append(f"... {more} more settings in results.csv / --format csv")
-        recs = [r for r in mine if r["policy"] == REDUCE_LR_ON_PLATEAU]
+        recs = list(mine.where(policy=REDUCE_LR_ON_PLATEAU))
         if recs:
             rows, more = _lr_rows(recs, metric, limit)
             out.append(f"\nReduceLROnPlateau ({len(recs)} settings, exact ones first)")
@@ -267,7 +718,7 @@ def render_table(result: SweepResult, *, limit: int = TABLE_ROWS) -> str:
             out.append("\n" + text)
         out.append("")
     if multi:
-        out.append(render_aggregate(result.records))
+        out.append(render_aggregate(records))
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -278,14 +729,17 @@ def result_epochs(result: SweepResult, run: str) -> int:
     return 0
 
 
-def render_aggregate(records: Sequence[Record], limit: int = TABLE_ROWS) -> str:
-    rows = aggregate([r for r in records if r["policy"] in STOP_POLICIES])
-    if not rows:
+def render_aggregate(records: Iterable[Record], limit: int = TABLE_ROWS) -> str:
+    """The across-runs table: :func:`analysis.records.aggregate` of the stop-policy
+    records, best mean regret first (computed over the blocks, building only the rows
+    shown)."""
+    rows = _AggregateRows(Records.of(records).where(policy=STOP_POLICIES))
+    if not rows.n:
         return ""
-    rows.sort(key=lambda r: (r["regret_mean"] is None, r["regret_mean"] or 0.0,
-                             r["epochs_trained_mean"] or 0))  # fmt: skip
+    order = rows.order()
     table_rows = []
-    for r in rows[:limit]:
+    for i in order[:limit]:
+        r = rows.row(int(i))
         label = setting_label(r["policy"], r["params"])
         table_rows.append(
             [
@@ -299,32 +753,147 @@ def render_aggregate(records: Sequence[Record], limit: int = TABLE_ROWS) -> str:
             ]
         )
     headers = ["setting", "runs", "regret mean", "worst", "spread", "epochs mean", "censored"]
-    text = [f"== across runs ({len(rows)} settings, best mean regret first) ==",
+    text = [f"== across runs ({rows.n} settings, best mean regret first) ==",
             _table(headers, table_rows)]  # fmt: skip
-    if len(rows) > limit:
-        text.append(f"... {len(rows) - limit} more settings in results.csv")
+    if rows.n > limit:
+        text.append(f"... {rows.n - limit} more settings in results.csv")
     return "\n".join(text)
+
+
+class _AggregateRows:
+    """:func:`analysis.records.aggregate`'s rows (the fields the table shows) over blocks.
+
+    Blocks of one policy, monitor and constant parameters whose axes are the same in
+    every run (the usual case: one grid over several runs) line up record for record:
+    their statistics are columns of arrays, summed run after run in the order
+    ``aggregate`` sums them. Others are aggregated record by record. Each row keeps
+    where its setting first occurs (block, record), the order ``aggregate`` lists rows in.
+    """
+
+    _FIELDS = ("regret_mean", "regret_worst", "regret_spread", "epochs_trained_mean")
+
+    def __init__(self, recs: Records) -> None:
+        families: dict[Hashable, list[int]] = {}
+        for k, b in enumerate(recs.blocks):
+            key = (b.policy, b.monitor, freeze(b.const), b.params)
+            families.setdefault(key, []).append(k)
+        self.parts: list[tuple[str, Any]] = []  # ("blocks", [Block]) or ("rows", [row])
+        names = (*self._FIELDS, "runs", "censored_runs", "block", "record")
+        columns: dict[str, list[np.ndarray]] = {f: [] for f in names}
+        for ks in families.values():
+            blocks = [recs.blocks[k] for k in ks]
+            if _aligned(blocks):
+                part = ("blocks", blocks)
+                stats = _aligned_stats(blocks)
+                stats["block"] = np.full(len(blocks[0]), ks[0])
+                stats["record"] = np.arange(len(blocks[0]))
+            else:
+                rows = aggregate([r for b in blocks for r in b])
+                part = ("rows", rows)
+                stats = {f: np.array([np.nan if r[f] is None else r[f] for r in rows], float)
+                         for f in self._FIELDS}  # fmt: skip
+                stats["runs"] = np.array([r["runs"] for r in rows])
+                stats["censored_runs"] = np.array([r["censored_runs"] for r in rows])
+                where: dict[Hashable, tuple[int, int]] = {}
+                for k, b in zip(ks, blocks, strict=True):
+                    for i, r in enumerate(b):
+                        where.setdefault((r["policy"], freeze(r["params"])), (k, i))
+                first = [where[(r["policy"], freeze(r["params"]))] for r in rows]
+                stats["block"] = np.array([k for k, _ in first])
+                stats["record"] = np.array([i for _, i in first])
+            self.parts.append(part)
+            for f, column in columns.items():
+                column.append(stats[f])
+        self.columns = {f: np.concatenate(c) if c else np.zeros(0) for f, c in columns.items()}
+        self.starts = np.cumsum([0, *(len(c) for c in columns["runs"])])
+        self.n = int(self.starts[-1])
+
+    def order(self) -> np.ndarray:
+        """Row numbers sorted as the table sorts aggregate rows (stable, over the order
+        in which settings first occur): by (no mean regret, mean regret or 0, mean
+        epochs or 0)."""
+        regret, epochs = self.columns["regret_mean"], self.columns["epochs_trained_mean"]
+        idx = np.lexsort((self.columns["record"], self.columns["block"]))
+        idx = idx[np.argsort(np.nan_to_num(epochs, nan=0.0)[idx], kind="stable")]
+        idx = idx[np.argsort(np.nan_to_num(regret, nan=0.0)[idx], kind="stable")]
+        return idx[np.argsort(np.isnan(regret)[idx], kind="stable")]
+
+    def row(self, i: int) -> dict[str, Any]:
+        k = int(np.searchsorted(self.starts, i, side="right")) - 1
+        kind, what = self.parts[k]
+        local = i - int(self.starts[k])
+        if kind == "rows":
+            row = what[local]
+            params, policy = row["params"], row["policy"]
+        else:
+            params, policy = what[0].params_at(local), what[0].policy
+        out: dict[str, Any] = {"policy": policy, "params": params}
+        for f in (*self._FIELDS, "runs", "censored_runs"):
+            v = self.columns[f][i]
+            out[f] = int(v) if f in ("runs", "censored_runs") else (
+                None if math.isnan(v) else float(v))  # fmt: skip
+        return out
+
+
+def _aligned(blocks: list[Block]) -> bool:
+    """Whether ``blocks`` hold the same settings in the same order, each setting once."""
+    first = blocks[0]
+    axes = [tuple(freeze(v) for v in axis) for axis in first.axes]
+    if any(len(set(axis)) != len(axis) for axis in axes):
+        return False
+    return all(b.params == first.params and [tuple(freeze(v) for v in axis) for axis in b.axes]
+               == axes for b in blocks[1:])  # fmt: skip
+
+
+def _aligned_stats(blocks: list[Block]) -> dict[str, np.ndarray]:
+    """Per setting of aligned blocks: mean, worst and spread of regret, mean epochs,
+    runs and censored runs, as :func:`analysis.records.aggregate` computes them."""
+    n = len(blocks[0])
+    acc = {f: (np.zeros(n), np.zeros(n, dtype=np.int64), np.full(n, -np.inf), np.full(n, np.inf))
+           for f in ("regret", "epochs_trained")}  # fmt: skip
+    censored = np.zeros(n, dtype=np.int64)
+    for b in blocks:
+        for f, (total, count, high, low) in acc.items():
+            per_outcome = np.array([np.nan if is_missing(o.get(f)) else float(o[f])
+                                    for o in b.outcomes])  # fmt: skip
+            v = per_outcome[b.ids]
+            ok = ~np.isnan(v)
+            total += np.where(ok, v, 0.0)  # in run order, as sum() adds them
+            count += ok
+            np.maximum(high, np.where(ok, v, -np.inf), out=high)
+            np.minimum(low, np.where(ok, v, np.inf), out=low)
+        censored += np.array([bool(o.get("censored")) for o in b.outcomes])[b.ids]
+    out: dict[str, np.ndarray] = {}
+    for f, (total, count, high, low) in acc.items():
+        some = count > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"{f}_mean"] = np.where(some, total / np.maximum(count, 1), np.nan)
+        out[f"{f}_worst"] = np.where(some, high, np.nan)
+        out[f"{f}_spread"] = np.where(some, high - low, np.nan)
+    out["runs"] = np.full(n, len(blocks))
+    out["censored_runs"] = censored
+    return out
 
 
 def _num(v, spec: str = ".4g") -> str:
     return "-" if v is None else format(v, spec)
 
 
-def verdict(records: Sequence[Record], metric: str | None) -> str:
-    """A plain-language paragraph about the early-stopping patience sweep."""
-    es = [r for r in records if r["policy"] == EARLY_STOPPING]
+def verdict(records: Iterable[Record], metric: str | None) -> str:
+    """A plain-language paragraph about the early-stopping patience sweep.
+
+    Reads the default-like slice of the grid (one record per patience and restore) and
+    the best outcome, never every record.
+    """
+    es = Records.of(records).where(policy=EARLY_STOPPING)
     if not es:
         return ""
     # Look at the default-like slice: smallest min_delta, no baseline, no warm-up.
-    md = min(r["params"]["min_delta"] for r in es)
-    start = min(r["params"]["start_from_epoch"] for r in es)
-    sl = [
-        r
-        for r in es
-        if r["params"]["min_delta"] == md
-        and r["params"]["baseline"] is None
-        and r["params"]["start_from_epoch"] == start
-    ]
+    md = min(v for b in es.blocks for v in b.values_of("min_delta"))
+    start = min(v for b in es.blocks for v in b.values_of("start_from_epoch"))
+    where = {"min_delta": lambda v: v == md, "baseline": lambda v: v is None,
+             "start_from_epoch": lambda v: v == start}  # fmt: skip
+    sl = [b[i] for b in es.blocks for i in b.select(where)]
     sentences = []
     for restore in (True, False):
         part = sorted(
@@ -365,10 +934,10 @@ def verdict(records: Sequence[Record], metric: str | None) -> str:
         lead = "With restore_best_weights" if restore else "Without it"
         suffix = f" (min_delta={md:g})" if md else ""
         sentences.append(f"{lead}{suffix}: " + "; ".join(clauses) + ".")
-    best = min(es, key=_rank_key)
+    best = es.first_min(_rank_key)
     if best["regret"] is not None and metric:
-        fewest = min((r for r in es if r["regret"] == best["regret"]),
-                     key=lambda r: r["epochs_trained"])  # fmt: skip
+        fewest = es.first_min(lambda o: o["epochs_trained"],
+                              where=lambda o: o["regret"] == best["regret"])  # fmt: skip
         sentences.insert(0, f"Cheapest best outcome: {record_label(fewest)} trains "
                          f"{fewest['epochs_trained']} epochs and keeps epoch "
                          f"{fewest['final_epoch']} ({_fmt_regret(metric, fewest['regret'])} "

@@ -1,16 +1,22 @@
 """Replay one or more logs through grids of policy settings.
 
 :func:`sweep` returns one record (a JSON-able dict) per (run, policy, setting),
-with the fields listed in docs/sweep-output.md. The work that does not
-depend on a setting (improvement traces, per-epoch metrics, regrets) is done once
-per run and shared, so a grid of 10,000 settings over a 100-epoch curve takes a
-fraction of a second.
+with the fields listed in docs/sweep-output.md, kept as compact blocks
+(:mod:`replay.blocks`): per setting only the index of its outcome. The work that does
+not depend on a setting (improvement traces, per-epoch metrics, regrets) is done once
+per run and shared, so a grid of a million settings over a 100-epoch curve takes a
+second or two and a few megabytes.
+
+:meth:`Grid.check` refuses, before any work, a grid whose sweep would not fit in the
+memory available (:meth:`Grid.memory_needed`), unless ``--max-settings`` says otherwise.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import os
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,16 +34,15 @@ from analysis.records import (
     PRECHELT,
     REDUCE_LR_ON_PLATEAU,
     RELATIVE,
-    EarlyStoppingParams,
-    EarlyStoppingRecord,
     LrScale,
     Oracle,
     PlateauRecord,
     PrecheltParams,
     PrecheltRecord,
-    Record,
+    StopOutcome,
     StopRecord,
 )
+from replay.blocks import CONST, Block, Records
 from replay.grid import GridError
 from replay.lr_alignment import align_lr
 from replay.policies import (
@@ -60,11 +65,63 @@ __all__ = [
     "sweep",
 ]
 
-MAX_SETTINGS = 10_000_000
+#: Bytes a sweep holds per setting, by policy, at its peak (from
+#: benchmarks/bench_sweep.py's figures, with room to spare): an EarlyStopping or combined
+#: setting is an outcome index in a block plus the table's and the writers' arrays; a
+#: ReduceLROnPlateau or Prechelt setting is a record, read whole by the table and charts.
+SETTING_BYTES = {EARLY_STOPPING: 64, COMBINED: 64, REDUCE_LR_ON_PLATEAU: 6000, PRECHELT: 6000}
+#: A ReduceLROnPlateau record's schedule, per epoch of the log.
+LR_EPOCH_BYTES = 64
+#: A distinct outcome of a combined block (its schedule slices are shared).
+OUTCOME_BYTES = 1000
+#: What every sweep needs besides: the interpreter, numpy, the logs, the chart workers.
+BASE_BYTES = 256 * 2**20
+#: The share of the available memory a sweep may plan to fill.
+MEMORY_SHARE = 0.8
+#: Epochs assumed per log when :meth:`Grid.memory_needed` is given no runs.
+DEFAULT_EPOCHS = 100
 
 
 class GridTooLarge(ReplayError):
-    """A grid with more settings than the configured bound."""
+    """A grid whose sweep needs more memory than is available, or more settings than
+    ``--max-settings``."""
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: the kernel's MemAvailable, or less under
+    a cgroup memory limit; None where neither can be read."""
+    found: list[int] = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                          "/sys/fs/cgroup/memory/memory.usage_in_bytes")):  # fmt: skip
+        try:
+            with open(limit) as f, open(usage) as g:
+                cap = f.read().strip()
+                if cap.isdigit() and int(cap) < 2**60:
+                    found.append(max(int(cap) - int(g.read().strip()), 0))
+        except (OSError, ValueError):
+            pass
+    if not found:
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, ValueError, OSError):
+            return None
+    return min(found)
+
+
+def _size(n: float) -> str:
+    """Bytes for a person: ``1.4 GB``, ``380 MB``."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n / 1e6:.2g} MB"
 
 
 @dataclass(frozen=True)
@@ -109,13 +166,7 @@ class Grid:
             * len(self.start_from_epoch)
             * len(self.restore_best_weights)
         )
-        lr = (
-            len(self.lr_patiences)
-            * len(self.lr_min_delta)
-            * len(self.factor)
-            * len(self.cooldown)
-            * len(self.min_lr)
-        )
+        lr = self._lr_count()
         pr = (len(self.gl_alpha) + len(self.pq_alpha) + len(self.up_strips)) * len(
             self.strip_length
         )
@@ -126,11 +177,50 @@ class Grid:
     def size(self) -> int:
         return sum(self.counts().values())
 
-    def check(self, n_runs: int = 1, max_settings: int = MAX_SETTINGS, runs=()) -> None:
+    def memory_needed(self, runs=(), n_runs: int = 1) -> int:
+        """Bytes a sweep of ``runs`` (or of ``n_runs`` logs of :data:`DEFAULT_EPOCHS`
+        epochs) holds at its peak: :data:`BASE_BYTES` plus, per run, each policy's
+        settings times :data:`SETTING_BYTES`, the schedules of ReduceLROnPlateau records
+        (:data:`LR_EPOCH_BYTES` per epoch), and the outcomes of the combined policy at
+        their worst: per LR setting, one per EarlyStopping setting but at most
+        2(n + 1) per (min_delta, baseline, start_from_epoch) and 2(n + 1)n in all, on an
+        n-epoch log (:data:`OUTCOME_BYTES` each, and n + 1 schedule slices)."""
+        epochs = [run.n_epochs for run in runs] or [DEFAULT_EPOCHS] * n_runs
+        counts = self.counts()
+        lr_settings = self._lr_count() * (len(self.monitors) or 1)
+        traces = len(self.min_delta) * len(self.baseline) * len(self.start_from_epoch)
+        es_settings = traces * len(self.patience) * len(self.restore_best_weights)
+        total = BASE_BYTES
+        for n in epochs:
+            for policy, count in counts.items():
+                total += count * SETTING_BYTES[policy]
+                if policy == REDUCE_LR_ON_PLATEAU:
+                    total += count * n * LR_EPOCH_BYTES
+                elif policy == COMBINED:
+                    outcomes = min(es_settings, 2 * (n + 1) * min(traces, max(n, 1)))
+                    schedules = (n + 1) * n * LR_EPOCH_BYTES
+                    total += lr_settings * (outcomes * OUTCOME_BYTES + schedules)
+        return total
+
+    def _lr_count(self) -> int:
+        return (len(self.lr_patiences) * len(self.lr_min_delta) * len(self.factor)
+                * len(self.cooldown) * len(self.min_lr))  # fmt: skip
+
+    def check(
+        self, n_runs: int = 1, max_settings: int | None = None, runs=(),
+        available: int | None = None,
+    ) -> None:  # fmt: skip
         """Raise before any work when the grid is unusable or too large.
 
         ``runs`` (RunLogs or RunFacts), when given, are checked for a direction of each
-        monitor they will be replayed on.
+        monitor they will be replayed on. Too large: more settings than ``max_settings``
+        when it is given (``--max-settings``: the user's bound, whatever the memory);
+        else a sweep that needs (:meth:`memory_needed`) more than :data:`MEMORY_SHARE`
+        of ``available`` bytes (default: :func:`available_memory`).
+
+        Raises:
+            PolicyError: an unknown policy, or a monitor without a direction.
+            GridTooLarge: see above; the message names the estimate and the ways out.
         """
         for p in self.policies:
             if p not in POLICIES:
@@ -142,10 +232,21 @@ class Grid:
             for monitor in self.monitors_of(run):
                 resolve_mode(monitor, self.mode, run.directions)
         size = self.size() * max(n_runs, len(runs))
-        if size > max_settings:
+        if max_settings is not None:
+            if size > max_settings:
+                raise GridTooLarge(
+                    f"the grid has {size:,} settings, more than --max-settings "
+                    f"{max_settings:,}; narrow the ranges or raise --max-settings."
+                )
+            return
+        need = self.memory_needed(runs, n_runs=n_runs)
+        available = available_memory() if available is None else available
+        if available is not None and need > MEMORY_SHARE * available:
             raise GridTooLarge(
-                f"the grid has {size:,} settings, more than --max-settings {max_settings:,}; "
-                "narrow the ranges or raise --max-settings."
+                f"the grid has {size:,} settings, whose sweep needs about {_size(need)} of "
+                f"memory, more than the {_size(MEMORY_SHARE * available)} it may use "
+                f"({MEMORY_SHARE:.0%} of {_size(available)} available); narrow the ranges, "
+                f"or pass --max-settings {size} to sweep them anyway."
             )
 
     def validate(self) -> None:
@@ -367,9 +468,13 @@ def _regrets(values: Sequence[float | None], mode: str) -> tuple[list[float | No
 
 @dataclass
 class SweepResult:
-    """Records plus what a reader of them should know (types: :mod:`analysis.records`)."""
+    """Records plus what a reader of them should know (types: :mod:`analysis.records`).
 
-    records: list[Record]
+    ``records`` is a :class:`replay.blocks.Records`: a sequence of record dicts kept as
+    compact blocks, each record built when read.
+    """
+
+    records: Records
     oracles: list[Oracle]
     notes: list[str]
     facts: list[RunFacts]
@@ -389,7 +494,7 @@ def sweep(runs: Iterable, grid: Grid = DEFAULT_GRID) -> SweepResult:
 
 
 def _sweep(runs: Iterable, grid: Grid) -> SweepResult:
-    records: list[Record] = []
+    blocks: list[Block] = []
     oracles: list[Oracle] = []
     notes: list[str] = []
     all_facts: list[RunFacts] = []
@@ -434,14 +539,20 @@ def _sweep(runs: Iterable, grid: Grid) -> SweepResult:
             curve = Curve(values)
             for policy in grid.policies:
                 if policy == EARLY_STOPPING:
-                    records.extend(_sweep_early_stopping(ctx, curve, grid))
+                    blocks.append(_sweep_early_stopping(ctx, curve, grid))
                 elif policy == REDUCE_LR_ON_PLATEAU:
-                    records.extend(_sweep_plateau(ctx, curve, grid, notes))
+                    blocks.append(_listed(_sweep_plateau(ctx, curve, grid, notes)))
                 elif policy == COMBINED:
-                    records.extend(_sweep_combined(ctx, curve, grid, notes))
+                    blocks.append(_sweep_combined(ctx, curve, grid, notes))
                 else:
-                    records.extend(_sweep_prechelt(ctx, values, grid, notes))
-    return SweepResult(records=records, oracles=oracles, notes=_unique(notes), facts=all_facts)
+                    blocks.append(_listed(_sweep_prechelt(ctx, values, grid, notes)))
+    return SweepResult(records=Records(b for b in blocks if b is not None), oracles=oracles,
+                       notes=_unique(notes), facts=all_facts)  # fmt: skip
+
+
+def _listed(records: list) -> Block | None:
+    """A block of ready-made records (a small grid's: ReduceLROnPlateau, Prechelt)."""
+    return Block.from_records(records) if records else None
 
 
 def _unique(items: list[str]) -> list[str]:
@@ -476,16 +587,23 @@ class _Context:
             "branch": None,
         }
 
+    def head(self, policy: str) -> dict:
+        """The fields before ``params`` of this run's records of ``policy``."""
+        return {"run": self.facts.name, "source": self.facts.source, "policy": policy}
+
     def stop_record(
-        self, policy: str, params: EarlyStoppingParams | PrecheltParams, stop: int | None,
-        last: int, best: int | None, final: int | None,
+        self, policy: str, params: PrecheltParams, stop: int | None, last: int,
+        best: int | None, final: int | None,
     ) -> StopRecord:  # fmt: skip
         """A stop-policy record; ``last`` is the last trained epoch (-1 for an empty log)."""
+        return {**self.head(policy), "params": params,  # type: ignore[typeddict-item]
+                **self.stop_outcome(stop, last, best, final)}  # fmt: skip
+
+    def stop_outcome(
+        self, stop: int | None, last: int, best: int | None, final: int | None
+    ) -> StopOutcome:
+        """The fields after ``params`` of a stop-policy record (see :meth:`stop_record`)."""
         return {
-            "run": self.facts.name,
-            "source": self.facts.source,
-            "policy": policy,
-            "params": params,
             "stopped": stop is not None,
             "stopped_epoch": stop,
             "epochs_trained": last + 1,
@@ -499,33 +617,81 @@ class _Context:
         }
 
 
-def _sweep_early_stopping(ctx: _Context, values, grid: Grid) -> list[EarlyStoppingRecord]:
+#: EarlyStopping's parameters in record order, each with the axis of the sweep's blocks
+#: that holds it: (min_delta, baseline, start_from_epoch) combinations, patience,
+#: restore_best_weights. The combined policy puts the LR settings first (axis 0).
+_ES_PARAMS = (("monitor", CONST), ("mode", CONST), ("min_delta", 0), ("patience", 1),
+              ("baseline", 0), ("restore_best_weights", 2), ("start_from_epoch", 0))  # fmt: skip
+
+
+def _es_axes(grid: Grid) -> tuple[list[dict], list[dict], list[dict]]:
+    """The EarlyStopping axes of ``grid``: trace settings, patiences, restores."""
     from replay.policies import _check_int
 
-    patiences = [_check_int("patience", p) for p in grid.patience]
-    restores = [bool(r) for r in grid.restore_best_weights]
-    out = []
-    for min_delta, baseline, start in itertools.product(
-        grid.min_delta, grid.baseline, grid.start_from_epoch
-    ):
-        trace = EarlyStoppingTrace(
-            values, mode=ctx.mode, min_delta=min_delta, baseline=baseline, start_from_epoch=start
-        )
-        for patience in patiences:
-            stop, last, best = trace.stop_point(patience)
-            for restore in restores:
-                final = None if last < 0 else (best if restore and best is not None else last)
-                params: EarlyStoppingParams = {
-                    "monitor": ctx.monitor,
-                    "mode": ctx.mode,
-                    "min_delta": min_delta,
-                    "patience": patience,
-                    "baseline": baseline,
-                    "restore_best_weights": restore,
-                    "start_from_epoch": start,
-                }
-                out.append(ctx.stop_record(EARLY_STOPPING, params, stop, last, best, final))
-    return out
+    traces = [{"min_delta": d, "baseline": b, "start_from_epoch": s} for d, b, s in
+              itertools.product(grid.min_delta, grid.baseline, grid.start_from_epoch)]  # fmt: skip
+    patiences = [{"patience": _check_int("patience", p)} for p in grid.patience]
+    restores = [{"restore_best_weights": bool(r)} for r in grid.restore_best_weights]
+    return traces, patiences, restores
+
+
+def _es_trace(values, mode: str, setting: dict) -> EarlyStoppingTrace:
+    return EarlyStoppingTrace(values, mode=mode, min_delta=setting["min_delta"],
+                              baseline=setting["baseline"],
+                              start_from_epoch=setting["start_from_epoch"])  # fmt: skip
+
+
+def _sweep_early_stopping(ctx: _Context, values, grid: Grid) -> Block:
+    """Every EarlyStopping setting, as a block: per setting only its outcome's index.
+
+    Outcomes are told apart by (stop, last trained, best, kept epoch): on a curve of n
+    epochs, at most 2(n + 1) per (min_delta, baseline, start_from_epoch), and in
+    practice a few dozen in all, however large the grid.
+    """
+    traces, patiences, restores = _es_axes(grid)
+    flags = [r["restore_best_weights"] for r in restores]
+    outcomes = _Outcomes()
+    known: dict[tuple, tuple[int, ...]] = {}  # (stop, last, best) -> an outcome per flag
+    ids = array("I")
+    for setting in traces:
+        trace = _es_trace(values, ctx.mode, setting)
+        for p in patiences:
+            point = trace.stop_point(p["patience"])
+            pair = known.get(point)
+            if pair is None:
+                finals = [_kept(point[1], point[2], r) for r in flags]
+                pair = known[point] = tuple(
+                    outcomes.add((*point, f), ctx.stop_outcome, *point, f) for f in finals
+                )
+            ids.extend(pair)
+    const = {"monitor": ctx.monitor, "mode": ctx.mode}
+    return Block(ctx.head(EARLY_STOPPING), ctx.monitor, _ES_PARAMS, const,
+                 (traces, patiences, restores), outcomes.values, _ids(ids))  # fmt: skip
+
+
+def _kept(last: int, best: int | None, restore: bool) -> int | None:
+    """The epoch whose weights EarlyStopping leaves (None for an empty log)."""
+    return None if last < 0 else (best if restore and best is not None else last)
+
+
+class _Outcomes:
+    """Distinct outcomes of a block, each built once: :meth:`add` returns its index."""
+
+    def __init__(self) -> None:
+        self.values: list[dict] = []
+        self._index: dict[tuple, int] = {}
+
+    def add(self, key: tuple, build, *args) -> int:
+        """The index of the outcome told apart by ``key``; ``build(*args)`` if new."""
+        i = self._index.get(key)
+        if i is None:
+            i = self._index[key] = len(self.values)
+            self.values.append(build(*args))
+        return i
+
+
+def _ids(ids: array) -> np.ndarray:
+    return np.frombuffer(ids, dtype=np.dtype(f"u{ids.itemsize}")) if ids else np.zeros(0)
 
 
 def recorded_lr(facts: RunFacts) -> list[float | None] | None:
@@ -641,8 +807,16 @@ def _sweep_plateau(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[
     return out
 
 
-def _sweep_combined(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[dict]:
-    """EarlyStopping and ReduceLROnPlateau in one fit: every pair of settings.
+#: The combined policy's parameters in record order: EarlyStopping's (its axes shifted
+#: by one), then the LR setting's (axis 0).
+_COMBINED_PARAMS = tuple((k, a if a == CONST else a + 1) for k, a in _ES_PARAMS) + tuple(
+    (k, 0) for k in ("factor", "lr_patience", "lr_min_delta", "cooldown", "min_lr", "initial_lr")
+)
+
+
+def _sweep_combined(ctx: _Context, values, grid: Grid, notes: list[str]) -> Block | None:
+    """EarlyStopping and ReduceLROnPlateau in one fit: every pair of settings, as a block
+    whose axes are the LR settings, then EarlyStopping's.
 
     The EarlyStopping replays on the curve the LR setting produced: the run's, or the
     branch that answers it (:func:`replay.branches.follow`). Its decision is exact when
@@ -652,16 +826,20 @@ def _sweep_combined(ctx: _Context, values, grid: Grid, notes: list[str]) -> list
     says from which epoch.
     """
     from replay.branches import _walk
-    from replay.policies import _check_int
 
     lr_records = _sweep_plateau(ctx, values, grid, notes)  # the schedules, and their notes
     tree = _Tree(ctx)
     root = ctx.facts.log
-    patiences = [_check_int("patience", p) for p in grid.patience]
-    restores = [bool(r) for r in grid.restore_best_weights]
-    out: list[dict] = []
-    for lr_rec in lr_records:
+    traces, patiences, restores = _es_axes(grid)
+    flags = [r["restore_best_weights"] for r in restores]
+    lr_axis = []
+    outcomes = _Outcomes()
+    ids = array("I")
+    for i, lr_rec in enumerate(lr_records):
         lp = lr_rec["params"]
+        lr_axis.append({"factor": lp["factor"], "lr_patience": lp["patience"],
+                        "lr_min_delta": lp["min_delta"], "cooldown": lp["cooldown"],
+                        "min_lr": lp["min_lr"], "initial_lr": lp["initial_lr"]})  # fmt: skip
         setting = {"initial_lr": 1.0 if lp["initial_lr"] is None else lp["initial_lr"],
                    "factor": lp["factor"], "patience": lp["patience"],
                    "cooldown": lp["cooldown"], "min_lr": lp["min_lr"]}  # fmt: skip
@@ -675,28 +853,20 @@ def _sweep_combined(ctx: _Context, values, grid: Grid, notes: list[str]) -> list
         node_facts = tree.facts_of(node)
         known = limit if limit is not None else node_facts.n_epochs
         complete = limit is None and node_facts.n_epochs == ctx.facts.n_epochs
-        rates = lr_rec["lr"]
-        for min_delta, baseline, start in itertools.product(
-            grid.min_delta, grid.baseline, grid.start_from_epoch
-        ):
-            trace = tree.es_trace(node_facts, min_delta, baseline, start)
-            for patience in patiences:
-                stop, last, best = trace.stop_point(patience)
+        for es_setting in traces:
+            trace = tree.es_trace(node_facts, es_setting)
+            for p in patiences:
+                stop, last, best = trace.stop_point(p["patience"])
                 exact = (stop is not None and stop < known) or complete
-                for restore in restores:
-                    params = {
-                        "monitor": ctx.monitor, "mode": ctx.mode, "min_delta": min_delta,
-                        "patience": patience, "baseline": baseline,
-                        "restore_best_weights": restore, "start_from_epoch": start,
-                        "factor": lp["factor"], "lr_patience": lp["patience"],
-                        "lr_min_delta": lp["min_delta"], "cooldown": lp["cooldown"],
-                        "min_lr": lp["min_lr"], "initial_lr": lp["initial_lr"],
-                    }  # fmt: skip
-                    out.append(tree.combined_record(
-                        params, lr_rec, node_facts, walked, exact, known, stop, last, best,
-                        restore, rates,
-                    ))  # fmt: skip
-    return out
+                for restore in flags:
+                    key = (i, stop, last, best, _kept(last, best, restore)) if exact else (i,)
+                    ids.append(outcomes.add(key, tree.combined_outcome, lr_rec, node_facts,
+                                            walked, exact, known, stop, last, best, restore))
+    if not ids:
+        return None
+    const = {"monitor": ctx.monitor, "mode": ctx.mode}
+    return Block(ctx.head(COMBINED), ctx.monitor, _COMBINED_PARAMS, const,
+                 (lr_axis, traces, patiences, restores), outcomes.values, _ids(ids))  # fmt: skip
 
 
 class _Tree:
@@ -710,7 +880,9 @@ class _Tree:
         self.traces: dict[tuple[int, float], PlateauTrace] = {}
         self.checkpoints: dict[int, dict[int, str]] = {}
         self.node_facts: dict[int, RunFacts] = {}
+        self.node_rows: dict[int, list[dict]] = {}
         self.es_traces: dict[tuple, EarlyStoppingTrace] = {}
+        self.schedules: dict[tuple[int, int], tuple[list, list]] = {}
 
     def decider(self, min_delta: float, setting: dict, on_root):
         """``decide(node)`` for :func:`replay.branches.follow`: the setting on a node."""
@@ -743,21 +915,27 @@ class _Tree:
             self.node_facts[id(node)] = RunFacts.from_runlog(node)
         return self.node_facts[id(node)]
 
-    def es_trace(self, facts: RunFacts, min_delta, baseline, start) -> EarlyStoppingTrace:
-        key = (id(facts), min_delta, baseline, start)
+    def es_trace(self, facts: RunFacts, setting: dict) -> EarlyStoppingTrace:
+        """EarlyStopping's trace of ``setting`` (an axis value of :func:`_es_axes`) on
+        the monitor's curve of ``facts``."""
+        key = (id(facts), setting["min_delta"], setting["baseline"], setting["start_from_epoch"])
         if key not in self.es_traces:
-            self.es_traces[key] = EarlyStoppingTrace(
-                Curve(facts.values(self.ctx.monitor)), mode=self.ctx.mode,
-                min_delta=min_delta, baseline=baseline, start_from_epoch=start,
-            )  # fmt: skip
+            self.es_traces[key] = _es_trace(Curve(facts.values(self.ctx.monitor)), self.ctx.mode,
+                                            setting)  # fmt: skip
         return self.es_traces[key]
 
-    def combined_record(self, params, lr_rec, facts: RunFacts, walked, exact: bool,
-                        known: int, stop, last, best, restore: bool, rates) -> dict:
-        """One record of the combined policy (see :func:`_sweep_combined`)."""
+    def rows_of(self, facts: RunFacts) -> list[dict]:
+        """Each epoch's metrics of the run (shared with the context) or of a branch."""
+        if facts is self.ctx.facts:
+            return self.ctx.rows
+        if id(facts) not in self.node_rows:
+            self.node_rows[id(facts)] = facts.epoch_rows()
+        return self.node_rows[id(facts)]
+
+    def combined_outcome(self, lr_rec, facts: RunFacts, walked, exact: bool, known: int,
+                         stop, last, best, restore: bool) -> dict:  # fmt: skip
+        """The fields after ``params`` of a combined record (see :func:`_sweep_combined`)."""
         ctx = self.ctx
-        base = {"run": ctx.facts.name, "source": ctx.facts.source, "policy": COMBINED,
-                "params": params}  # fmt: skip
         if not exact:
             outcome = {"stopped": False, "stopped_epoch": None, "epochs_trained": known,
                        "best_epoch": None, "final_epoch": None, "checkpoint": None,
@@ -765,7 +943,7 @@ class _Tree:
             trained = known
         else:
             final = best if restore and best is not None else last
-            rows = ctx.rows if facts is ctx.facts else facts.epoch_rows()
+            rows = self.rows_of(facts)
             if facts is ctx.facts:
                 regret = ctx.regrets[final] if final >= 0 else None
             else:  # a branch's epoch, against the best epoch the run recorded
@@ -780,13 +958,17 @@ class _Tree:
                        "final_metrics": rows[final] if final >= 0 else {},
                        "regret": regret}  # fmt: skip
             trained = last + 1
-        cuts = [e for e in lr_rec["reductions"] if e < trained - 1]
+        rates = lr_rec["lr"]
+        key = (id(lr_rec), trained)  # outcomes that train as long share the schedule
+        if key not in self.schedules:
+            cuts = [e for e in lr_rec["reductions"] if e < trained - 1]
+            self.schedules[key] = (list(rates[:trained]), cuts)
+        lr, cuts = self.schedules[key]
         return {
-            **base,
             **outcome,
             "regret_metric": ctx.heldout,
             "lr_scale": lr_rec["lr_scale"],
-            "lr": list(rates[:trained]),
+            "lr": lr,
             "reductions": cuts,
             "final_lr": rates[trained - 1] if trained else None,
             "counterfactual_from": None if exact else known,

@@ -189,10 +189,16 @@ def test_prechelt_converts_accuracy_to_error_explicitly():
 
 
 def test_grid_too_large_is_refused_before_work():
+    # 2,003,000 settings a run: the memory estimate decides, unless --max-settings does.
     grid = Grid(patience=tuple(range(1000)), min_delta=tuple(range(1000)), baseline=(None,) * 1)
+    need = grid.memory_needed(n_runs=11)
+    with pytest.raises(GridTooLarge, match="the grid has 22,033,000 settings, whose sweep "
+                       "needs about"):  # fmt: skip
+        grid.check(n_runs=11, available=need)
+    grid.check(n_runs=11, available=2 * need)
     with pytest.raises(GridTooLarge, match="more than --max-settings 10,000,000"):
-        grid.check(n_runs=11)
-    grid.check(n_runs=1, max_settings=10**8)
+        grid.check(n_runs=11, max_settings=10**7)
+    grid.check(n_runs=11, max_settings=10**8, available=1)  # the user's bound overrides
 
 
 def test_shadow_check_counts_matches_and_mismatches():
