@@ -38,11 +38,12 @@ demo: $(STAMP)
 		--patience 5 --min-delta 0 --lr-patience 3 --lr-min-delta 0.0001 --factor 0.25 \
 		--restore-best-weights no --resume -y
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_sweep.py

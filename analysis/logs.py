@@ -79,7 +79,6 @@ __all__ = [
 ]
 
 
-
 def _kinds() -> str:
     from analysis.formats import expected_layouts
 
@@ -92,6 +91,7 @@ def other_csv_layouts() -> str:
 
     others = [f.describe for f in FORMATS if f.csv and f.name != "csv"]
     return f" (also read: {', '.join(others)})" if others else ""
+
 
 _NA_TOKENS = frozenset({"", "NA", "N/A"})
 _SEPARATORS = (",", ";", "\t")
@@ -111,6 +111,7 @@ def _show(value: str, limit: int = 40) -> str:
 
 
 # --------------------------------------------------------------------------- RunLog
+
 
 @dataclass
 class RunLog:
@@ -211,6 +212,7 @@ class RunLog:
 
 # --------------------------------------------------------------------------- building
 
+
 def _build(
     path: Path | str,
     columns: list[str],
@@ -252,9 +254,7 @@ def _build(
         present = np.zeros(n, dtype=bool)
         present[kept_epochs] = True
         missing = np.flatnonzero(~present).tolist()
-        warnings.append(
-            f"{path}: {_epochs_phrase(missing)} missing; marked their cells not logged"
-        )
+        warnings.append(f"{path}: {_epochs_phrase(missing)} missing; marked their cells not logged")
     index = pd.RangeIndex(n, name="epoch")
     metrics = pd.DataFrame(out_vals, index=index, columns=list(columns), copy=False)
     not_logged = pd.DataFrame(out_absent, index=index, columns=list(columns), copy=False)
@@ -280,8 +280,9 @@ def _superseded(epochs: np.ndarray) -> np.ndarray:
     return out
 
 
-def _warn_resumes(path: Path | str, epochs: np.ndarray, lines: np.ndarray | None,
-                  warnings: list[str]) -> None:
+def _warn_resumes(
+    path: Path | str, epochs: np.ndarray, lines: np.ndarray | None, warnings: list[str]
+) -> None:
     """A warning per place where the epoch column goes back to k > 0 (a resumed fit)."""
     backs = np.flatnonzero(epochs[1:] <= epochs[:-1]) + 1
     for i in backs[:3].tolist():
@@ -312,6 +313,7 @@ def _split_trainings(epochs: np.ndarray, boundaries: list[int]) -> list[tuple[in
 
 
 # --------------------------------------------------------------------------- CSV
+
 
 def _decode(raw: bytes, path: Path) -> str:
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -488,8 +490,15 @@ def _parse_csv_text(text: str, path: Path) -> list[_Training]:
 
 
 def _parse_rows(
-    path: Path, rows: list[list[str]], ncols: int, ep_col: int, metric_idx: list[int],
-    names: list[str], line_nums: list[int], overflow: list[tuple[int, str, str]], sep: str,
+    path: Path,
+    rows: list[list[str]],
+    ncols: int,
+    ep_col: int,
+    metric_idx: list[int],
+    names: list[str],
+    line_nums: list[int],
+    overflow: list[tuple[int, str, str]],
+    sep: str,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Parse cell by cell, in line order, so the first bad cell is the one reported.
 
@@ -546,8 +555,13 @@ class _Slow(Exception):
 
 
 def _parse_columns(
-    rows: list[list[str]], ncols: int, ep_col: int, metric_idx: list[int],
-    names: list[str], line_nums: list[int], overflow: list[tuple[int, str, str]],
+    rows: list[list[str]],
+    ncols: int,
+    ep_col: int,
+    metric_idx: list[int],
+    names: list[str],
+    line_nums: list[int],
+    overflow: list[tuple[int, str, str]],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Column-at-a-time parsing with C-level loops; None when :func:`_parse_rows` must judge.
 
@@ -576,8 +590,9 @@ def _parse_columns(
             except ValueError:
                 mask = [c.strip().upper() in na for c in cells]
                 absent[:, j] = mask
-                values[:, j] = [math.nan if m else float(c) for c, m in zip(cells, mask,
-                                                                           strict=True)]
+                values[:, j] = [
+                    math.nan if m else float(c) for c, m in zip(cells, mask, strict=True)
+                ]
             infs = np.flatnonzero(np.isinf(values[:, j]))
             for i in infs.tolist():
                 if "inf" not in cells[i].lower():
@@ -644,9 +659,7 @@ def _load_csv_file(file: Path, source: str, name: str, fmt: str) -> RunLog:
 
 def several_trainings(source: str, n: int) -> AmbiguousLog:
     """The error for a log of ``n`` trainings where one is needed."""
-    return AmbiguousLog(
-        f"{source}: holds {n} trainings; name one as {source}#1 ... {source}#{n}"
-    )
+    return AmbiguousLog(f"{source}: holds {n} trainings; name one as {source}#1 ... {source}#{n}")
 
 
 def csv_stem(p: Path) -> str:
@@ -673,6 +686,7 @@ def load_csv(path: str | os.PathLike[str]) -> RunLog:
 
 # --------------------------------------------------------------------------- TensorBoard
 
+
 def load_tensorboard(path: str | os.PathLike[str]) -> RunLog:
     """Load a Keras TensorBoard log directory of one training.
 
@@ -688,8 +702,9 @@ def load_tensorboard(path: str | os.PathLike[str]) -> RunLog:
     return runs[0]
 
 
-def load_tensorboard_runs(path: str | os.PathLike[str], source: str | None = None,
-                          name: str | None = None) -> list[RunLog]:
+def load_tensorboard_runs(
+    path: str | os.PathLike[str], source: str | None = None, name: str | None = None
+) -> list[RunLog]:
     """Every training of a Keras TensorBoard log directory, each a RunLog.
 
     Reads Keras 3 / tf.keras 2 logs (``train/``, ``validation/``, ``test/``) and Keras 2
@@ -790,8 +805,11 @@ def _csv_beside(logdir: Path, run: RunLog) -> tuple[str, list[float | None]] | N
 
 def _same_training_rates(f: Path, run: RunLog) -> list[float | None] | None:
     try:
-        if (f.suffix.lower() not in _CSV_SUFFIXES or not f.is_file()
-                or f.stat().st_size > _CSV_MAX_BYTES):
+        if (
+            f.suffix.lower() not in _CSV_SUFFIXES
+            or not f.is_file()
+            or f.stat().st_size > _CSV_MAX_BYTES
+        ):
             return None
         with open(f, "rb") as fh:
             head = fh.readline(65536).decode("utf-8-sig", errors="replace")
@@ -802,8 +820,9 @@ def _same_training_rates(f: Path, run: RunLog) -> list[float | None] | None:
             text = fh.read()
     except OSError:
         return None
-    if not any(all(any(p.encode() in text for p in forms) for forms in column)
-               for column in _probes(run)):
+    if not any(
+        all(any(p.encode() in text for p in forms) for forms in column) for column in _probes(run)
+    ):
         return None  # cheap: not its first values, so not this training's file
     try:
         trainings = load_csv_runs(f, str(f), f.stem)
@@ -830,8 +849,9 @@ def _probes(run: RunLog, k: int = 3) -> list[list[set[str]]]:
 
 def _same_values(tb: RunLog, other: RunLog) -> bool:
     """Whether two logs hold the same float32 values for every metric both have."""
-    common = [c for c in tb.metrics.columns
-              if c in other.metrics.columns and lr_column([c]) is None]
+    common = [
+        c for c in tb.metrics.columns if c in other.metrics.columns and lr_column([c]) is None
+    ]
     compared = 0
     with np.errstate(over="ignore"):
         for c in common:
@@ -850,6 +870,7 @@ def _dir_name(p: Path) -> str:
 
 # --------------------------------------------------------------------------- dispatch
 
+
 def load_run(path: str | os.PathLike[str]) -> RunLog:
     """Load the one training in the log at ``path``, whatever its format.
 
@@ -859,4 +880,3 @@ def load_run(path: str | os.PathLike[str]) -> RunLog:
     from analysis.formats import load_run as load_one
 
     return load_one(path)
-

@@ -59,7 +59,7 @@ DEFAULT_ORDER = DURING
 _ORDER_WORDS = {
     DURING: "the rate in effect during epoch e",
     AFTER: "the rate after epoch e's cut, i.e. of epoch e+1 (ReduceLROnPlateau listed before "
-           "TensorBoard)",
+    "TensorBoard)",
 }
 
 
@@ -141,8 +141,7 @@ def aligned(written: Sequence[float | None], order: str) -> list[float | None]:
     return [written[0], *written[:-1]]
 
 
-def order_from_rates(written: Sequence[float | None],
-                     rates: Sequence[float | None]) -> str | None:
+def order_from_rates(written: Sequence[float | None], rates: Sequence[float | None]) -> str | None:
     """The order under which ``written`` (step e) equals ``rates`` (epoch e's rate).
 
     ``rates`` is a learning-rate column known to hold each epoch's rate (a CSVLogger's
@@ -165,9 +164,13 @@ def order_from_rates(written: Sequence[float | None],
     return fits[0][0]
 
 
-def read_order(column: str, written: Sequence[float | None], source: str,
-               csv_rates: Sequence[float | None] | None = None,
-               csv_name: str | None = None) -> LrReading:
+def read_order(
+    column: str,
+    written: Sequence[float | None],
+    source: str,
+    csv_rates: Sequence[float | None] | None = None,
+    csv_name: str | None = None,
+) -> LrReading:
     """Decide which epoch each value of a TensorBoard learning-rate column belongs to.
 
     ``csv_rates``: the learning-rate column of a CSVLogger file of the same training
@@ -179,21 +182,31 @@ def read_order(column: str, written: Sequence[float | None], source: str,
     if not moves:
         return start.decide(DEFAULT_ORDER, "constant", None)
     if column == "lr":
-        return start.decide(DURING, "tag", "Keras 2 / tf.keras log logs['lr'], set before "
-                            "ReduceLROnPlateau cuts")
+        return start.decide(
+            DURING, "tag", "Keras 2 / tf.keras log logs['lr'], set before ReduceLROnPlateau cuts"
+        )
     if csv_rates is not None:
         order = order_from_rates(written, csv_rates)
         if order is not None:
-            return start.decide(order, "csv", f"the learning rate of {csv_name} (same "
-                                "training) shows it")
+            return start.decide(
+                order, "csv", f"the learning rate of {csv_name} (same training) shows it"
+            )
     if moves[0] == 1:
-        return start.decide(AFTER, "first-epoch", "it changes between steps 0 and 1, which a "
-                            "ReduceLROnPlateau cut can only do when TensorBoard logs the rate "
-                            "after the cut (the first epoch always improves on the initial "
-                            "best)")
-    return start.decide(DEFAULT_ORDER, "default", "ambiguous, the log does not tell the "
-                        "callback order (the default reading; a CSVLogger file of this "
-                        "training beside the log would decide it)")
+        return start.decide(
+            AFTER,
+            "first-epoch",
+            "it changes between steps 0 and 1, which a "
+            "ReduceLROnPlateau cut can only do when TensorBoard logs the rate "
+            "after the cut (the first epoch always improves on the initial "
+            "best)",
+        )
+    return start.decide(
+        DEFAULT_ORDER,
+        "default",
+        "ambiguous, the log does not tell the "
+        "callback order (the default reading; a CSVLogger file of this "
+        "training beside the log would decide it)",
+    )
 
 
 def with_reading(run: RunLog, reading: LrReading) -> RunLog:
@@ -207,9 +220,9 @@ def with_reading(run: RunLog, reading: LrReading) -> RunLog:
     values = aligned(list(reading.written), reading.order)
     metrics[column] = [math.nan if v is None else v for v in values]
     not_logged[column] = [v is None for v in values]
-    warnings = [w for w in run.warnings
-                if run.lr_reading is None or w != run.lr_reading.note]
+    warnings = [w for w in run.warnings if run.lr_reading is None or w != run.lr_reading.note]
     if reading.note is not None:
         warnings.append(reading.note)
-    return dataclasses.replace(run, metrics=metrics, not_logged=not_logged,
-                               warnings=warnings, lr_reading=reading)
+    return dataclasses.replace(
+        run, metrics=metrics, not_logged=not_logged, warnings=warnings, lr_reading=reading
+    )

@@ -302,9 +302,7 @@ def validate_manifest(manifest: Any, root: Path, *, resume: bool = False) -> Man
             raise _bad_field(mpath, key, what, manifest[key])
     _check_shadow(manifest.get("shadow"), mpath)
     rate = manifest.get("fork_lr")
-    if "fork_lr" in manifest and not (
-        isinstance(rate, float) and math.isfinite(rate) and rate > 0
-    ):
+    if "fork_lr" in manifest and not (isinstance(rate, float) and math.isfinite(rate) and rate > 0):
         raise _bad_field(mpath, "fork_lr", "a positive learning rate", rate)
     _check_epochs(
         manifest.get("epochs"), root, mpath, canonical=resume, first=first_own_epoch(manifest)
@@ -364,9 +362,7 @@ def _check_shadow_entry(mpath: Path, where: str, entry: dict[str, Any]) -> None:
         raise _bad_field(mpath, f"{where}.reductions", "a list of epoch numbers", reductions)
 
 
-def _check_epochs(
-    epochs: Any, root: Path, mpath: Path, *, canonical: bool, first: int = 0
-) -> None:
+def _check_epochs(epochs: Any, root: Path, mpath: Path, *, canonical: bool, first: int = 0) -> None:
     if epochs is None:
         return
     if not isinstance(epochs, list):

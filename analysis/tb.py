@@ -72,6 +72,7 @@ _BATCH_PREFIX = "batch_"  # per-batch scalars (update_freq), never read
 
 # --------------------------------------------------------------------------- crc32c
 
+
 def crc32c(data: bytes) -> int:
     """Return the CRC-32C (Castagnoli) checksum of ``data``.
 
@@ -89,6 +90,7 @@ def masked_crc32c(data: bytes) -> int:
 
 # --------------------------------------------------------------------------- stages
 
+
 class DamagedFile(Exception):
     """Raised by a stage at the first damaged record (what, at which byte): the pipeline
     ends there, as tensorboard's ``DataLossError`` ends its record iterator, and
@@ -96,7 +98,7 @@ class DamagedFile(Exception):
 
 
 _HEADER = struct.Struct("<QI")  # length, masked crc32c(length)
-_FOOTER = struct.Struct("<I")   # masked crc32c(data)
+_FOOTER = struct.Struct("<I")  # masked crc32c(data)
 _F32 = struct.Struct("<f")
 _MASK_DELTA = 0xA282EAD8  # TFRecord's CRC mask: rotate right by 15, add this
 _CHUNK = 1 << 20
@@ -131,7 +133,7 @@ def read_records(path: Path) -> Iterator[tuple[int, bytes]]:
                 length, length_crc = _HEADER.unpack_from(buf, pos)
                 expected = length_crcs.get(length)
                 if expected is None:
-                    expected = length_crcs[length] = masked_crc32c(buf[pos:pos + 8])
+                    expected = length_crcs[length] = masked_crc32c(buf[pos : pos + 8])
                 if length_crc != expected:
                     raise DamagedFile(f"record length fails its CRC at byte {offset}")
                 end = pos + 16 + length
@@ -140,10 +142,11 @@ def read_records(path: Path) -> Iterator[tuple[int, bytes]]:
                     n, end = len(buf), 16 + length
                 if end > n:
                     raise DamagedFile(f"truncated record at byte {offset}")
-                data = buf[pos + 12:end - 4]
+                data = buf[pos + 12 : end - 4]
                 c = crc(data)
                 if (((c >> 15) | (c << 17)) + delta) & 0xFFFFFFFF != _FOOTER.unpack_from(
-                        buf, end - 4)[0]:
+                    buf, end - 4
+                )[0]:
                     raise DamagedFile(f"record data fails its CRC at byte {offset}")
                 yield offset, data
                 offset += end - pos
@@ -221,8 +224,7 @@ def _tensor_scalar(t: Any) -> float | None:
     dtype = t.dtype
     if dtype == _DT_BFLOAT16:  # the stub has no bfloat16: it is a float32's upper half
         half = t.half_val
-        raw = t.tensor_content or (struct.pack("<H", half[0] & 0xFFFF) if len(half) == 1
-                                   else b"")
+        raw = t.tensor_content or (struct.pack("<H", half[0] & 0xFFFF) if len(half) == 1 else b"")
         return _F32.unpack(b"\0\0" + raw)[0] if len(raw) == 2 else None
     if dtype in (_DT_UINT32, _DT_UINT64) and not t.tensor_content:  # lists the stub skips
         values = t.uint64_val or t.uint32_val
@@ -297,14 +299,15 @@ def _is_lr(column: str) -> bool:
 
 
 def _column_name(folder: str, tag: str) -> str:
-    metric = tag[len(_TAG_PREFIX):]
+    metric = tag[len(_TAG_PREFIX) :]
     if _is_lr(metric):
         return metric
     return FOLDERS[folder] + metric
 
 
-def _keras_columns(folder: str, raw: dict[str, dict[int, _Point]],
-                   epoch_tags: bool) -> dict[str, dict[int, _Point]]:
+def _keras_columns(
+    folder: str, raw: dict[str, dict[int, _Point]], epoch_tags: bool
+) -> dict[str, dict[int, _Point]]:
     """The Keras columns among one file's scalars (see the module docstring)."""
     if epoch_tags:
         return {_column_name(folder, t): s for t, s in raw.items() if t.startswith(_TAG_PREFIX)}
@@ -384,6 +387,7 @@ def _file_warnings(path: Path, tally: _Tally, kept: set[str]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- trainings
+
 
 @dataclass
 class TensorBoardData:
@@ -465,18 +469,26 @@ def _group_fits(files: list[EventFile]) -> list[_Fit]:
         if f.columns:
             by_folder.setdefault(f.folder, []).append(f)
     main_folders = next(
-        (group for group in (("train", ""), ("validation",), ("test",))
-         if any(by_folder.get(g) for g in group)),
+        (
+            group
+            for group in (("train", ""), ("validation",), ("test",))
+            if any(by_folder.get(g) for g in group)
+        ),
         (),
     )
-    fits = [_Fit(f) for f in sorted((f for g in main_folders for f in by_folder.get(g, [])),
-                                    key=lambda f: f.order_key)]
+    fits = [
+        _Fit(f)
+        for f in sorted(
+            (f for g in main_folders for f in by_folder.get(g, [])), key=lambda f: f.order_key
+        )
+    ]
     for folder, group in by_folder.items():
         if folder in main_folders:
             continue
         group = sorted(group, key=lambda f: f.order_key)
         if len(group) == len(fits) and all(
-                f.start == fit.main.start for f, fit in zip(group, fits, strict=True)):
+            f.start == fit.main.start for f, fit in zip(group, fits, strict=True)
+        ):
             for f, fit in zip(group, fits, strict=True):
                 fit.others.append(f)
             continue
@@ -586,8 +598,11 @@ def read_trainings(logdir: Path) -> list[TensorBoardData]:
             "given to keras.callbacks.TensorBoard"
         )
     counter = itertools.count()
-    files = [read_event_file(path, folder, counter)
-             for folder, paths in folders.items() for path in paths]
+    files = [
+        read_event_file(path, folder, counter)
+        for folder, paths in folders.items()
+        for path in paths
+    ]
     fits = _group_fits(files)
     if not fits:
         damaged = [w for f in files for w in f.warnings if ": damaged (" in w]

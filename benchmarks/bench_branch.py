@@ -69,15 +69,20 @@ def report(name: str, plan: RootPlan) -> None:
     n = len(plan.settings)
     bound = (f"{plan.epochs_high}" if plan.epochs_low == plan.epochs_high
              else f"{plan.epochs_low}..{plan.epochs_high}")  # fmt: skip
-    print(f"{name}: {n} settings, {plan.on_run} answered by the recorded run, "
-          f"{len(plan.groups)} first-level branches (forks at epochs {list(plan.forks)})")
-    print(f"  tree: {bound} epochs + {plan.checks} exactness checks; from scratch: "
-          f"{plan.naive} epochs; tree / scratch <= {plan.epochs_high / plan.naive:.1%} "
-          f"({(plan.epochs_high + plan.checks) / plan.naive:.1%} with the checks)")
+    print(
+        f"{name}: {n} settings, {plan.on_run} answered by the recorded run, "
+        f"{len(plan.groups)} first-level branches (forks at epochs {list(plan.forks)})"
+    )
+    print(
+        f"  tree: {bound} epochs + {plan.checks} exactness checks; from scratch: "
+        f"{plan.naive} epochs; tree / scratch <= {plan.epochs_high / plan.naive:.1%} "
+        f"({(plan.epochs_high + plan.checks) / plan.naive:.1%} with the checks)"
+    )
     for cap in (50, 100, 200):
         reached, spent = capped(plan, cap)
-        print(f"  --max-epochs {cap}: at least {reached}/{n} settings exact "
-              f"({spent} epochs charged)")
+        print(
+            f"  --max-epochs {cap}: at least {reached}/{n} settings exact ({spent} epochs charged)"
+        )
 
 
 def timed(fn, repeat: int = 7) -> float:
@@ -103,15 +108,27 @@ def main() -> None:
     print("\nplanning wall time (median of 7):")
     lr_1000 = {"policies": ("reduce_lr_on_plateau",), "patience": tuple(range(20)),
                "factor": tuple(f / 100 for f in range(1, 51))}  # fmt: skip
-    combined_1000 = {**COMBINED_GRID, "patience": tuple(range(10)),
-                     "lr_patience": tuple(range(20)), "factor": (0.1, 0.2, 0.3, 0.5, 0.7)}
+    combined_1000 = {
+        **COMBINED_GRID,
+        "patience": tuple(range(10)),
+        "lr_patience": tuple(range(20)),
+        "factor": (0.1, 0.2, 0.3, 0.5, 0.7),
+    }
     for name, grid in (("1,000 LR settings", lr_1000), ("1,000 combined settings", combined_1000)):
         plan = plan_for(curves, horizon, initial, **grid)
         assert len(plan.settings) == 1000, len(plan.settings)
         seconds = timed(lambda grid=grid: plan_for(curves, horizon, initial, **grid))
         print(f"  {name}: {seconds * 1000:.1f} ms ({len(plan.groups)} first-level branches)")
-    cmd = [str(ROOT / ".venv" / "bin" / "replay"), "branch", str(run), "--patience", "0..19",
-           "--factor", ",".join(f"{f / 100:g}" for f in range(1, 51)), "--dry-run"]
+    cmd = [
+        str(ROOT / ".venv" / "bin" / "replay"),
+        "branch",
+        str(run),
+        "--patience",
+        "0..19",
+        "--factor",
+        ",".join(f"{f / 100:g}" for f in range(1, 51)),
+        "--dry-run",
+    ]
     seconds = timed(lambda: subprocess.run(cmd, check=True, capture_output=True), repeat=3)
     print(f"  `replay branch --dry-run` of the 1,000 LR settings, end to end: {seconds:.2f} s")
 

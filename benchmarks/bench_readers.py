@@ -38,10 +38,20 @@ from tbevents import file_version_event, frame_record, scalar_event  # noqa: E40
 from analysis import tb  # noqa: E402
 from analysis.logs import load_csv, load_tensorboard  # noqa: E402
 
-COLUMNS = ["loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
-           "learning_rate"]
-SEVEN = {"train": ["loss", "accuracy", "learning_rate"],
-         "validation": ["loss", "accuracy"], "test": ["loss", "accuracy"]}
+COLUMNS = [
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "learning_rate",
+]
+SEVEN = {
+    "train": ["loss", "accuracy", "learning_rate"],
+    "validation": ["loss", "accuracy"],
+    "test": ["loss", "accuracy"],
+}
 FIVE = {"train": ["loss", "accuracy", "learning_rate"], "validation": ["loss", "accuracy"]}
 
 
@@ -60,8 +70,7 @@ def write_tb(root: Path, n: int, folders: dict[str, list[str]] = SEVEN) -> int:
         records = [frame_record(file_version_event())]
         for e in range(n):
             for k, m in enumerate(metrics):
-                event = scalar_event(f"epoch_{m}", 1.0 / (e + k + 1), e, 1000.0 + e,
-                                     keras3=True)
+                event = scalar_event(f"epoch_{m}", 1.0 / (e + k + 1), e, 1000.0 + e, keras3=True)
                 records.append(frame_record(event))
                 events += 1
         (root / folder / "events.out.tfevents.1.bench.0.v2").write_bytes(b"".join(records))
@@ -88,8 +97,10 @@ def bench_csv(d: Path) -> None:
         assert load_csv(f).n_epochs == n
         s = best_of(lambda f=f: load_csv(f))
         mb = f.stat().st_size / 1e6
-        print(f"CSV  {n:>7,} epochs x {len(COLUMNS)} metrics ({mb:.1f} MB): "
-              f"{s * 1000:8.1f} ms  ({s / n * 1e6:.2f} us/epoch)")
+        print(
+            f"CSV  {n:>7,} epochs x {len(COLUMNS)} metrics ({mb:.1f} MB): "
+            f"{s * 1000:8.1f} ms  ({s / n * 1e6:.2f} us/epoch)"
+        )
 
 
 def bench_small_tb(d: Path) -> None:
@@ -98,8 +109,10 @@ def bench_small_tb(d: Path) -> None:
         write_tb(root, n)
         assert load_tensorboard(root).n_epochs == n
         s = best_of(lambda root=root: load_tensorboard(root))
-        print(f"TB   {n:>7,} epochs x 7 scalars ({size_mb(root):.2f} MB):        "
-              f"{s * 1000:8.1f} ms  ({s / n * 1e6:.1f} us/epoch)")
+        print(
+            f"TB   {n:>7,} epochs x 7 scalars ({size_mb(root):.2f} MB):        "
+            f"{s * 1000:8.1f} ms  ({s / n * 1e6:.1f} us/epoch)"
+        )
 
 
 @contextmanager
@@ -136,8 +149,10 @@ def bench_100k_events(d: Path) -> None:
     n = 20_000
     events = write_tb(root, n, FIVE)
     assert events == 100_000
-    print(f"\nTB   {events:,} events ({n:,} epochs x 5 scalars, train/ + validation/, "
-          f"{size_mb(root):.1f} MB), best of 5 (tbparse: of 3):")
+    print(
+        f"\nTB   {events:,} events ({n:,} epochs x 5 scalars, train/ + validation/, "
+        f"{size_mb(root):.1f} MB), best of 5 (tbparse: of 3):"
+    )
 
     def report(label: str, s: float) -> None:
         print(f"  {label:<34} {s * 1000:8.1f} ms  ({s / events * 1e6:.2f} us/event)")

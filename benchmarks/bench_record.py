@@ -51,24 +51,41 @@ def _trial(mode: str, epochs: int, limit: int | None, batch_size: int, determini
         else:
             keras.utils.set_random_seed(0)
         model = build_model(config)
-        model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=batch_size,
-                  validation_data=(data.x_val, data.y_val), shuffle=True, verbose=0)
+        model.fit(
+            data.x_train,
+            data.y_train,
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_data=(data.x_val, data.y_val),
+            shuffle=True,
+            verbose=0,
+        )
         seconds = time.perf_counter() - began
-        params = sum(int(np.prod(w.shape)) * w.dtype.itemsize
-                     for w in (v.numpy() for v in model.weights))
-        optimizer = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
-                        for v in model.optimizer.variables)
-        return {"mode": mode, "seconds": seconds, "param_bytes": params,
-                "optimizer_bytes": optimizer, "jit_compile": bool(model.jit_compile),
-                "tf": tf.__version__}
+        params = sum(
+            int(np.prod(w.shape)) * w.dtype.itemsize for w in (v.numpy() for v in model.weights)
+        )
+        optimizer = sum(
+            int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.optimizer.variables
+        )
+        return {
+            "mode": mode,
+            "seconds": seconds,
+            "param_bytes": params,
+            "optimizer_bytes": optimizer,
+            "jit_compile": bool(model.jit_compile),
+            "tf": tf.__version__,
+        }
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
         manifest = record(Path(tmp) / "run", config, quiet=True, echo=lambda line: None)
         seconds = time.perf_counter() - began
         entries = manifest["epochs"]
-    return {"mode": mode, "seconds": seconds,
-            "checkpoint_bytes": [e["bytes"] for e in entries],
-            "epoch_seconds": [e["seconds"] for e in entries]}
+    return {
+        "mode": mode,
+        "seconds": seconds,
+        "checkpoint_bytes": [e["bytes"] for e in entries],
+        "epoch_seconds": [e["seconds"] for e in entries],
+    }
 
 
 def main() -> None:
@@ -81,15 +98,28 @@ def main() -> None:
     parser.add_argument("--trial", choices=["plain", "record"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.trial:
-        print(json.dumps(_trial(args.trial, args.epochs, args.limit, args.batch_size,
-                                args.plain_deterministic)))
+        print(
+            json.dumps(
+                _trial(
+                    args.trial, args.epochs, args.limit, args.batch_size, args.plain_deterministic
+                )
+            )
+        )
         return
 
     results: dict[str, list[dict]] = {"plain": [], "record": []}
     for i in range(args.repeats):
         for mode in ("plain", "record"):
-            cmd = [sys.executable, __file__, "--trial", mode, "--epochs", str(args.epochs),
-                   "--batch-size", str(args.batch_size)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--trial",
+                mode,
+                "--epochs",
+                str(args.epochs),
+                "--batch-size",
+                str(args.batch_size),
+            ]
             if args.limit is not None:
                 cmd += ["--limit", str(args.limit)]
             if args.plain_deterministic:
@@ -106,17 +136,23 @@ def main() -> None:
     p = results["plain"][0]
     checkpoints = results["record"][0]["checkpoint_bytes"]
     epoch_seconds = [s for r in results["record"] for s in r["epoch_seconds"]]
-    print(f"\nsetting: mlp, {args.epochs} epochs, batch {args.batch_size}, "
-          f"train {args.limit or 50000}, validation 10000 (+ test 10000 in record); "
-          f"plain jit_compile={p['jit_compile']}, "
-          f"plain op determinism={'on' if args.plain_deterministic else 'off'}")
+    print(
+        f"\nsetting: mlp, {args.epochs} epochs, batch {args.batch_size}, "
+        f"train {args.limit or 50000}, validation 10000 (+ test 10000 in record); "
+        f"plain jit_compile={p['jit_compile']}, "
+        f"plain op determinism={'on' if args.plain_deterministic else 'off'}"
+    )
     print(f"plain model.fit  median {plain:8.2f} s")
-    print(f"replay record    median {rec:8.2f} s  (epoch_seconds median "
-          f"{statistics.median(epoch_seconds):.2f} s)")
+    print(
+        f"replay record    median {rec:8.2f} s  (epoch_seconds median "
+        f"{statistics.median(epoch_seconds):.2f} s)"
+    )
     print(f"overhead ratio   {rec / plain:8.3f}  (target <= 1.15)")
-    print(f"checkpoint bytes per epoch: {checkpoints[0]:,} "
-          f"(parameters {p['param_bytes']:,} + optimizer state {p['optimizer_bytes']:,} = "
-          f"{p['param_bytes'] + p['optimizer_bytes']:,})")
+    print(
+        f"checkpoint bytes per epoch: {checkpoints[0]:,} "
+        f"(parameters {p['param_bytes']:,} + optimizer state {p['optimizer_bytes']:,} = "
+        f"{p['param_bytes'] + p['optimizer_bytes']:,})"
+    )
 
 
 if __name__ == "__main__":

@@ -192,8 +192,11 @@ def end_to_end(tree: Path, engine: bool, up_to: int) -> None:
         args = ["sweep", str(SAMPLE), "--policy", "early_stopping", "--restore-best-weights",
                 "both", *options, "--format", "csv", "--no-charts"]  # fmt: skip
         wall, peak, status = run_fresh(args, tree)
-        line = (f"{n:>12,}  {wall:>7.2f}s  {n / wall:>11,.0f}  {peak / 2**20:>8,.0f} MB"
-                if status == 0 else f"{n:>12,}  exit status {status} after {wall:.1f} s")
+        line = (
+            f"{n:>12,}  {wall:>7.2f}s  {n / wall:>11,.0f}  {peak / 2**20:>8,.0f} MB"
+            if status == 0
+            else f"{n:>12,}  exit status {status} after {wall:.1f} s"
+        )
         if engine and status == 0:
             t = engine_seconds(options)
             line += f"  {t:>6.3f}s = {n / t:>11,.0f}"

@@ -128,7 +128,7 @@ class Block(Sequence):
                 return []
             if a != CONST:
                 allowed[a] = [j for j in allowed[a] if ok(self.axes[a][j][name])]
-        strides = [math.prod(self.sizes[a + 1:]) for a in range(len(self.sizes))]
+        strides = [math.prod(self.sizes[a + 1 :]) for a in range(len(self.sizes))]
         return [sum(j * s for j, s in zip(combo, strides, strict=True))
                 for combo in itertools.product(*allowed)]  # fmt: skip
 
@@ -226,7 +226,7 @@ class Records(Sequence):
         bounds = np.searchsorted(indices, self._starts)
         for k, b in enumerate(self.blocks):
             if bounds[k] < bounds[k + 1]:
-                yield b, indices[bounds[k]:bounds[k + 1]] - self._starts[k]
+                yield b, indices[bounds[k] : bounds[k + 1]] - self._starts[k]
 
     def where(
         self, *, run: str | None = None, monitor: str | None = None,

@@ -789,8 +789,7 @@ def _setting_of(out: Path, manifest: dict[str, Any]) -> Setting:
         return Setting(plateau, None if e is None else Stopping(**e))
     except TypeError as err:
         raise BadManifest(
-            f"{out / MANIFEST}: setting is malformed ({err}); restore run.json or delete the "
-            "branch"
+            f"{out / MANIFEST}: setting is malformed ({err}); restore run.json or delete the branch"
         ) from None
 
 
@@ -832,5 +831,3 @@ def grow(root: Node, config: RecordConfig, plan: RootPlan, **options: Any) -> Su
     """Load the run's data and grow its tree (:class:`Tree`); return the summary."""
     data = load_data(root, config, options.get("data_arg"))
     return Tree(root, config, plan, data, **options).grow()
-
-

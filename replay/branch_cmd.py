@@ -133,8 +133,11 @@ def render_plan(root: RootRun, plan: RootPlan, max_epochs: int | None) -> str:
         "or their EarlyStopping stops first)",
         f"  {n - plan.on_run} {'need' if n - plan.on_run != 1 else 'needs'} a branch: "
         f"{len(plan.groups)} first-level branch{'es' if len(plan.groups) != 1 else ''}"
-        + (f", forking at epoch{'s' if len(plan.forks) != 1 else ''} {_epochs(plan.forks)}"
-           if plan.groups else ""),
+        + (
+            f", forking at epoch{'s' if len(plan.forks) != 1 else ''} {_epochs(plan.forks)}"
+            if plan.groups
+            else ""
+        ),
     ]
     if n <= LIST_SETTINGS:
         for setting, place in zip(plan.settings, plan.placements, strict=True):
@@ -294,13 +297,23 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
                   help="Train at most N epochs in all (exactness checks included); settings "
                        "not reached stay counterfactual.")  # fmt: skip
     @click.option("--yes", "-y", is_flag=True, help="Do not ask before training.")
-    @click.option("--resume", is_flag=True,
-                  help="Continue branches left interrupted (Ctrl-C, a crash, --max-epochs).")
-    @click.option("--allow-drift", is_flag=True,
-                  help="Branch even where re-training the fork epoch does not reproduce the "
-                       "recorded row (another machine or build); marked drift: true.")
-    @click.option("--data", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                  help="The MNIST file the run was recorded from, if not found as recorded.")
+    @click.option(
+        "--resume",
+        is_flag=True,
+        help="Continue branches left interrupted (Ctrl-C, a crash, --max-epochs).",
+    )
+    @click.option(
+        "--allow-drift",
+        is_flag=True,
+        help="Branch even where re-training the fork epoch does not reproduce the "
+        "recorded row (another machine or build); marked drift: true.",
+    )
+    @click.option(
+        "--data",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="The MNIST file the run was recorded from, if not found as recorded.",
+    )
     def branch(run: Path, dry_run: bool, max_epochs: int | None, yes: bool, resume: bool,
                allow_drift: bool, data: Path | None, **opts: Any) -> None:  # fmt: skip
         """Re-train RUN from the epochs where learning-rate settings leave it: exact answers.

@@ -250,8 +250,13 @@ class _Replayer:
                 mode = resolve_mode(p.monitor, p.mode)
                 trace = PlateauTrace(self._values(p.monitor), mode=mode, min_delta=p.min_delta)
                 self._plateau_traces[key] = trace
-            found = trace.decide(initial_lr=self.initial_lr, factor=p.factor,
-                                 patience=p.patience, cooldown=p.cooldown, min_lr=p.min_lr)
+            found = trace.decide(
+                initial_lr=self.initial_lr,
+                factor=p.factor,
+                patience=p.patience,
+                cooldown=p.cooldown,
+                min_lr=p.min_lr,
+            )
             self._schedules[p] = found
         return found
 

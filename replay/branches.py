@@ -118,9 +118,7 @@ def _rates(run: RunLog) -> list[float | None] | None:
     ]
 
 
-def follow(
-    decide, root: RunLog, branches: Sequence[Branch], max_depth: int = 1000
-) -> Coverage:
+def follow(decide, root: RunLog, branches: Sequence[Branch], max_depth: int = 1000) -> Coverage:
     """Walk the branch tree for one setting.
 
     ``decide(run)`` replays the setting on ``run``'s curve and returns an object with

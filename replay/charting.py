@@ -40,7 +40,8 @@ def chart_settings(result: SweepResult) -> int:
         return 0
     records = result.records.where(monitor=monitor)
     return len(records.where(policy=STOP_POLICIES)) + len(
-        records.where(run=result.facts[0].name, policy=REDUCE_LR_ON_PLATEAU))
+        records.where(run=result.facts[0].name, policy=REDUCE_LR_ON_PLATEAU)
+    )
 
 
 def chart_refusal(result: SweepResult) -> str | None:

@@ -101,9 +101,13 @@ def _monitors(run: RunLog, asked: Sequence[str]) -> list[str]:
     return out
 
 
-def reproducing_settings(run: RunLog, written: Sequence[float | None],
-                         monitors: Sequence[str] = (), min_deltas: Sequence[float] = (),
-                         mode: str = "auto") -> dict[str, Witness]:
+def reproducing_settings(
+    run: RunLog,
+    written: Sequence[float | None],
+    monitors: Sequence[str] = (),
+    min_deltas: Sequence[float] = (),
+    mode: str = "auto",
+) -> dict[str, Witness]:
     """A reproducing setting per reading (``DURING`` / ``AFTER``), for the first monitor
     (in :func:`_monitors` order) and cooldown stage that has any; empty when none
     reproduces the changes.
@@ -125,8 +129,7 @@ def reproducing_settings(run: RunLog, written: Sequence[float | None],
     asked = {run.column(m) for m in monitors}
     for monitor in _monitors(run, monitors):
         try:  # the sweep's mode is for its own monitors; the others go by their names
-            resolved = resolve_mode(monitor, mode if monitor in asked else "auto",
-                                    run.directions)
+            resolved = resolve_mode(monitor, mode if monitor in asked else "auto", run.directions)
         except PolicyError:
             continue
         traces = [PlateauTrace(run.values(monitor), mode=resolved, min_delta=d) for d in deltas]
@@ -139,12 +142,28 @@ def reproducing_settings(run: RunLog, written: Sequence[float | None],
                         continue
                     first = min(observed[order])
                     for patience in (p for p in PATIENCES if reach.get(max(p, 1)) == first):
-                        hit = _search(trace, w[0], factor, floor, patience, cooldowns,
-                                      observed[order], last_visible[order])
+                        hit = _search(
+                            trace,
+                            w[0],
+                            factor,
+                            floor,
+                            patience,
+                            cooldowns,
+                            observed[order],
+                            last_visible[order],
+                        )
                         if hit is not None:
                             cooldown, min_lr = hit
-                            found[order] = Witness(order, monitor, resolved, min_delta,
-                                                   patience, cooldown, min_lr, factor)
+                            found[order] = Witness(
+                                order,
+                                monitor,
+                                resolved,
+                                min_delta,
+                                patience,
+                                cooldown,
+                                min_lr,
+                                factor,
+                            )
                             break
                 if len(found) == 2:
                     break
@@ -153,19 +172,33 @@ def reproducing_settings(run: RunLog, written: Sequence[float | None],
     return {}
 
 
-def _search(trace: PlateauTrace, initial: float, factor: float, floor: float, patience: int,
-            cooldowns: Sequence[int], observed: set[int], last: int) -> tuple[int, float] | None:
+def _search(
+    trace: PlateauTrace,
+    initial: float,
+    factor: float,
+    floor: float,
+    patience: int,
+    cooldowns: Sequence[int],
+    observed: set[int],
+    last: int,
+) -> tuple[int, float] | None:
     for cooldown in cooldowns:
         for min_lr in (0.0, floor):
-            r = trace.decide(initial_lr=initial, factor=factor, patience=patience,
-                             cooldown=cooldown, min_lr=min_lr)
+            r = trace.decide(
+                initial_lr=initial,
+                factor=factor,
+                patience=patience,
+                cooldown=cooldown,
+                min_lr=min_lr,
+            )
             if {e for e in r.reductions if e <= last} == observed:
                 return cooldown, min_lr
     return None
 
 
-def align_lr(run: RunLog, monitors: Sequence[str] = (), min_deltas: Sequence[float] = (),
-             mode: str = "auto") -> RunLog:
+def align_lr(
+    run: RunLog, monitors: Sequence[str] = (), min_deltas: Sequence[float] = (), mode: str = "auto"
+) -> RunLog:
     """``run`` with its TensorBoard learning rate aligned by the settings that reproduce
     it, when the log alone left the reading open (see the module docstring).
 
@@ -185,21 +218,27 @@ def align_lr(run: RunLog, monitors: Sequence[str] = (), min_deltas: Sequence[flo
     found = reproducing_settings(run, reading.written, monitors, min_deltas, mode)
     if reading.evidence == "first-epoch":
         if AFTER in found:
-            why = (f"{found[AFTER].describe()} reproduces its cuts only so, and it changes "
-                   "between steps 0 and 1")
+            why = (
+                f"{found[AFTER].describe()} reproduces its cuts only so, and it changes "
+                "between steps 0 and 1"
+            )
             return with_reading(run, reading.decide(AFTER, "settings", why))
         return with_reading(run, reading.decide(DURING, "settings", _NOT_PLATEAU))
     if len(found) == 1:
-        (order, witness), = found.items()
+        ((order, witness),) = found.items()
         other = AFTER if order == DURING else DURING
-        why = (f"{witness.describe()} reproduces its cuts so, and no setting does when read "
-               f"as {describe_order(other)}")
+        why = (
+            f"{witness.describe()} reproduces its cuts so, and no setting does when read "
+            f"as {describe_order(other)}"
+        )
         return with_reading(run, reading.decide(order, "settings", why))
     if not found:
         return with_reading(run, reading.decide(DURING, "settings", _NOT_PLATEAU))
-    why = (f"ambiguous, ReduceLROnPlateau settings reproduce its cuts under either reading "
-           f"({found[DURING].describe()} as written, {found[AFTER].describe()} one epoch "
-           "later); read as written (the default)")
+    why = (
+        f"ambiguous, ReduceLROnPlateau settings reproduce its cuts under either reading "
+        f"({found[DURING].describe()} as written, {found[AFTER].describe()} one epoch "
+        "later); read as written (the default)"
+    )
     return with_reading(run, reading.decide(DEFAULT_ORDER, "default", why))
 
 

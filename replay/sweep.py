@@ -321,8 +321,7 @@ class Grid:
             up_strips=(3,),
         )
         if given.get("lr_patience") is None and (
-            COMBINED in (given.get("policies") or ())
-            or given.get("patience") is None
+            COMBINED in (given.get("policies") or ()) or given.get("patience") is None
         ):
             keras = replace(keras, lr_patience=(10,))  # Keras's ReduceLROnPlateau default
         grid = cls.from_options(keras, **given)
@@ -860,8 +859,21 @@ def _sweep_combined(ctx: _Context, values, grid: Grid, notes: list[str]) -> Bloc
                 exact = (stop is not None and stop < known) or complete
                 for restore in flags:
                     key = (i, stop, last, best, _kept(last, best, restore)) if exact else (i,)
-                    ids.append(outcomes.add(key, tree.combined_outcome, lr_rec, node_facts,
-                                            walked, exact, known, stop, last, best, restore))
+                    ids.append(
+                        outcomes.add(
+                            key,
+                            tree.combined_outcome,
+                            lr_rec,
+                            node_facts,
+                            walked,
+                            exact,
+                            known,
+                            stop,
+                            last,
+                            best,
+                            restore,
+                        )
+                    )
     if not ids:
         return None
     const = {"monitor": ctx.monitor, "mode": ctx.mode}

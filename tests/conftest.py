@@ -99,3 +99,15 @@ def make_run(
                 "shadow": [{"callback": "EarlyStopping", "stopped_epoch": None}]}  # fmt: skip
     (root / "run.json").write_text(json.dumps(manifest, indent=1))
     return root
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` is a real installed package, not a folder of that name that
+    happens to lie on ``sys.path`` (a namespace package, e.g. a test fixture folder)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and spec.origin is not None

@@ -87,7 +87,9 @@ def test_a_branch_is_the_run_its_setting_records_bit_for_bit(runs, constant):
     assert m["exactness"]["epoch"] == 6 and m["exactness"]["matched"] is True
     assert [e["epoch"] for e in m["epochs"]] == [6, 7]  # its own checkpoints only
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
-        "epoch-007.keras", "epoch-008.keras"]
+        "epoch-007.keras",
+        "epoch-008.keras",
+    ]
     assert read_manifest(out, resume=True) == m  # a resumable run directory
     assert m["shadow"] == manifest(runs["plateau"])["shadow"]  # the same real decisions
     check = json.loads((constant / "branches" / "exactness.json").read_text())["checks"]
@@ -115,8 +117,10 @@ def test_siblings_reuse_the_check_and_a_sub_branch_is_exact_too(runs, constant, 
                     "factor=0.5,patience=1,min_delta=0.005")  # fmt: skip
     result = branch(constant, *SETTING, "--lr-min-delta", "0.0001,0.005")
     assert result.exit_code == 0, result.output
-    assert f"[branch 1 of 1] {BRANCH} (fork at epoch 6 of the run, lr 0.0005, 2 settings): " \
-           "found, complete, 8 epochs" in result.stdout
+    assert (
+        f"[branch 1 of 1] {BRANCH} (fork at epoch 6 of the run, lr 0.0005, 2 settings): "
+        "found, complete, 8 epochs" in result.stdout
+    )
     assert "  1 setting part at epoch 7 (lr 0.00025): sub-branch queued" in result.stdout
     sub = constant / "branches" / "b002-e07-lr0.00025"
     assert values(sub) == values(strict)

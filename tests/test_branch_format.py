@@ -26,8 +26,11 @@ from replay.resume import ResumePlan, plan_resume
 
 SHA = "ab" * 32
 FORK = 4
-SETTING = {"policy": "reduce_lr_on_plateau", "early_stopping": None,
-           "reduce_lr_on_plateau": {"monitor": "val_loss", "factor": 0.5, "patience": 1}}
+SETTING = {
+    "policy": "reduce_lr_on_plateau",
+    "early_stopping": None,
+    "reduce_lr_on_plateau": {"monitor": "val_loss", "factor": 0.5, "patience": 1},
+}
 
 
 def entry(epoch: int) -> dict:

@@ -43,8 +43,9 @@ def lr(factor: float, patience: int, **kw) -> Setting:
 
 
 def es_lr(es_patience: int, factor: float, patience: int, **kw) -> Setting:
-    return Setting(Plateau("val_loss", "min", factor, patience), Stopping("val_loss", "min",
-                                                                          es_patience, **kw))
+    return Setting(
+        Plateau("val_loss", "min", factor, patience), Stopping("val_loss", "min", es_patience, **kw)
+    )
 
 
 def curves(val: list[float], rate: float = 0.1, rates: list[float] | None = None) -> dict:
@@ -121,8 +122,10 @@ def test_a_monitor_the_run_lacks_is_refused():
 
 # The branch of RLROP(factor=0.5, patience=1) forked at epoch 3 of FLAT (8 epochs): its
 # real callback cut the rate at the end of epochs 2 (the fork), 4 and 6.
-BRANCH = curves([1.0, 0.9, 0.95, 0.85, 0.86, 0.84, 0.845, 0.83],
-                rates=[0.1, 0.1, 0.1, f32(0.05), f32(0.05), f32(0.025), f32(0.025), f32(0.0125)])
+BRANCH = curves(
+    [1.0, 0.9, 0.95, 0.85, 0.86, 0.84, 0.845, 0.83],
+    rates=[0.1, 0.1, 0.1, f32(0.05), f32(0.05), f32(0.025), f32(0.025), f32(0.0125)],
+)
 LIVE = lr(0.5, 1)
 STRICT = lr(0.5, 1, min_delta=0.015)  # the same until epoch 5's 0.01 improvement, too small
 LATE_ES = Setting(LIVE.plateau, Stopping("val_loss", "min", 1, start_from_epoch=3))
@@ -179,8 +182,12 @@ def test_settings_of_a_grid_in_grid_order():
     grid = Grid.from_options(Grid(policies=("reduce_lr_on_plateau",)), patience=(3, 4),
                              factor=(0.1, 0.5))  # fmt: skip
     labels = [s.label for s in settings_for(grid, ["val_loss"])]
-    assert labels == ["RLROP(factor=0.1, patience=3)", "RLROP(factor=0.1, patience=4)",
-                      "RLROP(factor=0.5, patience=3)", "RLROP(factor=0.5, patience=4)"]
+    assert labels == [
+        "RLROP(factor=0.1, patience=3)",
+        "RLROP(factor=0.1, patience=4)",
+        "RLROP(factor=0.5, patience=3)",
+        "RLROP(factor=0.5, patience=4)",
+    ]
 
 
 def test_the_combined_grid_is_the_product_with_separate_patiences():
@@ -307,5 +314,7 @@ def test_a_log_that_is_not_a_run_directory_is_refused(tmp_path):
     log = tmp_path / "training.csv"
     log.write_text("epoch,loss,val_loss\n0,1.0,1.0\n")
     result = run("branch", log, catch_exceptions=True)
-    assert error_line(result) == (f"Error: {log}: no run.json; replay branch needs a run "
-                                  "directory recorded by `replay record` (with its checkpoints)")
+    assert error_line(result) == (
+        f"Error: {log}: no run.json; replay branch needs a run "
+        "directory recorded by `replay record` (with its checkpoints)"
+    )

@@ -156,12 +156,26 @@ def sweep_records():
         for d in (0.0, 0.01):
             for restore in (False, True):
                 if p >= 7:
-                    out.append(es(p, min_delta=d, restore=restore, censored=True,
-                                  regret=0.02 if not restore else 0.0))
+                    out.append(
+                        es(
+                            p,
+                            min_delta=d,
+                            restore=restore,
+                            censored=True,
+                            regret=0.02 if not restore else 0.0,
+                        )
+                    )
                 else:
-                    out.append(es(p, min_delta=d, restore=restore, stop=2 + p,
-                                  regret=0.01 * p if not restore else 0.0,
-                                  test_loss=0.3 + 0.01 * p))
+                    out.append(
+                        es(
+                            p,
+                            min_delta=d,
+                            restore=restore,
+                            stop=2 + p,
+                            regret=0.01 * p if not restore else 0.0,
+                            test_loss=0.3 + 0.01 * p,
+                        )
+                    )
     return out
 
 
@@ -189,8 +203,7 @@ def legend_texts(legend) -> list[str]:
         ([(2, 0.1), (2, 0.1)], False, [(2.0, 0.1)]),
         ([(2, 0.3), (2, 0.1)], False, [(2.0, 0.1)]),
         ([(2, 0.1), (5, 0.1)], False, [(2.0, 0.1)]),
-        ([(2, 0.9), (5, 0.95), (6, 0.93), (9, 0.99)], True,
-         [(2.0, 0.9), (5.0, 0.95), (9.0, 0.99)]),
+        ([(2, 0.9), (5, 0.95), (6, 0.93), (9, 0.99)], True, [(2.0, 0.9), (5.0, 0.95), (9.0, 0.99)]),
         ([(2, 0.9), (5, 0.95)], False, [(2.0, 0.9)]),
         ([(None, None)], False, []),
     ],
@@ -223,35 +236,61 @@ def test_records_higher_is_better_reads_the_resolved_mode(modes, higher):
 
 
 def grid_rec(patience, min_delta, value, *, censored=False, restore=False):
-    return {"policy": "early_stopping", "censored": censored, "regret": value,
-            "params": {"patience": patience, "min_delta": min_delta,
-                       "restore_best_weights": restore}}
+    return {
+        "policy": "early_stopping",
+        "censored": censored,
+        "regret": value,
+        "params": {"patience": patience, "min_delta": min_delta, "restore_best_weights": restore},
+    }
 
 
 @pytest.mark.parametrize(
     ("records", "col", "expected_values", "expected_censored"),
     [
         # a full 2 x 2 grid
-        ([grid_rec(1, 0.0, 0.1), grid_rec(1, 0.1, 0.2), grid_rec(2, 0.0, 0.3),
-          grid_rec(2, 0.1, 0.4)], "min_delta", [[0.1, 0.2], [0.3, 0.4]],
-         [[False, False], [False, False]]),
+        (
+            [
+                grid_rec(1, 0.0, 0.1),
+                grid_rec(1, 0.1, 0.2),
+                grid_rec(2, 0.0, 0.3),
+                grid_rec(2, 0.1, 0.4),
+            ],
+            "min_delta",
+            [[0.1, 0.2], [0.3, 0.4]],
+            [[False, False], [False, False]],
+        ),
         # None and NaN are skipped; a cell with nothing left is None
-        ([grid_rec(1, 0.0, None), grid_rec(1, 0.1, NAN), grid_rec(1, 0.1, 0.5)],
-         "min_delta", [[None, 0.5]], [[False, False]]),
+        (
+            [grid_rec(1, 0.0, None), grid_rec(1, 0.1, NAN), grid_rec(1, 0.1, 0.5)],
+            "min_delta",
+            [[None, 0.5]],
+            [[False, False]],
+        ),
         # a single setting
         ([grid_rec(3, 0.0, 0.25)], "min_delta", [[0.25]], [[False]]),
         # censored only
-        ([grid_rec(5, 0.0, 0.0, censored=True), grid_rec(6, 0.0, 0.1, censored=True)],
-         "min_delta", [[0.0], [0.1]], [[True], [True]]),
+        (
+            [grid_rec(5, 0.0, 0.0, censored=True), grid_rec(6, 0.0, 0.1, censored=True)],
+            "min_delta",
+            [[0.0], [0.1]],
+            [[True], [True]],
+        ),
         # a parameter not on an axis (restore) is averaged over
-        ([grid_rec(1, 0.0, 0.2, restore=False), grid_rec(1, 0.0, 0.0, restore=True)],
-         "min_delta", [[0.1]], [[False]]),
+        (
+            [grid_rec(1, 0.0, 0.2, restore=False), grid_rec(1, 0.0, 0.0, restore=True)],
+            "min_delta",
+            [[0.1]],
+            [[False]],
+        ),
         # no column parameter: one column
-        ([grid_rec(1, 0.0, 0.2), grid_rec(1, 0.1, 0.4)], None, [[pytest.approx(0.3)]],
-         [[False]]),
+        ([grid_rec(1, 0.0, 0.2), grid_rec(1, 0.1, 0.4)], None, [[pytest.approx(0.3)]], [[False]]),
         # a missing cell in the grid is None
-        ([grid_rec(1, 0.0, 0.1), grid_rec(2, 0.1, 0.2)], "min_delta",
-         [[0.1, None], [None, 0.2]], [[False, False], [False, False]]),
+        (
+            [grid_rec(1, 0.0, 0.1), grid_rec(2, 0.1, 0.2)],
+            "min_delta",
+            [[0.1, None], [None, 0.2]],
+            [[False, False], [False, False]],
+        ),
     ],
 )
 def test_heatmap_grid(records, col, expected_values, expected_censored):
@@ -262,10 +301,10 @@ def test_heatmap_grid(records, col, expected_values, expected_censored):
 
 
 def test_heatmap_grid_sorts_axes_and_takes_tuple_columns():
-    recs = [grid_rec(p, d, 0.1, restore=r) for p in (3, 1, 2) for d in (0.1, 0.0)
-            for r in (True, False)]
-    grid = chartdata.heatmap_grid(recs, "patience", ("min_delta", "restore_best_weights"),
-                               "regret")
+    recs = [
+        grid_rec(p, d, 0.1, restore=r) for p in (3, 1, 2) for d in (0.1, 0.0) for r in (True, False)
+    ]
+    grid = chartdata.heatmap_grid(recs, "patience", ("min_delta", "restore_best_weights"), "regret")
     assert grid["rows"] == [1, 2, 3]
     assert grid["cols"] == [(0.0, False), (0.0, True), (0.1, False), (0.1, True)]
     assert grid["counts"] == [[1, 1, 1, 1]] * 3
@@ -286,16 +325,28 @@ def axes_rec(**params):
     ("records", "expected"),
     [
         ([axes_rec(patience=p, min_delta=0.0) for p in (1, 2)], ("patience", (), [])),
-        ([axes_rec(patience=1, min_delta=d) for d in (0.0, 0.1)],
-         ("patience", ("min_delta",), [])),
-        ([axes_rec(patience=1, min_delta=d, restore_best_weights=r)
-          for d in (0.0, 0.1, 0.2) for r in (True, False)],
-         ("patience", ("min_delta", "restore_best_weights"), [])),
-        ([axes_rec(patience=1, min_delta=d, monitor=m, restore_best_weights=r)
-          for d in (0.0, 0.1, 0.2) for m in ("val_loss", "val_accuracy") for r in (True, False)],
-         ("patience", ("min_delta", "monitor"), ["restore_best_weights"])),
-        ([axes_rec(patience=1, monitor=m) for m in ("val_loss", "loss")],
-         ("patience", ("monitor",), [])),
+        ([axes_rec(patience=1, min_delta=d) for d in (0.0, 0.1)], ("patience", ("min_delta",), [])),
+        (
+            [
+                axes_rec(patience=1, min_delta=d, restore_best_weights=r)
+                for d in (0.0, 0.1, 0.2)
+                for r in (True, False)
+            ],
+            ("patience", ("min_delta", "restore_best_weights"), []),
+        ),
+        (
+            [
+                axes_rec(patience=1, min_delta=d, monitor=m, restore_best_weights=r)
+                for d in (0.0, 0.1, 0.2)
+                for m in ("val_loss", "val_accuracy")
+                for r in (True, False)
+            ],
+            ("patience", ("min_delta", "monitor"), ["restore_best_weights"]),
+        ),
+        (
+            [axes_rec(patience=1, monitor=m) for m in ("val_loss", "loss")],
+            ("patience", ("monitor",), []),
+        ),
         ([axes_rec(patience=1)], ("patience", (), [])),
     ],
 )
@@ -406,19 +457,25 @@ def test_tradeoff_points_skip_missing_values():
 
 def test_curves_figure_structure():
     recs = sweep_records() + [prechelt("gl", 2.0), prechelt("up", None, 3, stop=8)]
-    fig = charts.curves_figure(metrics_frame(), "val_loss", recs, oracle_epoch=3,
-                               heldout="test_loss", title="run r1")
+    fig = charts.curves_figure(
+        metrics_frame(), "val_loss", recs, oracle_epoch=3, heldout="test_loss", title="run r1"
+    )
     assert fig.get_suptitle() == "run r1"
     assert len(fig.axes) == 2
     top, bottom = sorted(fig.axes, key=lambda ax: -ax.get_position().y0)
     curve_labels = [ln.get_label() for ln in top.get_lines() if not ln.get_label().startswith("_")]
     assert curve_labels == ["train (loss)", "validation (val_loss)", "test (test_loss)"]
     assert legend_texts(top.get_legend()) == [
-        "train (loss)", "validation (val_loss)", "test (test_loss)",
-        "oracle epoch 3\n(best test_loss)", "past the log's end",
+        "train (loss)",
+        "validation (val_loss)",
+        "test (test_loss)",
+        "oracle epoch 3\n(best test_loss)",
+        "past the log's end",
     ]
     assert legend_texts(bottom.get_legend()) == [
-        "stop epoch", "kept epoch (final weights)", "never stopped\n(censored)",
+        "stop epoch",
+        "kept epoch (final weights)",
+        "never stopped\n(censored)",
     ]
     ticks = [t.get_text() for t in bottom.get_yticklabels()]
     assert ticks == [f"patience {p}" for p in range(11)] + ["GL α=2", "UP s=3"]
@@ -430,8 +487,9 @@ def test_curves_figure_structure():
 
 
 def test_curves_figure_without_test_columns_or_settings():
-    fig = charts.curves_figure(metrics_frame(test=False), "val_loss", [], oracle_epoch=None,
-                               heldout=None)
+    fig = charts.curves_figure(
+        metrics_frame(test=False), "val_loss", [], oracle_epoch=None, heldout=None
+    )
     top, bottom = sorted(fig.axes, key=lambda ax: -ax.get_position().y0)
     assert len([ln for ln in top.get_lines() if not ln.get_label().startswith("_")]) == 2
     assert "val_loss" in fig.get_suptitle()
@@ -440,9 +498,13 @@ def test_curves_figure_without_test_columns_or_settings():
 
 
 def test_curves_figure_censored_only():
-    fig = charts.curves_figure(metrics_frame(), "val_loss",
-                               [es(p, censored=True) for p in (5, 6)],
-                               oracle_epoch=3, heldout="test_loss")
+    fig = charts.curves_figure(
+        metrics_frame(),
+        "val_loss",
+        [es(p, censored=True) for p in (5, 6)],
+        oracle_epoch=3,
+        heldout="test_loss",
+    )
     _, bottom = sorted(fig.axes, key=lambda ax: -ax.get_position().y0)
     # no stop markers: kept epochs, censored markers and the segments between them
     assert len(bottom.collections) == 3
@@ -462,7 +524,10 @@ def test_early_stopping_figure_structure():
     assert regret_ax.get_ylabel() == ""  # shares the rows of the first panel
     assert epochs_ax.get_xlabel() == "min_delta / restore_best_weights (top to bottom)"
     assert [t.get_text() for t in epochs_ax.get_xticklabels()] == [
-        "0\nno", "0\nyes", "0.01\nno", "0.01\nyes",
+        "0\nno",
+        "0\nyes",
+        "0.01\nno",
+        "0.01\nyes",
     ]
     assert len(epochs_ax.texts) == 11 * 4
     assert len(regret_ax.texts) == 11 * 4 - 1  # the unknown regret is a blank cell
@@ -480,9 +545,13 @@ def test_early_stopping_figure_single_setting_and_averaging_note():
     fig = charts.early_stopping_figure([es(3, stop=5)])
     assert len(fig.axes[0].texts) == 1 and len(fig.axes[1].texts) == 1
     assert [t.get_text() for t in fig.texts] == ["Early stopping by patience"]  # no notes
-    recs = [es(p, min_delta=d, restore=r, monitor=m, stop=4)
-            for p in (1, 2) for d in (0, 0.1, 0.2) for m in ("val_loss", "loss")
-            for r in (True, False)]
+    recs = [
+        es(p, min_delta=d, restore=r, monitor=m, stop=4)
+        for p in (1, 2)
+        for d in (0, 0.1, 0.2)
+        for m in ("val_loss", "loss")
+        for r in (True, False)
+    ]
     fig = charts.early_stopping_figure(recs)
     assert any("mean over restore_best_weights" in t.get_text() for t in fig.texts)
     assert png_bytes(fig).startswith(PNG_MAGIC)
@@ -491,8 +560,7 @@ def test_early_stopping_figure_single_setting_and_averaging_note():
 def test_early_stopping_figure_from_aggregate_rows():
     recs = sweep_records() + [dict(r, run="r2") for r in sweep_records()]
     rows = aggregate(recs)
-    fig = charts.early_stopping_figure(
-        rows, value_fields=("epochs_trained_mean", "regret_mean"))
+    fig = charts.early_stopping_figure(rows, value_fields=("epochs_trained_mean", "regret_mean"))
     assert fig.axes[0].get_title().startswith("epochs trained (mean over runs)\n")
     assert fig.axes[1].get_title().startswith("regret (mean over runs) in test_loss\n")
     assert len(fig.axes[0].texts) == 44
@@ -545,8 +613,7 @@ def test_lr_schedules_figure_without_records():
 
 def test_tradeoff_figure_structure():
     recs = sweep_records() + [prechelt()]
-    fig = charts.tradeoff_figure(recs, full_run_value=0.4, oracle_value=0.3,
-                                 metric="test_loss")
+    fig = charts.tradeoff_figure(recs, full_run_value=0.4, oracle_value=0.3, metric="test_loss")
     assert len(fig.axes) == 2  # the chart and the patience colour bar
     ax = fig.axes[0]
     assert ax.get_xlabel() == "epochs trained"
@@ -576,8 +643,9 @@ def test_tradeoff_figure_accuracy_is_higher_is_better():
     recs[1]["final_metrics"]["test_accuracy"] = 0.95
     for r in recs:
         r["params"]["mode"] = "max"  # as the sweep resolves it for val_accuracy
-    fig = charts.tradeoff_figure(recs, full_run_value=None, oracle_value=None,
-                                 metric="test_accuracy")
+    fig = charts.tradeoff_figure(
+        recs, full_run_value=None, oracle_value=None, metric="test_accuracy"
+    )
     ax = fig.axes[0]
     assert "higher is better" in ax.get_ylabel()
     assert [t.get_text() for t in ax.texts] == ["1", "2"]
@@ -586,9 +654,14 @@ def test_tradeoff_figure_accuracy_is_higher_is_better():
 
 def test_tradeoff_figure_from_aggregate_rows_and_empty():
     rows = aggregate(sweep_records() + [dict(r, run="r2") for r in sweep_records()])
-    fig = charts.tradeoff_figure(rows, full_run_value=None, oracle_value=None,
-                                 metric="test_loss", x_field="epochs_trained_mean",
-                                 metrics_field="final_metrics_mean")
+    fig = charts.tradeoff_figure(
+        rows,
+        full_run_value=None,
+        oracle_value=None,
+        metric="test_loss",
+        x_field="epochs_trained_mean",
+        metrics_field="final_metrics_mean",
+    )
     assert "mean over runs" in fig.axes[0].get_xlabel()
     assert png_bytes(fig).startswith(PNG_MAGIC)
     fig = charts.tradeoff_figure([], full_run_value=None, oracle_value=None, metric="test_loss")
@@ -597,8 +670,9 @@ def test_tradeoff_figure_from_aggregate_rows_and_empty():
 
 
 def test_save_figure_writes_png_atomically(tmp_path):
-    fig = charts.tradeoff_figure([es(1, stop=3)], full_run_value=None, oracle_value=None,
-                                 metric="test_loss")
+    fig = charts.tradeoff_figure(
+        [es(1, stop=3)], full_run_value=None, oracle_value=None, metric="test_loss"
+    )
     target = tmp_path / "tradeoff.png"
     charts.save_figure(fig, target)
     assert target.read_bytes().startswith(PNG_MAGIC)

@@ -136,8 +136,10 @@ def bad_inputs(tmp: Path):
             ["pick", good, "--patience", "1,2"],
             "Error: --patience: pick takes one value but got '1,2'.",
         ),
-        (["pick", good, "--policy", "reduce_lr_on_plateau,prechelt"],
-         "pick chooses one checkpoint"),
+        (
+            ["pick", good, "--policy", "reduce_lr_on_plateau,prechelt"],
+            "pick chooses one checkpoint",
+        ),
         (
             ["pick", good, "--restore-best-weights", "both"],
             "Error: --restore-best-weights: pick takes yes or no, not both.",

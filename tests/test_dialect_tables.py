@@ -135,8 +135,13 @@ def test_hf_matches_transformers(case):
     result = hf.early_stopping(case["values"], **case["params"])
     real = case["real"]
     assert (result.stopped_epoch, result.best_epoch) == (real["stopped_epoch"], real["best_epoch"])
-    assert result.final_epoch == (real["best_epoch"] if real["best_epoch"] is not None
-                                  else result.epochs_trained - 1 if case["values"] else None)
+    assert result.final_epoch == (
+        real["best_epoch"]
+        if real["best_epoch"] is not None
+        else result.epochs_trained - 1
+        if case["values"]
+        else None
+    )
 
 
 # From the 4.46.3 source (best_metric set in _save_checkpoint, first evaluation always):

@@ -196,15 +196,19 @@ def reduce_lr_cases(draw):
         kp._next32(clamp, INF), kp._next32(clamp, 0.0), kp._f32(initial_lr), initial_lr, 1e-40,
     ]))  # fmt: skip
     min_delta = draw(kp.min_deltas(values, default=1e-4))
-    return values, initial_lr, {
-        "monitor": monitor,
-        "mode": mode,
-        "factor": factor,
-        "patience": draw(st.integers(0, 12)),
-        "min_delta": min_delta,  # tf.keras keeps its sign here
-        "cooldown": draw(st.integers(0, 4)),
-        "min_lr": min_lr,
-    }
+    return (
+        values,
+        initial_lr,
+        {
+            "monitor": monitor,
+            "mode": mode,
+            "factor": factor,
+            "patience": draw(st.integers(0, 12)),
+            "min_delta": min_delta,  # tf.keras keeps its sign here
+            "cooldown": draw(st.integers(0, 4)),
+            "min_lr": min_lr,
+        },
+    )
 
 
 COUNTS: dict[str, int] = {}

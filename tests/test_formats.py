@@ -76,8 +76,9 @@ SWEEPS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("path", "extra", "headers"), SWEEPS,
-                         ids=[str(s[0].relative_to(FORMATS)) for s in SWEEPS])
+@pytest.mark.parametrize(
+    ("path", "extra", "headers"), SWEEPS, ids=[str(s[0].relative_to(FORMATS)) for s in SWEEPS]
+)
 def test_cli_sweep_and_show(tmp_path, path, extra, headers):
     runner = CliRunner()
     result = runner.invoke(cli, ["sweep", str(path), "--patience", "3..10", "--no-charts",

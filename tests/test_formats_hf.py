@@ -9,7 +9,6 @@ last test writes them again with it and checks that the reader sees the same.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import shutil
@@ -18,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import installed
 
 from analysis.errors import BadLog, LogNotFound
 from analysis.formats import detect, load_run
@@ -49,7 +49,8 @@ def test_fixture_eval_per_epoch():
     assert run.values("loss")[0] == pytest.approx((losses[20] * 20 + losses[40] * 20) / 40)
     assert math.isnan(run.values("loss")[1])  # the NaN token of step 60
     assert run.values("learning_rate")[1] == next(
-        h["learning_rate"] for h in history if h.get("step") == 60)
+        h["learning_rate"] for h in history if h.get("step") == 60
+    )
     assert run.values("val_loss")[0] == history[2]["eval_loss"]
     # metric_for_best_model = accuracy, greater_is_better: found from best_metric.
     assert run.default_monitor == "val_accuracy"
@@ -105,22 +106,29 @@ def test_several_eval_sets_at_one_step_are_one_row(tmp_path):
 
 
 def test_no_evaluation_rows_are_training_entries(tmp_path):
-    history = [{"epoch": 1.94, "learning_rate": 1e-3, "loss": 1.0, "step": 500},
-               {"epoch": 3.88, "learning_rate": 9e-4, "loss": 0.5, "step": 1000}]
+    history = [
+        {"epoch": 1.94, "learning_rate": 1e-3, "loss": 1.0, "step": 500},
+        {"epoch": 3.88, "learning_rate": 9e-4, "loss": 0.5, "step": 1000},
+    ]
     run = load_run(write(tmp_path, history))
     assert run.values("loss") == [1.0, 0.5]
     assert any("each training log entry is one row" in w for w in run.warnings)
 
 
 def test_non_standard_tokens_and_test_entries(tmp_path):
-    text = state([{"epoch": 1.0, "loss": 1.0, "step": 10},
-                  {"epoch": 1.0, "eval_loss": 0.5, "step": 10},
-                  {"epoch": 2.0, "loss": 0.4, "step": 20},
-                  {"epoch": 2.0, "eval_loss": 0.4, "step": 20},
-                  {"epoch": 2.0, "step": 20, "train_runtime": 3.0, "train_loss": 0.7},
-                  {"epoch": 2.0, "step": 20, "test_loss": 0.45}])
+    text = state(
+        [
+            {"epoch": 1.0, "loss": 1.0, "step": 10},
+            {"epoch": 1.0, "eval_loss": 0.5, "step": 10},
+            {"epoch": 2.0, "loss": 0.4, "step": 20},
+            {"epoch": 2.0, "eval_loss": 0.4, "step": 20},
+            {"epoch": 2.0, "step": 20, "train_runtime": 3.0, "train_loss": 0.7},
+            {"epoch": 2.0, "step": 20, "test_loss": 0.45},
+        ]
+    )
     text = text.replace('"eval_loss": 0.5', '"eval_loss": Infinity').replace(
-        '"loss": 0.4,', '"loss": NaN,')
+        '"loss": 0.4,', '"loss": NaN,'
+    )
     p = tmp_path / "trainer_state.json"
     p.write_text(text)
     run = load_run(p)
@@ -132,14 +140,23 @@ def test_non_standard_tokens_and_test_entries(tmp_path):
 
 def test_huge_integers_are_infinite(tmp_path):
     p = tmp_path / "trainer_state.json"
-    p.write_text('{"best_metric": 1' + "0" * 400 + ', "best_global_step": 1' + "0" * 400 +
-                 ', "log_history": [{"step": 1, "loss": -1' + "0" * 400 + "}]}")
+    p.write_text(
+        '{"best_metric": 1'
+        + "0" * 400
+        + ', "best_global_step": 1'
+        + "0" * 400
+        + ', "log_history": [{"step": 1, "loss": -1'
+        + "0" * 400
+        + "}]}"
+    )
     assert load_run(p).values("loss") == [-math.inf]
 
 
 def test_best_metric_ambiguous_is_not_guessed(tmp_path):
-    history = [{"epoch": 1.0, "eval_a": 0.5, "eval_b": 0.5, "step": 10},
-               {"epoch": 2.0, "eval_a": 0.4, "eval_b": 0.6, "step": 20}]
+    history = [
+        {"epoch": 1.0, "eval_a": 0.5, "eval_b": 0.5, "step": 10},
+        {"epoch": 2.0, "eval_a": 0.4, "eval_b": 0.6, "step": 20},
+    ]
     run = load_run(write(tmp_path, history, best_metric=0.5, best_global_step=10))
     assert run.default_monitor == "val_loss" and run.directions == {}
 
@@ -177,8 +194,10 @@ def test_empty_output_folder(tmp_path):
         load_run(tmp_path)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("transformers") is None,
-                    reason="transformers is not installed (see make_fixtures.py)")
+@pytest.mark.skipif(
+    not installed("transformers"),
+    reason="transformers is not installed (see make_fixtures.py)",
+)
 def test_the_real_writer_writes_the_fixtures(tmp_path):
     shutil.copy(DATA.parent / "make_fixtures.py", tmp_path)
     subprocess.run([sys.executable, str(tmp_path / "make_fixtures.py"), "hf"], check=True)

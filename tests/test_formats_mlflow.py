@@ -10,13 +10,13 @@ them again with it and checks that the reader sees the same.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import installed
 
 from analysis.errors import BadLog, LogNotFound
 from analysis.formats import detect, load_logs, load_run
@@ -79,8 +79,15 @@ def make_run(tmp_path: Path, metrics: dict[str, str], meta: str = "run_name: r\n
 
 
 def test_steps_far_apart_are_rows(tmp_path):
-    run = load_run(make_run(tmp_path, {"eval_loss": "1 0.5 500\n2 0.4 1000\n3 0.3 1500\n",
-                                       "train/loss": "1 0.9 500\n3 0.7 1500\n"}))
+    run = load_run(
+        make_run(
+            tmp_path,
+            {
+                "eval_loss": "1 0.5 500\n2 0.4 1000\n3 0.3 1500\n",
+                "train/loss": "1 0.9 500\n3 0.7 1500\n",
+            },
+        )
+    )
     assert run.n_epochs == 3 and run.values("loss") == [0.9, None, 0.7]
     assert run.values("val_loss") == [0.5, 0.4, 0.3]  # Hugging Face's eval_loss
     assert any("'epoch' k means the k-th logged step" in w for w in run.warnings)
@@ -88,8 +95,11 @@ def test_steps_far_apart_are_rows(tmp_path):
 
 
 def test_every_value_at_step_zero_is_read_in_time_order(tmp_path):
-    run = load_run(make_run(tmp_path, {"val_loss": "3 0.3 0\n1 0.5 0\n2 0.4 0\n",
-                                       "loss": "1 0.9 0\n2 0.8 0\n"}))
+    run = load_run(
+        make_run(
+            tmp_path, {"val_loss": "3 0.3 0\n1 0.5 0\n2 0.4 0\n", "loss": "1 0.9 0\n2 0.8 0\n"}
+        )
+    )
     assert run.values("val_loss") == [0.5, 0.4, 0.3] and run.values("loss") == [0.9, 0.8, None]
     assert any("log_metric without step=" in w for w in run.warnings)
 
@@ -126,8 +136,10 @@ def test_not_a_store(tmp_path):
         load_run(tmp_path)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None,
-                    reason="mlflow is not installed (see make_fixtures.py)")
+@pytest.mark.skipif(
+    not installed("mlflow"),
+    reason="mlflow is not installed (see make_fixtures.py)",
+)
 def test_the_real_writer_writes_the_fixtures(tmp_path):
     shutil.copy(DATA.parent.parent / "make_fixtures.py", tmp_path)
     subprocess.run([sys.executable, str(tmp_path / "make_fixtures.py"), "mlflow"], check=True)

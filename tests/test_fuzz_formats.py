@@ -50,7 +50,7 @@ MLFLOW_RUN = next(p.parent.parent for p in FORMATS.glob("mlflow/mlruns/*/*/tags/
 
 
 def outcome(load, *args) -> str:
-    """"ok" (every run's invariants hold) or "error" (a one-line ReplayError)."""
+    """ "ok" (every run's invariants hold) or "error" (a one-line ReplayError)."""
     try:
         runs = load(*args)
     except ReplayError as e:
@@ -77,6 +77,7 @@ def report(fmt: str, tally: Counter) -> None:
 # Each writer overwrites the files of the previous case in place: removing and creating
 # folders for every case costs more than the readers do.
 
+
 def write_lightning(draw, root: Path) -> Path:
     target = root / "version_0" / "metrics.csv"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -90,8 +91,12 @@ def write_ultralytics(draw, root: Path) -> Path:
     return draw(st.sampled_from([target, root]))
 
 
-HF_ODD = st.one_of(base.JSON_SCALARS, st.sampled_from([
-    math.nan, math.inf, -math.inf, -5, 2**62, 2**63, 0.5, "NaN", [], {}, {"step": 1}]))
+HF_ODD = st.one_of(
+    base.JSON_SCALARS,
+    st.sampled_from(
+        [math.nan, math.inf, -math.inf, -5, 2**62, 2**63, 0.5, "NaN", [], {}, {"step": 1}]
+    ),
+)
 
 
 def mutate_state(draw, text: str) -> dict:
@@ -113,8 +118,22 @@ def mutate_state(draw, text: str) -> dict:
         elif op == "duplicate" and isinstance(box, list):
             box.insert(draw(st.integers(0, len(box))), box[draw(st.sampled_from(keys))])
         elif isinstance(box, dict):
-            box[draw(st.sampled_from(["eval_loss", "loss", "test_loss", "step", "epoch",
-                                      "learning_rate", "train_runtime", "eval_x"]))] = draw(HF_ODD)
+            box[
+                draw(
+                    st.sampled_from(
+                        [
+                            "eval_loss",
+                            "loss",
+                            "test_loss",
+                            "step",
+                            "epoch",
+                            "learning_rate",
+                            "train_runtime",
+                            "eval_x",
+                        ]
+                    )
+                )
+            ] = draw(HF_ODD)
         else:
             box.append(draw(HF_ODD))
     return doc
@@ -163,8 +182,12 @@ def write_mlflow(draw, root: Path) -> Path:
             f.unlink(missing_ok=True)
         elif op in ("add", "nested"):
             key = draw(st.sampled_from(["epoch", "lr", "val_loss2", "a/b/c", "train/loss"]))
-            lines = draw(st.lists(st.tuples(st.integers(-3, 2**64), base.VALUES,
-                                            st.integers(-3, 10**6)), max_size=4))
+            lines = draw(
+                st.lists(
+                    st.tuples(st.integers(-3, 2**64), base.VALUES, st.integers(-3, 10**6)),
+                    max_size=4,
+                )
+            )
             f = run / "metrics" / key
             f.parent.mkdir(parents=True, exist_ok=True)
             f.write_text("".join(f"{t} {v} {s}\n" for t, v, s in lines))

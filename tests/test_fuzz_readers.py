@@ -86,6 +86,7 @@ def fuzz_settings(n: int):
 
 # ------------------------------------------------------------------------ outcomes
 
+
 def check_runlog(run: RunLog) -> None:
     """The invariants every loaded log keeps (see analysis.logs' module docstring)."""
     assert isinstance(run, RunLog)
@@ -197,7 +198,7 @@ def _lines(data: bytes) -> list[bytes]:
 
 def _split_end(line: bytes) -> tuple[bytes, bytes]:
     body = line.rstrip(b"\r\n")
-    return body, line[len(body):]
+    return body, line[len(body) :]
 
 
 def _boundaries(data: bytes) -> list[int]:
@@ -220,11 +221,11 @@ def mutate_text(draw, data: bytes, max_ops: int = 4) -> bytes:
         lines = _lines(data)
         if op == "flip" and data:
             i = draw(st.integers(0, len(data) - 1))
-            data = data[:i] + bytes([data[i] ^ draw(st.integers(1, 255))]) + data[i + 1:]
+            data = data[:i] + bytes([data[i] ^ draw(st.integers(1, 255))]) + data[i + 1 :]
         elif op == "setbyte" and data:
             i = draw(st.integers(0, len(data) - 1))
             b = draw(st.sampled_from([b"\x00", b"\xff", b"\x80", b"\n", b"\r", b",", b'"', b" "]))
-            data = data[:i] + b + data[i + 1:]
+            data = data[:i] + b + data[i + 1 :]
         elif op == "truncate":
             data = data[: draw(st.integers(0, len(data)))]
         elif op == "cut_boundary":
@@ -360,11 +361,18 @@ def mutate_manifest(draw, manifest: dict) -> dict:
         elif op == "delete":
             del box[draw(st.sampled_from(keys))]
         elif op == "duplicate" and isinstance(box, list):
-            box.insert(draw(st.integers(0, len(box))), json.loads(json.dumps(box[
-                draw(st.sampled_from(keys))])))
+            box.insert(
+                draw(st.integers(0, len(box))),
+                json.loads(json.dumps(box[draw(st.sampled_from(keys))])),
+            )
         elif isinstance(box, dict):
-            box[draw(st.sampled_from(["status", "epochs", "shadow", "checkpoints_included",
-                                      "x", "name"]))] = draw(JSON_VALUES)
+            box[
+                draw(
+                    st.sampled_from(
+                        ["status", "epochs", "shadow", "checkpoints_included", "x", "name"]
+                    )
+                )
+            ] = draw(JSON_VALUES)
         else:
             box.append(draw(JSON_VALUES))
     return doc
@@ -414,11 +422,12 @@ def test_fuzz_run_dir(tmp_path):
 
 # ------------------------------------------------------------------------ TensorBoard
 
+
 def _records(data: bytes) -> list[bytes]:
     out, off = [], 0
     while off < len(data):
         (n,) = struct.unpack_from("<Q", data, off)
-        out.append(data[off + 12: off + 12 + n])
+        out.append(data[off + 12 : off + 12 + n])
         off += 12 + n + 4
     return out
 
@@ -433,8 +442,11 @@ TAGS = [
     "epoch_loss\x00", "epoch_\u00e9", "epoch_" + "x" * 2000, "loss", "epoch_learning_rate_2",
     "epoch_epoch",
 ]  # fmt: skip
-STEPS = st.one_of(st.integers(0, 5), st.integers(-5, 200),
-                  st.sampled_from([-(2**63), 2**63 - 1, 2**40, 10**6, 30_000, 100_000]))
+STEPS = st.one_of(
+    st.integers(0, 5),
+    st.integers(-5, 200),
+    st.sampled_from([-(2**63), 2**63 - 1, 2**40, 10**6, 30_000, 100_000]),
+)
 VALUES = st.one_of(st.floats(width=32), st.sampled_from([1e308, -1e308, 3.4e38, 1e-45]))
 
 
@@ -494,8 +506,13 @@ def mutate_event_file(draw, records: list[bytes]) -> bytes:
             i, j = draw(st.integers(0, n - 1)), draw(st.integers(0, n - 1))
             records[i], records[j] = records[j], records[i]
         elif op == "scalar":
-            event = scalar_event(draw(st.sampled_from(TAGS)), draw(VALUES), draw(STEPS),
-                                 draw(st.floats()), as_tensor=draw(st.booleans()))
+            event = scalar_event(
+                draw(st.sampled_from(TAGS)),
+                draw(VALUES),
+                draw(STEPS),
+                draw(st.floats()),
+                as_tensor=draw(st.booleans()),
+            )
             records.insert(draw(st.integers(0, n)), event)
         elif op == "tensor":
             records.insert(draw(st.integers(0, n)), _tensor_event(draw))
@@ -519,7 +536,7 @@ def mutate_event_file(draw, records: list[bytes]) -> bytes:
     for op in raw_ops:
         if op == "flip" and data:
             i = draw(st.integers(0, len(data) - 1))
-            data = data[:i] + bytes([data[i] ^ draw(st.integers(1, 255))]) + data[i + 1:]
+            data = data[:i] + bytes([data[i] ^ draw(st.integers(1, 255))]) + data[i + 1 :]
         elif op == "truncate":
             data = data[: draw(st.integers(0, len(data)))]
         elif op == "cut_record" and records:
@@ -532,7 +549,7 @@ def mutate_event_file(draw, records: list[bytes]) -> bytes:
         elif op == "huge_length":
             k = draw(st.integers(0, len(starts) - 1))
             n_bytes = draw(st.sampled_from([2**63, 2**64 - 1, 2**40, 10**9, 100_000]))
-            data = data[: starts[k]] + _bad_header(n_bytes) + data[starts[k]:]
+            data = data[: starts[k]] + _bad_header(n_bytes) + data[starts[k] :]
         elif op == "junk_bytes":
             i = draw(st.integers(0, len(data)))
             data = data[:i] + draw(st.binary(min_size=1, max_size=20)) + data[i:]
@@ -663,23 +680,50 @@ def _report(fmt: str, tally: Counter, n: int) -> None:
 # (what it caught, run.json patch as literal JSON, expected load outcome, expected CLI exits)
 REGRESSIONS = [
     # check_shadow did dict(True): TypeError traceback from `show` and `sweep`.
-    ("shadow params not an object", '{"shadow": [{"callback": "EarlyStopping", "params": true}]}',
-     "error", {1}),
+    (
+        "shadow params not an object",
+        '{"shadow": [{"callback": "EarlyStopping", "params": true}]}',
+        "error",
+        {1},
+    ),
     # `monitor not in facts.metrics` with a list: unhashable-type TypeError traceback.
-    ("shadow monitor a list", '{"shadow": [{"callback": "EarlyStopping", '
-     '"params": {"monitor": ["val_loss"]}}]}', "error", {1}),
+    (
+        "shadow monitor a list",
+        '{"shadow": [{"callback": "EarlyStopping", "params": {"monitor": ["val_loss"]}}]}',
+        "error",
+        {1},
+    ),
     # list(5) on the recorded reductions: TypeError traceback.
-    ("shadow reductions a number", '{"shadow": [{"callback": "ReduceLROnPlateau", '
-     '"params": {"monitor": "val_loss"}, "reductions": 5}]}', "error", {1}),
+    (
+        "shadow reductions a number",
+        '{"shadow": [{"callback": "ReduceLROnPlateau", '
+        '"params": {"monitor": "val_loss"}, "reductions": 5}]}',
+        "error",
+        {1},
+    ),
     # `show` exited 3 on a shadow mismatch with no `Error:` line at all (sweep had one).
-    ("shadow mismatch in show", '{"shadow": [{"callback": "EarlyStopping", "params": null, '
-     '"stopped_epoch": 3, "best_epoch": 1}]}', "ok", {3}),
+    (
+        "shadow mismatch in show",
+        '{"shadow": [{"callback": "EarlyStopping", "params": null, '
+        '"stopped_epoch": 3, "best_epoch": 1}]}',
+        "ok",
+        {3},
+    ),
     # A parameter name with a newline split the MISMATCH line in two.
-    ("shadow label with a newline", '{"shadow": [{"callback": "EarlyStopping", '
-     '"params": {"a\\nb": 1}, "stopped_epoch": 3, "best_epoch": 1}]}', "ok", {3}),
+    (
+        "shadow label with a newline",
+        '{"shadow": [{"callback": "EarlyStopping", '
+        '"params": {"a\\nb": 1}, "stopped_epoch": 3, "best_epoch": 1}]}',
+        "ok",
+        {3},
+    ),
     # Damaged settings: a PolicyError without saying it came from run.json's shadow.
-    ("shadow patience a string", '{"shadow": [{"callback": "EarlyStopping", '
-     '"params": {"patience": "x"}}]}', "ok", {1}),
+    (
+        "shadow patience a string",
+        '{"shadow": [{"callback": "EarlyStopping", "params": {"patience": "x"}}]}',
+        "ok",
+        {1},
+    ),
     # render_summary called .get / .items on them: AttributeError traceback from `show`.
     ("data a list", '{"data": [1, 2]}', "ok", {0}),
     ("versions a string", '{"versions": "3.11"}', "ok", {0}),

@@ -109,9 +109,17 @@ def test_bad_factor_and_initial_lr_are_grid_errors(given, message):
 
 def test_pick_takes_keras_defaults_where_not_given():
     assert Grid.for_pick() == Grid(
-        policies=("early_stopping",), monitors=(), patience=(0,), min_delta=(0.0,),
-        restore_best_weights=(False,), lr_patience=(10,), lr_min_delta=(1e-4,), factor=(0.1,),
-        gl_alpha=(2.0,), pq_alpha=(1.0,), up_strips=(3,),
+        policies=("early_stopping",),
+        monitors=(),
+        patience=(0,),
+        min_delta=(0.0,),
+        restore_best_weights=(False,),
+        lr_patience=(10,),
+        lr_min_delta=(1e-4,),
+        factor=(0.1,),
+        gl_alpha=(2.0,),
+        pq_alpha=(1.0,),
+        up_strips=(3,),
     )  # fmt: skip  (lr_patience: Keras's ReduceLROnPlateau default, for an LR pick)
     assert Grid.for_pick(patience=(5,), restore_best_weights=(True,)).size() == 1
 

@@ -46,6 +46,7 @@ invoke = functools.partial(run, catch_exceptions=True)
 
 # ---------------------------------------------------------------------- escaping paths
 
+
 def make_run(tmp_path: Path) -> Path:
     """A run directory with real checkpoint files whose sha256 and size run.json records."""
     root = tmp_path / "run"
@@ -161,6 +162,7 @@ def test_a_symlink_inside_the_run_is_accepted(tmp_path):
 
 # ---------------------------------------------------------------------- pickles
 
+
 class _Reduce:
     """Pickles as a call of ``func(*args)``: what a malicious data file carries."""
 
@@ -232,6 +234,7 @@ def test_a_plain_pickle_and_an_object_npz_are_refused_without_running(tmp_path):
 
 
 # ---------------------------------------------------------------------- checkpoints
+
 
 def _load_model_calls() -> list[tuple[str, int, ast.Call]]:
     calls = []
@@ -438,8 +441,10 @@ def test_sweep_and_cli_at_numeric_extremes(tmp_path, name):
           if r["policy"] == "early_stopping" and r["params"]["min_delta"] == 0.0}  # fmt: skip
     for patience, r in es.items():
         expected = early_stopping(curve, patience=patience)
-        assert (r["stopped_epoch"], r["best_epoch"]) == (expected.stopped_epoch,
-                                                         expected.best_epoch)
+        assert (r["stopped_epoch"], r["best_epoch"]) == (
+            expected.stopped_epoch,
+            expected.best_epoch,
+        )
         json.dumps(r, allow_nan=False)  # no NaN or inf leaks into the JSON records
     for command in (["show", log],
                     ["sweep", log, "--no-charts", "--out", tmp_path / "out", "--format", "json",
@@ -460,6 +465,7 @@ def test_trace_objects_handle_empty_and_single_curves():
 
 
 # ---------------------------------------------------------------------- misc hostile logs
+
 
 def test_a_run_json_nested_100000_deep_is_a_bad_manifest(tmp_path):
     root = tmp_path / "run"

@@ -77,14 +77,20 @@ def histogram_event(tag: str, step: int) -> bytes:
 def keras22_logs(val_loss: list[float], lr: list[float], first: int = 0) -> list[dict]:
     """The ``logs`` of each epoch of a Keras 2.2 fit with ReduceLROnPlateau (``lr``)."""
     return [
-        {"loss": 1.5 - 0.1 * e, "acc": 0.5 + 0.01 * e, "val_loss": v,
-         "val_acc": 0.6 + 0.01 * e, "lr": r}
+        {
+            "loss": 1.5 - 0.1 * e,
+            "acc": 0.5 + 0.01 * e,
+            "val_loss": v,
+            "val_acc": 0.6 + 0.01 * e,
+            "lr": r,
+        }
         for e, (v, r) in enumerate(zip(val_loss, lr, strict=True), first)
     ]
 
 
-def write_keras22_fit(path: Path, logs: list[dict], first: int = 0, wall: float = 1000.0,
-                      histograms: bool = True) -> Path:
+def write_keras22_fit(
+    path: Path, logs: list[dict], first: int = 0, wall: float = 1000.0, histograms: bool = True
+) -> Path:
     """One events file as Keras 2.2.4's TensorBoard writes it for one fit."""
     events = [file_version_event(wall)]
     for e, epoch_logs in enumerate(logs, first):
@@ -100,8 +106,9 @@ def write_keras22_fit(path: Path, logs: list[dict], first: int = 0, wall: float 
 def test_keras22_flat_folder_is_read_with_its_names(tmp_path):
     made = reduce_lr_on_plateau(VAL, initial_lr=0.01, factor=0.5, patience=2)
     assert len(made.reductions) >= 2
-    write_keras22_fit(tmp_path / "logs/events.out.tfevents.1500000000.host",
-                      keras22_logs(VAL, list(made.lr)))
+    write_keras22_fit(
+        tmp_path / "logs/events.out.tfevents.1500000000.host", keras22_logs(VAL, list(made.lr))
+    )
     run = load_run(tmp_path / "logs")
     assert run.format == "tensorboard" and run.name == "logs"
     assert list(run.metrics.columns) == ["acc", "loss", "lr", "val_acc", "val_loss"]
@@ -117,8 +124,9 @@ def test_keras22_flat_folder_is_read_with_its_names(tmp_path):
 
 def test_keras22_flat_folder_replays_its_own_setting_exactly(tmp_path):
     made = reduce_lr_on_plateau(VAL, initial_lr=0.01, factor=0.5, patience=2)
-    write_keras22_fit(tmp_path / "logs/events.out.tfevents.1500000000.host",
-                      keras22_logs(VAL, list(made.lr)))
+    write_keras22_fit(
+        tmp_path / "logs/events.out.tfevents.1500000000.host", keras22_logs(VAL, list(made.lr))
+    )
     (record,) = sweep_json(tmp_path / "logs", 0.5, 2, tmp_path / "out")
     assert record["counterfactual_from"] is None
     assert record["lr"] == list(made.lr) and record["reductions"] == list(made.reductions)
@@ -129,8 +137,12 @@ def test_keras22_csvlogger_with_real_cuts_replays_its_own_setting_exactly(tmp_pa
     made = reduce_lr_on_plateau(VAL, initial_lr=0.01, factor=0.5, patience=2)
     rows = ["epoch,acc,loss,lr,val_acc,val_loss"]
     for e, logs in enumerate(keras22_logs(VAL, list(made.lr))):
-        rows.append(",".join([str(e)] + [str(np.float32(logs[k]))
-                                         for k in ("acc", "loss", "lr", "val_acc", "val_loss")]))
+        rows.append(
+            ",".join(
+                [str(e)]
+                + [str(np.float32(logs[k])) for k in ("acc", "loss", "lr", "val_acc", "val_loss")]
+            )
+        )
     log = tmp_path / "training.log"
     log.write_text("\n".join(rows) + "\n")
     (record,) = sweep_json(log, 0.5, 2, tmp_path / "out")
@@ -140,16 +152,25 @@ def test_keras22_csvlogger_with_real_cuts_replays_its_own_setting_exactly(tmp_pa
 
 def test_keras22_several_trainings_in_one_folder_are_several_runs(tmp_path):
     logdir = tmp_path / "logs"
-    a = write_keras22_fit(logdir / "events.out.tfevents.1500000000.host",
-                          keras22_logs(VAL[:5], [0.01] * 5), wall=1000)
-    b = write_keras22_fit(logdir / "events.out.tfevents.1500000900.host",
-                          keras22_logs(VAL[:3], [0.02] * 3), wall=2000, histograms=False)
+    a = write_keras22_fit(
+        logdir / "events.out.tfevents.1500000000.host", keras22_logs(VAL[:5], [0.01] * 5), wall=1000
+    )
+    b = write_keras22_fit(
+        logdir / "events.out.tfevents.1500000900.host",
+        keras22_logs(VAL[:3], [0.02] * 3),
+        wall=2000,
+        histograms=False,
+    )
     runs = load_logs(logdir)
     assert [(r.name, r.source, r.n_epochs) for r in runs] == [
-        ("logs#1", f"{logdir}#1", 5), ("logs#2", f"{logdir}#2", 3)]
+        ("logs#1", f"{logdir}#1", 5),
+        ("logs#2", f"{logdir}#2", 3),
+    ]
     assert runs[1].values("lr") == [f32(0.02)] * 3
-    note = (f"{logdir}: holds 2 trainings (a new one starts with each event file that goes "
-            f"back to epoch 0: {b.name}); this is training #")
+    note = (
+        f"{logdir}: holds 2 trainings (a new one starts with each event file that goes "
+        f"back to epoch 0: {b.name}); this is training #"
+    )
     assert runs[0].warnings == [note + f"1, {a.name}"]
     assert runs[1].warnings == [note + f"2, {b.name}"]
     (second,) = load_logs(f"{logdir}#2")
@@ -160,11 +181,13 @@ def test_keras22_several_trainings_in_one_folder_are_several_runs(tmp_path):
 
 def test_keras22_resumed_fit_replaces_from_its_first_epoch(tmp_path):
     logdir = tmp_path / "logs"
-    write_keras22_fit(logdir / "events.out.tfevents.1500000000.host",
-                      keras22_logs(VAL[:6], [0.01] * 6), wall=1000)
+    write_keras22_fit(
+        logdir / "events.out.tfevents.1500000000.host", keras22_logs(VAL[:6], [0.01] * 6), wall=1000
+    )
     resumed = keras22_logs([0.5, 0.4, 0.3, 0.2], [0.01] * 4, first=4)
-    b = write_keras22_fit(logdir / "events.out.tfevents.1500000900.host", resumed, first=4,
-                          wall=2000)
+    b = write_keras22_fit(
+        logdir / "events.out.tfevents.1500000900.host", resumed, first=4, wall=2000
+    )
     run = load_run(logdir)
     assert run.values("val_loss") == [f32(v) for v in [*VAL[:4], 0.5, 0.4, 0.3, 0.2]]
     assert run.warnings == [
@@ -177,9 +200,16 @@ def test_tf1_flat_folder_without_loss_is_not_read_as_keras(tmp_path):
     """A flat folder of another tool's scalars (no ``loss``, names with ``/``) is no Keras 2 log."""
     path = tmp_path / "logs/events.out.tfevents.1"
     path.parent.mkdir(parents=True)
-    path.write_bytes(b"".join(frame_record(e) for e in [
-        file_version_event(), scalar_event("Loss/train", 1.0, 0, as_tensor=False),
-        scalar_event("epoch", 0.0, 0, as_tensor=False)]))
+    path.write_bytes(
+        b"".join(
+            frame_record(e)
+            for e in [
+                file_version_event(),
+                scalar_event("Loss/train", 1.0, 0, as_tensor=False),
+                scalar_event("epoch", 0.0, 0, as_tensor=False),
+            ]
+        )
+    )
     from analysis.errors import BadLog
 
     with pytest.raises(BadLog, match="no readable epoch_"):
@@ -205,8 +235,9 @@ def keras3_fit(root: Path, order: str) -> list[float]:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(256, 8)).astype("float32")
     y = (x @ rng.normal(size=8) + rng.normal(scale=2.0, size=256)).astype("float32")
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
-                              keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)]
+    )
     model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "mse")
     rates: list[float] = []
 
@@ -218,8 +249,15 @@ def keras3_fit(root: Path, order: str) -> list[float]:
     board = keras.callbacks.TensorBoard(str(root / "tb"))
     csv = keras.callbacks.CSVLogger(str(root / "training.log"))  # after the plateau: has its rate
     first = [plateau, board] if order == "plateau-first" else [board, plateau]
-    model.fit(x, y, validation_split=0.25, epochs=16, batch_size=32, verbose=0,
-              callbacks=[RecordRate(), *first, csv])
+    model.fit(
+        x,
+        y,
+        validation_split=0.25,
+        epochs=16,
+        batch_size=32,
+        verbose=0,
+        callbacks=[RecordRate(), *first, csv],
+    )
     return rates
 
 
@@ -257,23 +295,24 @@ def test_keras3_tensorboard_beside_its_csvlogger_is_aligned(keras3_runs, order):
     assert (run.lr_reading.order, run.lr_reading.evidence) == (ORDERS[order], "csv")
     assert run.values("learning_rate") == rates
     assert f"the learning rate of {root / 'training.log'} (same training) shows it" in (
-        run.lr_reading.note)
+        run.lr_reading.note
+    )
     assert run.lr_reading.note in run.warnings
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("order", ORDERS)
-def test_keras3_tensorboard_alone_is_aligned_by_the_settings_that_reproduce_it(keras3_runs,
-                                                                               order):
+def test_keras3_tensorboard_alone_is_aligned_by_the_settings_that_reproduce_it(keras3_runs, order):
     root, rates = keras3_runs[order]
     (run,) = load_logs(root / "alone/tb")
     assert run.lr_reading.evidence == "default"
     aligned = align_lr(run, ("val_loss",), (1e-4,))
     assert (aligned.lr_reading.order, aligned.lr_reading.evidence) == (ORDERS[order], "settings")
     assert aligned.values("learning_rate") == rates
-    assert (f"ReduceLROnPlateau(monitor='val_loss', factor={KERAS3_FACTOR}, patience="
-            f"{KERAS3_PATIENCE}, min_delta=0.0001, cooldown=0) reproduces its cuts so"
-            ) in aligned.lr_reading.note
+    assert (
+        f"ReduceLROnPlateau(monitor='val_loss', factor={KERAS3_FACTOR}, patience="
+        f"{KERAS3_PATIENCE}, min_delta=0.0001, cooldown=0) reproduces its cuts so"
+    ) in aligned.lr_reading.note
     (r,) = sweep([aligned], plateau_grid(KERAS3_FACTOR, KERAS3_PATIENCE)).records
     assert r["counterfactual_from"] is None and r["lr"] == rates
 
@@ -293,8 +332,7 @@ def test_keras3_sweep_of_the_generating_setting_is_exact(keras3_runs, order, whe
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scheduler_first", [True, False])
-def test_keras3_learning_rate_scheduler_is_the_rate_during_each_epoch(tmp_path,
-                                                                      scheduler_first):
+def test_keras3_learning_rate_scheduler_is_the_rate_during_each_epoch(tmp_path, scheduler_first):
     """LearningRateScheduler sets the rate at the start of each epoch: TensorBoard shows
     the rate during the epoch in either order, although it changes at step 1."""
     keras = pytest.importorskip("keras")
@@ -311,8 +349,14 @@ def test_keras3_learning_rate_scheduler_is_the_rate_during_each_epoch(tmp_path,
     scheduler = keras.callbacks.LearningRateScheduler(lambda e: 0.01 * 0.9**e)
     board = keras.callbacks.TensorBoard(str(tmp_path / "tb"))
     first = [scheduler, board] if scheduler_first else [board, scheduler]
-    model.fit(x, x.sum(axis=1), validation_split=0.25, epochs=6, verbose=0,
-              callbacks=[*first, RecordRate()])
+    model.fit(
+        x,
+        x.sum(axis=1),
+        validation_split=0.25,
+        epochs=6,
+        verbose=0,
+        callbacks=[*first, RecordRate()],
+    )
     (run,) = load_logs(tmp_path / "tb")
     assert run.lr_reading.evidence == "first-epoch"  # the loader alone assumes a cut
     aligned = align_lr(run)
@@ -365,8 +409,13 @@ def tf_keras_runs(tmp_path_factory) -> Path:
     pytest.importorskip("tf_keras")
     root = tmp_path_factory.mktemp("tf_keras")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    out = subprocess.run([sys.executable, "-c", TF_KERAS_SCRIPT, str(root)],
-                         capture_output=True, text=True, env=env, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", TF_KERAS_SCRIPT, str(root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return root
 
@@ -423,7 +472,8 @@ def test_tf_keras_float32_cuts_replay_exactly(tf_keras_runs):
     val_loss = run.values("val_loss")
     cuts = tuple(i - 1 for i in range(1, len(rates)) if rates[i] != rates[i - 1])
     replayed = tf_keras_dialect.reduce_lr_on_plateau(
-        val_loss, initial_lr=rates[0], factor=0.1, patience=2)
+        val_loss, initial_lr=rates[0], factor=0.1, patience=2
+    )
     assert replayed.reductions[: len(cuts)] == cuts
     assert list(replayed.lr) == rates
     keras3 = reduce_lr_on_plateau(val_loss, initial_lr=rates[0], factor=0.1, patience=2)

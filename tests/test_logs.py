@@ -76,55 +76,111 @@ def check_schema(run: RunLog) -> None:
 
 GOOD = [
     # id, content, expected {column: values}, warning regexes
-    ("comma", "epoch,loss,val_loss\n0,1.5,1.6\n1,1.25,1.3\n",
-     {"loss": [1.5, 1.25], "val_loss": [1.6, 1.3]}, []),
-    ("semicolon", "epoch;loss;val_loss\n0;1.5;1.6\n1;1.25;1.3\n",
-     {"loss": [1.5, 1.25], "val_loss": [1.6, 1.3]}, []),
-    ("tab", "epoch\tloss\tval_loss\n0\t1.5\t1.6\n1\t1.25\t1.3\n",
-     {"loss": [1.5, 1.25], "val_loss": [1.6, 1.3]}, []),
-    ("crlf-and-spaces", "epoch, loss\r\n0, 1.5\r\n\r\n1 ,2\r\n",
-     {"loss": [1.5, 2.0]}, []),
+    (
+        "comma",
+        "epoch,loss,val_loss\n0,1.5,1.6\n1,1.25,1.3\n",
+        {"loss": [1.5, 1.25], "val_loss": [1.6, 1.3]},
+        [],
+    ),
+    (
+        "semicolon",
+        "epoch;loss;val_loss\n0;1.5;1.6\n1;1.25;1.3\n",
+        {"loss": [1.5, 1.25], "val_loss": [1.6, 1.3]},
+        [],
+    ),
+    (
+        "tab",
+        "epoch\tloss\tval_loss\n0\t1.5\t1.6\n1\t1.25\t1.3\n",
+        {"loss": [1.5, 1.25], "val_loss": [1.6, 1.3]},
+        [],
+    ),
+    ("crlf-and-spaces", "epoch, loss\r\n0, 1.5\r\n\r\n1 ,2\r\n", {"loss": [1.5, 2.0]}, []),
     ("epoch-not-first", "loss,epoch\n0.5,0\n0.25,1\n", {"loss": [0.5, 0.25]}, []),
     ("float-epoch", "epoch,loss\n0.0,1\n1.0,2\n", {"loss": [1.0, 2.0]}, []),
-    ("na-vs-nan",
-     "epoch,a,b,c\n0,NA,nan,inf\n1,,NaN,-inf\n2,n/a,-nan,-Infinity\n3,na,1e-400,+INF\n",
-     {"a": [NA, NA, NA, NA], "b": [math.nan] * 3 + [0.0],
-      "c": [math.inf, -math.inf, -math.inf, math.inf]}, []),
-    ("all-na-column", "epoch,loss,val_loss\n0,1,NA\n1,2,NA\n",
-     {"loss": [1.0, 2.0], "val_loss": [NA, NA]}, []),
-    ("resumed-fit-replaces", "epoch,loss\n0,1\n1,2\n2,3\n1,20\n2,30\n3,40\n",
-     {"loss": [1.0, 20.0, 30.0, 40.0]},
-     [r".*log\.csv: the epoch column goes back from 2 to 1 at line 5 \(a fit resumed from "
-      r"epoch 1\); the rows from there on replace epoch 1 and later"]),
+    (
+        "na-vs-nan",
+        "epoch,a,b,c\n0,NA,nan,inf\n1,,NaN,-inf\n2,n/a,-nan,-Infinity\n3,na,1e-400,+INF\n",
+        {
+            "a": [NA, NA, NA, NA],
+            "b": [math.nan] * 3 + [0.0],
+            "c": [math.inf, -math.inf, -math.inf, math.inf],
+        },
+        [],
+    ),
+    (
+        "all-na-column",
+        "epoch,loss,val_loss\n0,1,NA\n1,2,NA\n",
+        {"loss": [1.0, 2.0], "val_loss": [NA, NA]},
+        [],
+    ),
+    (
+        "resumed-fit-replaces",
+        "epoch,loss\n0,1\n1,2\n2,3\n1,20\n2,30\n3,40\n",
+        {"loss": [1.0, 20.0, 30.0, 40.0]},
+        [
+            r".*log\.csv: the epoch column goes back from 2 to 1 at line 5 \(a fit resumed from "
+            r"epoch 1\); the rows from there on replace epoch 1 and later"
+        ],
+    ),
     # A resumed fit that stopped earlier than the first one: epochs 3-4 of the first
     # fit belong to a training that did not go on, so they are dropped, not kept.
-    ("shorter-resume-drops-the-rest", "epoch,loss\n0,1\n1,2\n2,3\n3,4\n4,5\n2,30\n",
-     {"loss": [1.0, 2.0, 30.0]},
-     [r".*log\.csv: the epoch column goes back from 4 to 2 at line 7 \(a fit resumed from "
-      r"epoch 2\); the rows from there on replace epoch 2 and later"]),
-    ("gap", "epoch,loss\n0,1\n1,2\n4,5\n",
-     {"loss": [1.0, 2.0, NA, NA, 5.0]},
-     [r".*log\.csv: epochs 2-3 missing; marked their cells not logged"]),
-    ("starts-late", "epoch,loss\n2,1\n3,2\n",
-     {"loss": [NA, NA, 1.0, 2.0]}, [r".*: epochs 0-1 missing; .*"]),
-    ("overflow-to-inf", "epoch,loss\n0,1e400\n1,-1e999\n",
-     {"loss": [math.inf, -math.inf]},
-     [r".*log\.csv: 2 value\(s\) beyond the float64 range read as \+-inf \(first: line 2, "
-      r"column 'loss', '1e400'\)"]),
-    ("overflow-first-in-line-order", "epoch,b,a\n0,1,1e999\n1,1e400,1e400\n",
-     {"b": [1.0, math.inf], "a": [math.inf, math.inf]},
-     [r".*: 3 value\(s\) beyond the float64 range read as \+-inf \(first: line 2, "
-      r"column 'a', '1e999'\)"]),
-    ("cut-off-last-line", "epoch,loss,val_loss\n0,1,2\n1,3",
-     {"loss": [1.0], "val_loss": [2.0]},
-     [r".*log\.csv: the last line \(3\) is cut off \(2 of 3 fields, no newline: a crash "
-      r"while writing\?\); ignored it"]),
-    ("complete-last-line-without-newline", "epoch,loss\n0,1\n1,3",
-     {"loss": [1.0, 3.0]}, []),
+    (
+        "shorter-resume-drops-the-rest",
+        "epoch,loss\n0,1\n1,2\n2,3\n3,4\n4,5\n2,30\n",
+        {"loss": [1.0, 2.0, 30.0]},
+        [
+            r".*log\.csv: the epoch column goes back from 4 to 2 at line 7 \(a fit resumed from "
+            r"epoch 2\); the rows from there on replace epoch 2 and later"
+        ],
+    ),
+    (
+        "gap",
+        "epoch,loss\n0,1\n1,2\n4,5\n",
+        {"loss": [1.0, 2.0, NA, NA, 5.0]},
+        [r".*log\.csv: epochs 2-3 missing; marked their cells not logged"],
+    ),
+    (
+        "starts-late",
+        "epoch,loss\n2,1\n3,2\n",
+        {"loss": [NA, NA, 1.0, 2.0]},
+        [r".*: epochs 0-1 missing; .*"],
+    ),
+    (
+        "overflow-to-inf",
+        "epoch,loss\n0,1e400\n1,-1e999\n",
+        {"loss": [math.inf, -math.inf]},
+        [
+            r".*log\.csv: 2 value\(s\) beyond the float64 range read as \+-inf \(first: line 2, "
+            r"column 'loss', '1e400'\)"
+        ],
+    ),
+    (
+        "overflow-first-in-line-order",
+        "epoch,b,a\n0,1,1e999\n1,1e400,1e400\n",
+        {"b": [1.0, math.inf], "a": [math.inf, math.inf]},
+        [
+            r".*: 3 value\(s\) beyond the float64 range read as \+-inf \(first: line 2, "
+            r"column 'a', '1e999'\)"
+        ],
+    ),
+    (
+        "cut-off-last-line",
+        "epoch,loss,val_loss\n0,1,2\n1,3",
+        {"loss": [1.0], "val_loss": [2.0]},
+        [
+            r".*log\.csv: the last line \(3\) is cut off \(2 of 3 fields, no newline: a crash "
+            r"while writing\?\); ignored it"
+        ],
+    ),
+    ("complete-last-line-without-newline", "epoch,loss\n0,1\n1,3", {"loss": [1.0, 3.0]}, []),
     ("utf8-bom", "\ufeffepoch,loss\n0,1\n", {"loss": [1.0]}, []),
     ("quoted", '"epoch","loss"\n"0","1.5"\n', {"loss": [1.5]}, []),
-    ("extremes", "epoch,loss\n0,1e308\n1,-1e308\n2,5e-324\n",
-     {"loss": [1e308, -1e308, 5e-324]}, []),
+    (
+        "extremes",
+        "epoch,loss\n0,1e308\n1,-1e308\n2,5e-324\n",
+        {"loss": [1e308, -1e308, 5e-324]},
+        [],
+    ),
 ]
 
 
@@ -136,8 +192,9 @@ def parse_path(request, monkeypatch):
     return request.param
 
 
-@pytest.mark.parametrize("content,expected,warnings", [g[1:] for g in GOOD],
-                         ids=[g[0] for g in GOOD])
+@pytest.mark.parametrize(
+    "content,expected,warnings", [g[1:] for g in GOOD], ids=[g[0] for g in GOOD]
+)
 def test_csv_good(tmp_path, parse_path, content, expected, warnings):
     run = load_csv(write(tmp_path, content))
     check_schema(run)
@@ -186,7 +243,9 @@ def test_csv_several_trainings_are_several_runs(tmp_path):
     assert [r.name for r in runs] == ["log#1", "log#2", "log#3"]
     assert [r.source for r in runs] == [f"{path}#1", f"{path}#2", f"{path}#3"]
     assert [r.values("loss") for r in runs] == [
-        [5.0, 4.0, 3.0, 2.0, 1.0, 0.5], [9.0, 8.0], [7.0, 6.0, 5.0]
+        [5.0, 4.0, 3.0, 2.0, 1.0, 0.5],
+        [9.0, 8.0],
+        [7.0, 6.0, 5.0],
     ]
     assert runs[1].warnings == [
         f"{path}: holds 3 trainings (a new one starts where the epoch column goes back to 0 "
@@ -226,6 +285,7 @@ def test_csv_many_gaps_are_summarized(tmp_path):
 
 # --------------------------------------------------------------------------- CSV: bad input
 
+
 def P(text: str) -> str:
     """A message pattern: literal text, with {p} standing for the file's path."""
     text = text.replace("{others}", logs_module.other_csv_layouts())
@@ -233,69 +293,156 @@ def P(text: str) -> str:
 
 
 BAD = [
-    ("empty", b"", BadLog,
-     "{p}: empty file; expected a CSVLogger header line 'epoch,...' and one row per epoch"),
-    ("blank-lines", b" \n\n\t\n", BadLog,
-     "{p}: empty file; expected a CSVLogger header line 'epoch,...' and one row per epoch"),
-    ("header-only", b"epoch,loss,val_loss\n", BadLog,
-     "{p}: has no epochs (header only); nothing to replay, log at least one epoch"),
-    ("header-and-cut-row", b"epoch,loss,val_loss\n0,1", BadLog,
-     "{p}: has no epochs (header only); nothing to replay, log at least one epoch"),
-    ("non-numeric", b"epoch,loss\n0,1\n1,abc\n", BadLog,
-     "{p}: line 3, column 'loss': 'abc' is not a number; use a number, nan, inf, or NA for "
-     "not logged"),
-    ("underscore-number", b"epoch,loss\n0,1_0\n", BadLog,
-     "{p}: line 2, column 'loss': '1_0' is not a number; use a number, nan, inf, or NA for "
-     "not logged"),
-    ("vector-metric", b'epoch,f1\n0,"[0.5, 0.25]"\n', BadLog,
-     "{p}: line 2, column 'f1': '[0.5, 0.25]' is not a number; use a number, nan, inf, or "
-     "NA for not logged"),
-    ("nul-byte", b"epoch,loss\n0,1\x00\n", BadLog,
-     "{p}: line 2, column 'loss': '1\\x00' is not a number; use a number, nan, inf, or NA "
-     "for not logged"),
-    ("long-value-shortened", b"epoch,loss\n0," + b"x" * 100 + b"\n", BadLog,
-     "{p}: line 2, column 'loss': '" + "x" * 40 + "...' is not a number; use a number, nan, "
-     "inf, or NA for not logged"),
-    ("bad-epoch", b"epoch,loss\nfirst,1\n", BadLog,
-     "{p}: line 2, column 'epoch': 'first' is not a 0-based epoch number; the epoch column "
-     "holds whole numbers 0, 1, 2, ..."),
-    ("negative-epoch", b"epoch,loss\n-1,1\n", BadLog,
-     "{p}: line 2, column 'epoch': '-1' is not a 0-based epoch number; the epoch column "
-     "holds whole numbers 0, 1, 2, ..."),
+    (
+        "empty",
+        b"",
+        BadLog,
+        "{p}: empty file; expected a CSVLogger header line 'epoch,...' and one row per epoch",
+    ),
+    (
+        "blank-lines",
+        b" \n\n\t\n",
+        BadLog,
+        "{p}: empty file; expected a CSVLogger header line 'epoch,...' and one row per epoch",
+    ),
+    (
+        "header-only",
+        b"epoch,loss,val_loss\n",
+        BadLog,
+        "{p}: has no epochs (header only); nothing to replay, log at least one epoch",
+    ),
+    (
+        "header-and-cut-row",
+        b"epoch,loss,val_loss\n0,1",
+        BadLog,
+        "{p}: has no epochs (header only); nothing to replay, log at least one epoch",
+    ),
+    (
+        "non-numeric",
+        b"epoch,loss\n0,1\n1,abc\n",
+        BadLog,
+        "{p}: line 3, column 'loss': 'abc' is not a number; use a number, nan, inf, or NA for "
+        "not logged",
+    ),
+    (
+        "underscore-number",
+        b"epoch,loss\n0,1_0\n",
+        BadLog,
+        "{p}: line 2, column 'loss': '1_0' is not a number; use a number, nan, inf, or NA for "
+        "not logged",
+    ),
+    (
+        "vector-metric",
+        b'epoch,f1\n0,"[0.5, 0.25]"\n',
+        BadLog,
+        "{p}: line 2, column 'f1': '[0.5, 0.25]' is not a number; use a number, nan, inf, or "
+        "NA for not logged",
+    ),
+    (
+        "nul-byte",
+        b"epoch,loss\n0,1\x00\n",
+        BadLog,
+        "{p}: line 2, column 'loss': '1\\x00' is not a number; use a number, nan, inf, or NA "
+        "for not logged",
+    ),
+    (
+        "long-value-shortened",
+        b"epoch,loss\n0," + b"x" * 100 + b"\n",
+        BadLog,
+        "{p}: line 2, column 'loss': '" + "x" * 40 + "...' is not a number; use a number, nan, "
+        "inf, or NA for not logged",
+    ),
+    (
+        "bad-epoch",
+        b"epoch,loss\nfirst,1\n",
+        BadLog,
+        "{p}: line 2, column 'epoch': 'first' is not a 0-based epoch number; the epoch column "
+        "holds whole numbers 0, 1, 2, ...",
+    ),
+    (
+        "negative-epoch",
+        b"epoch,loss\n-1,1\n",
+        BadLog,
+        "{p}: line 2, column 'epoch': '-1' is not a 0-based epoch number; the epoch column "
+        "holds whole numbers 0, 1, 2, ...",
+    ),
     # A repeated header starts another training (files joined with their headers), so
     # load_csv, which returns one training, asks for one by name.
-    ("repeated-header", b"epoch,loss\n0,1\nepoch,loss\n1,2\n", BadLog,
-     "{p}: holds 2 trainings; name one as {p}#1 ... {p}#2"),
-    ("huge-epoch", b"epoch,loss\n0,1\n123456789,2\n", BadLog,
-     "{p}: epoch 123456789 (line 3) would leave 123456788 epochs missing among 2 logged; "
-     "check the epoch column (0-based epoch indices)"),
-    ("no-epoch-column", b"loss,val_loss\n1,2\n", BadLog,
-     "{p}: line 1 has no 'epoch' column: 'loss,val_loss'; a Keras CSVLogger file starts "
-     "with a header 'epoch' then metric names, separated by ',', ';' or tab{others}"),
-    ("capitalized-epoch", b"Epoch,loss\n0,1\n", BadLog,
-     "{p}: line 1 has no 'epoch' column (the column must be named exactly 'epoch', in "
-     "lower case): 'Epoch,loss'; a Keras CSVLogger file starts with a header 'epoch' then "
-     "metric names, separated by ',', ';' or tab{others}"),
-    ("only-epoch", b"epoch\n0\n1\n", BadLog,
-     "{p}: no metric columns besides 'epoch'; a CSVLogger file has one column per metric "
-     "(loss, val_loss, ...)"),
-    ("unnamed-column", b"epoch,loss,\n0,1,\n", BadLog,
-     "{p}: column 3 of the header (line 1) has no name; give every column a name or remove "
-     "the stray separator"),
-    ("duplicate-column", b"epoch,loss,loss\n0,1,2\n", BadLog,
-     "{p}: column 'loss' appears twice in the header (line 1); rename or remove one of them"),
-    ("ragged-long", b"epoch,loss\n0,1,2\n1,2\n", BadLog,
-     "{p}: line 2 has 3 fields but the header has 2 (comma-separated); fix or remove that "
-     "line"),
-    ("ragged-short", b"epoch;loss;val_loss\n0;1\n1;2;3\n", BadLog,
-     "{p}: line 2 has 2 fields but the header has 3 (semicolon-separated); fix or remove "
-     "that line"),
-    ("not-utf8", b"epoch,loss\n0,1\n1,\xe9\n", BadLog,
-     "{p}: not UTF-8 text (byte 0xe9 at line 3: invalid continuation byte); save the file "
-     "as UTF-8"),
-    ("huge-field", b"epoch,loss\n0,\"" + b"1" * 200_000 + b"\"\n", BadLog,
-     "{p}: line 2 is not valid CSV (field larger than field limit (131072)); fix or remove "
-     "that line"),
+    (
+        "repeated-header",
+        b"epoch,loss\n0,1\nepoch,loss\n1,2\n",
+        BadLog,
+        "{p}: holds 2 trainings; name one as {p}#1 ... {p}#2",
+    ),
+    (
+        "huge-epoch",
+        b"epoch,loss\n0,1\n123456789,2\n",
+        BadLog,
+        "{p}: epoch 123456789 (line 3) would leave 123456788 epochs missing among 2 logged; "
+        "check the epoch column (0-based epoch indices)",
+    ),
+    (
+        "no-epoch-column",
+        b"loss,val_loss\n1,2\n",
+        BadLog,
+        "{p}: line 1 has no 'epoch' column: 'loss,val_loss'; a Keras CSVLogger file starts "
+        "with a header 'epoch' then metric names, separated by ',', ';' or tab{others}",
+    ),
+    (
+        "capitalized-epoch",
+        b"Epoch,loss\n0,1\n",
+        BadLog,
+        "{p}: line 1 has no 'epoch' column (the column must be named exactly 'epoch', in "
+        "lower case): 'Epoch,loss'; a Keras CSVLogger file starts with a header 'epoch' then "
+        "metric names, separated by ',', ';' or tab{others}",
+    ),
+    (
+        "only-epoch",
+        b"epoch\n0\n1\n",
+        BadLog,
+        "{p}: no metric columns besides 'epoch'; a CSVLogger file has one column per metric "
+        "(loss, val_loss, ...)",
+    ),
+    (
+        "unnamed-column",
+        b"epoch,loss,\n0,1,\n",
+        BadLog,
+        "{p}: column 3 of the header (line 1) has no name; give every column a name or remove "
+        "the stray separator",
+    ),
+    (
+        "duplicate-column",
+        b"epoch,loss,loss\n0,1,2\n",
+        BadLog,
+        "{p}: column 'loss' appears twice in the header (line 1); rename or remove one of them",
+    ),
+    (
+        "ragged-long",
+        b"epoch,loss\n0,1,2\n1,2\n",
+        BadLog,
+        "{p}: line 2 has 3 fields but the header has 2 (comma-separated); fix or remove that line",
+    ),
+    (
+        "ragged-short",
+        b"epoch;loss;val_loss\n0;1\n1;2;3\n",
+        BadLog,
+        "{p}: line 2 has 2 fields but the header has 3 (semicolon-separated); fix or remove "
+        "that line",
+    ),
+    (
+        "not-utf8",
+        b"epoch,loss\n0,1\n1,\xe9\n",
+        BadLog,
+        "{p}: not UTF-8 text (byte 0xe9 at line 3: invalid continuation byte); save the file "
+        "as UTF-8",
+    ),
+    (
+        "huge-field",
+        b'epoch,loss\n0,"' + b"1" * 200_000 + b'"\n',
+        BadLog,
+        "{p}: line 2 is not valid CSV (field larger than field limit (131072)); fix or remove "
+        "that line",
+    ),
 ]
 
 
@@ -330,6 +477,7 @@ def test_csv_hundred_thousand_epochs(tmp_path):
 
 
 # --------------------------------------------------------------------------- RunLog API
+
 
 def test_values_has_missing_metric(tmp_path):
     run = load_csv(write(tmp_path, "epoch,loss,val_loss,val_accuracy\n0,1,2,0.5\n"))
@@ -385,15 +533,21 @@ def test_run_dir_metrics_ahead_of_manifest(tmp_path):
         f"{root / 'run.json'}: no checkpoint entry for epoch 2 of metrics.csv; those epochs "
         "cannot be picked"
     )
-    with pytest.raises(LogNotFound, match=r"no checkpoint recorded for epoch 2 \(recorded "
-                       r"epochs: 0-1\); pick a recorded epoch$"):
+    with pytest.raises(
+        LogNotFound,
+        match=r"no checkpoint recorded for epoch 2 \(recorded "
+        r"epochs: 0-1\); pick a recorded epoch$",
+    ):
         checkpoint_path(run, 2)
 
 
 def test_run_dir_without_epochs_yet(tmp_path):
     root = make_run(tmp_path / "r", n=0, status="running")
-    with pytest.raises(BadLog, match=r"metrics\.csv: has no epochs yet \(run status 'running'\); "
-                       r"nothing to replay, let the run commit an epoch or resume it$"):
+    with pytest.raises(
+        BadLog,
+        match=r"metrics\.csv: has no epochs yet \(run status 'running'\); "
+        r"nothing to replay, let the run commit an epoch or resume it$",
+    ):
         load_run(root)
     (root / "metrics.csv").unlink()
     with pytest.raises(BadLog, match=r"metrics\.csv: missing \(run status 'running'\)"):
@@ -405,21 +559,33 @@ def test_checkpoint_verification(tmp_path):
     run = load_run(root)
     ck = root / "checkpoints/epoch-001.keras"
     ck.write_bytes(b"weights of epoch X")  # same size, other bytes
-    with pytest.raises(ChecksumMismatch, match=r"epoch-001\.keras: sha256 [0-9a-f]{12}\.\.\. "
-                       r"differs from run\.json's [0-9a-f]{12}\.\.\.; the checkpoint is damaged "
-                       r"or was replaced, restore it or re-record the run$"):
+    with pytest.raises(
+        ChecksumMismatch,
+        match=r"epoch-001\.keras: sha256 [0-9a-f]{12}\.\.\. "
+        r"differs from run\.json's [0-9a-f]{12}\.\.\.; the checkpoint is damaged "
+        r"or was replaced, restore it or re-record the run$",
+    ):
         checkpoint_path(run, 0)
     assert checkpoint_path(run, 0, verify=False) == ck
     ck.write_bytes(b"short")
-    with pytest.raises(ChecksumMismatch, match=r"epoch-001\.keras: 5 bytes but run\.json "
-                       r"records 18; "):
+    with pytest.raises(
+        ChecksumMismatch,
+        match=r"epoch-001\.keras: 5 bytes but run\.json "
+        r"records 18; ",
+    ):
         checkpoint_path(run, 0)
     ck.unlink()
-    with pytest.raises(LogNotFound, match=r"epoch-001\.keras: checkpoint of epoch 0 is "
-                       r"missing; restore it"):
+    with pytest.raises(
+        LogNotFound,
+        match=r"epoch-001\.keras: checkpoint of epoch 0 is "
+        r"missing; restore it",
+    ):
         checkpoint_path(run, 0)
-    with pytest.raises(LogNotFound, match=r"no checkpoint recorded for epoch 9 \(recorded "
-                       r"epochs: 0-2\)"):
+    with pytest.raises(
+        LogNotFound,
+        match=r"no checkpoint recorded for epoch 9 \(recorded "
+        r"epochs: 0-2\)",
+    ):
         checkpoint_path(run, 9)
 
 
@@ -427,16 +593,22 @@ def test_checkpoints_not_included(tmp_path):
     root = make_run(tmp_path / "r", included=False)
     run = load_run(root)
     assert not run.checkpoints_included and set(run.checkpoints) == {0, 1, 2}
-    with pytest.raises(LogNotFound, match=r"run\.json: says checkpoints_included: false "
-                       r"\(the run was copied without its checkpoints\), so epoch 1 has no "
-                       r"file; use the original run directory$"):
+    with pytest.raises(
+        LogNotFound,
+        match=r"run\.json: says checkpoints_included: false "
+        r"\(the run was copied without its checkpoints\), so epoch 1 has no "
+        r"file; use the original run directory$",
+    ):
         checkpoint_path(run, 1)
 
 
 def test_checkpoint_of_a_csv_log(tmp_path):
     run = load_csv(write(tmp_path, "epoch,loss\n0,1\n"))
-    with pytest.raises(LogNotFound, match=r"a csv log has no checkpoints; record the run "
-                       r"with `replay record` to keep one per epoch$"):
+    with pytest.raises(
+        LogNotFound,
+        match=r"a csv log has no checkpoints; record the run "
+        r"with `replay record` to keep one per epoch$",
+    ):
         checkpoint_path(run, 0)
 
 
@@ -459,8 +631,9 @@ def test_escaping_checkpoint_refused_at_load(tmp_path, rel, what):
     msg = str(info.value)
     assert "\n" not in msg
     assert msg.startswith(f"{root / 'run.json'}: epochs[1].checkpoint ")
-    assert msg.endswith(f" {what}; checkpoint paths must stay inside the run directory; "
-                        "refusing to use it")
+    assert msg.endswith(
+        f" {what}; checkpoint paths must stay inside the run directory; refusing to use it"
+    )
 
 
 def test_symlink_escape_refused(tmp_path):
@@ -470,8 +643,11 @@ def test_symlink_escape_refused(tmp_path):
     (root / "checkpoints").mkdir(parents=True)
     (root / "checkpoints/epoch-002.keras").symlink_to(outside)
     make_run(root)
-    with pytest.raises(UnsafePath, match=r"epochs\[1\]\.checkpoint 'checkpoints/epoch-002\.keras' "
-                       r"leads outside the run directory \(to .*outside\.keras\); "):
+    with pytest.raises(
+        UnsafePath,
+        match=r"epochs\[1\]\.checkpoint 'checkpoints/epoch-002\.keras' "
+        r"leads outside the run directory \(to .*outside\.keras\); ",
+    ):
         load_run(root)
 
 
@@ -508,46 +684,112 @@ def test_escape_via_symlink_created_after_load(tmp_path):
 
 
 MANIFESTS = [
-    ("truncated-json", b'{"status": "complete",', BadManifest,
-     r"run\.json: not valid JSON \(Expecting property name enclosed in double quotes at line 1, "
-     r"column 23\); restore run\.json or re-record the run"),
-    ("not-json", b"status: complete\n", BadManifest,
-     r"run\.json: not valid JSON \(Expecting value at line 1, column 1\); restore run\.json or "
-     r"re-record the run"),
-    ("empty", b"", BadManifest, r"run\.json: not valid JSON \(Expecting value at line 1, "
-     r"column 1\); .*"),
-    ("not-utf8", b'{"status": "\xff"}', BadManifest,
-     r"run\.json: not UTF-8 text \(byte 0xff at offset 12\); restore run\.json or re-record "
-     r"the run"),
-    ("deep", b"[" * 100_000, BadManifest, r"run\.json: not valid JSON \(RecursionError: .*\); "
-     r"restore run\.json or re-record the run"),
-    ("list", b"[]", BadManifest, r"run\.json: the top level must be a JSON object, got \[\]; "
-     r"restore run\.json or re-record the run"),
+    (
+        "truncated-json",
+        b'{"status": "complete",',
+        BadManifest,
+        r"run\.json: not valid JSON \(Expecting property name enclosed in double quotes at line 1, "
+        r"column 23\); restore run\.json or re-record the run",
+    ),
+    (
+        "not-json",
+        b"status: complete\n",
+        BadManifest,
+        r"run\.json: not valid JSON \(Expecting value at line 1, column 1\); restore run\.json or "
+        r"re-record the run",
+    ),
+    (
+        "empty",
+        b"",
+        BadManifest,
+        r"run\.json: not valid JSON \(Expecting value at line 1, "
+        r"column 1\); .*",
+    ),
+    (
+        "not-utf8",
+        b'{"status": "\xff"}',
+        BadManifest,
+        r"run\.json: not UTF-8 text \(byte 0xff at offset 12\); restore run\.json or re-record "
+        r"the run",
+    ),
+    (
+        "deep",
+        b"[" * 100_000,
+        BadManifest,
+        r"run\.json: not valid JSON \(RecursionError: .*\); "
+        r"restore run\.json or re-record the run",
+    ),
+    (
+        "list",
+        b"[]",
+        BadManifest,
+        r"run\.json: the top level must be a JSON object, got \[\]; "
+        r"restore run\.json or re-record the run",
+    ),
     ("status", b'{"status": 3}', BadManifest, r"run\.json: status must be a string, got 3; .*"),
-    ("included", b'{"checkpoints_included": "no"}', BadManifest,
-     r"run\.json: checkpoints_included must be true or false, got 'no'; .*"),
-    ("shadow", b'{"shadow": {}}', BadManifest, r"run\.json: shadow must be a list of objects, "
-     r"got \{\}; .*"),
+    (
+        "included",
+        b'{"checkpoints_included": "no"}',
+        BadManifest,
+        r"run\.json: checkpoints_included must be true or false, got 'no'; .*",
+    ),
+    (
+        "shadow",
+        b'{"shadow": {}}',
+        BadManifest,
+        r"run\.json: shadow must be a list of objects, "
+        r"got \{\}; .*",
+    ),
     ("epochs", b'{"epochs": {}}', BadManifest, r"run\.json: epochs must be a list, got \{\}; .*"),
-    ("epoch-entry", b'{"epochs": [3]}', BadManifest, r"run\.json: epochs\[0\] must be an "
-     r"object, got 3; .*"),
-    ("epoch-number", b'{"epochs": [{"epoch": -1}]}', BadManifest,
-     r"run\.json: epochs\[0\]\.epoch must be a 0-based epoch number, got -1; .*"),
-    ("epoch-bool", b'{"epochs": [{"epoch": true}]}', BadManifest,
-     r"run\.json: epochs\[0\]\.epoch must be a 0-based epoch number, got True; .*"),
-    ("epoch-twice", b'{"epochs": [{"epoch": 0}, {"epoch": 0}]}', BadManifest,
-     r"run\.json: epoch 0 is listed twice in 'epochs'; restore run\.json or re-record the run"),
-    ("checkpoint-type", b'{"epochs": [{"epoch": 0, "checkpoint": 5}]}', BadManifest,
-     r"run\.json: epochs\[0\]\.checkpoint must be a path string or null, got 5; .*"),
-    ("sha", b'{"epochs": [{"epoch": 0, "sha256": "abc"}]}', BadManifest,
-     r"run\.json: epochs\[0\]\.sha256 must be 64 lower-case hex digits or null, got 'abc'; .*"),
-    ("bytes", b'{"epochs": [{"epoch": 0, "bytes": -5}]}', BadManifest,
-     r"run\.json: epochs\[0\]\.bytes must be a byte count or null, got -5; .*"),
+    (
+        "epoch-entry",
+        b'{"epochs": [3]}',
+        BadManifest,
+        r"run\.json: epochs\[0\] must be an "
+        r"object, got 3; .*",
+    ),
+    (
+        "epoch-number",
+        b'{"epochs": [{"epoch": -1}]}',
+        BadManifest,
+        r"run\.json: epochs\[0\]\.epoch must be a 0-based epoch number, got -1; .*",
+    ),
+    (
+        "epoch-bool",
+        b'{"epochs": [{"epoch": true}]}',
+        BadManifest,
+        r"run\.json: epochs\[0\]\.epoch must be a 0-based epoch number, got True; .*",
+    ),
+    (
+        "epoch-twice",
+        b'{"epochs": [{"epoch": 0}, {"epoch": 0}]}',
+        BadManifest,
+        r"run\.json: epoch 0 is listed twice in 'epochs'; restore run\.json or re-record the run",
+    ),
+    (
+        "checkpoint-type",
+        b'{"epochs": [{"epoch": 0, "checkpoint": 5}]}',
+        BadManifest,
+        r"run\.json: epochs\[0\]\.checkpoint must be a path string or null, got 5; .*",
+    ),
+    (
+        "sha",
+        b'{"epochs": [{"epoch": 0, "sha256": "abc"}]}',
+        BadManifest,
+        r"run\.json: epochs\[0\]\.sha256 must be 64 lower-case hex digits or null, got 'abc'; .*",
+    ),
+    (
+        "bytes",
+        b'{"epochs": [{"epoch": 0, "bytes": -5}]}',
+        BadManifest,
+        r"run\.json: epochs\[0\]\.bytes must be a byte count or null, got -5; .*",
+    ),
 ]
 
 
-@pytest.mark.parametrize("content,exc,pattern", [m[1:] for m in MANIFESTS],
-                         ids=[m[0] for m in MANIFESTS])
+@pytest.mark.parametrize(
+    "content,exc,pattern", [m[1:] for m in MANIFESTS], ids=[m[0] for m in MANIFESTS]
+)
 def test_bad_manifest(tmp_path, content, exc, pattern):
     root = make_run(tmp_path / "r")
     (root / "run.json").write_bytes(content)
@@ -568,6 +810,7 @@ def test_manifest_without_epochs_or_status(tmp_path):
 
 
 # --------------------------------------------------------------------------- dispatch
+
 
 def test_load_run_missing_path(tmp_path):
     with pytest.raises(LogNotFound) as info:
@@ -599,8 +842,11 @@ def test_load_run_metrics_csv_without_manifest(tmp_path):
 
 
 def test_load_run_dir_requires_manifest(tmp_path):
-    with pytest.raises(LogNotFound, match=r": no run\.json; a run directory from `replay "
-                       r"record` has run\.json and metrics\.csv$"):
+    with pytest.raises(
+        LogNotFound,
+        match=r": no run\.json; a run directory from `replay "
+        r"record` has run\.json and metrics\.csv$",
+    ):
         load_run_dir(tmp_path)
     with pytest.raises(LogNotFound, match="is a file, not a run directory"):
         load_run_dir(write(tmp_path, "epoch,loss\n0,1\n"))
@@ -636,10 +882,13 @@ def damaged_csv(draw) -> bytes:
         elif op == "cut":
             data = data[:i]
         elif op == "insert":
-            data[i:i] = draw(st.sampled_from(
-                [b"1e400", b"NA", b",", b";", b"\n", b'"', b"\x00", b"\xff", b"nan", b"-"]))
+            data[i:i] = draw(
+                st.sampled_from(
+                    [b"1e400", b"NA", b",", b";", b"\n", b'"', b"\x00", b"\xff", b"nan", b"-"]
+                )
+            )
         else:
-            del data[i:i + draw(st.integers(1, 10))]
+            del data[i : i + draw(st.integers(1, 10))]
     return bytes(data)
 
 

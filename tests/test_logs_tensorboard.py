@@ -39,8 +39,9 @@ def write_events(path: Path, events: list[bytes]) -> Path:
     return path
 
 
-def epoch_events(tag_values: dict[str, list[float]], wall: float = 100.0,
-                 as_tensor: bool = True, first: int = 0) -> list[bytes]:
+def epoch_events(
+    tag_values: dict[str, list[float]], wall: float = 100.0, as_tensor: bool = True, first: int = 0
+) -> list[bytes]:
     """One scalar event per (tag, epoch), epoch-major like Keras writes them."""
     n = max(len(v) for v in tag_values.values())
     out = []
@@ -55,10 +56,17 @@ def keras_logdir(root: Path, n: int = 5) -> Path:
     """A Keras-like logdir: train (loss, accuracy, learning_rate, batch noise), validation."""
     loss = [1.0 / (e + 1) for e in range(n)]
     acc = [e / n for e in range(n)]
-    train = epoch_events({"epoch_loss": loss, "epoch_accuracy": acc,
-                          "epoch_learning_rate": [0.01] * n, "batch_loss": [9.0] * n})
-    val = epoch_events({"epoch_loss": [v + 0.5 for v in loss],
-                        "evaluation_loss_vs_iterations": [7.0] * n})
+    train = epoch_events(
+        {
+            "epoch_loss": loss,
+            "epoch_accuracy": acc,
+            "epoch_learning_rate": [0.01] * n,
+            "batch_loss": [9.0] * n,
+        }
+    )
+    val = epoch_events(
+        {"epoch_loss": [v + 0.5 for v in loss], "evaluation_loss_vs_iterations": [7.0] * n}
+    )
     write_events(root / "train" / "events.out.tfevents.1.host.1.0.v2", train)
     write_events(root / "validation" / "events.out.tfevents.1.host.1.1.v2", val)
     return root
@@ -69,6 +77,7 @@ def f32(x: float) -> float:
 
 
 # --------------------------------------------------------------------------- framing
+
 
 def test_crc32c_known_values():
     assert crc32c(b"") == 0
@@ -82,8 +91,8 @@ def test_our_framing_matches_a_real_keras_file():
     raw = next(real.iterdir()).read_bytes()
     (length,) = struct.unpack_from("<Q", raw)
     assert raw[8:12] == struct.pack("<I", masked_crc32c(raw[:8]))
-    assert raw[12 + length:16 + length] == struct.pack("<I", masked_crc32c(raw[12:12 + length]))
-    assert frame_record(raw[12:12 + length]) == raw[:16 + length]
+    assert raw[12 + length : 16 + length] == struct.pack("<I", masked_crc32c(raw[12 : 12 + length]))
+    assert frame_record(raw[12 : 12 + length]) == raw[: 16 + length]
 
 
 def test_keras3_scalar_events_are_built_byte_for_byte():
@@ -92,28 +101,35 @@ def test_keras3_scalar_events_are_built_byte_for_byte():
     raw = next((DATA / "keras_fit/tb/train").iterdir()).read_bytes()
     built_events = 0
     for off in offsets_of(raw):
-        data = raw[off + 12:off + 12 + struct.unpack_from("<Q", raw, off)[0]]
+        data = raw[off + 12 : off + 12 + struct.unpack_from("<Q", raw, off)[0]]
         ev = event_pb2.Event.FromString(data)
         if ev.summary.value and ev.summary.value[0].tag.startswith("epoch_"):
             (value,) = struct.unpack("<f", ev.summary.value[0].tensor.tensor_content)
-            built = scalar_event(ev.summary.value[0].tag, value, ev.step, ev.wall_time,
-                                 keras3=True)
+            built = scalar_event(ev.summary.value[0].tag, value, ev.step, ev.wall_time, keras3=True)
             assert built == data
             built_events += 1
     assert built_events == 9  # 3 epochs x (loss, accuracy, learning_rate)
+
 
 def test_the_reader_stages(tmp_path):
     """records -> events -> points, each a generator; damage raises DamagedFile."""
     from analysis import tb
 
-    f = write_events(tmp_path / "events.out.tfevents.1", [
-        scalar_event("epoch_loss", 0.5, 0, 1.0), scalar_event("batch_loss", 9.0, 0),
-        scalar_event("loss", 0.25, 1, 2.0, as_tensor=False)])
+    f = write_events(
+        tmp_path / "events.out.tfevents.1",
+        [
+            scalar_event("epoch_loss", 0.5, 0, 1.0),
+            scalar_event("batch_loss", 9.0, 0),
+            scalar_event("loss", 0.25, 1, 2.0, as_tensor=False),
+        ],
+    )
     starts = offsets(f)
     records = list(tb.read_records(f))
     assert [offset for offset, _ in records] == starts
     assert list(tb.scalar_points(tb.parse_events(records))) == [
-        ("epoch_loss", 0, 1.0, 0.5), ("loss", 1, 2.0, 0.25)]
+        ("epoch_loss", 0, 1.0, 0.5),
+        ("loss", 1, 2.0, 0.25),
+    ]
     f.write_bytes(f.read_bytes()[:-1])
     with pytest.raises(tb.DamagedFile, match=rf"^truncated record at byte {starts[-1]}$"):
         list(tb.read_records(f))
@@ -122,6 +138,7 @@ def test_the_reader_stages(tmp_path):
 
 
 # --------------------------------------------------------------------------- reading
+
 
 def test_keras_layout_mapping(tmp_path):
     run = load_tensorboard(keras_logdir(tmp_path / "tb", n=5))
@@ -136,12 +153,18 @@ def test_keras_layout_mapping(tmp_path):
 
 def test_more_than_ten_points_all_kept(tmp_path):
     n = 25
-    write_events(tmp_path / "train/events.out.tfevents.1", epoch_events(
-        {"epoch_loss": [float(e) for e in range(n)]}))
-    write_events(tmp_path / "validation/events.out.tfevents.1", epoch_events(
-        {"epoch_loss": [float(-e) for e in range(n)]}))
-    write_events(tmp_path / "test/events.out.tfevents.1", epoch_events(
-        {"epoch_accuracy": [e / 100 for e in range(n)]}))
+    write_events(
+        tmp_path / "train/events.out.tfevents.1",
+        epoch_events({"epoch_loss": [float(e) for e in range(n)]}),
+    )
+    write_events(
+        tmp_path / "validation/events.out.tfevents.1",
+        epoch_events({"epoch_loss": [float(-e) for e in range(n)]}),
+    )
+    write_events(
+        tmp_path / "test/events.out.tfevents.1",
+        epoch_events({"epoch_accuracy": [e / 100 for e in range(n)]}),
+    )
     run = load_run(tmp_path)
     assert run.n_epochs == n
     assert run.values("loss") == [float(e) for e in range(n)]
@@ -170,18 +193,21 @@ def test_value_forms(tmp_path, form):
     assert load_tensorboard(tmp_path).values("loss") == [0.5, 1.5, 2.5]
 
 
-@pytest.mark.parametrize("dtype,field,payload,expected", [
-    (19, "half_val", [0x3C00], 1.0),                       # float16 1.0
-    (14, "half_val", [0x3F80], 1.0),                       # bfloat16 1.0
-    (9, "int64_val", [7], 7.0),
-    (3, "int_val", [-3], -3.0),
-    (10, "bool_val", [True], 1.0),
-    (14, "tensor_content", b"\x80\x3f", 1.0),              # bfloat16 bytes
-    (1, "tensor_content", b"\x00\x00\x80", None),          # 3 bytes for a float32
-    (2, "tensor_content", np.float64(2.5).tobytes() * 2, None),  # two elements
-    (7, "string_val", [b"x"], None),                      # DT_STRING
-    (1, "float_val", [], None),                            # no value at all
-])
+@pytest.mark.parametrize(
+    "dtype,field,payload,expected",
+    [
+        (19, "half_val", [0x3C00], 1.0),  # float16 1.0
+        (14, "half_val", [0x3F80], 1.0),  # bfloat16 1.0
+        (9, "int64_val", [7], 7.0),
+        (3, "int_val", [-3], -3.0),
+        (10, "bool_val", [True], 1.0),
+        (14, "tensor_content", b"\x80\x3f", 1.0),  # bfloat16 bytes
+        (1, "tensor_content", b"\x00\x00\x80", None),  # 3 bytes for a float32
+        (2, "tensor_content", np.float64(2.5).tobytes() * 2, None),  # two elements
+        (7, "string_val", [b"x"], None),  # DT_STRING
+        (1, "float_val", [], None),  # no value at all
+    ],
+)
 def test_tensor_dtypes(tmp_path, dtype, field, payload, expected):
     from tensorboard.compat.proto import event_pb2
 
@@ -192,8 +218,10 @@ def test_tensor_dtypes(tmp_path, dtype, field, payload, expected):
         v.tensor.tensor_content = payload
     else:
         getattr(v.tensor, field).extend(payload)
-    write_events(tmp_path / "train/events.out.tfevents.1",
-                 [ev.SerializeToString(), *epoch_events({"epoch_loss": [1.0]})])
+    write_events(
+        tmp_path / "train/events.out.tfevents.1",
+        [ev.SerializeToString(), *epoch_events({"epoch_loss": [1.0]})],
+    )
     run = load_tensorboard(tmp_path)
     if expected is None:
         assert not run.has("x")
@@ -210,8 +238,10 @@ def test_non_scalar_epoch_tag_ignored_with_warning(tmp_path):
     v.tensor.dtype = 1
     v.tensor.tensor_shape.dim.add(size=3)
     v.tensor.float_val.extend([1, 2, 3])
-    f = write_events(tmp_path / "train/events.out.tfevents.1",
-                     [ev.SerializeToString(), *epoch_events({"epoch_loss": [1.0]})])
+    f = write_events(
+        tmp_path / "train/events.out.tfevents.1",
+        [ev.SerializeToString(), *epoch_events({"epoch_loss": [1.0]})],
+    )
     run = load_tensorboard(tmp_path)
     assert list(run.metrics.columns) == ["loss"]
     assert run.warnings == [f"{f}: tag 'epoch_weights' is not a numeric scalar; ignored it"]
@@ -220,10 +250,14 @@ def test_non_scalar_epoch_tag_ignored_with_warning(tmp_path):
 def test_learning_rate_prefers_train(tmp_path):
     # (A change between steps 0 and 1 would be read as logged after a cut: see
     # test_lr_alignment.py; here the rate changes later, read as written.)
-    write_events(tmp_path / "train/events.out.tfevents.1",
-                 epoch_events({"epoch_learning_rate": [0.5, 0.5, 0.25], "epoch_loss": [1, 2, 3]}))
-    write_events(tmp_path / "validation/events.out.tfevents.1",
-                 epoch_events({"epoch_learning_rate": [9.0, 9.0, 9.0], "epoch_loss": [3, 4, 5]}))
+    write_events(
+        tmp_path / "train/events.out.tfevents.1",
+        epoch_events({"epoch_learning_rate": [0.5, 0.5, 0.25], "epoch_loss": [1, 2, 3]}),
+    )
+    write_events(
+        tmp_path / "validation/events.out.tfevents.1",
+        epoch_events({"epoch_learning_rate": [9.0, 9.0, 9.0], "epoch_loss": [3, 4, 5]}),
+    )
     run = load_tensorboard(tmp_path)
     assert list(run.metrics.columns) == ["learning_rate", "loss", "val_loss"]
     assert run.values("learning_rate") == [0.5, 0.5, 0.25]
@@ -231,10 +265,14 @@ def test_learning_rate_prefers_train(tmp_path):
 
 def test_several_files_merge_later_wall_time_wins(tmp_path):
     # First fit: epochs 0-3; resumed fit (later wall time) re-logs 2-3 and adds 4-5.
-    write_events(tmp_path / "train/events.out.tfevents.2.b",
-                 epoch_events({"epoch_loss": [20.0, 30.0, 40.0, 50.0]}, wall=500, first=2))
-    write_events(tmp_path / "train/events.out.tfevents.1.a",
-                 epoch_events({"epoch_loss": [0.0, 1.0, 2.0, 3.0]}, wall=100))
+    write_events(
+        tmp_path / "train/events.out.tfevents.2.b",
+        epoch_events({"epoch_loss": [20.0, 30.0, 40.0, 50.0]}, wall=500, first=2),
+    )
+    write_events(
+        tmp_path / "train/events.out.tfevents.1.a",
+        epoch_events({"epoch_loss": [0.0, 1.0, 2.0, 3.0]}, wall=100),
+    )
     run = load_tensorboard(tmp_path)
     assert run.values("loss") == [0.0, 1.0, 20.0, 30.0, 40.0, 50.0]
     assert run.warnings == [
@@ -245,8 +283,10 @@ def test_several_files_merge_later_wall_time_wins(tmp_path):
 
 
 def test_gaps_and_late_start(tmp_path):
-    write_events(tmp_path / "validation/events.out.tfevents.1",
-                 epoch_events({"epoch_loss": [1.0, 2.0]}, first=3))
+    write_events(
+        tmp_path / "validation/events.out.tfevents.1",
+        epoch_events({"epoch_loss": [1.0, 2.0]}, first=3),
+    )
     run = load_tensorboard(tmp_path)
     assert run.values("val_loss") == [None, None, None, 1.0, 2.0]
     assert run.warnings == [f"{tmp_path}: epochs 0-2 missing; marked their cells not logged"]
@@ -279,19 +319,20 @@ def test_unknown_subfolder_warned(tmp_path):
 
 # --------------------------------------------------------------------------- fits and trainings
 
-def scalars(path: Path, tag_values: dict[str, list[float]], first: int = 0,
-            wall: float = 100.0) -> Path:
+
+def scalars(
+    path: Path, tag_values: dict[str, list[float]], first: int = 0, wall: float = 100.0
+) -> Path:
     return write_events(path, epoch_events(tag_values, wall=wall, first=first))
 
 
 def test_two_fits_in_keras3_folders_are_two_trainings(tmp_path):
     scalars(tmp_path / "train/events.out.tfevents.1.h.1.0.v2", {"epoch_loss": [1.0, 0.9, 0.8]})
-    scalars(tmp_path / "validation/events.out.tfevents.1.h.1.1.v2",
-            {"epoch_loss": [1.5, 1.4, 1.3]})
-    scalars(tmp_path / "train/events.out.tfevents.2.h.1.2.v2", {"epoch_loss": [2.0, 1.9]},
-            wall=500)
-    scalars(tmp_path / "validation/events.out.tfevents.2.h.1.3.v2", {"epoch_loss": [2.5, 2.4]},
-            wall=500)
+    scalars(tmp_path / "validation/events.out.tfevents.1.h.1.1.v2", {"epoch_loss": [1.5, 1.4, 1.3]})
+    scalars(tmp_path / "train/events.out.tfevents.2.h.1.2.v2", {"epoch_loss": [2.0, 1.9]}, wall=500)
+    scalars(
+        tmp_path / "validation/events.out.tfevents.2.h.1.3.v2", {"epoch_loss": [2.5, 2.4]}, wall=500
+    )
     first, second = load_logs(tmp_path)
     assert (first.name, second.name) == (f"{tmp_path.name}#1", f"{tmp_path.name}#2")
     assert first.values("val_loss") == [1.5, f32(1.4), f32(1.3)]
@@ -337,10 +378,16 @@ def test_tf1_flat_folder_bare_tags_batch_tags_and_histograms(tmp_path):
 
     hist = event_pb2.Event(step=0)
     hist.summary.value.add(tag="dense_1/kernel_0").histo.num = 3.0
-    write_events(tmp_path / "events.out.tfevents.1", [
-        hist.SerializeToString(), scalar_event("batch_loss", 9.0, 0, as_tensor=False),
-        *epoch_events({"loss": [1.0, 0.5], "acc": [0.5, 0.75], "val_loss": [2.0, 1.5]},
-                      as_tensor=False)])
+    write_events(
+        tmp_path / "events.out.tfevents.1",
+        [
+            hist.SerializeToString(),
+            scalar_event("batch_loss", 9.0, 0, as_tensor=False),
+            *epoch_events(
+                {"loss": [1.0, 0.5], "acc": [0.5, 0.75], "val_loss": [2.0, 1.5]}, as_tensor=False
+            ),
+        ],
+    )
     (run,) = load_logs(tmp_path)
     assert list(run.metrics.columns) == ["acc", "loss", "val_loss"] and run.warnings == []
     assert run.values("accuracy") == [0.5, 0.75]
@@ -349,15 +396,25 @@ def test_tf1_flat_folder_bare_tags_batch_tags_and_histograms(tmp_path):
 
 def test_tf_keras_1_flat_folder_epoch_tags(tmp_path):
     """tf.keras in TF 1.x (callbacks_v1): one flat folder, epoch_loss and epoch_val_loss."""
-    write_events(tmp_path / "events.out.tfevents.1", epoch_events(
-        {"epoch_loss": [1.0, 0.5], "epoch_val_loss": [2.0, 1.5], "epoch_acc": [0.5, 0.75],
-         "batch_loss": [3.0, 3.0]}, as_tensor=False))
+    write_events(
+        tmp_path / "events.out.tfevents.1",
+        epoch_events(
+            {
+                "epoch_loss": [1.0, 0.5],
+                "epoch_val_loss": [2.0, 1.5],
+                "epoch_acc": [0.5, 0.75],
+                "batch_loss": [3.0, 3.0],
+            },
+            as_tensor=False,
+        ),
+    )
     (run,) = load_logs(tmp_path)
     assert list(run.metrics.columns) == ["acc", "loss", "val_loss"]
     assert run.values("val_loss") == [2.0, 1.5]
 
 
 # --------------------------------------------------------------------------- damage
+
 
 def offsets(path: Path) -> list[int]:
     """Start offsets of the records of an event file."""
@@ -375,8 +432,10 @@ def offsets_of(raw: bytes) -> list[int]:
 
 @pytest.mark.parametrize("cut", ["mid-data", "mid-header", "mid-footer"])
 def test_truncated_file_keeps_prefix(tmp_path, cut):
-    f = write_events(tmp_path / "train/events.out.tfevents.1",
-                     epoch_events({"epoch_loss": [float(e) for e in range(10)]}))
+    f = write_events(
+        tmp_path / "train/events.out.tfevents.1",
+        epoch_events({"epoch_loss": [float(e) for e in range(10)]}),
+    )
     start = offsets(f)[7]  # record 0 is file_version, so this is epoch 6
     raw = f.read_bytes()
     at = {"mid-data": start + 20, "mid-header": start + 5, "mid-footer": offsets(f)[8] - 2}[cut]
@@ -390,14 +449,19 @@ def test_truncated_file_keeps_prefix(tmp_path, cut):
     ]
 
 
-@pytest.mark.parametrize("where,what", [
-    (14, "record data fails its CRC"),   # a byte of the data
-    (3, "record length fails its CRC"),  # a byte of the length
-    (9, "record length fails its CRC"),  # a byte of the length's CRC
-])
+@pytest.mark.parametrize(
+    "where,what",
+    [
+        (14, "record data fails its CRC"),  # a byte of the data
+        (3, "record length fails its CRC"),  # a byte of the length
+        (9, "record length fails its CRC"),  # a byte of the length's CRC
+    ],
+)
 def test_crc_flipped_byte_keeps_prefix(tmp_path, where, what):
-    f = write_events(tmp_path / "train/events.out.tfevents.1",
-                     epoch_events({"epoch_loss": [float(e) for e in range(10)]}))
+    f = write_events(
+        tmp_path / "train/events.out.tfevents.1",
+        epoch_events({"epoch_loss": [float(e) for e in range(10)]}),
+    )
     start = offsets(f)[5]  # epoch 4
     raw = bytearray(f.read_bytes())
     raw[start + where] ^= 0x01
@@ -438,8 +502,10 @@ def test_every_record_crc_is_checked_even_without_a_scalar(tmp_path, size):
     scalar were skipped unchecked) and records larger than the read chunk are read whole."""
     loss = {"epoch_loss": [float(e) for e in range(5)]}
     events = epoch_events(loss)
-    f = write_events(tmp_path / "train/events.out.tfevents.1",
-                     [*events[:3], text_event("model_config", size), *events[3:]])
+    f = write_events(
+        tmp_path / "train/events.out.tfevents.1",
+        [*events[:3], text_event("model_config", size), *events[3:]],
+    )
     assert load_tensorboard(tmp_path).values("loss") == [float(e) for e in range(5)]
     start = offsets(f)[4]  # record 0 is file_version, 1-3 are epochs 0-2
     raw = bytearray(f.read_bytes())
@@ -454,6 +520,7 @@ def test_every_record_crc_is_checked_even_without_a_scalar(tmp_path, size):
 
 
 # --------------------------------------------------------------------------- bad input
+
 
 def test_nothing_readable_is_badlog(tmp_path):
     f = tmp_path / "train/events.out.tfevents.1"
@@ -472,10 +539,13 @@ def test_nothing_readable_is_badlog(tmp_path):
 
 def test_only_batch_scalars_is_badlog(tmp_path):
     write_events(tmp_path / "train/events.out.tfevents.1", epoch_events({"batch_loss": [1.0]}))
-    with pytest.raises(BadLog, match=r": 1 event file\(s\) but no readable epoch_\* scalar \(nor "
-                       r"the loss of a TF1-era flat folder\); a "
-                       r"Keras TensorBoard callback writes epoch_loss etc\. to train/ and "
-                       r"validation/$"):
+    with pytest.raises(
+        BadLog,
+        match=r": 1 event file\(s\) but no readable epoch_\* scalar \(nor "
+        r"the loss of a TF1-era flat folder\); a "
+        r"Keras TensorBoard callback writes epoch_loss etc\. to train/ and "
+        r"validation/$",
+    ):
         load_tensorboard(tmp_path)
 
 
@@ -488,10 +558,15 @@ def test_empty_event_file_is_badlog(tmp_path):
 
 
 def test_huge_step_is_badlog(tmp_path):
-    write_events(tmp_path / "train/events.out.tfevents.1",
-                 [scalar_event("epoch_loss", 1.0, 0), scalar_event("epoch_loss", 1.0, 10**12)])
-    with pytest.raises(BadLog, match=r"epoch 1000000000000 would leave 999999999999 epochs "
-                       r"missing among 2 logged"):
+    write_events(
+        tmp_path / "train/events.out.tfevents.1",
+        [scalar_event("epoch_loss", 1.0, 0), scalar_event("epoch_loss", 1.0, 10**12)],
+    )
+    with pytest.raises(
+        BadLog,
+        match=r"epoch 1000000000000 would leave 999999999999 epochs "
+        r"missing among 2 logged",
+    ):
         load_tensorboard(tmp_path)
 
 
@@ -511,12 +586,16 @@ def test_no_event_files(tmp_path):
 def test_nested_runs_hint(tmp_path):
     keras_logdir(tmp_path / "logs" / "run1")
     keras_logdir(tmp_path / "logs" / "run2")
-    with pytest.raises(LogNotFound, match=r"\(its subfolders run1, run2 hold TensorBoard logs: "
-                       r"pass one of them\)"):
+    with pytest.raises(
+        LogNotFound,
+        match=r"\(its subfolders run1, run2 hold TensorBoard logs: "
+        r"pass one of them\)",
+    ):
         load_run(tmp_path / "logs")
 
 
 # --------------------------------------------------------------------------- real Keras data
+
 
 def test_stored_keras_fit_matches_its_csvlogger():
     """tests/data/keras_fit was written by a real Keras 3 fit (TensorBoard + CSVLogger)."""
@@ -549,8 +628,14 @@ def test_reading_does_not_import_tensorflow(tmp_path):
         "print('IMPORTED', bad)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env, cwd=tmp_path, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "IMPORTED []"
 
@@ -566,10 +651,18 @@ def keras_fit(tmp_path_factory) -> Path:
     y = (x.sum(axis=1) > 0).astype("float32")
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
     model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, validation_split=0.25, epochs=3, batch_size=8, verbose=0, callbacks=[
-        keras.callbacks.TensorBoard(str(root / "tb")),
-        keras.callbacks.CSVLogger(str(root / "log.csv")),
-    ])
+    model.fit(
+        x,
+        y,
+        validation_split=0.25,
+        epochs=3,
+        batch_size=8,
+        verbose=0,
+        callbacks=[
+            keras.callbacks.TensorBoard(str(root / "tb")),
+            keras.callbacks.CSVLogger(str(root / "log.csv")),
+        ],
+    )
     return root
 
 
@@ -596,8 +689,9 @@ def test_real_keras_file_truncated_and_flipped(keras_fit, tmp_path):
 
     raw = val.read_bytes()
     for off in offsets(val):
-        ev = event_pb2.Event.FromString(raw[off + 12: off + 12 + struct.unpack_from("<Q", raw,
-                                                                                    off)[0]])
+        ev = event_pb2.Event.FromString(
+            raw[off + 12 : off + 12 + struct.unpack_from("<Q", raw, off)[0]]
+        )
         if any(v.tag.startswith("epoch_") for v in ev.summary.value):
             epoch_records.append((off, ev.step))
     last_of_epoch_0 = max(off for off, step in epoch_records if step == 0)
@@ -607,9 +701,12 @@ def test_real_keras_file_truncated_and_flipped(keras_fit, tmp_path):
     val.write_bytes(raw[: first_of_epoch_1 + 30])  # cut inside the first epoch-1 record
     run = load_tensorboard(logdir)
     assert run.not_logged["val_loss"].tolist() == [False, True, True]
-    assert re.fullmatch(re.escape(f"{val}: damaged (truncated record at byte ")
-                        + r"\d+\); kept the data before it \(last epoch read 0\), anything "
-                        r"after it in this file is lost", run.warnings[0])
+    assert re.fullmatch(
+        re.escape(f"{val}: damaged (truncated record at byte ")
+        + r"\d+\); kept the data before it \(last epoch read 0\), anything "
+        r"after it in this file is lost",
+        run.warnings[0],
+    )
 
     flipped = bytearray(raw)
     flipped[first_of_epoch_1 + 20] ^= 0x40
@@ -626,9 +723,10 @@ SEED_EVENTS = next((DATA / "keras_fit/tb/train").iterdir()).read_bytes()
 
 
 @settings(max_examples=200, deadline=None)
-@given(flips=st.lists(st.tuples(st.integers(0, len(SEED_EVENTS) - 1), st.integers(0, 7)),
-                      max_size=3),
-       cut=st.integers(0, len(SEED_EVENTS)))
+@given(
+    flips=st.lists(st.tuples(st.integers(0, len(SEED_EVENTS) - 1), st.integers(0, 7)), max_size=3),
+    cut=st.integers(0, len(SEED_EVENTS)),
+)
 def test_any_damage_gives_a_runlog_or_a_replay_error(flips, cut):
     data = bytearray(SEED_EVENTS)
     for i, bit in flips:
@@ -660,13 +758,15 @@ def _record_ends() -> frozenset[int]:
     return frozenset(ends | {0})
 
 
-FIT = st.fixed_dictionaries({
-    "folder": st.sampled_from(["", "train", "validation"]),
-    "start": st.integers(0, 6),
-    "n": st.integers(0, 5),
-    "wall": st.sampled_from([0.0, 100.0, 200.0, 300.0]),
-    "bare": st.booleans(),
-})
+FIT = st.fixed_dictionaries(
+    {
+        "folder": st.sampled_from(["", "train", "validation"]),
+        "start": st.integers(0, 6),
+        "n": st.integers(0, 5),
+        "wall": st.sampled_from([0.0, 100.0, 200.0, 300.0]),
+        "bare": st.booleans(),
+    }
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -679,8 +779,13 @@ def test_any_set_of_fits_gives_runs_or_a_replay_error(fits):
         for i, fit in enumerate(fits):
             tag = "loss" if fit["bare"] and fit["folder"] == "" else "epoch_loss"
             values = [float(fit["start"] + k) for k in range(fit["n"])]
-            events = epoch_events({tag: values}, wall=fit["wall"], first=fit["start"],
-                                  as_tensor=not fit["bare"]) if values else []
+            events = (
+                epoch_events(
+                    {tag: values}, wall=fit["wall"], first=fit["start"], as_tensor=not fit["bare"]
+                )
+                if values
+                else []
+            )
             write_events(root / fit["folder"] / f"events.out.tfevents.{i}", events)
         try:
             runs = load_logs(root)

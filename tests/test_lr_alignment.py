@@ -21,8 +21,9 @@ def f32(x: float) -> float:
     return float(np.float32(x))
 
 
-def write_events(path: Path, tag_values: dict[str, list[float]], first: int = 0,
-                 wall: float = 100.0) -> Path:
+def write_events(
+    path: Path, tag_values: dict[str, list[float]], first: int = 0, wall: float = 100.0
+) -> Path:
     events = [file_version_event(wall)]
     n = max(len(v) for v in tag_values.values())
     for i in range(n):
@@ -34,17 +35,21 @@ def write_events(path: Path, tag_values: dict[str, list[float]], first: int = 0,
     return path
 
 
-def keras3_logdir(root: Path, val_loss: list[float], written_lr: list[float],
-                  loss: list[float] | None = None) -> Path:
+def keras3_logdir(
+    root: Path, val_loss: list[float], written_lr: list[float], loss: list[float] | None = None
+) -> Path:
     """A Keras 3 TensorBoard log: train (loss, learning_rate), validation (loss)."""
     loss = loss or [2.0 - 0.01 * e for e in range(len(val_loss))]
-    write_events(root / "train/events.out.tfevents.1.h.1.0.v2",
-                 {"epoch_loss": loss, "epoch_learning_rate": written_lr})
+    write_events(
+        root / "train/events.out.tfevents.1.h.1.0.v2",
+        {"epoch_loss": loss, "epoch_learning_rate": written_lr},
+    )
     write_events(root / "validation/events.out.tfevents.1.h.1.1.v2", {"epoch_loss": val_loss})
     return root
 
 
 # --------------------------------------------------------------------------- rules
+
 
 def test_aligned_and_order_from_rates():
     assert aligned([0.1, 0.05, 0.025], DURING) == [0.1, 0.05, 0.025]
@@ -59,15 +64,18 @@ def test_aligned_and_order_from_rates():
     assert order_from_rates([0.1, 0.2, 0.3], [0.1, 0.1, 0.05]) is None  # neither
 
 
-@pytest.mark.parametrize("column,written,csv,order,evidence", [
-    ("learning_rate", [0.1, 0.1, 0.1], None, DURING, "constant"),
-    ("lr", [0.1, 0.05, 0.05], None, DURING, "tag"),  # Keras 2's logs['lr'], even at step 1
-    ("learning_rate", [0.1, 0.1, 0.05, 0.05], [0.1, 0.1, 0.05, 0.05], DURING, "csv"),
-    ("learning_rate", [0.1, 0.1, 0.05, 0.05], [0.1, 0.1, 0.1, 0.05], AFTER, "csv"),
-    ("learning_rate", [0.1, 0.05, 0.05], None, AFTER, "first-epoch"),
-    ("learning_rate", [0.1, 0.05, 0.05], [0.3, 0.3, 0.3], AFTER, "first-epoch"),  # CSV no fit
-    ("learning_rate", [0.1, 0.1, 0.05], None, DURING, "default"),
-])
+@pytest.mark.parametrize(
+    "column,written,csv,order,evidence",
+    [
+        ("learning_rate", [0.1, 0.1, 0.1], None, DURING, "constant"),
+        ("lr", [0.1, 0.05, 0.05], None, DURING, "tag"),  # Keras 2's logs['lr'], even at step 1
+        ("learning_rate", [0.1, 0.1, 0.05, 0.05], [0.1, 0.1, 0.05, 0.05], DURING, "csv"),
+        ("learning_rate", [0.1, 0.1, 0.05, 0.05], [0.1, 0.1, 0.1, 0.05], AFTER, "csv"),
+        ("learning_rate", [0.1, 0.05, 0.05], None, AFTER, "first-epoch"),
+        ("learning_rate", [0.1, 0.05, 0.05], [0.3, 0.3, 0.3], AFTER, "first-epoch"),  # CSV no fit
+        ("learning_rate", [0.1, 0.1, 0.05], None, DURING, "default"),
+    ],
+)
 def test_read_order_rules(column, written, csv, order, evidence):
     reading = read_order(column, written, "tb", csv, "training.log")
     assert (reading.order, reading.evidence) == (order, evidence)
@@ -102,21 +110,23 @@ AS_WRITTEN = {DURING: list(MADE.lr), AFTER: [*MADE.lr[1:], MADE.final_lr]}
 def test_first_epoch_change_is_read_as_logged_after_the_cut(tmp_path):
     val = [1.0, 1.1, 1.2, 0.9, 0.95, 0.96]
     made = reduce_lr_on_plateau(val, initial_lr=0.01, factor=0.5, patience=1)  # cuts 1, 2, 4, 5
-    run, = load_logs(keras3_logdir(tmp_path, val, [*made.lr[1:], made.final_lr]))
+    (run,) = load_logs(keras3_logdir(tmp_path, val, [*made.lr[1:], made.final_lr]))
     assert (run.lr_reading.order, run.lr_reading.evidence) == (AFTER, "first-epoch")
     assert run.values("learning_rate") == list(made.lr)
     kept = align_lr(run)  # a setting reproduces it so: kept
     assert (kept.lr_reading.order, kept.lr_reading.evidence) == (AFTER, "settings")
     assert kept.values("learning_rate") == list(made.lr)
-    assert "ReduceLROnPlateau(monitor='val_loss', factor=0.5, patience=1, min_delta=0, " \
-           "cooldown=0) reproduces its cuts only so" in kept.lr_reading.note
+    assert (
+        "ReduceLROnPlateau(monitor='val_loss', factor=0.5, patience=1, min_delta=0, "
+        "cooldown=0) reproduces its cuts only so" in kept.lr_reading.note
+    )
     assert kept.warnings.count(kept.lr_reading.note) == 1
     assert run.lr_reading.note not in kept.warnings
 
 
 @pytest.mark.parametrize("order", [DURING, AFTER])
 def test_settings_decide_an_ambiguous_log(tmp_path, order):
-    run, = load_logs(keras3_logdir(tmp_path, VAL, AS_WRITTEN[order]))
+    (run,) = load_logs(keras3_logdir(tmp_path, VAL, AS_WRITTEN[order]))
     assert (run.lr_reading.order, run.lr_reading.evidence) == (DURING, "default")
     decided = align_lr(run)
     assert (decided.lr_reading.order, decided.lr_reading.evidence) == (order, "settings")
@@ -126,15 +136,16 @@ def test_settings_decide_an_ambiguous_log(tmp_path, order):
 
 def test_both_readings_reproduced_stays_ambiguous(tmp_path):
     val = [1.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0]
-    run, = load_logs(keras3_logdir(tmp_path, val, [0.01] * 4 + [0.005] * 4,
-                                   loss=[1.0] * 8))
+    (run,) = load_logs(keras3_logdir(tmp_path, val, [0.01] * 4 + [0.005] * 4, loss=[1.0] * 8))
     found = reproducing_settings(run, run.lr_reading.written)
     assert (found[DURING].patience, found[AFTER].patience) == (2, 3)
     same = align_lr(run)
     assert (same.lr_reading.order, same.lr_reading.evidence) == (DURING, "default")
     assert same.values("learning_rate") == [f32(0.01)] * 4 + [f32(0.005)] * 4
-    assert "ambiguous, ReduceLROnPlateau settings reproduce its cuts under either reading" \
+    assert (
+        "ambiguous, ReduceLROnPlateau settings reproduce its cuts under either reading"
         in same.lr_reading.note
+    )
 
 
 def test_a_scheduler_is_read_as_the_rate_during_each_epoch(tmp_path):
@@ -143,7 +154,7 @@ def test_a_scheduler_is_read_as_the_rate_during_each_epoch(tmp_path):
     step 1 is no ReduceLROnPlateau cut (every metric improves every epoch)."""
     val = [1.0 / (e + 1) for e in range(8)]
     schedule = [f32(0.01 * 0.9**e) for e in range(8)]
-    run, = load_logs(keras3_logdir(tmp_path, val, schedule))
+    (run,) = load_logs(keras3_logdir(tmp_path, val, schedule))
     assert run.lr_reading.evidence == "first-epoch"
     fixed = align_lr(run)
     assert (fixed.lr_reading.order, fixed.lr_reading.evidence) == (DURING, "settings")
@@ -152,7 +163,7 @@ def test_a_scheduler_is_read_as_the_rate_during_each_epoch(tmp_path):
 
 
 def test_decided_readings_are_left_alone(tmp_path):
-    run, = load_logs(keras3_logdir(tmp_path, VAL, [0.01] * len(VAL)))
+    (run,) = load_logs(keras3_logdir(tmp_path, VAL, [0.01] * len(VAL)))
     assert run.lr_reading.evidence == "constant" and run.warnings == []
     assert align_lr(run) is run
 
@@ -161,15 +172,17 @@ def test_csv_beside_decides_and_must_be_the_same_training(tmp_path):
     logdir = keras3_logdir(tmp_path / "tb", VAL, AS_WRITTEN[AFTER])
     other = ["epoch,learning_rate,loss,val_loss"] + [
         f"{e},{r!r},{2.0 - 0.01 * e!r},{v + 1!r}"
-        for e, (r, v) in enumerate(zip(MADE.lr, VAL, strict=True))]
+        for e, (r, v) in enumerate(zip(MADE.lr, VAL, strict=True))
+    ]
     (tmp_path / "other.csv").write_text("\n".join(other) + "\n")  # another training's values
-    run, = load_logs(logdir)
+    (run,) = load_logs(logdir)
     assert run.lr_reading.evidence == "default"
     mine = ["epoch,learning_rate,loss,val_loss"] + [
         f"{e},{r!r},{f32(2.0 - 0.01 * e)!r},{f32(v)!r}"
-        for e, (r, v) in enumerate(zip(MADE.lr, VAL, strict=True))]
+        for e, (r, v) in enumerate(zip(MADE.lr, VAL, strict=True))
+    ]
     (tmp_path / "training.log").write_text("\n".join(mine) + "\n")
-    run, = load_logs(logdir)
+    (run,) = load_logs(logdir)
     assert (run.lr_reading.order, run.lr_reading.evidence) == (AFTER, "csv")
     assert run.values("learning_rate") == list(MADE.lr)
     assert f"the learning rate of {tmp_path / 'training.log'} (same training)" in run.warnings[-1]

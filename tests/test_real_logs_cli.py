@@ -45,8 +45,10 @@ def test_the_main_command_answers_a_log_without_learning_rate(tmp_path):
     records = json.loads((out / "results.json").read_text())
     lr = [r for r in records if r["policy"] == "reduce_lr_on_plateau"]
     assert len(lr) == 24 and {r["lr_scale"] for r in lr} == {"relative"}
-    assert "the log has no learning rate; ReduceLROnPlateau schedules are shown as " \
+    assert (
+        "the log has no learning rate; ReduceLROnPlateau schedules are shown as "
         "multiples of the initial rate" in result.stderr
+    )
 
 
 def test_several_trainings_in_one_file_are_swept_as_several_runs(tmp_path):
@@ -116,8 +118,7 @@ def test_missing_default_monitor_names_what_the_log_has(tmp_path):
     log2 = write(tmp_path / "u.csv", "epoch,loss,val_los", ["0,1.0,0.5", "1,0.9,0.6"])
     result = run("sweep", log2)
     assert error_line(result) == (
-        f"Error: {log2}: no metric 'val_loss' (the log has: loss, val_los); did you mean "
-        "'val_los'?"
+        f"Error: {log2}: no metric 'val_loss' (the log has: loss, val_los); did you mean 'val_los'?"
     )
 
 

@@ -71,11 +71,17 @@ def tiny(tmp_path_factory) -> Path:
         ("patience=1.5", "--reduce-lr-on-plateau: patience must be an integer but got '1.5'"),
         ("min_lr=nan", "--reduce-lr-on-plateau: min_lr must be finite but got 'nan'"),
         ("min_delta=x", "--reduce-lr-on-plateau: min_delta must be a number but got 'x'"),
-        ("monitor=val_los", "--reduce-lr-on-plateau: monitor must be one of loss, accuracy, "
-                            "val_loss, val_accuracy, test_loss, test_accuracy but got 'val_los'"),
+        (
+            "monitor=val_los",
+            "--reduce-lr-on-plateau: monitor must be one of loss, accuracy, "
+            "val_loss, val_accuracy, test_loss, test_accuracy but got 'val_los'",
+        ),
         ("mode=up", "--reduce-lr-on-plateau: mode must be auto, min or max but got 'up'"),
-        ("verbose=1", "--reduce-lr-on-plateau: unknown key 'verbose' (known: monitor, factor, "
-                      "patience, mode, min_delta, cooldown, min_lr)"),
+        (
+            "verbose=1",
+            "--reduce-lr-on-plateau: unknown key 'verbose' (known: monitor, factor, "
+            "patience, mode, min_delta, cooldown, min_lr)",
+        ),
         ("factor", "--reduce-lr-on-plateau: expected KEY=VALUE but got 'factor'"),
         ("factor=0.5,factor=0.2", "--reduce-lr-on-plateau: key 'factor' given twice"),
         ("", "--reduce-lr-on-plateau: no settings given (e.g. factor=0.5,patience=2)"),
@@ -119,8 +125,10 @@ def test_existing_run_is_refused_without_force_and_left_untouched(tmp_path):
     (out / "metrics.csv").write_text("precious")
     result = invoke("--out", out, "--limit", "10", "--epochs", "1")
     assert result.exit_code == 1
-    assert result.output == (f"Error: {out} already holds a run; pass --force to overwrite it, "
-                             "or --resume to continue it\n")
+    assert result.output == (
+        f"Error: {out} already holds a run; pass --force to overwrite it, "
+        "or --resume to continue it\n"
+    )
     assert sorted(p.name for p in out.iterdir()) == ["metrics.csv", "run.json"]
     assert (out / "metrics.csv").read_text() == "precious"
 
@@ -139,8 +147,7 @@ def test_bad_data_is_refused_and_writes_nothing(tmp_path):
     out = tmp_path / "run"
     result = invoke("--out", out, "--data", bogus, "--limit", "10", "--epochs", "1")
     assert result.exit_code == 1
-    assert result.output == (f"Error: {bogus}: neither a Keras mnist.npz nor a gzipped "
-                             "mnist.pkl\n")
+    assert result.output == (f"Error: {bogus}: neither a Keras mnist.npz nor a gzipped mnist.pkl\n")
     assert not out.exists()
     missing = tmp_path / "nope.npz"
     result = invoke("--out", out, "--data", missing)
@@ -151,13 +158,16 @@ def test_bad_data_is_refused_and_writes_nothing(tmp_path):
 def test_resume_of_a_missing_run_is_refused(tmp_path):
     result = invoke("--out", tmp_path / "none", "--resume")
     assert result.exit_code == 1
-    assert result.output == (f"Error: {tmp_path / 'none'}: no run.json here, so there is no run "
-                             "to resume\n")
+    assert result.output == (
+        f"Error: {tmp_path / 'none'}: no run.json here, so there is no run to resume\n"
+    )
 
 
 def test_importing_the_command_does_not_import_tensorflow():
-    code = ("import sys, replay.record_cmd, replay.record, replay.data; "
-            "sys.exit(any(m in sys.modules for m in ('tensorflow', 'keras')))")
+    code = (
+        "import sys, replay.record_cmd, replay.record, replay.data; "
+        "sys.exit(any(m in sys.modules for m in ('tensorflow', 'keras')))"
+    )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 
@@ -166,8 +176,10 @@ def test_importing_the_command_does_not_import_tensorflow():
     [
         ("", ()),
         ("after_manifest@1:pause", (("after_manifest", 1, "pause"),)),
-        ("in_fit:interrupt; after_checkpoint_tmp@0:kill",
-         (("in_fit", None, "interrupt"), ("after_checkpoint_tmp", 0, "kill"))),
+        (
+            "in_fit:interrupt; after_checkpoint_tmp@0:kill",
+            (("in_fit", None, "interrupt"), ("after_checkpoint_tmp", 0, "kill")),
+        ),
     ],
 )
 def test_hook_spec_parses(spec, rules):
@@ -196,7 +208,11 @@ def test_read_rows_ignores_or_cuts_a_partial_trailing_line(tmp_path):
 @pytest.mark.slow
 def test_every_file_is_there_and_the_manifest_matches_them(tiny):
     assert sorted(p.name for p in tiny.iterdir()) == [
-        "checkpoints", "metrics.csv", "run.json", "tensorboard"]
+        "checkpoints",
+        "metrics.csv",
+        "run.json",
+        "tensorboard",
+    ]
     m = manifest(tiny)
     assert m["schema_version"] == 1 and m["status"] == "complete" and m["name"] == "tiny"
     assert m["config"]["limit"] == 2000 and m["config"]["epochs"] == 3
@@ -206,7 +222,8 @@ def test_every_file_is_there_and_the_manifest_matches_them(tiny):
     assert m["command"][:2] == ["replay", "record"] and m["checkpoints_included"] is True
     assert [e["epoch"] for e in m["epochs"]] == [0, 1, 2]
     assert sorted(p.name for p in (tiny / "checkpoints").iterdir()) == [
-        checkpoint_name(e) for e in range(3)]
+        checkpoint_name(e) for e in range(3)
+    ]
     for entry in m["epochs"]:
         path = tiny / entry["checkpoint"]
         assert sha256_file(path) == entry["sha256"]
@@ -219,8 +236,10 @@ def test_every_file_is_there_and_the_manifest_matches_them(tiny):
 @pytest.mark.slow
 def test_metrics_csv_layout(tiny):
     lines = (tiny / "metrics.csv").read_text().splitlines()
-    assert lines[0] == ("epoch,loss,accuracy,val_loss,val_accuracy,test_loss,test_accuracy,"
-                        "learning_rate,epoch_seconds")
+    assert lines[0] == (
+        "epoch,loss,accuracy,val_loss,val_accuracy,test_loss,test_accuracy,"
+        "learning_rate,epoch_seconds"
+    )
     assert len(lines) == 4
     rows = read_rows(tiny / "metrics.csv")
     assert [r["epoch"] for r in rows] == [0, 1, 2]
@@ -250,15 +269,21 @@ def test_tensorboard_scalars_equal_the_csv(tiny):
     board = tiny / "tensorboard"
     for split, prefix in (("train", ""), ("validation", "val_"), ("test", "test_")):
         scalars = _scalars(board / split)
-        expected = {"epoch_loss": {r["epoch"]: r[prefix + "loss"] for r in rows},
-                    "epoch_accuracy": {r["epoch"]: r[prefix + "accuracy"] for r in rows}}
+        expected = {
+            "epoch_loss": {r["epoch"]: r[prefix + "loss"] for r in rows},
+            "epoch_accuracy": {r["epoch"]: r[prefix + "accuracy"] for r in rows},
+        }
         if split == "train":
             expected["epoch_learning_rate"] = {r["epoch"]: r["learning_rate"] for r in rows}
         assert scalars == expected
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-    tags = {v.tag for p in (board / "train").glob("events.*")
-            for e in EventFileLoader(str(p)).Load() for v in e.summary.value}
+    tags = {
+        v.tag
+        for p in (board / "train").glob("events.*")
+        for e in EventFileLoader(str(p)).Load()
+        for v in e.summary.value
+    }
     assert "dense_1/kernel/histogram" in tags and "digits/bias/histogram" in tags
 
 
@@ -269,12 +294,18 @@ def test_shadow_callbacks_agree_with_the_replay(tiny):
     rows = read_rows(tiny / "metrics.csv")
     shadows = [s for s in manifest(tiny)["shadow"] if s["callback"] == "EarlyStopping"]
     assert [(s["params"]["monitor"], s["params"]["patience"]) for s in shadows] == [
-        ("val_loss", 2), ("val_loss", 5), ("val_loss", 10), ("val_accuracy", 5)]
+        ("val_loss", 2),
+        ("val_loss", 5),
+        ("val_loss", 10),
+        ("val_accuracy", 5),
+    ]
     for shadow in shadows:
         params = shadow["params"]
         replay = early_stopping([r[params["monitor"]] for r in rows], **params)
         assert (shadow["stopped_epoch"], shadow["best_epoch"]) == (
-            replay.stopped_epoch, replay.best_epoch)
+            replay.stopped_epoch,
+            replay.best_epoch,
+        )
 
 
 @pytest.mark.slow
@@ -286,8 +317,9 @@ def test_plateau_replay_reproduces_the_recorded_learning_rates(tiny):
     (plateau,) = [s for s in m["shadow"] if s["callback"] == "ReduceLROnPlateau"]
     params = m["config"]["reduce_lr_on_plateau"]
     assert plateau["params"] == params == parse_plateau(PLATEAU)
-    replay = reduce_lr_on_plateau([r[params["monitor"]] for r in rows],
-                                  initial_lr=m["config"]["learning_rate"], **params)
+    replay = reduce_lr_on_plateau(
+        [r[params["monitor"]] for r in rows], initial_lr=m["config"]["learning_rate"], **params
+    )
     recorded = np.array([r["learning_rate"] for r in rows], dtype=np.float32)
     assert recorded.tobytes() == np.array(replay.lr, dtype=np.float32).tobytes()
     assert list(replay.reductions) == plateau["reductions"] == [1, 2]  # cuts really happened
@@ -313,7 +345,9 @@ def test_observe_only_shadow_freezes_at_its_first_stop_request():
             assert model.stop_training is False
         replay = early_stopping(curve, monitor=monitor, patience=patience)
         assert (shadow.stopped_epoch, shadow.best_epoch) == (
-            replay.stopped_epoch, replay.best_epoch)
+            replay.stopped_epoch,
+            replay.best_epoch,
+        )
         assert shadow.callback.stopped_epoch >= (shadow.stopped_epoch or 0)
     # Keras itself would have moved on to later epochs; the record did not.
     assert _Shadow(keras, model, "val_loss", 2).to_json()["stopped_epoch"] is None
@@ -346,9 +380,14 @@ def _same_as_tiny(run: Path, tiny: Path) -> None:
     for entry in a["epochs"]:
         assert sha256_file(run / entry["checkpoint"]) == entry["sha256"]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
-        checkpoint_name(e) for e in range(3)]
+        checkpoint_name(e) for e in range(3)
+    ]
     assert sorted(p.name for p in run.iterdir()) == [
-        "checkpoints", "metrics.csv", "run.json", "tensorboard"]
+        "checkpoints",
+        "metrics.csv",
+        "run.json",
+        "tensorboard",
+    ]
 
 
 @pytest.mark.slow
@@ -382,10 +421,17 @@ def _spawn(run: Path, hook: str, signal_file: Path | None = None) -> subprocess.
     env = {**os.environ, "REPLAY_TEST_HOOK": hook}
     if signal_file is not None:
         env["REPLAY_TEST_HOOK_SIGNAL"] = str(signal_file)
-    code = ("import sys; from replay.record_cmd import record; "
-            "record.main(sys.argv[1:], prog_name='replay record')")
-    return subprocess.Popen([sys.executable, "-c", code, "--out", str(run), *TINY], cwd=ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    code = (
+        "import sys; from replay.record_cmd import record; "
+        "record.main(sys.argv[1:], prog_name='replay record')"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, "--out", str(run), *TINY],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 @pytest.mark.slow
@@ -472,8 +518,9 @@ def test_resume_refuses_a_tampered_checkpoint(tiny, tmp_path):
     result = invoke("--out", run, "--resume")
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: {path}: sha256 ")
-    assert result.output.endswith(f"differs from run.json's {m['epochs'][2]['sha256']} "
-                                  f"({m['epochs'][2]['bytes']} bytes)\n")
+    assert result.output.endswith(
+        f"differs from run.json's {m['epochs'][2]['sha256']} ({m['epochs'][2]['bytes']} bytes)\n"
+    )
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
@@ -482,8 +529,10 @@ def test_resume_keeps_the_recorded_settings(tiny, tmp_path):
     run = _copy(tiny, tmp_path)
     result = invoke("--out", run, "--resume", "--seed", "1")
     assert result.exit_code == 1
-    assert result.output == ("Error: --seed 1 differs from the recorded 0; a resumed run keeps "
-                             "its settings (only --epochs may grow)\n")
+    assert result.output == (
+        "Error: --seed 1 differs from the recorded 0; a resumed run keeps "
+        "its settings (only --epochs may grow)\n"
+    )
 
 
 @pytest.mark.slow
@@ -502,7 +551,9 @@ def test_resume_of_a_complete_run_does_nothing(tiny, tmp_path):
     before = (run / "run.json").read_text()
     result = invoke("--out", run, "--resume")
     assert (result.exit_code, result.output) == (
-        0, f"{run} is already complete (3 epochs); nothing to do\n")
+        0,
+        f"{run} is already complete (3 epochs); nothing to do\n",
+    )
     assert (run / "run.json").read_text() == before
 
 

@@ -74,6 +74,7 @@ def test_keras2_acc_prints_as_percent_and_points_like_accuracy():
 
     old, new = table("acc"), table("accuracy")
     assert "1.00 pp" in old and "89.00%" in old
+
     def words(text: str) -> list[str]:  # column widths follow the header names
         return [w for w in text.split() if set(w) != {"-"}]
 

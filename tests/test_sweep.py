@@ -1,4 +1,3 @@
-
 from dataclasses import replace
 
 import pytest
@@ -146,8 +145,10 @@ def test_lr_policy_without_a_rate_runs_on_the_relative_scale():
     # VAL: no improvement at epochs 3, 5, 6, 7, 8, 9 -> cut after each (patience 1).
     assert r["reductions"] == [3, 5, 6, 7, 8, 9]
     assert r["lr"][:5] == [1.0, 1.0, 1.0, 1.0, 0.5] and r["final_lr"] == 0.5**6
-    assert "r: min_lr 1e-05 needs an absolute rate; those settings are skipped (pass " \
+    assert (
+        "r: min_lr 1e-05 needs an absolute rate; those settings are skipped (pass "
         "--initial-lr to replay them)." in result.notes
+    )
     result = sweep([facts(val_loss=VAL)], replace(grid, initial_lr=0.1))
     assert {r["params"]["initial_lr"] for r in result.records} == {0.1}
     assert {r["lr_scale"] for r in result.records} == {"absolute"}

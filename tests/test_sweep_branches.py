@@ -38,9 +38,7 @@ def make_tree(tmp_path: Path, *, branch_epochs: int = 8, status: str = "complete
     (b / "checkpoints").mkdir(parents=True)
     # The live callback (factor 0.5, patience 1) cuts again at the end of epoch 6.
     lr = ([0.001] * 4 + [0.0005] * 3 + [0.00025])[:branch_epochs]
-    (b / "metrics.csv").write_text(
-        csv(BRANCH_VAL[:branch_epochs], BRANCH_TEST[:branch_epochs], lr)
-    )
+    (b / "metrics.csv").write_text(csv(BRANCH_VAL[:branch_epochs], BRANCH_TEST[:branch_epochs], lr))
     entries = []
     for e in range(4, branch_epochs):
         blob = f"branch weights of epoch {e}".encode()

@@ -215,7 +215,8 @@ def test_memory_needed_grows_with_settings_runs_and_epochs():
     big = replace(small, patience=tuple(range(1000)))
     assert small.memory_needed(n_runs=1) < big.memory_needed(n_runs=1)
     assert big.memory_needed(n_runs=2) - big.memory_needed(n_runs=1) == (
-        big.memory_needed(n_runs=1) - sweep_module.BASE_BYTES)
+        big.memory_needed(n_runs=1) - sweep_module.BASE_BYTES
+    )
     lr = Grid(policies=("reduce_lr_on_plateau",))
     assert lr.memory_needed([facts(n=3)]) < lr.memory_needed([facts(n=10)])
 

@@ -28,7 +28,13 @@ from analysis.formats import hf, keras_history, lightning, mlflow, ultralytics
 from analysis.logs import RunLog
 
 __all__ = [
-    "FORMATS", "Format", "detect", "expected_layouts", "load_logs", "load_run", "unique_names",
+    "FORMATS",
+    "Format",
+    "detect",
+    "expected_layouts",
+    "load_logs",
+    "load_run",
+    "unique_names",
 ]
 
 
@@ -52,6 +58,7 @@ def _header(head: str | None) -> list[str]:
 
 
 # --------------------------------------------------------------------------- Keras
+
 
 def _is_run_dir(p: Path, head: str | None) -> bool:
     return (p.is_dir() and (p / "run.json").is_file()) or p.name == "run.json"
@@ -104,22 +111,48 @@ def _load_keras_csv(p: Path, source: str) -> list[RunLog]:
 #: before the Keras CSV reader (their CSV files have an 'epoch' column too).
 FORMATS: list[Format] = [
     Format("run_dir", "a run directory written by `replay record`", _is_run_dir, _load_run_dir),
-    Format("lightning", "a Lightning CSVLogger metrics.csv (header with 'epoch' and 'step') or "
-           "its version_N or lightning_logs folder", lightning.claims, lightning.load, csv=True),
+    Format(
+        "lightning",
+        "a Lightning CSVLogger metrics.csv (header with 'epoch' and 'step') or "
+        "its version_N or lightning_logs folder",
+        lightning.claims,
+        lightning.load,
+        csv=True,
+    ),
     Format("hf", "a Hugging Face trainer_state.json or its output folder", hf.claims, hf.load),
-    Format("ultralytics", "an Ultralytics or YOLOv5 results.csv or its run folder",
-           ultralytics.claims, ultralytics.load, csv=True),
-    Format("mlflow", "an MLflow file-store run, experiment or mlruns folder", mlflow.claims,
-           mlflow.load),
+    Format(
+        "ultralytics",
+        "an Ultralytics or YOLOv5 results.csv or its run folder",
+        ultralytics.claims,
+        ultralytics.load,
+        csv=True,
+    ),
+    Format(
+        "mlflow",
+        "an MLflow file-store run, experiment or mlruns folder",
+        mlflow.claims,
+        mlflow.load,
+    ),
     Format("tensorboard", "a TensorBoard log directory", _is_tensorboard, _load_tensorboard),
-    Format("keras_history", "a Keras History saved with pandas (header with 'loss', no "
-           "'epoch')", keras_history.claims, keras_history.load, csv=True),
-    Format("csv", "a Keras CSVLogger file (header 'epoch,...')", _is_keras_csv, _load_keras_csv,
-           csv=True),
+    Format(
+        "keras_history",
+        "a Keras History saved with pandas (header with 'loss', no 'epoch')",
+        keras_history.claims,
+        keras_history.load,
+        csv=True,
+    ),
+    Format(
+        "csv",
+        "a Keras CSVLogger file (header 'epoch,...')",
+        _is_keras_csv,
+        _load_keras_csv,
+        csv=True,
+    ),
 ]
 
 
 # --------------------------------------------------------------------------- detection
+
 
 def _head(p: Path) -> str | None:
     """The first non-blank line of a file (or of a folder's metrics.csv), best effort."""

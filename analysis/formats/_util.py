@@ -20,8 +20,15 @@ from analysis.errors import BadLog, LogNotFound
 from analysis.logs import _build, _decode
 
 __all__ = [
-    "CsvTable", "first_line", "frame", "keras_names", "merge_epochs", "number", "read_csv",
-    "read_text", "whole",
+    "CsvTable",
+    "first_line",
+    "frame",
+    "keras_names",
+    "merge_epochs",
+    "number",
+    "read_csv",
+    "read_text",
+    "whole",
 ]
 
 _NA = frozenset({"", "NA", "N/A"})
@@ -30,9 +37,18 @@ FORK = re.compile(r"(.+)_(step|epoch)((?:/dataloader_idx_[0-9]+)?)")
 LR_MONITOR = re.compile(r"lr-[^/]+")
 #: Prefix -> Keras prefix, first match wins.
 _PREFIXES = (
-    ("training_", ""), ("training/", ""), ("train_", ""), ("train/", ""),
-    ("validation_", "val_"), ("validation/", "val_"), ("valid_", "val_"), ("valid/", "val_"),
-    ("val/", "val_"), ("eval_", "val_"), ("eval/", "val_"), ("test/", "test_"),
+    ("training_", ""),
+    ("training/", ""),
+    ("train_", ""),
+    ("train/", ""),
+    ("validation_", "val_"),
+    ("validation/", "val_"),
+    ("valid_", "val_"),
+    ("valid/", "val_"),
+    ("val/", "val_"),
+    ("eval_", "val_"),
+    ("eval/", "val_"),
+    ("test/", "test_"),
 )
 
 
@@ -234,8 +250,14 @@ def merge_epochs(
     return epochs[starts], out_v, out_a, multi
 
 
-def frame(path: Path | str, columns: list[str], epochs: np.ndarray, values: np.ndarray,
-          absent: np.ndarray, warnings: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def frame(
+    path: Path | str,
+    columns: list[str],
+    epochs: np.ndarray,
+    values: np.ndarray,
+    absent: np.ndarray,
+    warnings: list[str],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The per-epoch frames (metrics, not_logged) of rows already one per epoch.
 
     Resumes (an epoch going back to k > 0) and gaps are applied by
@@ -248,8 +270,7 @@ def frame(path: Path | str, columns: list[str], epochs: np.ndarray, values: np.n
         raise BadLog(f"{path}: no metric columns; nothing to replay")
     if len(epochs) and int(np.min(epochs)) < 0:
         raise BadLog(f"{path}: a negative epoch ({int(np.min(epochs))}); fix the epoch column")
-    return _build(path, columns, np.asarray(epochs, dtype=np.int64), values, absent, None,
-                  warnings)
+    return _build(path, columns, np.asarray(epochs, dtype=np.int64), values, absent, None, warnings)
 
 
 def keras_names(columns: list[str], lr_monitor: bool = False) -> dict[str, str]:
@@ -272,12 +293,15 @@ def keras_names(columns: list[str], lr_monitor: bool = False) -> dict[str, str]:
         base = m.group(1) + m.group(3) if m and m.group(2) == "epoch" else c
         for prefix, to in _PREFIXES:
             if base.startswith(prefix) and len(base) > len(prefix):
-                base = to + base[len(prefix):]
+                base = to + base[len(prefix) :]
                 break
         if base != c:
             wanted[c] = base
-    lrs = [c for c in columns if lr_monitor and LR_MONITOR.fullmatch(c)
-           and not c.endswith(("-momentum", "-weight_decay"))]
+    lrs = [
+        c
+        for c in columns
+        if lr_monitor and LR_MONITOR.fullmatch(c) and not c.endswith(("-momentum", "-weight_decay"))
+    ]
     if len(lrs) == 1:
         wanted[lrs[0]] = "learning_rate"
     targets = [wanted.get(c, c) for c in columns]

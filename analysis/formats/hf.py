@@ -130,13 +130,16 @@ def load(p: Path, source: str) -> list[RunLog]:
 
 # --------------------------------------------------------------------------- parsing
 
+
 def _read_state(path: Path) -> dict[str, Any]:
     text = read_text(path)
     try:
         state = json.loads(text)
     except json.JSONDecodeError as e:
-        raise BadLog(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
-                     "restore the file from its checkpoint") from None
+        raise BadLog(
+            f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+            "restore the file from its checkpoint"
+        ) from None
     except (ValueError, RecursionError) as e:
         raise BadLog(f"{path}: not valid JSON ({type(e).__name__}); restore the file") from None
     if not isinstance(state, dict) or not isinstance(state.get("log_history"), list):
@@ -186,8 +189,10 @@ def _entries(path: Path, history: list[Any]) -> _Log:
         step = _whole(raw.get("step"))
         if step is None:
             got = repr(raw.get("step"))[:40]
-            raise BadLog(f"{path}: log_history[{i}] has no whole 'step' (got {got}); expected a "
-                         f"Hugging Face {FILE}")
+            raise BadLog(
+                f"{path}: log_history[{i}] has no whole 'step' (got {got}); expected a "
+                f"Hugging Face {FILE}"
+            )
         epoch = _number(raw.get("epoch"))
         epoch = epoch if epoch is not None and math.isfinite(epoch) else None
         values: dict[str, float] = {}
@@ -216,6 +221,7 @@ def _entries(path: Path, history: list[Any]) -> _Log:
 
 # --------------------------------------------------------------------------- rows
 
+
 def _row_steps(path: Path, entries: list[_Entry], warnings: list[str]) -> tuple[list[int], str]:
     """The step of each row and what a row is ("eval" or "train")."""
     evals = sorted({e.step for e in entries if e.kind == "eval"})
@@ -226,13 +232,15 @@ def _row_steps(path: Path, entries: list[_Entry], warnings: list[str]) -> tuple[
         return evals, "eval"
     trains = sorted({e.step for e in entries if e.kind == "train"})
     if not trains:
-        raise BadLog(f"{path}: log_history has no training or evaluation entries; nothing to "
-                     "replay")
+        raise BadLog(
+            f"{path}: log_history has no training or evaluation entries; nothing to replay"
+        )
     return trains, "train"
 
 
-def _epoch_note(path: Path, rows: list[int], kind: str, entries: list[_Entry],
-                warnings: list[str]) -> None:
+def _epoch_note(
+    path: Path, rows: list[int], kind: str, entries: list[_Entry], warnings: list[str]
+) -> None:
     """Say so when the rows are not whole epochs 1, 2, 3, ..."""
     epochs: dict[int, float] = {}
     for e in entries:
@@ -243,8 +251,11 @@ def _epoch_note(path: Path, rows: list[int], kind: str, entries: list[_Entry],
         return
     known = [g for g in got if g is not None]
     span = f", epochs {min(known):.3g} to {max(known):.3g}" if known else ""
-    what, whats = ("evaluation", "evaluations") if kind == "eval" else \
-        ("training log entry", "training log entries")
+    what, whats = (
+        ("evaluation", "evaluations")
+        if kind == "eval"
+        else ("training log entry", "training log entries")
+    )
     warnings.append(
         f"{path}: {len(rows)} {whats} at steps {rows[0]} to {rows[-1]}{span}: each {what} is "
         f"one row, so 'epoch' k means the k-th {what} here (not a training epoch)"
@@ -260,9 +271,11 @@ def _load_file(path: Path, source: str, name: str, notes: list[str]) -> RunLog:
     late = [e for e in log.entries if e.after_train]
     if late:
         keys = sorted({k for e in late for k in e.values})
-        warnings.append(f"{path}: left out {len(late)} entr{'y' if len(late) == 1 else 'ies'} "
-                        f"logged after training ended ({', '.join(keys)}): not a check during "
-                        "training")
+        warnings.append(
+            f"{path}: left out {len(late)} entr{'y' if len(late) == 1 else 'ies'} "
+            f"logged after training ended ({', '.join(keys)}): not a check during "
+            "training"
+        )
     entries = [e for e in log.entries if not e.after_train]
     rows, kind = _row_steps(path, entries, warnings)
     _epoch_note(path, rows, kind, entries, warnings)
@@ -277,15 +290,15 @@ def _load_file(path: Path, source: str, name: str, notes: list[str]) -> RunLog:
     metrics, not_logged = frame(path, columns, np.arange(len(rows)), values, absent, warnings)
     directions = {c: "min" for c in columns if c.endswith("loss")}
     monitor = _best_metric(path, state, rows, metrics, not_logged, directions, warnings)
-    run = RunLog(name, source, "hf", metrics, not_logged, warnings=warnings,
-                 directions=directions)
+    run = RunLog(name, source, "hf", metrics, not_logged, warnings=warnings, directions=directions)
     if monitor:
         run.default_monitor = monitor
     return run
 
 
-def _table(path: Path, rows: list[int], entries: list[_Entry],
-           warnings: list[str]) -> dict[str, dict[int, float]]:
+def _table(
+    path: Path, rows: list[int], entries: list[_Entry], warnings: list[str]
+) -> dict[str, dict[int, float]]:
     """Column -> {row: value} for every row (see the module docstring)."""
     index = {s: r for r, s in enumerate(rows)}
     table: dict[str, dict[int, float]] = {}
@@ -300,7 +313,7 @@ def _table(path: Path, rows: list[int], entries: list[_Entry],
                 dropped_test += e.kind == "test"
                 continue
             for k, v in e.values.items():
-                col = "val_" + k[len("eval_"):] if k.startswith("eval_") else k
+                col = "val_" + k[len("eval_") :] if k.startswith("eval_") else k
                 table.setdefault(col, {})[r] = v
             continue
         weight = max(e.step - prev_train_step, 1)
@@ -321,15 +334,21 @@ def _table(path: Path, rows: list[int], entries: list[_Entry],
     for k, by_row in sums.items():
         table[k] = {r: _mean(pairs) for r, pairs in by_row.items()}
     if dropped_train:
-        warnings.append(f"{path}: left out {dropped_train} training log entr"
-                        f"{'y' if dropped_train == 1 else 'ies'} after the last evaluation "
-                        f"(step {rows[-1]}): no check follows them")
+        warnings.append(
+            f"{path}: left out {dropped_train} training log entr"
+            f"{'y' if dropped_train == 1 else 'ies'} after the last evaluation "
+            f"(step {rows[-1]}): no check follows them"
+        )
     if dropped_test:
-        warnings.append(f"{path}: left out {dropped_test} test_* entr"
-                        f"{'y' if dropped_test == 1 else 'ies'} at steps with no evaluation")
+        warnings.append(
+            f"{path}: left out {dropped_test} test_* entr"
+            f"{'y' if dropped_test == 1 else 'ies'} at steps with no evaluation"
+        )
     if lr_varies:
-        warnings.append(f"{path}: the learning rate changes within a row's interval (a per-step "
-                        "schedule); learning_rate holds the first rate logged in each")
+        warnings.append(
+            f"{path}: the learning rate changes within a row's interval (a per-step "
+            "schedule); learning_rate holds the first rate logged in each"
+        )
     if not table:
         raise BadLog(f"{path}: log_history has no metric values; nothing to replay")
     return table
@@ -341,6 +360,7 @@ def _mean(pairs: list[tuple[float, float]]) -> float:
 
 
 # --------------------------------------------------------------------------- best metric
+
 
 def _best_step(state: dict[str, Any]) -> int | None:
     step = _whole(state.get("best_global_step"))
@@ -354,8 +374,15 @@ def _best_step(state: dict[str, Any]) -> int | None:
     return None
 
 
-def _best_metric(path: Path, state: dict[str, Any], rows: list[int], metrics, not_logged,
-                 directions: dict[str, str], warnings: list[str]) -> str | None:
+def _best_metric(
+    path: Path,
+    state: dict[str, Any],
+    rows: list[int],
+    metrics,
+    not_logged,
+    directions: dict[str, str],
+    warnings: list[str],
+) -> str | None:
     """The column ``best_metric`` belongs to, its direction added to ``directions``."""
     best, step = _number(state.get("best_metric")), _best_step(state)
     if best is None or not math.isfinite(best) or step not in rows:
@@ -384,7 +411,7 @@ def _best_metric(path: Path, state: dict[str, Any], rows: list[int], metrics, no
     directions[column] = direction
     warnings.append(
         f"{path}: best_metric {best:.6g} at step {step} is {column}'s best ({direction}): "
-        f"metric_for_best_model was {column[len('val_'):]}, which EarlyStoppingCallback "
+        f"metric_for_best_model was {column[len('val_') :]}, which EarlyStoppingCallback "
         f"watches; {column} is the default monitor"
     )
     return column

@@ -123,8 +123,10 @@ def load(p: Path, source: str) -> list[RunLog]:
 
 # --------------------------------------------------------------------------- reading
 
-def _parse(path: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                               list[str]]:
+
+def _parse(
+    path: Path,
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """(metric columns, epoch and step per row with -1 for none, values, absent, warnings)."""
     table = read_csv(path, WHAT)
     header = table.header
@@ -179,8 +181,9 @@ def _kind(column: str) -> str:
     return "train"
 
 
-def _after_training(path: Path, columns: list[str], epochs: np.ndarray, absent: np.ndarray,
-                    warnings: list[str]) -> int:
+def _after_training(
+    path: Path, columns: list[str], epochs: np.ndarray, absent: np.ndarray, warnings: list[str]
+) -> int:
     """How many rows to keep: trailing rows logged after ``fit`` are cut, with a warning."""
     kinds = np.array([_kind(c) for c in columns])
     logged = ~absent
@@ -188,8 +191,11 @@ def _after_training(path: Path, columns: list[str], epochs: np.ndarray, absent: 
     last_train = int(train_rows[-1]) if len(train_rows) else -1
     last_train_epoch = int(epochs[last_train]) if last_train >= 0 else None
     test_cols = kinds == "test"
-    test_seen_before = logged[: last_train + 1, test_cols].any(axis=0) if last_train >= 0 else \
-        np.zeros(int(test_cols.sum()), dtype=bool)
+    test_seen_before = (
+        logged[: last_train + 1, test_cols].any(axis=0)
+        if last_train >= 0
+        else np.zeros(int(test_cols.sum()), dtype=bool)
+    )
     keep = len(epochs)
     for i in range(len(epochs) - 1, last_train, -1):
         row = logged[i]
@@ -223,8 +229,15 @@ def _drop_columns(columns, values, absent, drop: list[int]):
     return [columns[j] for j in keep], values[:, keep], absent[:, keep]
 
 
-def _mid_epoch(path: Path, columns: list[str], epochs: np.ndarray, steps: np.ndarray,
-               absent: np.ndarray, skip: set[int], warnings: list[str]) -> None:
+def _mid_epoch(
+    path: Path,
+    columns: list[str],
+    epochs: np.ndarray,
+    steps: np.ndarray,
+    absent: np.ndarray,
+    skip: set[int],
+    warnings: list[str],
+) -> None:
     """Warn about training columns only ever logged before their epoch's last row.
 
     An epoch-level value (``on_epoch=True``) is logged at the epoch's end, at the step of
@@ -259,18 +272,24 @@ def _load_file(path: Path, source: str, name: str) -> list[RunLog]:
     step_cols = [j for j, c in enumerate(columns) if _is_step_column(c)]
     if step_cols:
         shown = ", ".join(columns[j] for j in step_cols)
-        warnings.append(f"{path}: left out the per-step columns {shown} (their *_epoch "
-                        "twins, where logged, hold the epoch values)")
+        warnings.append(
+            f"{path}: left out the per-step columns {shown} (their *_epoch "
+            "twins, where logged, hold the epoch values)"
+        )
         columns, values, absent = _drop_columns(columns, values, absent, step_cols)
     rows = np.flatnonzero((~absent).any(axis=1))  # rows that logged only *_step values go
     epochs, steps, values, absent = epochs[rows], steps[rows], values[rows], absent[rows]
     if not len(rows):
-        raise BadLog(f"{path}: has no epochs (no row logs a per-epoch metric); nothing to replay "
-                     "(log with on_epoch=True)")
+        raise BadLog(
+            f"{path}: has no epochs (no row logs a per-epoch metric); nothing to replay "
+            "(log with on_epoch=True)"
+        )
     keep = _after_training(path, columns, epochs, absent, warnings)
     if not keep:
-        raise BadLog(f"{path}: every row was logged after training (trainer.test() or "
-                     "trainer.validate()); no epoch to replay")
+        raise BadLog(
+            f"{path}: every row was logged after training (trainer.test() or "
+            "trainer.validate()); no epoch to replay"
+        )
     epochs, steps, values, absent = epochs[:keep], steps[:keep], values[:keep], absent[:keep]
     empty = [j for j in range(len(columns)) if absent[:, j].all()]
     columns, values, absent = _drop_columns(columns, values, absent, empty)
@@ -285,8 +304,10 @@ def _load_file(path: Path, source: str, name: str) -> list[RunLog]:
         )
         columns, values, absent = _drop_columns(columns, values, absent, list(multi))
     if not columns:
-        raise BadLog(f"{path}: no metric is logged once per epoch; nothing to replay (log with "
-                     "on_epoch=True)")
+        raise BadLog(
+            f"{path}: no metric is logged once per epoch; nothing to replay (log with "
+            "on_epoch=True)"
+        )
     renames = keras_names(columns, lr_monitor=True)
     if renames:
         shown = ", ".join(f"{a} -> {b}" for a, b in renames.items())
@@ -295,18 +316,29 @@ def _load_file(path: Path, source: str, name: str) -> list[RunLog]:
     return _runs(path, source, name, columns, epochs, values, absent, warnings)
 
 
-def _runs(path: Path, source: str, name: str, columns: list[str], epochs: np.ndarray,
-          values: np.ndarray, absent: np.ndarray, warnings: list[str]) -> list[RunLog]:
+def _runs(
+    path: Path,
+    source: str,
+    name: str,
+    columns: list[str],
+    epochs: np.ndarray,
+    values: np.ndarray,
+    absent: np.ndarray,
+    warnings: list[str],
+) -> list[RunLog]:
     """One RunLog per training (the epoch column going back to 0 starts another)."""
     spans = _split_trainings(epochs, [])
     runs = []
     for k, (a, b) in enumerate(spans, 1):
         own = list(warnings)
         if len(spans) > 1:
-            own.append(f"{path}: holds {len(spans)} trainings (the epoch column goes back to 0); "
-                       f"this is training #{k}")
+            own.append(
+                f"{path}: holds {len(spans)} trainings (the epoch column goes back to 0); "
+                f"this is training #{k}"
+            )
         metrics, not_logged = frame(path, columns, epochs[a:b], values[a:b], absent[a:b], own)
         suffix = f"#{k}" if len(spans) > 1 else ""
-        runs.append(RunLog(name + suffix, source + suffix, "lightning", metrics, not_logged,
-                           warnings=own))
+        runs.append(
+            RunLog(name + suffix, source + suffix, "lightning", metrics, not_logged, warnings=own)
+        )
     return runs

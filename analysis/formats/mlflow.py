@@ -106,16 +106,21 @@ def load(p: Path, source: str) -> list[RunLog]:
                 runs.append(run)
     if not runs:
         if skipped:
-            raise LogNotFound(f"{p}: every run here is deleted (lifecycle_stage: deleted); "
-                              "pass a run folder to read one anyway")
+            raise LogNotFound(
+                f"{p}: every run here is deleted (lifecycle_stage: deleted); "
+                "pass a run folder to read one anyway"
+            )
         raise LogNotFound(f"{p}: no MLflow run folder (meta.yaml and metrics/) here")
     if skipped:
-        runs[0].warnings.append(f"{p}: skipped {len(skipped)} deleted run(s) "
-                                f"({', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''})")
+        runs[0].warnings.append(
+            f"{p}: skipped {len(skipped)} deleted run(s) "
+            f"({', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''})"
+        )
     return runs
 
 
 # --------------------------------------------------------------------------- a run
+
 
 def _meta(run: Path) -> dict[str, str]:
     try:
@@ -163,12 +168,16 @@ def _read_metrics(run: Path) -> dict[str, list[Point]]:
     try:
         files = sorted(f for f in root.rglob("*") if f.is_file())
     except OSError as e:
-        raise BadLog(f"{root}: cannot be listed ({e.strerror or e}); check its permissions") \
-            from None
+        raise BadLog(
+            f"{root}: cannot be listed ({e.strerror or e}); check its permissions"
+        ) from None
     for f in files:
         key = f.relative_to(root).as_posix()
-        points = [_point(f, i, line) for i, line in enumerate(read_text(f).splitlines(), 1)
-                  if line.strip()]
+        points = [
+            _point(f, i, line)
+            for i, line in enumerate(read_text(f).splitlines(), 1)
+            if line.strip()
+        ]
         if points:
             out[key] = points
     if not out:
@@ -187,13 +196,15 @@ def _point(f: Path, line_no: int, line: str) -> Point:
         bad = value is None
     if bad:
         shown = repr(line if len(line) <= 40 else line[:40] + "...")
-        raise BadLog(f"{f}: line {line_no} is not 'timestamp value step' ({shown}); fix or "
-                     "remove that line")
+        raise BadLog(
+            f"{f}: line {line_no} is not 'timestamp value step' ({shown}); fix or remove that line"
+        )
     step = int(parts[2]) if len(parts) >= 3 else 0
     return step, int(parts[0]), line_no, value
 
 
 # --------------------------------------------------------------------------- rows
+
 
 def _last_per_step(points: list[Point]) -> tuple[dict[int, float], int]:
     """step -> the value of the last point by (timestamp, line); how many values it replaced.
@@ -216,11 +227,14 @@ def _assemble(run: Path, series: dict[str, list[Point]], warnings: list[str]):
     all_steps = set().union(*steps_of.values())
     if len(all_steps) == 1 and any(len(pts) > 1 for pts in series.values()):
         return _by_rank(run, series, warnings)
-    single = sorted(k for k, s in steps_of.items() if len(s) == 1 and len(all_steps) > 1
-                    and k != "epoch")
+    single = sorted(
+        k for k, s in steps_of.items() if len(s) == 1 and len(all_steps) > 1 and k != "epoch"
+    )
     if single:
-        warnings.append(f"{run}: left out {', '.join(single)}: each logged at one step only "
-                        "(a summary, or log_metric without step=), not per epoch")
+        warnings.append(
+            f"{run}: left out {', '.join(single)}: each logged at one step only "
+            "(a summary, or log_metric without step=), not per epoch"
+        )
     per_step: dict[str, dict[int, float]] = {}
     overridden = []
     for k, pts in series.items():
@@ -230,8 +244,10 @@ def _assemble(run: Path, series: dict[str, list[Point]], warnings: list[str]):
         if n:
             overridden.append(f"{k} ({n})")
     if overridden:
-        warnings.append(f"{run}: several values at one step for {', '.join(overridden)}; the "
-                        "last by timestamp wins")
+        warnings.append(
+            f"{run}: several values at one step for {', '.join(overridden)}; the "
+            "last by timestamp wins"
+        )
     epoch_of = per_step.pop("epoch", None)
     if not per_step:
         raise BadLog(f"{run}: no metric is logged per epoch; nothing to replay")
@@ -248,8 +264,10 @@ def _assemble(run: Path, series: dict[str, list[Point]], warnings: list[str]):
     if whole and any(int(s) in epoch_of for s in steps):
         return _by_epoch_key(run, steps, epoch_of, columns, values, absent, warnings)
     if epoch_of:
-        warnings.append(f"{run}: left out the metric 'epoch' (not a whole epoch number at the "
-                        "steps of the other metrics)")
+        warnings.append(
+            f"{run}: left out the metric 'epoch' (not a whole epoch number at the "
+            "steps of the other metrics)"
+        )
     return _by_step(run, steps, columns, values, absent, warnings)
 
 
@@ -272,8 +290,10 @@ def _by_epoch_key(run, steps, epoch_of, columns, values, absent, warnings):
     epochs, values, absent, multi = merge_epochs(epochs, values, absent)
     if multi:
         shown = ", ".join(f"{columns[j]} (up to {k})" for j, k in sorted(multi.items()))
-        warnings.append(f"{run}: left out {shown}: several different values within one epoch "
-                        "(per step), so none is the epoch's")
+        warnings.append(
+            f"{run}: left out {shown}: several different values within one epoch "
+            "(per step), so none is the epoch's"
+        )
         keep = [j for j in range(len(columns)) if j not in multi]
         columns = [columns[j] for j in keep]
         values, absent = values[:, keep], absent[:, keep]

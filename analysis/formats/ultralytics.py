@@ -117,18 +117,29 @@ def _load_file(path: Path, source: str, name: str) -> RunLog:
                 absent[i, j] = False
     yolov5 = any(c.startswith("x/lr") for c in columns) or "metrics/mAP_0.5" in columns
     if yolov5 and n > 1 and epochs[-1] == epochs[-2]:
-        warnings.append(f"{path}: left out the last line ({table.lines[-1]}), a repeat of epoch "
-                        f"{epochs[-1]}: YOLOv5's validation of best.pt after training")
+        warnings.append(
+            f"{path}: left out the last line ({table.lines[-1]}), a repeat of epoch "
+            f"{epochs[-1]}: YOLOv5's validation of best.pt after training"
+        )
         epochs, values, absent = epochs[:-1], values[:-1], absent[:-1]
     zero_based = int(epochs[0]) == 0
     if not zero_based:
         if (epochs == 0).any():
             line = table.lines[int(np.argmax(epochs == 0))]
-            raise BadLog(f"{path}: line {line} has epoch 0, but the file starts at epoch "
-                         f"{epochs[0]} (1-based); fix the epoch column")
+            raise BadLog(
+                f"{path}: line {line} has epoch 0, but the file starts at epoch "
+                f"{epochs[0]} (1-based); fix the epoch column"
+            )
         epochs = epochs - 1
-    layout = "yolov5" if yolov5 else "time" if "time" in header else \
-        "padded0" if zero_based else "padded1"
+    layout = (
+        "yolov5"
+        if yolov5
+        else "time"
+        if "time" in header
+        else "padded0"
+        if zero_based
+        else "padded1"
+    )
     lr = next((c for c in ("lr/pg1", "x/lr1") if c in columns), None)
     if lr is not None and "learning_rate" not in columns:
         columns[columns.index(lr)] = "learning_rate"
@@ -138,8 +149,15 @@ def _load_file(path: Path, source: str, name: str) -> RunLog:
         values = np.column_stack([values, fitness[0]])
         absent = np.column_stack([absent, fitness[1]])
     metrics, not_logged = frame(path, columns, epochs, values, absent, warnings)
-    run = RunLog(name, source, "ultralytics", metrics, not_logged, warnings=warnings,
-                 directions=_directions(columns))
+    run = RunLog(
+        name,
+        source,
+        "ultralytics",
+        metrics,
+        not_logged,
+        warnings=warnings,
+        directions=_directions(columns),
+    )
     if fitness is not None:
         run.default_monitor = "fitness"
     return run
@@ -162,14 +180,21 @@ def _directions(columns: list[str]) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- fitness
 
+
 def _box(suffix: str, v5: bool) -> tuple[str, str]:
     if v5:
         return f"metrics/mAP_0.5{suffix}", f"metrics/mAP_0.5:0.95{suffix}"
     return f"metrics/mAP50{suffix}", f"metrics/mAP50-95{suffix}"
 
 
-def _fitness(path: Path, columns: list[str], values: np.ndarray, absent: np.ndarray,
-             layout: str, warnings: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+def _fitness(
+    path: Path,
+    columns: list[str],
+    values: np.ndarray,
+    absent: np.ndarray,
+    layout: str,
+    warnings: list[str],
+) -> tuple[np.ndarray, np.ndarray] | None:
     """(values, absent) of the derived fitness column, or None when the columns do not allow."""
     col = {c: j for j, c in enumerate(columns)}
     v5 = layout == "yolov5"
@@ -182,8 +207,10 @@ def _fitness(path: Path, columns: list[str], values: np.ndarray, absent: np.ndar
             m50, m5095 = _box(s, v5)
             terms += [(m50, map_weights[0]), (m5095, map_weights[1])]
         if layout == "time":
-            older = ("ultralytics 8.3.9-8.3.197 wrote this same layout and weighted "
-                     "0.1 * mAP50 + 0.9 * mAP50-95 (8.3.198 on: mAP50-95 alone, used here)")
+            older = (
+                "ultralytics 8.3.9-8.3.197 wrote this same layout and weighted "
+                "0.1 * mAP50 + 0.9 * mAP50-95 (8.3.198 on: mAP50-95 alone, used here)"
+            )
     elif "metrics/accuracy_top1" in col and "metrics/accuracy_top5" in col:
         terms = [("metrics/accuracy_top1", 0.5), ("metrics/accuracy_top5", 0.5)]
         if layout == "padded0":

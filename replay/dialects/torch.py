@@ -110,15 +110,19 @@ def reduce_lr_on_plateau(
     curve = plain_values(values)
 
     if mode == "min" and threshold_mode == "rel":
+
         def better(a: float, best: float) -> bool:
             return a < best * (1.0 - threshold)
     elif mode == "min":
+
         def better(a: float, best: float) -> bool:
             return a < best - threshold
     elif threshold_mode == "rel":
+
         def better(a: float, best: float) -> bool:
             return a > best * (threshold + 1.0)
     else:
+
         def better(a: float, best: float) -> bool:
             return a > best + threshold
 

@@ -183,8 +183,14 @@ def torch_table(rng: random.Random) -> None:
         cases.append({"id": f"generated-{i}", "source": "generated", "values": values,
                       "initial_lr": lrs, "params": params,
                       "after": torch_run(values, lrs, **params)})  # fmt: skip
-    write("torch_plateau.json", {"framework": f"torch {torch.__version__}",
-                                 "what": "param-group rates after each epoch's step"}, cases)
+    write(
+        "torch_plateau.json",
+        {
+            "framework": f"torch {torch.__version__}",
+            "what": "param-group rates after each epoch's step",
+        },
+        cases,
+    )
 
 
 # ---------------------------------------------------------------------------- Lightning
@@ -296,8 +302,11 @@ def lightning_table(rng: random.Random) -> None:
         cases.append({"id": f"generated-{i}", "source": "generated", "values": values,
                       "params": params, "check_on_train_epoch_end": on_train,
                       "standin": lightning_standin(values, on_train, **params)})  # fmt: skip
-    write("lightning_early_stopping.json",
-          {"framework": f"lightning {lightning.__version__}", "dtype": "float32"}, cases)
+    write(
+        "lightning_early_stopping.json",
+        {"framework": f"lightning {lightning.__version__}", "dtype": "float32"},
+        cases,
+    )
 
 
 # ---------------------------------------------------------------------------- transformers
@@ -351,8 +360,11 @@ def hf_table(rng: random.Random) -> None:
                       "params": {"early_stopping_patience": patience,
                                  "early_stopping_threshold": threshold, "greater_is_better": gib},
                       "real": hf_run(values, patience, threshold, gib)})  # fmt: skip
-    write("hf_early_stopping.json", {"framework": f"transformers {transformers.__version__}",
-                                     "era": "4.47+"}, cases)
+    write(
+        "hf_early_stopping.json",
+        {"framework": f"transformers {transformers.__version__}", "era": "4.47+"},
+        cases,
+    )
 
 
 # ---------------------------------------------------------------------------- Ultralytics
@@ -393,8 +405,11 @@ def ultralytics_table(rng: random.Random, wheels: Path) -> None:
             cases.append({"id": f"generated-{i}-{era}", "source": eras[era], "era": era,
                           "values": values, "params": {"patience": patience},
                           "real": {"stopped_epoch": stopped, "best_epoch": best}})  # fmt: skip
-    write("ultralytics_early_stopping.json", {"framework": "ultralytics EarlyStopping",
-                                              "wheels": eras}, cases)
+    write(
+        "ultralytics_early_stopping.json",
+        {"framework": "ultralytics EarlyStopping", "wheels": eras},
+        cases,
+    )
 
 
 def main() -> None:

@@ -53,6 +53,7 @@ def fresh(path: Path) -> Path:
 
 # --------------------------------------------------------------------------- Lightning
 
+
 def _lightning_save(path: Path, rows: list[dict], sort_keys: bool) -> None:
     """``_ExperimentWriter.save``: DictWriter over the union of keys (sorted in 2.2+)."""
     if sort_keys:
@@ -93,8 +94,16 @@ def make_lightning() -> None:
     _lightning_save(root / "version_0" / "metrics.csv", rows, sort_keys=True)
     # version_1: pytorch_lightning 1.x, one row per epoch from validation_epoch_end,
     # header in order of first appearance: epoch,step last.
-    rows = [{"train_loss": round(0.8 - 0.05 * e, 6), "val_loss": v, "val_acc": a, "epoch": e,
-             "step": 9 + 10 * e} for e, (v, a) in enumerate(zip(val[:8], acc, strict=False))]
+    rows = [
+        {
+            "train_loss": round(0.8 - 0.05 * e, 6),
+            "val_loss": v,
+            "val_acc": a,
+            "epoch": e,
+            "step": 9 + 10 * e,
+        }
+        for e, (v, a) in enumerate(zip(val[:8], acc, strict=False))
+    ]
     (root / "version_1").mkdir()
     _lightning_save(root / "version_1" / "metrics.csv", rows, sort_keys=False)
 
@@ -183,6 +192,7 @@ def make_ultralytics() -> None:
 
 # --------------------------------------------------------------------------- Hugging Face
 
+
 def _hf_state(history: list[dict], **fields):
     from transformers.trainer_callback import TrainerState
 
@@ -203,24 +213,52 @@ def _hf_history(epochs: int, steps_per_epoch: int, logging_steps: int, eval_ever
             loss = 1.2 / (1 + step / 40) + 0.05
             if step == 3 * logging_steps:
                 loss = float("nan")  # a NaN loss: written as the token NaN
-            history.append({"epoch": epoch, "grad_norm": 1.5 - step / total,
-                            "learning_rate": 5e-05 * (1 - (step - 1) / total),
-                            "loss": loss, "step": step})
+            history.append(
+                {
+                    "epoch": epoch,
+                    "grad_norm": 1.5 - step / total,
+                    "learning_rate": 5e-05 * (1 - (step - 1) / total),
+                    "loss": loss,
+                    "step": step,
+                }
+            )
             last_logged = step
         at_eval = step % eval_every == 0 if eval_every else step % steps_per_epoch == 0
         if at_eval:
             v = val[n_eval]
-            history.append({"epoch": epoch, "eval_accuracy": round(0.97 - v / 2, 6),
-                            "eval_loss": v, "eval_runtime": 1.25,
-                            "eval_samples_per_second": 160.0, "eval_steps_per_second": 10.0,
-                            "step": step})
+            history.append(
+                {
+                    "epoch": epoch,
+                    "eval_accuracy": round(0.97 - v / 2, 6),
+                    "eval_loss": v,
+                    "eval_runtime": 1.25,
+                    "eval_samples_per_second": 160.0,
+                    "eval_steps_per_second": 10.0,
+                    "step": step,
+                }
+            )
             n_eval += 1
     assert last_logged
-    history.append({"epoch": float(epochs), "step": total, "total_flos": 1.2e15,
-                    "train_loss": 0.42, "train_runtime": 300.5,
-                    "train_samples_per_second": 100.0, "train_steps_per_second": 6.0})
-    history.append({"epoch": float(epochs), "eval_accuracy": 0.8, "eval_loss": 0.5,
-                    "eval_runtime": 1.2, "step": total})  # trainer.evaluate() after train()
+    history.append(
+        {
+            "epoch": float(epochs),
+            "step": total,
+            "total_flos": 1.2e15,
+            "train_loss": 0.42,
+            "train_runtime": 300.5,
+            "train_samples_per_second": 100.0,
+            "train_steps_per_second": 6.0,
+        }
+    )
+    history.append(
+        {
+            "epoch": float(epochs),
+            "eval_accuracy": 0.8,
+            "eval_loss": 0.5,
+            "eval_runtime": 1.2,
+            "step": total,
+        }
+    )  # trainer.evaluate() after train()
     return history
 
 
@@ -233,10 +271,17 @@ def make_hf() -> None:
     history = _hf_history(10, 50, 20, None)
     evals = [h for h in history if "eval_accuracy" in h][:-1]
     best = max(evals, key=lambda h: h["eval_accuracy"])
-    state = _hf_state(history, epoch=10.0, global_step=500, max_steps=500, num_train_epochs=10,
-                      logging_steps=20, best_metric=best["eval_accuracy"],
-                      best_global_step=best["step"],
-                      best_model_checkpoint=f"out/checkpoint-{best['step']}")
+    state = _hf_state(
+        history,
+        epoch=10.0,
+        global_step=500,
+        max_steps=500,
+        num_train_epochs=10,
+        logging_steps=20,
+        best_metric=best["eval_accuracy"],
+        best_global_step=best["step"],
+        best_model_checkpoint=f"out/checkpoint-{best['step']}",
+    )
     (root / "epoch").mkdir()
     state.save_to_json(str(root / "epoch" / "trainer_state.json"))
     # Evaluation every 30 steps, epochs of 100 steps; checkpoints every 100 steps hold the
@@ -244,14 +289,22 @@ def make_hf() -> None:
     full = _hf_history(3, 100, 10, 30)
     for ckpt in (100, 200, 300):
         part = [h for h in full[:-2] if h["step"] <= ckpt]  # no summary, no evaluate()
-        state = _hf_state(part, epoch=ckpt / 100, global_step=ckpt, max_steps=300,
-                          num_train_epochs=3, logging_steps=10, eval_steps=30)
+        state = _hf_state(
+            part,
+            epoch=ckpt / 100,
+            global_step=ckpt,
+            max_steps=300,
+            num_train_epochs=3,
+            logging_steps=10,
+            eval_steps=30,
+        )
         (root / "steps" / f"checkpoint-{ckpt}").mkdir(parents=True)
         state.save_to_json(str(root / "steps" / f"checkpoint-{ckpt}" / "trainer_state.json"))
     (root / "VERSION").write_text(f"transformers {transformers.__version__}\n")
 
 
 # --------------------------------------------------------------------------- MLflow
+
 
 def make_mlflow() -> None:
     os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
@@ -273,9 +326,13 @@ def make_mlflow() -> None:
         t = t0 + 1000 * e
         client.log_metric(run, "validation_loss", val[e], timestamp=t)
         lr = 0.001 if e < 10 else 0.0005
-        for k, v in (("loss", round(0.5 / (1 + e), 6)), ("accuracy", round(0.9 + e / 200, 6)),
-                     ("val_loss", val[e]), ("val_accuracy", round(0.99 - val[e] / 4, 6)),
-                     ("learning_rate", lr)):
+        for k, v in (
+            ("loss", round(0.5 / (1 + e), 6)),
+            ("accuracy", round(0.9 + e / 200, 6)),
+            ("val_loss", val[e]),
+            ("val_accuracy", round(0.99 - val[e] / 4, 6)),
+            ("learning_rate", lr),
+        ):
             client.log_metric(run, k, v, timestamp=t + 10, step=e)
     client.log_metric(run, "val_loss", 0.41, timestamp=t0 + 1000, step=0)  # logged again
     client.log_metric(run, "stopped_epoch", 0, timestamp=t0 + 20000)
@@ -292,8 +349,9 @@ def make_mlflow() -> None:
     for e in range(8):
         for s in range(4, 20, 5):
             step = 20 * e + s
-            client.log_metric(run, "train_loss_step", 1 / (1 + step), timestamp=t0 + step,
-                              step=step)
+            client.log_metric(
+                run, "train_loss_step", 1 / (1 + step), timestamp=t0 + step, step=step
+            )
             client.log_metric(run, "epoch", e, timestamp=t0 + step, step=step)
         end = 20 * e + 19
         client.log_metric(run, "val_loss", val[e], timestamp=t0 + end, step=end)
@@ -305,8 +363,12 @@ def make_mlflow() -> None:
     (root / "VERSION").write_text(f"mlflow {mlflow.__version__}\n")
 
 
-MAKERS = {"lightning": make_lightning, "ultralytics": make_ultralytics, "hf": make_hf,
-          "mlflow": make_mlflow}
+MAKERS = {
+    "lightning": make_lightning,
+    "ultralytics": make_ultralytics,
+    "hf": make_hf,
+    "mlflow": make_mlflow,
+}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or list(MAKERS):
