@@ -30,7 +30,10 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = [
+    "MAX_BRANCH_LEGEND",
     "MAX_FRONT_LISTED",
+    "branch_curves",
+    "branch_tree",
     "choose_heatmap_axes",
     "col_labels",
     "curve_series",
@@ -47,11 +50,13 @@ __all__ = [
     "pareto_front",
     "sort_key",
     "stop_marks",
+    "split_schedule",
     "step_xy",
     "tradeoff_points",
 ]
 
 MAX_FRONT_LISTED = 8  # the trade-off chart names at most this many front settings
+MAX_BRANCH_LEGEND = 8  # the curves chart names at most this many branches in its legend
 LR_DECADES_SHOWN = 1e-6  # the LR chart shows at most 6 decades below the highest rate
 LR_FIXED_TICKS = 8  # at most this many distinct rates: one tick each
 # Preferred heatmap column parameters, in order; patience is always the row.
@@ -130,6 +135,115 @@ def curve_series(metrics: pd.DataFrame, monitor: str) -> list[tuple[str, str]]:
         for col, split in ((base, "train"), (f"val_{base}", "validation"), (f"test_{base}", "test"))
         if col in metrics.columns and metrics[col].notna().any()
     ]
+
+
+def branch_curves(
+    branches: Sequence[Mapping[str, Any]], columns: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The part of each branch's curves to draw over the run's: from the epoch before
+    its fork (the checkpoint it started from, a row it shares with its parent) on.
+
+    ``branches`` are plain dicts ``{"id", "fork_epoch", "metrics": {column: [values]}}``
+    (see :func:`branch_tree`); ``columns`` the run's curves to follow (monitor and
+    held-out). Returns ``{"id", "series": [(column, epochs, values), ...]}`` per branch,
+    in order, leaving out columns the branch has no value of after its fork.
+
+    >>> branch_curves([{"id": "b1", "fork_epoch": 2, "metrics": {"val_loss": [3, 2, 1, 0]}}],
+    ...               ["val_loss"])
+    [{'id': 'b1', 'series': [('val_loss', [1, 2, 3], [2.0, 1.0, 0.0])]}]
+    """
+    out = []
+    for b in branches:
+        start = max(int(b["fork_epoch"]) - 1, 0)
+        series = []
+        for col in columns:
+            values = list((b.get("metrics") or {}).get(col) or [])[start:]
+            if not any(not is_missing(v) for v in values[1:]):
+                continue
+            ys = [math.nan if is_missing(v) else float(v) for v in values]
+            series.append((col, list(range(start, start + len(ys))), ys))
+        out.append({"id": b["id"], "series": series})
+    return out
+
+
+def _fork_order(b: Mapping[str, Any]) -> tuple[int, str]:
+    return (int(b["fork_epoch"]), str(b["id"]))
+
+
+def _value_label(metric: str | None, value: Any) -> str:
+    if metric is None:
+        return "no held-out metric"
+    return f"{metric} ?" if is_missing(value) else f"{metric} {float(value):.4g}"
+
+
+def branch_tree(
+    run_name: str,
+    run_epochs: int,
+    run_value: float | None,
+    branches: Sequence[Mapping[str, Any]],
+    metric: str | None,
+    *,
+    higher_is_better: bool | None = None,
+) -> dict[str, Any]:
+    """The branch tree as rows to draw: the run on top, each branch under its parent.
+
+    ``branches`` are plain dicts ``{"id", "parent" (a branch id, or None for the run),
+    "fork_epoch", "n_epochs", "value" (``metric`` at its last epoch, or None)}``; a
+    branch whose parent is not among them (not finished) hangs under the run, with
+    ``orphan`` set and no connector. Children follow their parent depth-first, by fork
+    epoch then id.
+
+    Returns ``{"nodes": [{"id", "y" (row, 0 = the run), "depth", "start", "end",
+    "fork_epoch" (None for the run), "parent_y" (None for the run and orphans),
+    "value", "label" (``metric value``), "best"}], "n_branches", "n_forks",
+    "depth"}``; ``best`` marks the best value (given ``higher_is_better``).
+
+    >>> t = branch_tree("r", 5, 0.3, [{"id": "b", "parent": None, "fork_epoch": 2,
+    ...                 "n_epochs": 5, "value": 0.2}], "test_loss", higher_is_better=False)
+    >>> [(n["id"], n["y"], n["start"], n["end"], n["parent_y"], n["best"]) for n in t["nodes"]]
+    [('r', 0, 0, 4, None, False), ('b', 1, 2, 4, 0, True)]
+    """
+    ids = {b["id"] for b in branches}
+    children: dict[Any, list[Mapping[str, Any]]] = {}
+    for b in sorted(branches, key=_fork_order):
+        parent = b.get("parent")
+        children.setdefault(parent if parent in ids else None, []).append(b)
+    nodes: list[dict[str, Any]] = [
+        {"id": run_name, "y": 0, "depth": 0, "start": 0, "end": run_epochs - 1,
+         "fork_epoch": None, "parent_y": None, "value": run_value, "orphan": False}
+    ]  # fmt: skip
+    seen: set[Any] = set()
+
+    def visit(b: Mapping[str, Any], parent_y: int | None, depth: int) -> None:
+        if b["id"] in seen:
+            return  # parent fields that loop: each branch drawn once
+        seen.add(b["id"])
+        y = len(nodes)
+        orphan = b.get("parent") is not None and b.get("parent") not in ids
+        nodes.append({"id": b["id"], "y": y, "depth": depth, "start": int(b["fork_epoch"]),
+                      "end": int(b["n_epochs"]) - 1, "fork_epoch": int(b["fork_epoch"]),
+                      "parent_y": None if orphan else parent_y, "value": b.get("value"),
+                      "orphan": orphan})  # fmt: skip
+        for child in children.get(b["id"], []):
+            visit(child, y, depth + 1)
+
+    for b in children.get(None, []):
+        visit(b, 0, 1)
+    for b in sorted(branches, key=_fork_order):  # in a loop of parents: under the run
+        visit(b, 0, 1)
+    values = [float(n["value"]) for n in nodes if not is_missing(n["value"])]
+    best = None
+    if values and higher_is_better is not None:
+        best = max(values) if higher_is_better else min(values)
+    for n in nodes:
+        n["label"] = _value_label(metric, n["value"])
+        n["best"] = best is not None and not is_missing(n["value"]) and float(n["value"]) == best
+    return {
+        "nodes": nodes,
+        "n_branches": len(nodes) - 1,
+        "n_forks": len({(n["parent_y"], n["fork_epoch"]) for n in nodes[1:]}),
+        "depth": max(n["depth"] for n in nodes),
+    }
 
 
 def _prechelt_key(p: Mapping[str, Any]) -> tuple:
@@ -413,12 +527,32 @@ def step_xy(lr: Sequence[float | None]) -> tuple[list[float], list[float]]:
     return xs, ys
 
 
+def split_schedule(
+    lr: Sequence[float | None], counterfactual_from: int | None
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """A schedule's step line (:func:`step_xy`) cut at ``counterfactual_from``: the
+    exact vertices (epochs before it; all of them when None) and the counterfactual
+    ones (from the step into that epoch on; empty when exact).
+
+    >>> split_schedule([0.1, 0.1, 0.05], 2)
+    ([(0.0, 0.1), (1.0, 0.1), (1.0, 0.1), (2.0, 0.1)], [(2.0, 0.1), (2.0, 0.05), (3.0, 0.05)])
+    """
+    xy = list(zip(*step_xy(lr), strict=True))
+    if counterfactual_from is None or counterfactual_from >= len(lr):
+        return xy, []
+    cut = max(int(counterfactual_from), 0)
+    if cut == 0:
+        return [], xy
+    return xy[: 2 * cut], xy[2 * cut - 1 :]
+
+
 def lr_schedule_lines(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Distinct ReduceLROnPlateau schedules, grouped, in factor order.
 
     Returns one dict per distinct (factor, schedule, counterfactual_from):
     ``{"factor", "lr" (list), "counterfactual_from", "settings" (how many records
-    share it)}``. Records of other policies are ignored.
+    share it), "branched" (how many of them a branch answered)}``. Records of other
+    policies are ignored.
     """
     out: dict[Hashable, dict[str, Any]] = {}
     for r in records:
@@ -429,8 +563,10 @@ def lr_schedule_lines(records: Sequence[Mapping[str, Any]]) -> list[dict[str, An
         cf = r.get("counterfactual_from")
         key = (freeze(factor), tuple(lr), cf)
         if key not in out:
-            out[key] = {"factor": factor, "lr": lr, "counterfactual_from": cf, "settings": 0}
+            out[key] = {"factor": factor, "lr": lr, "counterfactual_from": cf, "settings": 0,
+                        "branched": 0}  # fmt: skip
         out[key]["settings"] += 1
+        out[key]["branched"] += 1 if r.get("branch") else 0
     return sorted(out.values(), key=lambda d: sort_key(d["factor"]))
 
 

@@ -18,6 +18,8 @@ Charts (``replay sweep --out DIR`` writes them):
   factor, with the recorded rate and each schedule's counterfactual boundary.
 - :func:`tradeoff_figure`: epochs trained against the held-out metric of the kept
   checkpoint, with the Pareto front and reference lines.
+- :func:`branches_figure` (runs with branches from ``replay branch``): the branch
+  tree over epochs, each branch's held-out metric at its end.
 
 Multi-run sweeps: pass :func:`analysis.records.aggregate` rows to
 :func:`early_stopping_figure` with ``value_fields=("epochs_trained_mean",
@@ -37,7 +39,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from analysis.chartdata import (
+    MAX_BRANCH_LEGEND,
     MAX_FRONT_LISTED,
+    branch_curves,
+    branch_tree,
     cell_text,
     choose_heatmap_axes,
     col_labels,
@@ -54,6 +59,7 @@ from analysis.chartdata import (
     panel_title,
     pareto_front,
     sort_key,
+    split_schedule,
     step_xy,
     stop_marks,
     tradeoff_points,
@@ -76,6 +82,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DPI",
     "THEME",
+    "branches_figure",
     "curves_figure",
     "early_stopping_figure",
     "lr_schedules_figure",
@@ -141,6 +148,10 @@ _ORACLE = {"color": "black", "ls": "--", "lw": 1.2}
 _FULL_RUN = {"color": "0.45", "ls": ":", "lw": 1.6}
 _RECORDED_LR = {"color": "black", "ls": "--", "lw": 1.6}
 _CENSORED_BAND = {"facecolor": "0.93", "edgecolor": "0.55", "hatch": "///"}
+# Branch curves over the run's: thin; the monitored one solid, the held-out one dotted.
+_BRANCH_LW = 0.9
+_BRANCH_HELDOUT_LS = ":"
+_COUNTERFACTUAL_LS = "--"
 _HEATMAP_CMAPS = ("viridis", "cividis")
 
 
@@ -260,6 +271,7 @@ def curves_figure(
     oracle_epoch: int | None,
     heldout: str | None,
     title: str = "",
+    branches: Sequence[Mapping[str, Any]] = (),
 ) -> Figure:
     """Training curves of ``monitor``'s base metric, and where each setting stops.
 
@@ -269,15 +281,20 @@ def curves_figure(
     (whose weights you end with), coloured by patience; settings that never stopped
     sit in the hatched band past the last epoch ("never stopped (censored)"). The
     oracle epoch (best ``heldout`` value) is a vertical line across both panels.
-    Returns the Figure.
+    ``branches`` (plain dicts ``{"id", "fork_epoch", "metrics": {column: [values]}}``,
+    from ``replay branch``) add each branch's ``monitor`` (solid) and ``heldout``
+    (dotted) curves from its fork on, thin, one colour and legend entry per branch
+    (the first :data:`~analysis.chartdata.MAX_BRANCH_LEGEND` named). Returns the Figure.
     """
     n = len(metrics)
     data = stop_marks(records, n)
     fig, top, bottom = _curves_axes(len(data["rows"]))
     fig.suptitle(title or f"{monitor}: where each setting stops and which epoch it keeps")
     _draw_curves(top, metrics, monitor)
+    columns = [c for c in dict.fromkeys((monitor, heldout)) if c is not None]
+    branch_handles = _draw_branch_curves(top, branch_curves(branches, columns), monitor)
     _draw_epoch_guides((top, bottom), n, oracle_epoch)
-    _curves_legend(top, oracle_epoch, heldout)
+    _curves_legend(top, oracle_epoch, heldout, branch_handles)
     _draw_stop_marks(bottom, data)
     _finish_settings_axis(bottom, n)
     return fig
@@ -313,6 +330,34 @@ def _draw_curves(ax: Axes, metrics: pd.DataFrame, monitor: str) -> None:
     ax.tick_params(labelbottom=False)
 
 
+def _branch_colors(n: int) -> list:
+    """A qualitative colour per branch: tab10 without the blue, orange and green of the
+    run's splits, cycled."""
+    cmap = _cmap("tab10")
+    return [cmap(3 + i % 7) for i in range(n)]
+
+
+def _draw_branch_curves(ax: Axes, curves: Sequence[Mapping[str, Any]], monitor: str) -> list:
+    """Each branch's curves from its fork on; the legend entries naming them."""
+    if not curves:
+        return []
+    handles = []
+    for i, (curve, color) in enumerate(zip(curves, _branch_colors(len(curves)), strict=True)):
+        for col, xs, ys in curve["series"]:
+            ls = "-" if col == monitor else _BRANCH_HELDOUT_LS
+            ax.plot(xs, ys, color=color, lw=_BRANCH_LW, ls=ls, zorder=1.5, gid=f"branch:{col}")
+        if i < MAX_BRANCH_LEGEND:
+            handles.append(_key(color=color, lw=_BRANCH_LW * 1.5, label=f"branch {curve['id']}"))
+    if len(curves) > MAX_BRANCH_LEGEND:
+        more = len(curves) - MAX_BRANCH_LEGEND
+        handles.append(_key(color="none", label=f"... and {more} more branches"))
+    handles.append(
+        _key(color=_MUTED, lw=_BRANCH_LW, ls=_BRANCH_HELDOUT_LS,
+             label="branches: solid monitored,\ndotted held-out")
+    )  # fmt: skip
+    return handles
+
+
 def _draw_epoch_guides(axes: Sequence[Axes], n: int, oracle_epoch: int | None) -> None:
     """The censored band past the log's end, and the oracle epoch, on every panel."""
     for ax in axes:
@@ -321,10 +366,13 @@ def _draw_epoch_guides(axes: Sequence[Axes], n: int, oracle_epoch: int | None) -
             ax.axvline(oracle_epoch, zorder=1, **_ORACLE)
 
 
-def _curves_legend(ax: Axes, oracle_epoch: int | None, heldout: str | None) -> None:
+def _curves_legend(
+    ax: Axes, oracle_epoch: int | None, heldout: str | None, branch_handles: Sequence = ()
+) -> None:
     from matplotlib.patches import Patch
 
     handles, _ = ax.get_legend_handles_labels()
+    handles += branch_handles
     if oracle_epoch is not None:
         what = f"best {heldout}" if heldout else "best held-out value"
         handles.append(_key(label=f"oracle epoch {oracle_epoch}\n({what})", **_ORACLE))
@@ -498,9 +546,11 @@ def lr_schedules_figure(
     """Learning rate per epoch for each ReduceLROnPlateau setting, log scale.
 
     Identical schedules are drawn once; colour is the factor (one legend entry per
-    factor, with how many settings and distinct schedules it covers). The log's
-    own rate is black dashed; a dot marks each schedule's counterfactual boundary
-    (from that epoch on, the recorded metrics were produced under another rate).
+    factor, with how many settings and distinct schedules it covers, and how many of
+    them branches answered). The log's own rate is black dashed. Each schedule is
+    solid where a recorded curve (the run's or a branch's) ran it, and dashed from its
+    counterfactual boundary on, where a dot marks it (from that epoch on, the recorded
+    metrics were produced under another rate).
     Records on the relative scale (the log had no learning rate) are labelled as
     multiples of the initial rate. Returns the Figure.
     """
@@ -539,8 +589,13 @@ def _draw_schedules(ax: Axes, lines: Sequence[Mapping[str, Any]]) -> list:
     for i, f in enumerate(factors):
         color = cmap(0.85 * i / max(len(factors) - 1, 1))
         group = [d for d in lines if freeze(d["factor"]) == f]
-        segs = [list(zip(*step_xy(d["lr"]), strict=True)) for d in group]
-        ax.add_collection(LineCollection(segs, colors=[color], lw=lw, alpha=0.8))
+        exact, counterfactual = zip(
+            *(split_schedule(d["lr"], d["counterfactual_from"]) for d in group), strict=True
+        )
+        for segs, ls in ((exact, "-"), (counterfactual, _COUNTERFACTUAL_LS)):
+            segs = [seg for seg in segs if seg]
+            if segs:
+                ax.add_collection(LineCollection(segs, colors=[color], lw=lw, ls=ls, alpha=0.8))
         cf = [
             (d["counterfactual_from"], d["lr"][d["counterfactual_from"]])
             for d in group
@@ -550,13 +605,11 @@ def _draw_schedules(ax: Axes, lines: Sequence[Mapping[str, Any]]) -> list:
             xs, ys = zip(*cf, strict=True)
             ax.scatter(xs, ys, s=28, color=color, edgecolors="black", lw=0.6, zorder=4)
         n_set = sum(d["settings"] for d in group)
-        handles.append(
-            _key(
-                color=color,
-                lw=2,
-                label=f"factor {format_value(f)}: {n_set} settings, {len(group)} distinct",
-            )
-        )
+        n_branched = sum(d.get("branched", 0) for d in group)
+        label = f"factor {format_value(f)}: {n_set} settings, {len(group)} distinct"
+        if n_branched:
+            label += f"\n({n_branched} answered by branches)"
+        handles.append(_key(color=color, lw=2, label=label))
     return handles
 
 
@@ -570,7 +623,7 @@ def _draw_recorded_lr(ax: Axes, recorded_lr: Sequence[float | None] | None) -> l
 def _counterfactual_handle():
     return _key(
         marker="o",
-        ls="none",
+        ls=_COUNTERFACTUAL_LS,
         color="0.6",
         mec="black",
         label="counterfactual from here on\n(metrics recorded under another rate)",
@@ -784,3 +837,118 @@ def _tradeoff_legend(fig: Figure, handles: Sequence[Any], n_listing: int) -> Non
         ncols=TRADEOFF_LEGEND_COLUMNS,
         bbox_to_anchor=(0.5, footer / fig.get_figheight()),
     )
+
+
+# ----------------------------------------------------------------------------------
+# 5. Branch tree (runs with branches from ``replay branch``)
+
+BRANCH_ROW_HEIGHT = 0.32  # each branch's row...
+BRANCH_ROWS_HEIGHT = (1.5, 12.0)  # ... within these bounds
+_BRANCH_SEGMENT = {"lw": 2.4, "capstyle": "butt"}
+_BRANCH_CONNECTOR = {"color": "0.55", "lw": 1.0}
+_BEST = "#D55E00"
+
+
+@_themed
+def branches_figure(
+    run_name: str,
+    run_epochs: int,
+    run_value: float | None,
+    branches: Sequence[Mapping[str, Any]],
+    *,
+    metric: str | None,
+    higher_is_better: bool | None = None,
+    title: str = "",
+) -> Figure:
+    """The branch tree: x = epoch, one row per branch (the run on top, each branch
+    under its parent, depth-first), a segment from its fork epoch to its last epoch,
+    a connector down from its parent at the fork, and ``metric`` at its last epoch
+    written at the segment's end (the best one highlighted, given
+    ``higher_is_better``). ``branches`` as :func:`analysis.chartdata.branch_tree`
+    takes them. Returns the Figure.
+    """
+    tree = branch_tree(
+        run_name, run_epochs, run_value, branches, metric, higher_is_better=higher_is_better
+    )
+    nodes = tree["nodes"]
+    fig, ax = _branches_axes(len(nodes))
+    fig.suptitle(title or _branches_title(run_name, tree))
+    _draw_branch_connectors(ax, nodes)
+    _draw_branch_segments(ax, nodes)
+    _annotate_branch_ends(ax, nodes)
+    _finish_branch_axes(ax, nodes, metric)
+    return fig
+
+
+def _branches_title(run_name: str, tree: Mapping[str, Any]) -> str:
+    n, forks, depth = tree["n_branches"], tree["n_forks"], tree["depth"]
+
+    def plural(k: int, word: str, many: str) -> str:
+        return f"{k} {word if k == 1 else many}"
+
+    return (f"{run_name}: {plural(n, 'branch', 'branches')} from "
+            f"{plural(forks, 'fork point', 'fork points')}, "
+            f"{plural(depth, 'level', 'levels')} deep")  # fmt: skip
+
+
+def _branches_axes(n_rows: int) -> tuple[Figure, Axes]:
+    lo, hi = BRANCH_ROWS_HEIGHT
+    rows_h = min(max(BRANCH_ROW_HEIGHT * n_rows, lo), hi)
+    fig = _figure(FIG_WIDTH, rows_h + CURVES_MARGINS)
+    return fig, fig.subplots()
+
+
+def _draw_branch_segments(ax: Axes, nodes: Sequence[Mapping[str, Any]]) -> None:
+    """One horizontal segment per row: the run black, branches coloured by depth."""
+    from matplotlib.collections import LineCollection
+
+    cmap = _cmap("viridis")
+    depth = max(n["depth"] for n in nodes)
+    segs = [[(n["start"], n["y"]), (n["end"], n["y"])] for n in nodes[1:]]
+    colors = [cmap(0.8 * (n["depth"] - 1) / max(depth - 1, 1)) for n in nodes[1:]]
+    root = nodes[0]
+    ax.plot([root["start"], root["end"]], [0, 0], color="black", gid="run",
+            lw=_BRANCH_SEGMENT["lw"], solid_capstyle="butt")  # fmt: skip
+    if segs:
+        ax.add_collection(LineCollection(segs, colors=colors, gid="branches", **_BRANCH_SEGMENT))
+        ax.scatter([n["start"] for n in nodes[1:]], [n["y"] for n in nodes[1:]], s=14,
+                   c=colors, zorder=3)  # fmt: skip
+
+
+def _draw_branch_connectors(ax: Axes, nodes: Sequence[Mapping[str, Any]]) -> None:
+    """From the parent's row down to the child's, at the fork epoch."""
+    from matplotlib.collections import LineCollection
+
+    segs = [[(n["start"], n["parent_y"]), (n["start"], n["y"])]
+            for n in nodes[1:] if n["parent_y"] is not None]  # fmt: skip
+    if segs:
+        ax.add_collection(LineCollection(segs, gid="connectors", zorder=1, **_BRANCH_CONNECTOR))
+
+
+def _annotate_branch_ends(ax: Axes, nodes: Sequence[Mapping[str, Any]]) -> None:
+    size = SMALL_SIZE if len(nodes) <= DENSE_SETTING_ROWS else TINY_SIZE
+    for n in nodes:
+        style = {"color": _BEST, "fontweight": "bold"} if n["best"] else {"color": "0.15"}
+        ax.annotate(n["label"], (n["end"], n["y"]), xytext=(5, 0), textcoords="offset points",
+                    ha="left", va="center", fontsize=size, **style)  # fmt: skip
+
+
+def _finish_branch_axes(ax: Axes, nodes: Sequence[Mapping[str, Any]], metric: str | None) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_yticks([n["y"] for n in nodes])
+    labels = [f"{n['id']} (run)" if i == 0 else n["id"] + (" (parent unfinished)" if
+              n["orphan"] else "") for i, n in enumerate(nodes)]  # fmt: skip
+    ax.set_yticklabels(labels)
+    size = SMALL_SIZE if len(nodes) <= DENSE_SETTING_ROWS else TINY_SIZE
+    ax.tick_params(axis="y", labelsize=size, length=0)
+    ax.set_ylim(len(nodes) - 0.5, -0.5)  # the run on top
+    last = max(n["end"] for n in nodes)
+    # Room on the right for the end labels.
+    ax.set_xlim(-0.5, last + 0.5 + max(2.0, 0.22 * (last + 1)))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch (0-based; a branch starts at its fork epoch)")
+    ax.grid(True, axis="x")
+    what = f"{metric} at each branch's last epoch" if metric else "no held-out metric"
+    best = "; best in bold" if any(n["best"] for n in nodes) else ""
+    ax.set_title(f"Branch tree ({what}{best})", loc="left")

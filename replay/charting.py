@@ -54,7 +54,8 @@ def chart_refusal(result: SweepResult) -> str | None:
 
 
 def draw_sweep_charts(result: SweepResult, runs, out: Path) -> list[str]:
-    """Draw curves.png, early_stopping.png, lr_schedules.png and tradeoff.png into ``out``.
+    """Draw curves.png, early_stopping.png, lr_schedules.png and tradeoff.png into ``out``,
+    and branches.png when the (first) run has finished branches (``replay branch``).
 
     One run: that run's charts. Several runs: the aggregate over runs (heatmaps and
     trade-off of means), and the curves of the first run. Returns the names written.
@@ -92,6 +93,7 @@ def chart_jobs(result: SweepResult, runs, out: Path) -> list[tuple]:
     def save(job: tuple, name: str) -> None:
         jobs.append((*job, out / name))
 
+    branches = branch_data(facts, monitor, oracle["heldout"])
     if stops:
         save(
             (
@@ -101,6 +103,7 @@ def chart_jobs(result: SweepResult, runs, out: Path) -> list[tuple]:
                     "oracle_epoch": oracle["oracle_epoch"],
                     "heldout": oracle["heldout"],
                     "title": f"{facts.name}: where each EarlyStopping setting stops{suffix}",
+                    "branches": branches,
                 },
             ),
             "curves.png",
@@ -171,7 +174,52 @@ def chart_jobs(result: SweepResult, runs, out: Path) -> list[tuple]:
                 ),
                 "tradeoff.png",
             )
+    if branches:
+        metric = oracle["heldout"] or monitor
+        run_value = (facts.metrics.get(metric) or [None])[-1] if facts.n_epochs else None
+        save(
+            (
+                "branches_figure",
+                (facts.name, facts.n_epochs, run_value, branches),
+                {"metric": metric, **direction},
+            ),
+            "branches.png",
+        )
     return jobs
+
+
+def branch_data(facts, monitor: str, heldout: str | None) -> list[dict]:
+    """The run's finished branches as the plain dicts :mod:`analysis.charts` draws:
+    ``{"id" (directory name), "parent" (a branch id, or None for the run), "fork_epoch",
+    "n_epochs", "metrics": {column: [values]} (``monitor`` and ``heldout``), "value"
+    (the held-out metric, else the monitor, at the branch's last epoch)}``.
+    """
+    log = getattr(facts, "log", None)
+    found = getattr(facts, "branches", None) or []
+    if not found or log is None or log.root is None:
+        return []
+    ids = {b.path: b.path.name for b in found}
+    try:
+        root = Path(log.root).resolve()  # as find_branches resolves each branch's parent
+    except (OSError, RuntimeError):
+        root = Path(log.root).absolute()
+    metric = heldout or monitor
+    out = []
+    for b in found:
+        columns = set(b.run.metrics.columns)
+        metrics = {c: b.run.values(c) for c in dict.fromkeys((monitor, heldout)) if c in columns}
+        values = metrics.get(metric) or []
+        out.append(
+            {
+                "id": b.path.name,
+                "parent": None if b.parent == root else ids.get(b.parent, str(b.parent)),
+                "fork_epoch": b.fork_epoch,
+                "n_epochs": b.run.n_epochs,
+                "metrics": metrics,
+                "value": values[-1] if values else None,
+            }
+        )
+    return out
 
 
 def _render(job: tuple) -> None:

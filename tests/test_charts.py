@@ -781,7 +781,8 @@ def test_lr_schedules_figure_says_which_scale(scales, ylabel):
     (ax,) = fig.axes
     assert ax.get_ylabel() == ylabel
     assert ax.get_yscale() == "log"
-    assert len(ax.collections) == 2 + 2  # a schedule and its boundary dot per factor
+    # Per factor: the exact part (solid), the counterfactual part (dashed), the boundary dot.
+    assert len(ax.collections) == 2 * 3
     assert legend_texts(ax.get_legend()) == [
         "factor 0.1: 1 settings, 1 distinct",
         "factor 0.5: 1 settings, 1 distinct",
