@@ -151,6 +151,16 @@ class _PrecheltSetting(TypedDict):
     params: PrecheltParams
 
 
+class DialectFields(TypedDict):
+    """The last fields of a record replayed in another framework's dialect (``--dialect``
+    other than ``keras``; Keras's records have neither): its name and the versions of
+    :data:`replay.dialects.DIALECTS` whose rules it follows. Its params add the
+    dialect's own parameters after Keras's (docs/sweep-output.md)."""
+
+    dialect: str
+    dialect_versions: str
+
+
 class EarlyStoppingRecord(_EarlyStoppingSetting, StopOutcome):
     """One EarlyStopping setting replayed on one run."""
 
@@ -179,6 +189,14 @@ class PlateauRecord(TypedDict):
     regret: float | None
     checkpoint: str | None
     branch: str | None  # the branch directory that answered, or null for the run
+
+
+class DialectEarlyStoppingRecord(EarlyStoppingRecord, DialectFields):
+    """An EarlyStopping record in a non-Keras dialect: Keras's fields, then the dialect's."""
+
+
+class DialectPlateauRecord(PlateauRecord, DialectFields):
+    """A ReduceLROnPlateau record in a non-Keras dialect: Keras's fields, then the dialect's."""
 
 
 class CombinedParams(TypedDict):

@@ -201,6 +201,77 @@ def _grid_options(*, single: bool = False):
     return decorate
 
 
+def _flag_tuple(ctx, param, value):
+    return None if value is None else (value,)
+
+
+def _dialect_options(*, single: bool = False):
+    """``--dialect`` and the parameters only some dialects have (sweep and pick)."""
+
+    def grid(flag: str, help: str, **rules):
+        return click.option(flag, type=Range(single=single, **rules), help=help)
+
+    options = [
+        click.option(
+            "--dialect",
+            type=click.Choice(["keras", "tf-keras", "torch", "lightning", "hf", "ultralytics"]),
+            help="Whose callbacks to replay. Default: keras (Keras 3); for a Lightning, Hugging "
+            "Face or Ultralytics log, that framework's.",
+        ),
+        click.option(
+            "--dialect-version",
+            metavar="VERSION",
+            help="tf-keras: 2.6..2.21 (default 2.21); hf: 4.47+ or legacy; ultralytics: "
+            "strict or ties.",
+        ),
+        grid("--threshold", "torch ReduceLROnPlateau threshold grid. Default: 0.0001.", minimum=0),
+        click.option(
+            "--threshold-mode",
+            multiple=True,
+            callback=_name_list(lambda: ("rel", "abs")),
+            metavar="rel|abs",
+            help="torch ReduceLROnPlateau threshold_mode (rel, abs, or both). Default: rel.",
+        ),
+        grid("--eps", "torch ReduceLROnPlateau eps grid. Default: 1e-8.", minimum=0),
+        click.option(
+            "--check-finite/--no-check-finite",
+            default=None,
+            callback=_flag_tuple,
+            help="lightning EarlyStopping check_finite. Default: on.",
+        ),
+        grid("--stopping-threshold", "lightning stopping_threshold grid.", allow_none=True),
+        grid("--divergence-threshold", "lightning divergence_threshold grid.", allow_none=True),
+        grid("--early-stopping-threshold", "hf early_stopping_threshold grid. Default: 0."),
+    ]
+
+    def decorate(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def _choose_dialect(runs, grid, opts: dict, build) -> object:
+    """``grid``, or ``build(**opts)`` in the framework's own dialect when --dialect was
+    not given and every run is a log of one framework
+    (:func:`replay.dialect_sweep.dialect_for_runs`); the notes go to stderr."""
+    from replay.dialect_sweep import dialect_for_runs
+
+    if opts.get("dialect") is not None:
+        return grid
+    monitors = tuple(m for run in runs for m in grid.monitors_of(run))
+    dialect, notes = dialect_for_runs(runs, None, monitors)
+    if dialect != "keras":
+        try:
+            grid = build(**{**opts, "dialect": dialect})
+        except ReplayError as e:
+            notes = [f"{e} (in the {dialect} dialect); replayed in the keras dialect instead."]
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    return grid
+
+
 def _format_option(func):
     return click.option(
         "--format",
@@ -271,6 +342,7 @@ def _check_out_dir(out: Path | None, force: bool, fmt: str = "table") -> None:
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("runs", nargs=-1, required=True, metavar="RUN...")
 @_grid_options()
+@_dialect_options()
 @_format_option
 @click.option(
     "--out",
@@ -308,6 +380,7 @@ def sweep(runs, fmt, out, no_charts, force, max_settings, **opts):
     grid = Grid.from_options(**opts)
     loaded = _load_runs(runs, echo=False)  # warned below, with what the sweep adds
     _check_monitors(loaded, grid)
+    grid = _choose_dialect(loaded, grid, opts, Grid.from_options)
     grid.check(max_settings=max_settings, runs=loaded)
     _check_out_dir(out, force, fmt)
     result = run_sweep(loaded, grid)
@@ -380,6 +453,7 @@ def _check_monitors(runs, grid) -> None:
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("run", metavar="RUN")
 @_grid_options(single=True)
+@_dialect_options(single=True)
 @click.option(
     "--copy",
     "copy_to",
@@ -411,6 +485,7 @@ def pick(run, copy_to, **opts):
     for w in loaded.warnings:
         click.echo(f"warning: {w}", err=True)
     _check_monitors([loaded], grid)
+    grid = _choose_dialect([loaded], grid, opts, Grid.for_pick)
     result = run_sweep([loaded], grid)
     (record,) = result.records
     metric = record.get("regret_metric") or result.oracles[0]["heldout"]
@@ -465,7 +540,9 @@ def _holder(run, record: dict, epoch: int):
 def _describe_pick(record: dict) -> str:
     from analysis.records import REDUCE_LR_ON_PLATEAU, record_label
 
-    setting = f"{record['policy']} {record_label(record)} on {record['params']['monitor']}"
+    dialect = f" ({record['dialect']} dialect)" if record.get("dialect") else ""
+    setting = (f"{record['policy']}{dialect} {record_label(record)} on "
+               f"{record['params']['monitor']}")  # fmt: skip
     where = f" (branch {record['branch']})" if record.get("branch") else ""
     if record["policy"] == REDUCE_LR_ON_PLATEAU:
         cuts = ", ".join(map(str, record["reductions"])) or "none"

@@ -694,14 +694,16 @@ def render_table(result: SweepResult, *, limit: int = TABLE_ROWS) -> str:
                 metric or "held-out",
                 "regret",
             ]
-            out.append(f"\n{title} ({len(recs)} settings, best first)")
+            out.append(f"\n{title} ({_dialect_of(recs)}{len(recs)} settings, best first)")
             out.append(_table(headers, rows))
             if more:
                 out.append(f"... {more} more settings in results.csv / --format csv")
         recs = list(mine.where(policy=REDUCE_LR_ON_PLATEAU))
         if recs:
             rows, more = _lr_rows(recs, metric, limit)
-            out.append(f"\nReduceLROnPlateau ({len(recs)} settings, exact ones first)")
+            out.append(
+                f"\nReduceLROnPlateau ({_dialect_of(recs)}{len(recs)} settings, exact ones first)"
+            )
             headers = ["setting", "cuts after epochs", "final lr", "replay",
                        metric or "held-out", "regret"]  # fmt: skip
             out.append(_table(headers, rows))
@@ -720,6 +722,12 @@ def render_table(result: SweepResult, *, limit: int = TABLE_ROWS) -> str:
     if multi:
         out.append(render_aggregate(records))
     return "\n".join(out).rstrip() + "\n"
+
+
+def _dialect_of(recs) -> str:
+    """``"torch dialect, "`` for records replayed in a non-Keras dialect, else ``""``."""
+    dialect = recs[0].get("dialect") if len(recs) else None
+    return f"{dialect} dialect, " if dialect else ""
 
 
 def result_epochs(result: SweepResult, run: str) -> int:

@@ -147,6 +147,17 @@ class Grid:
     pq_alpha: tuple[float, ...] = (0.5, 1.0, 2.0)
     up_strips: tuple[int, ...] = (2, 3, 4)
     strip_length: tuple[int, ...] = (5,)
+    #: Whose callbacks to replay (``--dialect``; :mod:`replay.dialect_sweep`), and the
+    #: parameters only some dialects have (torch; Lightning; Hugging Face).
+    dialect: str = "keras"
+    dialect_version: str | None = None
+    threshold: tuple[float, ...] | None = None
+    threshold_mode: tuple[str, ...] = ("rel",)
+    eps: tuple[float, ...] = (1e-8,)
+    check_finite: tuple[bool, ...] = (True,)
+    stopping_threshold: tuple[float | None, ...] = (None,)
+    divergence_threshold: tuple[float | None, ...] = (None,)
+    early_stopping_threshold: tuple[float, ...] = (0.0,)
 
     def monitors_of(self, run) -> tuple[str, ...]:
         """The monitors ``run`` is replayed on: the grid's, else the run's default one."""
@@ -167,6 +178,14 @@ class Grid:
             * len(self.restore_best_weights)
         )
         lr = self._lr_count()
+        if self.dialect == "lightning":
+            es = (len(self.patience) * len(self.min_delta) * len(self.check_finite)
+                  * len(self.stopping_threshold) * len(self.divergence_threshold))  # fmt: skip
+        elif self.dialect == "hf":
+            es = (len(self.patience) * len(self.early_stopping_threshold)
+                  * len(self.restore_best_weights))  # fmt: skip
+        elif self.dialect == "ultralytics":
+            es = len(self.patience)
         pr = (len(self.gl_alpha) + len(self.pq_alpha) + len(self.up_strips)) * len(
             self.strip_length
         )
@@ -193,7 +212,8 @@ class Grid:
         total = BASE_BYTES
         for n in epochs:
             for policy, count in counts.items():
-                total += count * SETTING_BYTES[policy]
+                ready_made = self.dialect != "keras"  # one record per setting
+                total += count * SETTING_BYTES[REDUCE_LR_ON_PLATEAU if ready_made else policy]
                 if policy == REDUCE_LR_ON_PLATEAU:
                     total += count * n * LR_EPOCH_BYTES
                 elif policy == COMBINED:
@@ -203,7 +223,11 @@ class Grid:
         return total
 
     def _lr_count(self) -> int:
-        return (len(self.lr_patiences) * len(self.lr_min_delta) * len(self.factor)
+        if self.dialect == "torch":
+            deltas = len(self.threshold or (1e-4,)) * len(self.threshold_mode) * len(self.eps)
+        else:
+            deltas = len(self.lr_min_delta)
+        return (len(self.lr_patiences) * deltas * len(self.factor)
                 * len(self.cooldown) * len(self.min_lr))  # fmt: skip
 
     def check(
@@ -277,7 +301,11 @@ class Grid:
         Raises:
             GridError: see :meth:`validate`.
         """
+        from replay.dialect_sweep import check_dialect_options
+
         changes = {k: v for k, v in given.items() if v is not None}
+        dialect = changes.pop("dialect", None) or (base.dialect if base else "keras")
+        changes = check_dialect_options(dialect, changes)
         changes.setdefault("monitors", ())
         if "lr_min_delta" not in changes and "min_delta" in changes:
             changes["lr_min_delta"] = changes["min_delta"]
@@ -320,6 +348,8 @@ class Grid:
             pq_alpha=(1.0,),
             up_strips=(3,),
         )
+        if not given.get("policies") and given.get("dialect") == "tf-keras":
+            given = {**given, "policies": (EARLY_STOPPING,)}  # of its two, the one that stops
         if given.get("lr_patience") is None and (
             COMBINED in (given.get("policies") or ()) or given.get("patience") is None
         ):
@@ -328,6 +358,9 @@ class Grid:
         if len(grid.monitors) > 1:
             names = ",".join(grid.monitors)
             raise GridError(f"--monitor: pick takes one metric but got {names!r}.")
+        if len(grid.threshold_mode) != 1:
+            modes = ",".join(grid.threshold_mode)
+            raise GridError(f"--threshold-mode: pick takes one value but got {modes!r}.")
         if len(grid.restore_best_weights) != 1:
             raise GridError("--restore-best-weights: pick takes yes or no, not both.")
         if len(grid.policies) != 1:
@@ -537,7 +570,9 @@ def _sweep(runs: Iterable, grid: Grid) -> SweepResult:
             ctx = _Context(facts, monitor, mode, heldout, regrets, rows, best)
             curve = Curve(values)
             for policy in grid.policies:
-                if policy == EARLY_STOPPING:
+                if grid.dialect != "keras":
+                    blocks.append(_listed(_sweep_dialect(ctx, policy, values, grid, notes)))
+                elif policy == EARLY_STOPPING:
                     blocks.append(_sweep_early_stopping(ctx, curve, grid))
                 elif policy == REDUCE_LR_ON_PLATEAU:
                     blocks.append(_listed(_sweep_plateau(ctx, curve, grid, notes)))
@@ -547,6 +582,16 @@ def _sweep(runs: Iterable, grid: Grid) -> SweepResult:
                     blocks.append(_listed(_sweep_prechelt(ctx, values, grid, notes)))
     return SweepResult(records=Records(b for b in blocks if b is not None), oracles=oracles,
                        notes=_unique(notes), facts=all_facts)  # fmt: skip
+
+
+def _sweep_dialect(ctx: _Context, policy: str, values, grid: Grid, notes: list[str]) -> list:
+    """``policy`` in ``grid``'s dialect (:mod:`replay.dialect_sweep`): ready-made records."""
+    from replay.dialect_sweep import sweep_dialect_early_stopping, sweep_dialect_plateau
+
+    if policy == EARLY_STOPPING:
+        return sweep_dialect_early_stopping(ctx, values, grid)
+    initial, recorded, scale, min_lrs = _lr_start(ctx, grid, notes)
+    return sweep_dialect_plateau(ctx, values, grid, initial, recorded, scale, min_lrs)
 
 
 def _listed(records: list) -> Block | None:
@@ -738,7 +783,9 @@ def counterfactual_from(
     return None
 
 
-def _sweep_plateau(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[PlateauRecord]:
+def _lr_start(ctx: _Context, grid: Grid, notes: list[str]):
+    """A ReduceLROnPlateau sweep's initial rate, recorded rates, scale and usable
+    ``min_lr`` values (with notes when the log has no learning rate)."""
     initial = initial_lr_for(ctx.facts, grid.initial_lr)
     recorded = recorded_lr(ctx.facts)
     scale: LrScale = ABSOLUTE
@@ -757,6 +804,11 @@ def _sweep_plateau(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[
                 f"{ctx.facts.name}: min_lr {skipped} needs an absolute rate; those settings "
                 "are skipped (pass --initial-lr to replay them)."
             )
+    return initial, recorded, scale, min_lrs
+
+
+def _sweep_plateau(ctx: _Context, values, grid: Grid, notes: list[str]) -> list[PlateauRecord]:
+    initial, recorded, scale, min_lrs = _lr_start(ctx, grid, notes)
     out: list[PlateauRecord] = []
     tree = _Tree(ctx) if ctx.facts.branches else None
     for min_delta in grid.lr_min_delta:
