@@ -25,10 +25,10 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import IO, TYPE_CHECKING, Any, TypedDict
 
 from analysis.errors import (
     BadLog,
@@ -56,6 +56,7 @@ __all__ = [
     "EpochEntry",
     "Manifest",
     "ShadowEntry",
+    "atomic_file",
     "atomic_write",
     "checkpoint_epoch",
     "checkpoint_name",
@@ -590,20 +591,19 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Replace ``path`` with ``data`` (text is written as UTF-8) in one step.
+@contextlib.contextmanager
+def atomic_file(path: Path, *, text: bool = True) -> Iterator[IO[Any]]:
+    """A file that replaces ``path`` in one step when the block ends well.
 
-    The data goes to :func:`temporary_path`, is fsynced and ``os.replace``\\ d onto
-    ``path``, and the folder is fsynced: a reader (or a crash) sees the old file or
-    the new one, never a part. A new file's mode follows the umask, as for ``open``.
-    The temporary file is removed if writing fails.
+    Written to :func:`temporary_path` (text as UTF-8, newlines as written), fsynced and
+    ``os.replace``\\ d onto ``path``, then the folder is fsynced: a reader (or a crash)
+    sees the old file or the new one, never a part. Removed if the block fails.
     """
     path = Path(path)
     tmp = temporary_path(path)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        with open(tmp, "wb") as f:
-            f.write(raw)
+        with open(tmp, "w", encoding="utf-8", newline="") if text else open(tmp, "wb") as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -612,6 +612,19 @@ def atomic_write(path: Path, data: str | bytes) -> None:
             tmp.unlink()
         raise
     fsync_dir(path.parent)
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Replace ``path`` with ``data`` (text is written as UTF-8) in one step.
+
+    The data goes to :func:`temporary_path`, is fsynced and ``os.replace``\\ d onto
+    ``path``, and the folder is fsynced: a reader (or a crash) sees the old file or
+    the new one, never a part. A new file's mode follows the umask, as for ``open``.
+    The temporary file is removed if writing fails.
+    """
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_file(path, text=False) as f:
+        f.write(raw)
 
 
 def write_manifest(root: Path, manifest: Manifest) -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import math
 import os
@@ -39,7 +38,7 @@ import platform
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -516,7 +515,7 @@ class Tree:
         jobs.sort(key=lambda j: (-len(j.riders), j.fork, j.rate))
         self.queue.extend(jobs)
         self.dir.mkdir(exist_ok=True)
-        with _locked_branches(self.dir):
+        with _locked(self.dir, BranchRefused, "replay branch"):  # one per run at a time
             self._remove_unstarted()
             number = 0
             while self.queue:
@@ -791,20 +790,6 @@ def _setting_of(out: Path, manifest: dict[str, Any]) -> Setting:
         raise BadManifest(
             f"{out / MANIFEST}: setting is malformed ({err}); restore run.json or delete the branch"
         ) from None
-
-
-@contextlib.contextmanager
-def _locked_branches(path: Path) -> Iterator[None]:
-    """One ``replay branch`` per run at a time."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BranchRefused(f"{path} is being written by another replay branch") from None
-        yield
-    finally:
-        os.close(fd)
 
 
 def load_data(root: Node, config: RecordConfig, data: str | os.PathLike | None) -> Mnist:

@@ -408,14 +408,17 @@ def _sigint_deferred() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _locked(out: Path) -> Iterator[None]:
-    """Hold an exclusive flock on the run directory (one writer per run)."""
+def _locked(
+    out: Path, error: type[ReplayError] = RunExists, writer: str = "replay record process"
+) -> Iterator[None]:
+    """Hold an exclusive flock on a directory (one writer per run, or per branch tree);
+    another holder gets ``error`` naming the ``writer`` that holds it."""
     fd = os.open(out, os.O_RDONLY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunExists(f"{out} is being written by another replay record process") from None
+            raise error(f"{out} is being written by another {writer}") from None
         yield
     finally:
         os.close(fd)

@@ -14,13 +14,11 @@ into a string.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import itertools
 import json
 import math
-import os
 import re
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from json.encoder import encode_basestring_ascii as _encode_string  # json.dumps's own
@@ -158,26 +156,12 @@ def _write(outs: Sequence[TextIO], text: str) -> None:
         out.write(text)
 
 
-@contextlib.contextmanager
-def atomic_text(path: Path) -> Iterator[TextIO]:
-    """A text file (UTF-8) that replaces ``path`` in one step when the block ends well,
-    as :func:`analysis.rundir.atomic_write` does for text in memory: written to its
-    temporary name, fsynced, renamed; removed if writing fails."""
-    from analysis.rundir import fsync_dir, temporary_path
+def atomic_text(path: Path):
+    """A text file (UTF-8) that replaces ``path`` in one step when the block ends well:
+    :func:`analysis.rundir.atomic_file`, for the streaming writers."""
+    from analysis.rundir import atomic_file
 
-    path = Path(path)
-    tmp = temporary_path(path)
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
+    return atomic_file(path)
 
 
 def csv_columns(records: Iterable[Record]) -> list[str]:

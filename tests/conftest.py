@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from replay.cli import cli
@@ -111,3 +112,25 @@ def installed(module: str) -> bool:
     except (ImportError, ValueError):
         return False
     return spec is not None and spec.origin is not None
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """Every figure a chart function builds (listed), cleared (closed) after the test.
+
+    Chart test modules use it for every test: ``pytestmark = pytest.mark.usefixtures("figures")``.
+    """
+    from analysis import charts
+
+    made = []
+    real = charts._figure
+
+    def tracking(*args, **kwargs):
+        fig = real(*args, **kwargs)
+        made.append(fig)
+        return fig
+
+    monkeypatch.setattr(charts, "_figure", tracking)
+    yield made
+    for fig in made:
+        fig.clear()

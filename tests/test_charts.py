@@ -22,21 +22,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NAN = math.nan
 
 
-@pytest.fixture(autouse=True)
-def close_figures(monkeypatch):
-    """Every figure a chart function builds is cleared (closed) after the test."""
-    made = []
-    real = charts._figure
-
-    def tracking(*args, **kwargs):
-        fig = real(*args, **kwargs)
-        made.append(fig)
-        return fig
-
-    monkeypatch.setattr(charts, "_figure", tracking)
-    yield made
-    for fig in made:
-        fig.clear()
+# Every figure built is closed after each test (conftest.figures).
+pytestmark = pytest.mark.usefixtures("figures")
 
 
 # ----------------------------------------------------------------------------------

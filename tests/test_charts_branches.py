@@ -29,20 +29,8 @@ GRID = Grid(policies=("early_stopping", "reduce_lr_on_plateau"), patience=(1, 2)
             lr_patience=(1,), lr_min_delta=(0.0,))  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def close_figures(monkeypatch):
-    made = []
-    real = charts._figure
-
-    def tracking(*args, **kwargs):
-        fig = real(*args, **kwargs)
-        made.append(fig)
-        return fig
-
-    monkeypatch.setattr(charts, "_figure", tracking)
-    yield made
-    for fig in made:
-        fig.clear()
+# Every figure built is closed after each test (conftest.figures).
+pytestmark = pytest.mark.usefixtures("figures")
 
 
 def png_bytes(fig) -> bytes:
