@@ -390,6 +390,26 @@ class PlateauResult:
     final_lr: float
 
 
+def check_plateau(
+    factor: object, patience: object, cooldown: object, *, framework: str = "Keras"
+) -> tuple[float, int, int]:
+    """The checked ``(factor, patience, cooldown)`` of a ReduceLROnPlateau.
+
+    >>> check_plateau(0.5, 2, 0)
+    (0.5, 2, 0)
+
+    Raises:
+        PolicyError: ``factor`` not in (0, 1) (``framework`` names whose rule ``< 1`` is),
+            a patience or cooldown that is not a non-negative integer.
+    """
+    factor = _check_finite("factor", factor)
+    if factor >= 1.0:
+        raise PolicyError(f"factor must be < 1.0 (as in {framework}) but got {factor}.")
+    if factor <= 0.0:
+        raise PolicyError(f"factor must be > 0 but got {factor}.")
+    return factor, _check_int("patience", patience), _check_int("cooldown", cooldown)
+
+
 class PlateauTrace:
     """The improvement flags of ``ReduceLROnPlateau`` over one curve.
 
@@ -429,13 +449,7 @@ class PlateauTrace:
         min_lr: float = 0.0,
     ) -> PlateauResult:
         """Return the schedule for one setting."""
-        factor = _check_finite("factor", factor)
-        if factor >= 1.0:
-            raise PolicyError(f"factor must be < 1.0 (as in Keras) but got {factor}.")
-        if factor <= 0.0:
-            raise PolicyError(f"factor must be > 0 but got {factor}.")
-        patience = _check_int("patience", patience)
-        cooldown = _check_int("cooldown", cooldown)
+        factor, patience, cooldown = check_plateau(factor, patience, cooldown)
         min_lr = _check_finite("min_lr", min_lr)
         if min_lr < 0:
             raise PolicyError(f"min_lr cannot be negative but got {min_lr}.")

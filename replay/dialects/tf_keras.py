@@ -59,7 +59,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from replay.dialects._common import check_finite, check_int, parse_version, plain_values
-from replay.policies import EarlyStoppingResult, PlateauResult, PolicyError
+from replay.policies import EarlyStoppingResult, PlateauResult, PolicyError, check_plateau
 
 __all__ = ["VERSIONS", "early_stopping", "early_stopping_mode", "plateau_mode",
            "reduce_lr_on_plateau"]  # fmt: skip
@@ -232,13 +232,7 @@ def reduce_lr_on_plateau(
         PolicyError: a parameter is invalid.
     """
     direction = plateau_mode(monitor, mode)
-    factor = check_finite("factor", factor)
-    if factor >= 1.0:
-        raise PolicyError(f"factor must be < 1.0 (as in tf.keras) but got {factor}.")
-    if factor <= 0.0:
-        raise PolicyError(f"factor must be > 0 but got {factor}.")
-    patience = check_int("patience", patience)
-    cooldown = check_int("cooldown", cooldown)
+    factor, patience, cooldown = check_plateau(factor, patience, cooldown, framework="tf.keras")
     min_delta = check_finite("min_delta", min_delta)
     min_lr = check_finite("min_lr", min_lr)
     if min_lr < 0:

@@ -30,8 +30,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from replay.dialects._common import check_finite, check_int, plain_values
-from replay.policies import PlateauResult, PolicyError
+from replay.dialects._common import check_finite, plain_values
+from replay.policies import PlateauResult, PolicyError, check_plateau
 
 __all__ = ["VERSIONS", "TorchPlateauResult", "reduce_lr_on_plateau"]
 
@@ -89,13 +89,7 @@ def reduce_lr_on_plateau(
         raise PolicyError(f"mode must be 'min' or 'max' but got {mode!r}.")
     if threshold_mode not in ("rel", "abs"):
         raise PolicyError(f"threshold_mode must be 'rel' or 'abs' but got {threshold_mode!r}.")
-    factor = check_finite("factor", factor)
-    if factor >= 1.0:
-        raise PolicyError(f"factor must be < 1.0 (as in torch) but got {factor}.")
-    if factor <= 0.0:
-        raise PolicyError(f"factor must be > 0 but got {factor}.")
-    patience = check_int("patience", patience)
-    cooldown = check_int("cooldown", cooldown)
+    factor, patience, cooldown = check_plateau(factor, patience, cooldown, framework="torch")
     threshold = check_finite("threshold", threshold)
     eps = check_finite("eps", eps)
     for name, value in (("threshold", threshold), ("eps", eps)):
