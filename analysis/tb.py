@@ -327,6 +327,7 @@ class EventFile:
     folder: str
     columns: dict[str, dict[int, _Point]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    tags: tuple[str, ...] = ()  # every scalar tag seen, Keras's or not (for messages)
 
     @cached_property
     def start(self) -> int:
@@ -358,7 +359,35 @@ def read_event_file(path: Path, folder: str, counter: Iterator[int] | None = Non
     else:
         kept = {t for t in tally.raw if "/" not in t} if out.columns else set()
     out.warnings = _file_warnings(path, tally, kept)
+    out.tags = tuple(sorted(tally.raw))
     return out
+
+
+#: Scalar tags that PyTorch tools write to TensorBoard, and the log of theirs to read.
+_FOREIGN = (
+    (("metrics/mAP", "train/box_loss", "val/box_loss", "lr/pg", "metrics/accuracy_top"),
+     "Ultralytics", "its results.csv"),
+    (("hp_metric", "lr-"), "PyTorch Lightning's TensorBoardLogger",
+     "the metrics.csv of its CSVLogger"),
+    (("train/loss", "eval/loss", "train/learning_rate", "train/epoch"),
+     "a Hugging Face Trainer", "its trainer_state.json"),
+)  # fmt: skip
+
+
+def _foreign_hint(tags: Iterable[str]) -> str:
+    """``"; its scalar tags (...) are <tool>'s ...: pass <log> instead"`` where the tags tell
+    which tool wrote them, else ``""``.
+
+    >>> print(_foreign_hint(["metrics/mAP50(B)", "train/box_loss"]))  # doctest: +ELLIPSIS
+    ; its scalar tags (metrics/mAP50(B), train/box_loss) are Ultralytics's, ...: pass its ...
+    """
+    tags = sorted(set(tags))
+    for prefixes, who, log in _FOREIGN:
+        if any(t.startswith(prefixes) for t in tags):
+            shown = ", ".join(tags[:4]) + (", ..." if len(tags) > 4 else "")
+            return (f"; its scalar tags ({shown}) are {who}'s, not Keras's epoch scalars: "
+                    f"pass {log} instead")  # fmt: skip
+    return ""
 
 
 def _file_warnings(path: Path, tally: _Tally, kept: set[str]) -> list[str]:
@@ -607,10 +636,11 @@ def read_trainings(logdir: Path) -> list[TensorBoardData]:
     if not fits:
         damaged = [w for f in files for w in f.warnings if ": damaged (" in w]
         detail = f"; {damaged[0]}" if damaged else ""
+        foreign = _foreign_hint(t for f in files for t in f.tags)
         raise BadLog(
             f"{logdir}: {len(files)} event file(s) but no readable epoch_* scalar (nor the "
             f"loss of a TF1-era flat folder){detail}; a Keras TensorBoard callback writes "
-            "epoch_loss etc. to train/ and validation/"
+            f"epoch_loss etc. to train/ and validation/{foreign}"
         )
     grouped = {f.path for fit in fits for f in [fit.main, *fit.others]}
     notes.extend(w for f in files if f.path not in grouped for w in f.warnings)

@@ -549,6 +549,31 @@ def test_only_batch_scalars_is_badlog(tmp_path):
         load_tensorboard(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("tags", "who", "log"),
+    [
+        # ultralytics/utils/callbacks/tensorboard.py logs trainer metrics under their names
+        (["metrics/mAP50(B)", "train/box_loss", "lr/pg0"], "Ultralytics", "its results.csv"),
+        # lightning TensorBoardLogger: self.log names, hp_metric, LearningRateMonitor's lr-<opt>
+        (["epoch", "hp_metric", "lr-Adam", "val_loss"], "PyTorch Lightning's TensorBoardLogger",
+         "the metrics.csv of its CSVLogger"),
+        # transformers TensorBoardCallback: train/ and eval/ prefixes
+        (["eval/loss", "train/loss", "train/learning_rate"], "a Hugging Face Trainer",
+         "its trainer_state.json"),
+    ],
+)  # fmt: skip
+def test_pytorch_tools_tensorboard_logs_are_refused_with_the_log_to_read(tmp_path, tags, who, log):
+    """Their tags are not Keras's epoch scalars: refused, naming the log of theirs that is read."""
+    write_events(tmp_path / "events.out.tfevents.1", epoch_events({t: [1.0, 0.5] for t in tags}))
+    with pytest.raises(BadLog) as info:
+        load_tensorboard(tmp_path)
+    shown = ", ".join(sorted(tags))
+    assert str(info.value).endswith(
+        f"epoch_loss etc. to train/ and validation/; its scalar tags ({shown}) are {who}'s, "
+        f"not Keras's epoch scalars: pass {log} instead"
+    )
+
+
 def test_empty_event_file_is_badlog(tmp_path):
     f = tmp_path / "train/events.out.tfevents.1"
     f.parent.mkdir(parents=True)
