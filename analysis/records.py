@@ -27,6 +27,7 @@ __all__ = [
     "ABSOLUTE",
     "COMBINED",
     "EARLY_STOPPING",
+    "MODEL_CHECKPOINT",
     "POLICIES",
     "PRECHELT",
     "REDUCE_LR_ON_PLATEAU",
@@ -35,10 +36,14 @@ __all__ = [
     "AggregateRow",
     "CombinedParams",
     "CombinedRecord",
+    "DialectModelCheckpointParams",
+    "DialectModelCheckpointRecord",
     "EarlyStoppingParams",
     "EarlyStoppingRecord",
     "LrScale",
     "Mode",
+    "ModelCheckpointParams",
+    "ModelCheckpointRecord",
     "Oracle",
     "PlateauParams",
     "PlateauRecord",
@@ -71,8 +76,10 @@ PRECHELT = "prechelt"
 #: Both Keras callbacks in one fit, the way people use them (``replay branch`` trains
 #: the LR half where the recorded run cannot answer it).
 COMBINED = "early_stopping+reduce_lr_on_plateau"
+#: ``ModelCheckpoint``: which epochs it saves and which file you are left with.
+MODEL_CHECKPOINT = "model_checkpoint"
 #: Every policy a sweep replays, in the order ``--policy`` lists them.
-POLICIES = (EARLY_STOPPING, REDUCE_LR_ON_PLATEAU, PRECHELT, COMBINED)
+POLICIES = (EARLY_STOPPING, REDUCE_LR_ON_PLATEAU, PRECHELT, COMBINED, MODEL_CHECKPOINT)
 #: The policies that stop training (their records say where, and which epoch is kept).
 STOP_POLICIES = (EARLY_STOPPING, PRECHELT)
 
@@ -82,7 +89,11 @@ ABSOLUTE = "absolute"
 RELATIVE = "relative"
 
 PolicyName = Literal[
-    "early_stopping", "reduce_lr_on_plateau", "prechelt", "early_stopping+reduce_lr_on_plateau"
+    "early_stopping",
+    "reduce_lr_on_plateau",
+    "prechelt",
+    "early_stopping+reduce_lr_on_plateau",
+    "model_checkpoint",
 ]
 Mode = Literal["min", "max"]
 LrScale = Literal["absolute", "relative"]
@@ -249,8 +260,51 @@ class CombinedRecord(TypedDict):
     branch: str | None
 
 
+class ModelCheckpointParams(TypedDict):
+    """``ModelCheckpoint(save_freq="epoch")``'s parameters; ``period`` (Keras 2's) only
+    in the tf-keras dialect's records (:class:`DialectModelCheckpointParams`)."""
+
+    monitor: str
+    mode: Mode
+    save_best_only: bool
+    initial_value_threshold: float | None
+
+
+class DialectModelCheckpointParams(ModelCheckpointParams):
+    period: int
+
+
+class ModelCheckpointRecord(TypedDict):
+    """One ModelCheckpoint setting replayed on one run: the epochs it saved (0-based)
+    and the file you end with (``final_epoch``: the last epoch saved; null when
+    nothing was saved), with its metrics and regret."""
+
+    run: str
+    source: str
+    policy: Literal["model_checkpoint"]
+    params: ModelCheckpointParams
+    saved_epochs: list[int]
+    final_epoch: int | None
+    checkpoint: str | None
+    final_metrics: dict[str, float | None]
+    regret: float | None
+    regret_metric: str | None
+
+
+class _DialectModelCheckpointSetting(TypedDict):
+    params: DialectModelCheckpointParams
+
+
+class DialectModelCheckpointRecord(
+    ModelCheckpointRecord, _DialectModelCheckpointSetting, DialectFields
+):
+    """A ModelCheckpoint record in the tf-keras dialect (Keras 2's rules, ``period``)."""
+
+
 StopRecord = EarlyStoppingRecord | PrecheltRecord
-Record = EarlyStoppingRecord | PrecheltRecord | PlateauRecord | CombinedRecord
+Record = (
+    EarlyStoppingRecord | PrecheltRecord | PlateauRecord | CombinedRecord | ModelCheckpointRecord
+)
 
 
 class Oracle(TypedDict):
@@ -425,6 +479,8 @@ def setting_label(
         return _chart_label(policy, params, varying)
     if policy == PRECHELT:
         return _prechelt_table_label(params)
+    if policy == MODEL_CHECKPOINT:
+        return _checkpoint_table_label(params)
     tokens: list[str] = []
     in_place: set[str] = set()
     for name, short, shown in _TABLE_PARAMS[policy]:
@@ -472,6 +528,17 @@ def _prechelt_table_label(p: Mapping[str, Any]) -> str:
         return f"UP{p['strips']} k={p['strip_length']}"
     pq = f" k={p['strip_length']}" if p["criterion"] == "pq" else ""
     return f"{p['criterion'].upper()}{p['alpha']:g}{pq}"
+
+
+def _checkpoint_table_label(p: Mapping[str, Any]) -> str:
+    """``save_best_only``, ``every epoch``; then ``initial_value_threshold=0.5`` and
+    ``period=3`` where set."""
+    tokens = ["save_best_only" if p.get("save_best_only") else "every epoch"]
+    if p.get("initial_value_threshold") is not None:
+        tokens.append(f"initial_value_threshold={p['initial_value_threshold']:g}")
+    if p.get("period", 1) != 1:
+        tokens.append(f"period={p['period']}")
+    return " ".join(tokens)
 
 
 def _chart_label(policy: str, p: Mapping[str, Any], varying: Mapping[str, Any]) -> str:

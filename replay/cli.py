@@ -145,8 +145,9 @@ def _grid_options(*, single: bool = False):
             multiple=True,
             callback=_name_list(_policy_names),
             metavar="NAME[,NAME...]",
-            help="Policies to replay: early_stopping, reduce_lr_on_plateau, prechelt "
-            "(comma-separated or repeated). Default: early_stopping,reduce_lr_on_plateau.",
+            help="Policies to replay: early_stopping, reduce_lr_on_plateau, prechelt, "
+            "early_stopping+reduce_lr_on_plateau, model_checkpoint (comma-separated or "
+            "repeated). Default: early_stopping,reduce_lr_on_plateau.",
         ),
         click.option(
             "--monitor",
@@ -191,6 +192,18 @@ def _grid_options(*, single: bool = False):
         grid("--pq-alpha", "Prechelt PQ alpha grid. Default: 0.5,1,2."),
         grid("--up-strips", "Prechelt UP strips grid. Default: 2,3,4.", **positive),
         grid("--strip-length", "Prechelt training strip length. Default: 5.", **positive),
+        click.option(
+            "--save-best-only",
+            type=click.Choice(["yes", "no", "both"]),
+            callback=_yes_no_both,
+            help="ModelCheckpoint save_best_only. Default: both for sweep, no (Keras's "
+            "default) for pick.",
+        ),
+        grid(
+            "--initial-value-threshold",
+            "ModelCheckpoint initial_value_threshold grid; 'none' allowed. Default: none.",
+            allow_none=True,
+        ),
     ]
 
     def decorate(func):
@@ -242,6 +255,12 @@ def _dialect_options(*, single: bool = False):
         grid("--stopping-threshold", "lightning stopping_threshold grid.", allow_none=True),
         grid("--divergence-threshold", "lightning divergence_threshold grid.", allow_none=True),
         grid("--early-stopping-threshold", "hf early_stopping_threshold grid. Default: 0."),
+        grid(
+            "--period",
+            "tf-keras ModelCheckpoint period (Keras 2: every period-th epoch). Default: 1.",
+            integer=True,
+            minimum=1,
+        ),
     ]
 
     def decorate(func):
@@ -372,6 +391,7 @@ def sweep(runs, fmt, out, no_charts, force, max_settings, **opts):
       replay sweep sample_logs/mnist-mlp --patience 3..10
       replay sweep training.csv --monitor val_accuracy --min-delta 0,0.001 --format csv
       replay sweep logs/ --policy reduce_lr_on_plateau --factor 0.1,0.5 --initial-lr 1e-3
+      replay sweep RUN --policy model_checkpoint --dialect tf-keras --period 3
     """
     from replay.report import atomic_text, render_table, write_csv, write_json
     from replay.sweep import Grid, check_shadow
@@ -470,6 +490,7 @@ def pick(run, copy_to, **opts):
     Examples:
       replay pick runs/mnist-mlp --patience 5 --restore-best-weights yes
       replay pick runs/mnist-mlp --policy prechelt --gl-alpha 2 --copy best.keras
+      replay pick runs/mnist-mlp --policy model_checkpoint --save-best-only yes
     """
     from analysis.errors import CheckpointUnavailable
     from analysis.logs import checkpoint_path
@@ -497,6 +518,9 @@ def pick(run, copy_to, **opts):
             f"no recorded curve ran this schedule from epoch {record['counterfactual_from']} "
             "on, so the epoch you would end with is unknown; `replay branch` trains it"
         )
+        return
+    if final is None and record.get("saved_epochs") is not None:
+        click.echo("ModelCheckpoint saved no epoch, so there is no file to keep.")
         return
     if final is None:
         click.echo("the log has no epochs to keep.")
@@ -538,12 +562,15 @@ def _holder(run, record: dict, epoch: int):
 
 
 def _describe_pick(record: dict) -> str:
-    from analysis.records import REDUCE_LR_ON_PLATEAU, record_label
+    from analysis.records import MODEL_CHECKPOINT, REDUCE_LR_ON_PLATEAU, record_label
 
     dialect = f" ({record['dialect']} dialect)" if record.get("dialect") else ""
     setting = (f"{record['policy']}{dialect} {record_label(record)} on "
                f"{record['params']['monitor']}")  # fmt: skip
     where = f" (branch {record['branch']})" if record.get("branch") else ""
+    if record["policy"] == MODEL_CHECKPOINT:
+        saved = ", ".join(map(str, record["saved_epochs"])) or "none"
+        return f"{setting}: saves epochs {saved}; its file holds the last one saved."
     if record["policy"] == REDUCE_LR_ON_PLATEAU:
         cuts = ", ".join(map(str, record["reductions"])) or "none"
         if record["counterfactual_from"] is None:

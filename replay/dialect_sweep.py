@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from analysis.records import EARLY_STOPPING, REDUCE_LR_ON_PLATEAU
+from analysis.records import EARLY_STOPPING, MODEL_CHECKPOINT, REDUCE_LR_ON_PLATEAU
 from replay.dialects import DIALECTS
 from replay.grid import GridError
 from replay.policies import PolicyError
@@ -30,6 +30,7 @@ __all__ = [
     "dialect_for_runs",
     "sweep_dialect_early_stopping",
     "sweep_dialect_plateau",
+    "sweep_model_checkpoint",
 ]
 
 KERAS = "keras"
@@ -44,6 +45,8 @@ DIALECT_POLICIES = {
     "hf": (EARLY_STOPPING,),
     "ultralytics": (EARLY_STOPPING,),
 }
+#: Policies a dialect also has, replayed only when ``--policy`` names them.
+DIALECT_EXTRA_POLICIES = {"tf-keras": (MODEL_CHECKPOINT,)}
 #: The dialect a log of a framework's own format is replayed in without ``--dialect``.
 FRAMEWORK_DIALECTS = {"lightning": "lightning", "hf": "hf", "ultralytics": "ultralytics"}
 #: ``--dialect-version`` choices and default, where a dialect has versions that differ.
@@ -62,6 +65,7 @@ _OWN_OPTIONS = {
     "divergence_threshold": ("--divergence-threshold", ("lightning",)),
     "early_stopping_threshold": ("--early-stopping-threshold", ("hf",)),
     "dialect_version": ("--dialect-version", tuple(DIALECT_VERSIONS)),
+    "period": ("--period", ("tf-keras",)),
 }
 #: Keras options a dialect does not have, with what to use instead (or None).
 _NOT_IN = {
@@ -110,6 +114,7 @@ def check_dialect_options(dialect: str, given: Mapping[str, object]) -> dict:
         if not policies:
             changes["policies"] = has
         else:
+            has = has + DIALECT_EXTRA_POLICIES.get(dialect, ())
             for p in policies:
                 if p not in has:
                     raise GridError(
@@ -293,4 +298,44 @@ def sweep_dialect_plateau(ctx, values, grid, initial, recorded, scale, min_lrs) 
             "lr": list(r.lr), "reductions": list(r.reductions), "final_lr": r.final_lr,
             "counterfactual_from": cf, **ctx.root_outcome(cf), **_tail(grid.dialect),
         })  # fmt: skip
+    return out
+
+
+def sweep_model_checkpoint(ctx, values, grid) -> list[dict]:
+    """Every ModelCheckpoint setting of ``grid`` (:mod:`replay.dialects.model_checkpoint`:
+    Keras 3's rules, or Keras 2's in the tf-keras dialect, with ``period``) as ready-made
+    records: the epochs saved, and the file you end with (the last one saved), its
+    metrics and regret. Raises PolicyError for a bad parameter."""
+    from replay.dialects.model_checkpoint import VERSIONS, _keras2_mode, model_checkpoint
+
+    keras2 = grid.dialect == "tf-keras"
+    mode = ctx.mode
+    if keras2 and grid.mode == "auto" and not ctx.facts.directions.get(ctx.monitor):
+        mode = _keras2_mode(ctx.monitor, "auto")  # tf.keras's own "auto"
+    out = []
+    for save_best, threshold, period in itertools.product(
+        grid.save_best_only, grid.initial_value_threshold, grid.period or (1,)
+    ):
+        r = model_checkpoint(
+            values, monitor=ctx.monitor, save_best_only=bool(save_best), mode=mode,
+            initial_value_threshold=threshold, period=period, keras="2" if keras2 else "3",
+        )  # fmt: skip
+        params = {"monitor": ctx.monitor, "mode": mode, "save_best_only": bool(save_best),
+                  "initial_value_threshold": threshold}  # fmt: skip
+        if keras2:
+            params["period"] = period
+        final = r.final_epoch
+        record = {
+            **ctx.head(MODEL_CHECKPOINT),
+            "params": params,
+            "saved_epochs": list(r.saved),
+            "final_epoch": final,
+            "checkpoint": None if final is None else ctx.facts.checkpoints.get(final),
+            "final_metrics": {} if final is None else ctx.rows[final],
+            "regret": None if final is None else ctx.regrets[final],
+            "regret_metric": ctx.heldout,
+        }
+        if keras2:  # the versions of ModelCheckpoint's Keras 2 rules
+            record.update(dialect=grid.dialect, dialect_versions=VERSIONS["2"])
+        out.append(record)
     return out

@@ -31,6 +31,7 @@ from analysis.names import is_accuracy
 from analysis.records import (
     COMBINED,
     EARLY_STOPPING,
+    MODEL_CHECKPOINT,
     PRECHELT,
     REDUCE_LR_ON_PLATEAU,
     STOP_POLICIES,
@@ -649,6 +650,36 @@ def _lr_rows(
     return rows, len(ranked) - len(rows)
 
 
+def _saved_epochs(saved: Sequence[int], shown: int = 5) -> str:
+    """``0, 1, 4``; ``2, 5, 8, 11, 14, ... (9 in all)``; ``none``."""
+    if not saved:
+        return "none"
+    head = ", ".join(map(str, saved[:shown]))
+    return head if len(saved) <= shown else f"{head}, ... ({len(saved)} in all)"
+
+
+def _checkpoint_rows(recs: list, metric: str | None, limit: int) -> tuple[list[list[str]], int]:
+    """ModelCheckpoint rows, least regret first (unknown regret last)."""
+
+    def key(r):
+        return (r["regret"] is None, r["regret"] or 0.0)
+
+    ranked = sorted(recs, key=key)
+    rows = []
+    for r in ranked[:limit]:
+        final = r["final_epoch"]
+        rows.append(
+            [
+                record_label(r),
+                _saved_epochs(r["saved_epochs"]),
+                "-" if final is None else str(final),
+                _fmt_value(metric, r["final_metrics"].get(metric) if metric else None),
+                _fmt_regret(metric, r["regret"]),
+            ]
+        )
+    return rows, len(ranked) - len(rows)
+
+
 def render_table(result: SweepResult, *, limit: int = TABLE_ROWS) -> str:
     """The human summary: per run and monitor, oracle line, best settings first, verdict."""
     out: list[str] = []
@@ -699,6 +730,14 @@ def render_table(result: SweepResult, *, limit: int = TABLE_ROWS) -> str:
                     "a different learning rate than this schedule; decisions after that are "
                     "counterfactual."
                 )
+        recs = list(mine.where(policy=MODEL_CHECKPOINT))
+        if recs:
+            rows, more = _checkpoint_rows(recs, metric, limit)
+            out.append(f"\nModelCheckpoint ({_dialect_of(recs)}{len(recs)} settings, best first)")
+            headers = ["setting", "saved epochs", "kept epoch", metric or "held-out", "regret"]
+            out.append(_table(headers, rows))
+            if more:
+                out.append(f"... {more} more settings in results.csv / --format csv")
         text = verdict(mine, metric)
         if text:
             out.append("\n" + text)

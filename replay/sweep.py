@@ -30,6 +30,7 @@ from analysis.records import (
     ABSOLUTE,
     COMBINED,
     EARLY_STOPPING,
+    MODEL_CHECKPOINT,
     POLICIES,
     PRECHELT,
     REDUCE_LR_ON_PLATEAU,
@@ -69,7 +70,8 @@ __all__ = [
 #: benchmarks/bench_sweep.py's figures, with room to spare): an EarlyStopping or combined
 #: setting is an outcome index in a block plus the table's and the writers' arrays; a
 #: ReduceLROnPlateau or Prechelt setting is a record, read whole by the table and charts.
-SETTING_BYTES = {EARLY_STOPPING: 64, COMBINED: 64, REDUCE_LR_ON_PLATEAU: 6000, PRECHELT: 6000}
+SETTING_BYTES = {EARLY_STOPPING: 64, COMBINED: 64, REDUCE_LR_ON_PLATEAU: 6000, PRECHELT: 6000,
+                 MODEL_CHECKPOINT: 6000}  # fmt: skip
 #: A ReduceLROnPlateau record's schedule, per epoch of the log.
 LR_EPOCH_BYTES = 64
 #: A distinct outcome of a combined block (its schedule slices are shared).
@@ -158,6 +160,11 @@ class Grid:
     stopping_threshold: tuple[float | None, ...] = (None,)
     divergence_threshold: tuple[float | None, ...] = (None,)
     early_stopping_threshold: tuple[float, ...] = (0.0,)
+    #: ModelCheckpoint (``--policy model_checkpoint``): both ways by default in a sweep
+    #: (pick: Keras's default, False); ``period`` is Keras 2's (tf-keras dialect only).
+    save_best_only: tuple[bool, ...] = (False, True)
+    initial_value_threshold: tuple[float | None, ...] = (None,)
+    period: tuple[int, ...] | None = None
 
     def monitors_of(self, run) -> tuple[str, ...]:
         """The monitors ``run`` is replayed on: the grid's, else the run's default one."""
@@ -189,8 +196,9 @@ class Grid:
         pr = (len(self.gl_alpha) + len(self.pq_alpha) + len(self.up_strips)) * len(
             self.strip_length
         )
+        mc = len(self.save_best_only) * len(self.initial_value_threshold) * len(self.period or (1,))
         table = {EARLY_STOPPING: es * m, REDUCE_LR_ON_PLATEAU: lr * m, PRECHELT: pr * m,
-                 COMBINED: es * lr * m}  # fmt: skip
+                 COMBINED: es * lr * m, MODEL_CHECKPOINT: mc * m}  # fmt: skip
         return {p: table[p] for p in self.policies}
 
     def size(self) -> int:
@@ -342,6 +350,7 @@ class Grid:
             patience=(0,),
             min_delta=(0.0,),
             restore_best_weights=(False,),
+            save_best_only=(False,),
             lr_min_delta=(1e-4,),
             factor=(0.1,),
             gl_alpha=(2.0,),
@@ -363,6 +372,8 @@ class Grid:
             raise GridError(f"--threshold-mode: pick takes one value but got {modes!r}.")
         if len(grid.restore_best_weights) != 1:
             raise GridError("--restore-best-weights: pick takes yes or no, not both.")
+        if len(grid.save_best_only) != 1:
+            raise GridError("--save-best-only: pick takes yes or no, not both.")
         if len(grid.policies) != 1:
             raise ReplayError(
                 "pick chooses one checkpoint, so it takes one policy: --policy "
@@ -570,7 +581,9 @@ def _sweep(runs: Iterable, grid: Grid) -> SweepResult:
             ctx = _Context(facts, monitor, mode, heldout, regrets, rows, best)
             curve = Curve(values)
             for policy in grid.policies:
-                if grid.dialect != "keras":
+                if policy == MODEL_CHECKPOINT:
+                    blocks.append(_listed(_sweep_model_checkpoint(ctx, values, grid)))
+                elif grid.dialect != "keras":
                     blocks.append(_listed(_sweep_dialect(ctx, policy, values, grid, notes)))
                 elif policy == EARLY_STOPPING:
                     blocks.append(_sweep_early_stopping(ctx, curve, grid))
@@ -592,6 +605,13 @@ def _sweep_dialect(ctx: _Context, policy: str, values, grid: Grid, notes: list[s
         return sweep_dialect_early_stopping(ctx, values, grid)
     initial, recorded, scale, min_lrs = _lr_start(ctx, grid, notes)
     return sweep_dialect_plateau(ctx, values, grid, initial, recorded, scale, min_lrs)
+
+
+def _sweep_model_checkpoint(ctx: _Context, values, grid: Grid) -> list:
+    """ModelCheckpoint's settings (:func:`replay.dialect_sweep.sweep_model_checkpoint`)."""
+    from replay.dialect_sweep import sweep_model_checkpoint
+
+    return sweep_model_checkpoint(ctx, values, grid)
 
 
 def _listed(records: list) -> Block | None:

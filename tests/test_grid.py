@@ -120,6 +120,7 @@ def test_pick_takes_keras_defaults_where_not_given():
         gl_alpha=(2.0,),
         pq_alpha=(1.0,),
         up_strips=(3,),
+        save_best_only=(False,),
     )  # fmt: skip  (lr_patience: Keras's ReduceLROnPlateau default, for an LR pick)
     assert Grid.for_pick(patience=(5,), restore_best_weights=(True,)).size() == 1
 
@@ -146,7 +147,7 @@ def test_pick_keeps_the_one_prechelt_criterion_given(given, kept):
          "--restore-best-weights: pick takes yes or no, not both."),
         ({"policies": ("early_stopping", "prechelt")}, "pick chooses one checkpoint, so it "
          "takes one policy: --policy early_stopping, reduce_lr_on_plateau, prechelt, "
-         "early_stopping+reduce_lr_on_plateau."),
+         "early_stopping+reduce_lr_on_plateau, model_checkpoint."),
         ({"policies": ("prechelt",), "gl_alpha": (1.0,), "up_strips": (2,)},
          "pick takes one Prechelt criterion: --gl-alpha, --pq-alpha or --up-strips, not several."),
     ],

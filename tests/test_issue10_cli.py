@@ -97,7 +97,7 @@ def test_monitor_takes_commas_and_repeats_alike(log, args):
     [
         (["--policy", "early_stopping,earlystopping"],
          "Error: --policy: 'earlystopping' is not one of early_stopping, "
-         "reduce_lr_on_plateau, prechelt, early_stopping+reduce_lr_on_plateau."),
+         "reduce_lr_on_plateau, prechelt, early_stopping+reduce_lr_on_plateau, model_checkpoint."),
         (["--policy", "early_stopping,"], "Error: --policy: empty item in 'early_stopping,'."),
         (["--monitor", "val_loss", "--monitor", ""], "Error: --monitor: empty item in ''."),
     ],

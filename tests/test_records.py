@@ -33,6 +33,7 @@ def swept(**grid):
         ("reduce_lr_on_plateau", records.PlateauRecord, records.PlateauParams),
         ("prechelt", records.PrecheltRecord, records.PrecheltParams),
         (records.COMBINED, records.CombinedRecord, records.CombinedParams),
+        (records.MODEL_CHECKPOINT, records.ModelCheckpointRecord, records.ModelCheckpointParams),
     ],
 )
 def test_records_have_the_declared_fields_in_the_declared_order(policy, record_type, params_type):
@@ -56,7 +57,8 @@ def test_lr_scale_is_one_of_the_two_named_scales():
 
 def test_policy_names():
     assert records.POLICIES == ("early_stopping", "reduce_lr_on_plateau", "prechelt",
-                                "early_stopping+reduce_lr_on_plateau")  # fmt: skip
+                                "early_stopping+reduce_lr_on_plateau",
+                                "model_checkpoint")  # fmt: skip
     assert records.STOP_POLICIES == ("early_stopping", "prechelt")
     assert {r["policy"] for r in swept().records} == set(records.POLICIES)
 
