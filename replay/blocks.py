@@ -34,6 +34,18 @@ HEAD = ("run", "source", "policy")
 CONST = -1
 
 
+def _position(i: int, n: int) -> int:
+    """Index ``i`` of a sequence of ``n`` records, negative from the end, as a list takes it.
+
+    Raises:
+        IndexError: outside the sequence.
+    """
+    j = i + n if i < 0 else i
+    if not 0 <= j < n:
+        raise IndexError(f"record {i} of {n}")
+    return j
+
+
 class Block(Sequence):
     """The records of one (run, monitor, policy), compactly (see the module's docstring).
 
@@ -83,11 +95,7 @@ class Block(Sequence):
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"record {i} of {n}")
+        i = _position(i, len(self))
         return {**self.head, "params": self.params_at(i), **self.outcomes[int(self.ids[i])]}
 
     def __iter__(self) -> Iterator[dict]:
@@ -212,11 +220,7 @@ class Records(Sequence):
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"record {i} of {n}")
+        i = _position(i, len(self))
         k = bisect_right(self._starts, i) - 1
         return self.blocks[k][i - self._starts[k]]
 
