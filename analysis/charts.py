@@ -20,6 +20,8 @@ Charts (``replay sweep --out DIR`` writes them):
   checkpoint, with the Pareto front and reference lines.
 - :func:`branches_figure` (runs with branches from ``replay branch``): the branch
   tree over epochs, each branch's held-out metric at its end.
+- :func:`checkpoints_figure` (``--policy model_checkpoint``): the curves, and per
+  setting the epochs ModelCheckpoint saves, the file you end with and its regret.
 
 Multi-run sweeps: pass :func:`analysis.records.aggregate` rows to
 :func:`early_stopping_figure` with ``value_fields=("epochs_trained_mean",
@@ -44,6 +46,7 @@ from analysis.chartdata import (
     branch_curves,
     branch_tree,
     cell_text,
+    checkpoint_rows,
     choose_heatmap_axes,
     col_labels,
     curve_series,
@@ -60,6 +63,7 @@ from analysis.chartdata import (
     pareto_front,
     sort_key,
     split_schedule,
+    spread_series,
     step_xy,
     stop_marks,
     tradeoff_points,
@@ -83,10 +87,12 @@ __all__ = [
     "DPI",
     "THEME",
     "branches_figure",
+    "checkpoints_figure",
     "curves_figure",
     "early_stopping_figure",
     "lr_schedules_figure",
     "save_figure",
+    "spread_figure",
     "tradeoff_figure",
 ]
 
@@ -952,3 +958,250 @@ def _finish_branch_axes(ax: Axes, nodes: Sequence[Mapping[str, Any]], metric: st
     what = f"{metric} at each branch's last epoch" if metric else "no held-out metric"
     best = "; best in bold" if any(n["best"] for n in nodes) else ""
     ax.set_title(f"Branch tree ({what}{best})", loc="left")
+
+
+# ----------------------------------------------------------------------------------
+# 6. ModelCheckpoint: the epochs each setting saves and the file you end with
+
+CHECKPOINT_ROW_HEIGHT = 0.24  # each setting row under the curves...
+CHECKPOINT_ROWS_HEIGHT = (1.2, 7.0)  # ... within these bounds
+CHECKPOINT_WIDTHS = (4.0, 1.4)  # the epochs (curves, rows) against the right column
+_SAVED = {"marker": "o", "s": 16, "color": "0.35", "lw": 0, "zorder": 3}
+_KEPT = {"marker": "o", "s": 90, "facecolors": _BEST, "edgecolors": "black", "lw": 0.8,
+         "zorder": 4}  # fmt: skip
+_CHECKED = {"marker": "|", "s": 40, "color": "0.6", "lw": 1.0, "zorder": 2}
+_ROW_LINE = {"color": "0.85", "lw": 0.8, "zorder": 1}
+
+
+@_themed
+def checkpoints_figure(
+    metrics: pd.DataFrame,
+    monitor: str,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    oracle_epoch: int | None,
+    heldout: str | None,
+    title: str = "",
+) -> Figure:
+    """Which epochs each ModelCheckpoint setting saves, and which file you end with.
+
+    Top: the recorded curves of ``monitor``'s base metric (as :func:`curves_figure`),
+    the legend to their right. Below, one row per distinct outcome
+    (:func:`analysis.chartdata.checkpoint_rows`: settings with the same saved epochs
+    share a row; at most :data:`~analysis.chartdata.MAX_CHECKPOINT_ROWS`, the title
+    says when some are left out): a grey dot per epoch saved, the epoch of the file
+    you end with as a large orange dot, and Keras 2's ``period`` checks as ticks. To
+    the right of each row, a bar of the kept file's regret, labelled with its held-out
+    value. The oracle epoch (best ``heldout``) is a vertical line. Returns the Figure.
+    """
+    n = len(metrics)
+    data = checkpoint_rows(records, n)
+    rows = data["rows"]
+    fig, (top, legend_ax), (strip, bars) = _checkpoint_axes(len(rows))
+    fig.suptitle(_checkpoint_title(title, monitor, data))
+    _draw_curves(top, metrics, monitor)
+    if oracle_epoch is not None:
+        for ax in (top, strip):
+            ax.axvline(oracle_epoch, **_ORACLE)
+    _draw_saved_epochs(strip, rows)
+    _finish_checkpoint_rows(strip, rows, n)
+    _draw_kept_regret(bars, rows, data)
+    _checkpoint_legend(legend_ax, top, rows, oracle_epoch, heldout)
+    return fig
+
+
+def _checkpoint_title(title: str, monitor: str, data: Mapping[str, Any]) -> str:
+    title = title or f"{monitor}: the epochs ModelCheckpoint saves and the file you end with"
+    return f"{title}\n({data['note']})" if data["note"] else title
+
+
+def _checkpoint_axes(n_rows: int) -> tuple[Figure, Sequence[Axes], Sequence[Axes]]:
+    lo, hi = CHECKPOINT_ROWS_HEIGHT
+    rows_h = min(max(CHECKPOINT_ROW_HEIGHT * max(n_rows, 1), lo), hi)
+    fig = _figure(FIG_WIDTH, CURVES_PANEL_HEIGHT + rows_h + CURVES_MARGINS)
+    axes = fig.subplots(2, 2, sharex="col", width_ratios=CHECKPOINT_WIDTHS,
+                        height_ratios=(CURVES_PANEL_HEIGHT, rows_h))  # fmt: skip
+    axes[1][1].sharey(axes[1][0])
+    axes[0][1].set_axis_off()
+    return fig, axes[0], axes[1]
+
+
+def _draw_saved_epochs(ax: Axes, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Per row: a faint line over the epochs, period ticks, saved dots, the kept dot."""
+    if not rows:
+        _empty(ax, "no ModelCheckpoint settings in this sweep")
+        return
+    for y, row in enumerate(rows):
+        if row["checked"]:
+            ax.scatter(row["checked"], [y] * len(row["checked"]), gid="checked", **_CHECKED)
+        if row["saved"]:
+            ax.plot([row["saved"][0], row["saved"][-1]], [y, y], **_ROW_LINE)
+            ax.scatter(row["saved"], [y] * len(row["saved"]), gid="saved", **_SAVED)
+        else:
+            ax.annotate("nothing saved", (0, y), xytext=(2, 0), textcoords="offset points",
+                        ha="left", va="center", color=_MUTED, fontsize=SMALL_SIZE)  # fmt: skip
+    kept = [(row["final"], y) for y, row in enumerate(rows) if row["final"] is not None]
+    if kept:
+        xs, ys = zip(*kept, strict=True)
+        ax.scatter(xs, ys, gid="kept", **_KEPT)
+
+
+def _finish_checkpoint_rows(ax: Axes, rows: Sequence[Mapping[str, Any]], n: int) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([r["label"] for r in rows])
+    size = SMALL_SIZE if len(rows) <= DENSE_SETTING_ROWS else TINY_SIZE
+    ax.tick_params(axis="y", labelsize=size, length=0)
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # the first setting on top
+    ax.set_xlim(-0.7, n - 0.3)  # room for the kept dot
+    ax.set_xlabel("epoch (0-based, as in CSVLogger)")
+    ax.grid(True, axis="x")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title("Each setting: the epochs it saves, and the file you end with", loc="left")
+
+
+def _draw_kept_regret(ax: Axes, rows: Sequence[Mapping[str, Any]], data: Mapping[str, Any]) -> None:
+    """A bar per row: the kept file's regret, labelled with its held-out value."""
+    metric, regret_metric = data["metric"], data["regret_metric"]
+    ys = [y for y, r in enumerate(rows) if r["regret"] is not None]
+    regrets = [rows[y]["regret"] for y in ys]
+    if ys:
+        ax.barh(ys, regrets, height=0.6, color="0.7", gid="regret")
+    top = max(regrets, default=0.0) or 1.0
+    size = SMALL_SIZE if len(rows) <= DENSE_SETTING_ROWS else TINY_SIZE
+    for y, r in enumerate(rows):
+        text = _kept_value_text(r)
+        ax.annotate(text, (r["regret"] or 0.0, y), xytext=(3, 0), textcoords="offset points",
+                    ha="left", va="center", fontsize=size, color="0.15")  # fmt: skip
+    ax.set_xlim(0, top * 1.9)  # room for the labels
+    ax.tick_params(axis="y", left=False, labelleft=False)
+    ax.tick_params(axis="x", labelsize=SMALL_SIZE)
+    ax.grid(True, axis="x")
+    ax.set_title(f"The file you end with:\n{metric} (+ regret)", loc="left")
+    if regret_metric and any(regrets):
+        ax.set_xlabel(f"bar: regret in {regret_metric}\n(0 = the best epoch's)")
+    else:
+        ax.set_xticks([])
+        ax.set_xlabel("regret 0 everywhere\n(the best epoch's file)" if regret_metric
+                      else "no held-out metric:\nno regret", fontsize=SMALL_SIZE)  # fmt: skip
+
+
+def _kept_value_text(row: Mapping[str, Any]) -> str:
+    """``0.1076 (+0.0288)``, ``0.07876 (best)``; ``nothing saved``; ``?`` for no value."""
+    if row["final"] is None:
+        return "nothing saved"
+    value = "?" if row["value"] is None else f"{row['value']:.4g}"
+    if row["regret"] is None:
+        return value
+    return f"{value} (best)" if row["regret"] == 0 else f"{value} (+{row['regret']:.3g})"
+
+
+def _checkpoint_legend(
+    ax: Axes, curves: Axes, rows: Sequence[Mapping[str, Any]], oracle_epoch: int | None,
+    heldout: str | None,
+) -> None:  # fmt: skip
+    handles, _ = curves.get_legend_handles_labels()
+    if oracle_epoch is not None:
+        what = f"best {heldout}" if heldout else "best held-out value"
+        handles.append(_key(label=f"oracle epoch {oracle_epoch}\n({what})", **_ORACLE))
+    handles.append(_key(marker="o", ls="none", ms=4, color=_SAVED["color"], label="epoch saved"))
+    handles.append(
+        _key(marker="o", ls="none", ms=9, mfc=_BEST, mec="black", label="the file you end with")
+    )
+    if any(r["checked"] for r in rows):
+        handles.append(
+            _key(marker="|", ls="none", ms=7, color=_CHECKED["color"],
+                 label="epoch Keras 2 looks at\n(period: others never checked)")
+        )  # fmt: skip
+    ax.legend(handles=handles, loc="upper left", borderaxespad=0.0)
+
+
+# ----------------------------------------------------------------------------------
+# 7. Spread over runs (several seeds): regret against patience, each run and the mean
+
+_MEAN = "#0072B2"
+_RUN_POINT = {"color": "0.35", "alpha": 0.45, "s": 16, "lw": 0, "zorder": 2}
+_MEAN_LINE = {"color": _MEAN, "lw": 2.0, "marker": "o", "ms": 5, "zorder": 4}
+_SPREAD_BAND = {"color": _MEAN, "alpha": 0.13, "lw": 0, "zorder": 1}
+_CI_BARS = {"color": "#003f63", "lw": 1.4, "capsize": 3, "zorder": 5, "fmt": "none"}
+_LEAST_MEAN = {"marker": "*", "s": 170, "color": _FRONT, "edgecolors": "white", "lw": 0.6,
+         "zorder": 6}  # fmt: skip
+SPREAD_HEIGHT = 5.2
+
+
+@_themed
+def spread_figure(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    x_param: str = "patience",
+    split_param: str = "restore_best_weights",
+    title: str = "",
+    note: str = "",
+) -> Figure:
+    """Regret against ``x_param`` over several runs (seeds): one faint point per run and
+    setting, the mean over runs as a line with its min-max band and the bootstrap 95%
+    interval of the mean as bars, a star at the least mean regret; one panel per value of
+    ``split_param`` (:func:`analysis.chartdata.spread_series`). ``note`` goes under the
+    axes. Returns the Figure."""
+    data = spread_series(records, x_param=x_param, split_param=split_param)
+    panels = data["panels"]
+    fig = _figure(FIG_WIDTH, SPREAD_HEIGHT)
+    axes = fig.subplots(1, max(len(panels), 1), sharey=True, squeeze=False)[0]
+    n = len(data["runs"])
+    fig.suptitle(title or f"Regret over {n} runs: each run, the mean and its spread")
+    if not panels:
+        _empty(axes[0], "no stopping settings with a regret to show")
+        return fig
+    for ax, panel in zip(axes, panels, strict=True):
+        _draw_spread_panel(ax, panel, n)
+        _label_spread_axes(ax, panel, x_param)
+    axes[0].set_ylabel(f"regret in {data['metric'] or 'the held-out metric'}\n"
+                       "(0 = the run's best epoch; lower is better)")  # fmt: skip
+    _spread_legend(fig, axes[-1], n)
+    _footnote(fig, note)
+    return fig
+
+
+def _draw_spread_panel(ax: Axes, panel: Mapping[str, Any], n_runs: int) -> None:
+    """Each run's points (spread sideways by run), the min-max band, the mean line with
+    its interval bars, and the star at the least mean."""
+    xs = [float(x) for x in panel["x"]]
+    step = min((b - a for a, b in zip(xs, xs[1:], strict=False)), default=1.0) or 1.0
+    offsets = [(-0.5 + (k + 0.5) / n_runs) * 0.5 * step for k in range(n_runs)]
+    px = [float(x) + offsets[k] for x, _, k in panel["points"]]
+    ax.scatter(px, [y for _, y, _ in panel["points"]], **_RUN_POINT)
+    ax.fill_between(xs, panel["low"], panel["high"], **_SPREAD_BAND)
+    ax.plot(xs, panel["mean"], **_MEAN_LINE)
+    bars = [(x, m, m - lo, hi - m) for x, m, lo, hi in
+            zip(xs, panel["mean"], panel["ci_low"], panel["ci_high"], strict=True)
+            if lo is not None and hi is not None]  # fmt: skip
+    if bars:
+        bx, by, below, above = zip(*bars, strict=True)
+        ax.errorbar(bx, by, yerr=[below, above], **_CI_BARS)
+    best = panel["x"].index(panel["best"])
+    ax.scatter([xs[best]], [panel["mean"][best]], **_LEAST_MEAN)
+
+
+def _label_spread_axes(ax: Axes, panel: Mapping[str, Any], x_param: str) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_title(panel["title"])
+    ax.set_xlabel(humanize(x_param))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True)
+
+
+def _spread_legend(fig: Figure, ax: Axes, n_runs: int) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [
+        _key(ls="none", marker="o", color="0.35", alpha=0.45, ms=5,
+             label=f"one run ({n_runs} runs)"),
+        _key(label="mean over runs", **{k: v for k, v in _MEAN_LINE.items() if k != "zorder"}),
+        Patch(color=_MEAN, alpha=0.13, label="min-max over runs"),
+        _key(color="#003f63", lw=1.4, marker="_", ms=8,
+             label="95% bootstrap interval of the mean"),
+        _key(ls="none", marker="*", ms=12, color=_FRONT, label="least mean regret"),
+    ]  # fmt: skip
+    ax.legend(handles=handles, **_LEGEND_RIGHT)

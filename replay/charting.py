@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 
 from analysis.records import (
     EARLY_STOPPING,
+    MODEL_CHECKPOINT,
     REDUCE_LR_ON_PLATEAU,
     STOP_POLICIES,
     Oracle,
     aggregate,
+    format_value,
     monitor_higher_is_better,
 )
 
@@ -55,10 +57,12 @@ def chart_refusal(result: SweepResult) -> str | None:
 
 def draw_sweep_charts(result: SweepResult, runs, out: Path) -> list[str]:
     """Draw curves.png, early_stopping.png, lr_schedules.png and tradeoff.png into ``out``,
-    and branches.png when the (first) run has finished branches (``replay branch``).
+    branches.png when the (first) run has finished branches (``replay branch``), and
+    checkpoints.png for ModelCheckpoint settings (``--policy model_checkpoint``).
 
     One run: that run's charts. Several runs: the aggregate over runs (heatmaps and
-    trade-off of means), and the curves of the first run. Returns the names written.
+    trade-off of means, and spread.png: each run's regret against patience with the mean
+    and its spread), and the curves of the first run. Returns the names written.
     """
     jobs = chart_jobs(result, runs, out)
     _render_all(jobs)
@@ -123,6 +127,9 @@ def chart_jobs(result: SweepResult, runs, out: Path) -> list[tuple]:
             job = ("early_stopping_figure", (es_all,),
                    {"title": f"{facts.name}: EarlyStopping grid"})  # fmt: skip
         save(job, "early_stopping.png")
+        spread = spread_job(es_all, len(runs)) if multi else None
+        if spread:
+            save(spread, "spread.png")
     lrs = mine.where(policy=REDUCE_LR_ON_PLATEAU)
     if lrs:
         save(
@@ -185,7 +192,57 @@ def chart_jobs(result: SweepResult, runs, out: Path) -> list[tuple]:
             ),
             "branches.png",
         )
+    checkpoints = checkpoint_job(mine, first, oracle, runs)
+    if checkpoints:
+        save(checkpoints, "checkpoints.png")
     return jobs
+
+
+def checkpoint_job(mine, run, oracle: Oracle, runs) -> tuple | None:
+    """The ``checkpoints.png`` job for the ModelCheckpoint records among ``mine`` (one
+    run's, one monitor's), or None where there are none. Several runs: the first run's,
+    the title says so (the table has every run)."""
+    records = [dict(r) for r in mine.where(policy=MODEL_CHECKPOINT)]
+    if not records:
+        return None
+    dialect = records[0].get("dialect")
+    rules = " (Keras 2 rules: tf-keras dialect)" if dialect else ""
+    of = f" (first of {len(runs)} runs)" if len(runs) > 1 else ""
+    return (
+        "checkpoints_figure",
+        (run.metrics, oracle["monitor"], records),
+        {
+            "oracle_epoch": oracle["oracle_epoch"],
+            "heldout": oracle["heldout"],
+            "title": f"{oracle['run']}{of}: the epochs ModelCheckpoint{rules} saves "
+            "and the file you end with",
+        },
+    )
+
+
+def spread_job(es, n_runs: int) -> tuple | None:
+    """The ``spread.png`` job of a sweep of several runs: the EarlyStopping records
+    (``es``, one monitor's, every run's) of the grid's default-like slice (the least
+    min_delta and start_from_epoch, no baseline, as the verdict reads), regret against
+    patience; None where no record of the slice has a regret."""
+    if not es:
+        return None
+    chosen = {"min_delta": min(v for b in es.blocks for v in b.values_of("min_delta")),
+              "start_from_epoch": min(v for b in es.blocks
+                                      for v in b.values_of("start_from_epoch")),
+              "baseline": None}  # fmt: skip
+    where = {k: (lambda v, want=want: v == want) for k, want in chosen.items()}
+    records = [b[i] for b in es.blocks for i in b.select(where)]
+    if not any(r["regret"] is not None for r in records):
+        return None
+    more = {k for b in es.blocks for k in chosen if len(set(map(str, b.values_of(k)))) > 1}
+    note = ""
+    if more:
+        shown = ", ".join(f"{k} {format_value(chosen[k])}" for k in sorted(more))
+        note = f"Settings with {shown}; every setting is in aggregate.csv."
+    monitor = es.blocks[0].monitor
+    title = f"EarlyStopping on {monitor} over {n_runs} runs: regret of each run and the mean"
+    return ("spread_figure", (records,), {"title": title, "note": note})
 
 
 def branch_data(facts, monitor: str, heldout: str | None) -> list[dict]:
