@@ -1,4 +1,4 @@
-"""``replay show``: a plain summary of one log."""
+"""``replay show``: a plain summary of one log, or a line per run of a folder of runs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 from replay.policies import PolicyError, resolve_mode
 
-__all__ = ["render_summary"]
+__all__ = ["render_folder_summary", "render_summary"]
 
 
 def _fmt(v) -> str:
@@ -64,7 +64,12 @@ def render_summary(run) -> tuple[str, bool]:
     if run.status in ("running", "interrupted"):
         lines.append(
             f"note: the run is incomplete ({run.status}); its {run.n_epochs} committed epochs "
-            "are valid and can be swept; `replay record --resume` continues it."
+            "are valid and can be swept; "
+            + (
+                f"a fit from initial_epoch={run.n_epochs} with RecordCallback continues it."
+                if _object(m.get("model"))
+                else "`replay record --resume` continues it."
+            )
         )
     lines.append("")
     rows = []
@@ -107,6 +112,9 @@ def render_summary(run) -> tuple[str, bool]:
         config = _object(m.get("config"))
         if config:
             lines.append("config: " + ", ".join(f"{k}={v}" for k, v in config.items()))
+        model = _object(m.get("model"))  # a run recorded by replay.keras.RecordCallback
+        if model:
+            lines.append("model: " + ", ".join(f"{k}={v}" for k, v in model.items()))
         if m.get("checkpoints_included") is False:
             lines.append("checkpoints: not included (the manifest keeps their sha256)")
     for w in run.warnings:
@@ -120,4 +128,41 @@ def render_summary(run) -> tuple[str, bool]:
         for s in check.mismatches:
             lines.append(f"MISMATCH (a bug in callback-replay): {s}")
         mismatch = not check.ok
+    return "\n".join(lines) + "\n", mismatch
+
+
+def render_folder_summary(folder: str, runs) -> tuple[str, bool]:
+    """Return (text, shadow mismatch?) for the runs of a folder of runs (``replay record
+    --seeds``): a line per run (seed, epochs, status, the best epoch of the metric it
+    would monitor), its warnings, and how to see one run or sweep them all."""
+    from replay.sweep import RunFacts, best_epoch, check_shadow
+
+    rows, notes, mismatch = [], [], False
+    for run in runs:
+        facts = RunFacts.from_runlog(run)
+        seed = _object(_object(run.manifest).get("config")).get("seed")
+        monitor = run.default_monitor if run.default_monitor in facts.metrics else None
+        best = "-"
+        if monitor is not None:
+            values = facts.values(monitor)
+            try:
+                i = best_epoch(values, resolve_mode(monitor, "auto", run.directions))
+            except PolicyError:
+                i = None
+            if i is not None:
+                best = f"{monitor} {_fmt(values[i])} at epoch {i}"
+        rows.append([run.name, "-" if seed is None else str(seed), str(run.n_epochs),
+                     run.status, best])  # fmt: skip
+        notes.extend(f"warning: {w}" for w in run.warnings)
+        if run.shadow:
+            check = check_shadow(facts, run.shadow, run.shadow_epochs)
+            for s in check.mismatches:
+                notes.append(f"MISMATCH (a bug in callback-replay): {run.name}: {s}")
+            mismatch = mismatch or not check.ok
+    lines = [f"{folder}: a folder of {len(runs)} runs", ""]
+    lines.extend(_aligned(["run", "seed", "epochs", "status", "best"], rows))
+    lines.extend(["", *notes] if notes else [])
+    lines.append("")
+    lines.append(f"`replay show {runs[0].source}` shows one run; `replay sweep {folder}` "
+                 "sweeps them together (mean regret across runs and its spread).")  # fmt: skip
     return "\n".join(lines) + "\n", mismatch

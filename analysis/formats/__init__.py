@@ -9,6 +9,10 @@ nothing is ever read as a format it is not.
 ``LOG#N`` names the N-th training of a log that holds several (a CSVLogger file
 appended to by several fits, a TensorBoard folder of several trainings).
 
+A folder of run directories (``replay record --seeds 0..4 --out runs/mlp`` writes
+``runs/mlp/seed-0`` ...) is read as one run per run directory, named ``mlp/seed-0`` ...
+and in natural order (``seed-2`` before ``seed-10``): :func:`run_folder_children`.
+
 Each reader is a :class:`Format`: ``claims(path, head)`` is a cheap look (``head``
 is the first line of a file as text, None for a directory) and ``load(path, source)``
 reads it. Readers raise :class:`~analysis.errors.ReplayError` subclasses with
@@ -23,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.errors import AmbiguousLog, LogNotFound
+from analysis.errors import AmbiguousLog, BadLog, LogNotFound, ReplayError
 from analysis.formats import hf, keras_history, lightning, mlflow, ultralytics
 from analysis.logs import RunLog
 
@@ -33,7 +37,11 @@ __all__ = [
     "detect",
     "expected_layouts",
     "load_logs",
+    "is_run_folder",
     "load_run",
+    "natural_key",
+    "one_run_of_folder",
+    "run_folder_children",
     "unique_names",
 ]
 
@@ -68,6 +76,107 @@ def _load_run_dir(p: Path, source: str) -> list[RunLog]:
     from analysis.rundir import load_run_dir
 
     return [load_run_dir(p.parent if p.name == "run.json" else p)]
+
+
+# --------------------------------------------------------------------------- folders of runs
+
+
+def natural_key(name: str) -> tuple:
+    """A sort key that orders the numbers in names by value.
+
+    >>> sorted(["seed-10", "seed-2", "seed-1"], key=natural_key)
+    ['seed-1', 'seed-2', 'seed-10']
+    """
+    return tuple(int(t) if t.isdigit() else t.lower() for t in re.split(r"([0-9]+)", name))
+
+
+def _is_run_dir_path(p: Path) -> bool:
+    return p.is_dir() and (p / "run.json").is_file()
+
+
+def _visible_children(p: Path) -> list[Path]:
+    try:
+        return [c for c in p.iterdir() if not c.name.startswith(".")]
+    except OSError:
+        return []
+
+
+def _is_run_folder(p: Path, head: str | None) -> bool:
+    """A folder that is no run directory itself but has run directories as children."""
+    if not p.is_dir() or (p / "run.json").exists():
+        return False
+    return any(_is_run_dir_path(c) for c in _visible_children(p))
+
+
+def _looks_like_a_run(p: Path, runs: Sequence[Path]) -> str | None:
+    """Why the folder ``p`` (no run.json) would be mistaken for a missing run, or None.
+
+    It holds what a run directory holds (metrics.csv, checkpoints/, tensorboard/, a
+    run.json being written), run directories of its own, or it is named like the run
+    directories beside it (``seed-7`` next to ``seed-0`` ...).
+    """
+    for part in ("metrics.csv", "checkpoints", "tensorboard"):
+        if (p / part).exists():
+            return f"it holds {part} but no run.json"
+    children = _visible_children(p)
+    if any(c.name.startswith("run.json") for c in children):
+        return "its run.json is not complete"
+    if any(_is_run_dir_path(c) for c in children):
+        return "it is a folder of runs itself"
+    stems = {re.sub(r"[0-9]+", "N", r.name) for r in runs}
+    if re.search(r"[0-9]", p.name) and re.sub(r"[0-9]+", "N", p.name) in stems:
+        return "it is named like the runs beside it but has no run.json"
+    return None
+
+
+def run_folder_children(p: Path) -> list[Path]:
+    """The run directories of a folder of runs, in natural order (``seed-2`` before
+    ``seed-10``). Files beside them (``seeds.json``, a README) and hidden entries are
+    ignored, and so are folders that hold nothing a run holds.
+
+    Raises:
+        BadLog: the folder holds, beside its runs, something that would be silently left
+            out and mislead: a log of its own (metrics.csv, TensorBoard event files) or a
+            folder that looks like a run without being a readable one (no run.json).
+    """
+    children = sorted(_visible_children(p), key=lambda c: natural_key(c.name))
+    runs = [c for c in children if _is_run_dir_path(c)]
+    for c in children:
+        if c in runs:
+            continue
+        if c.is_file() and (c.name == "metrics.csv" or "tfevents" in c.name):
+            raise BadLog(
+                f"{p}: a folder of {len(runs)} run directories that also holds the log "
+                f"{c.name}; pass the runs you mean one by one, or move {c.name} out"
+            )
+        why = _looks_like_a_run(c, runs) if c.is_dir() else None
+        if why:
+            raise BadLog(
+                f"{p}: a folder of {len(runs)} run directories, but {c} is not one ({why}); "
+                f"finish it (`replay record --resume`), move it out, or pass the runs you "
+                "mean one by one"
+            )
+    return runs
+
+
+def _load_run_folder(p: Path, source: str) -> list[RunLog]:
+    from analysis.rundir import load_run_dir
+
+    folder = p.name or p.resolve().name
+    out = []
+    for child in run_folder_children(p):
+        try:
+            run = load_run_dir(child)
+        except ReplayError as e:
+            message = f"{p}: run {child.name} of this folder of runs cannot be read: {e}"
+            try:
+                refusal = type(e)(message)
+            except TypeError:  # an error type with arguments of its own
+                refusal = BadLog(message)
+            raise refusal from None
+        run.name = f"{folder}/{child.name}"
+        out.append(run)
+    return out
 
 
 def _is_tensorboard(p: Path, head: str | None) -> bool:
@@ -111,6 +220,12 @@ def _load_keras_csv(p: Path, source: str) -> list[RunLog]:
 #: before the Keras CSV reader (their CSV files have an 'epoch' column too).
 FORMATS: list[Format] = [
     Format("run_dir", "a run directory written by `replay record`", _is_run_dir, _load_run_dir),
+    Format(
+        "run_folder",
+        "a folder of such run directories (runs/mlp/seed-0, runs/mlp/seed-1, ...)",
+        _is_run_folder,
+        _load_run_folder,
+    ),
     Format(
         "lightning",
         "a Lightning CSVLogger metrics.csv (header with 'epoch' and 'step') or "
@@ -243,16 +358,39 @@ def load_run(spec: str | os.PathLike[str]) -> RunLog:
     """The one training in the log at ``spec``.
 
     Raises:
-        AmbiguousLog: the log holds several trainings (name one as ``LOG#N``).
+        AmbiguousLog: the log holds several trainings (name one as ``LOG#N``), or it is a
+            folder of runs (name one of its run directories).
         LogNotFound, BadLog, BadManifest, UnsafePath: see :func:`load_logs`.
     """
+    text = os.fspath(spec)
+    folder = Path(text)
+    if _is_run_folder(folder, None):
+        raise AmbiguousLog(one_run_of_folder(folder))
     runs = load_logs(spec)
     if len(runs) > 1:
-        text = os.fspath(spec)
         raise AmbiguousLog(
             f"{text}: holds {len(runs)} trainings; name one as {text}#1 ... {text}#{len(runs)}"
         )
     return runs[0]
+
+
+def is_run_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder of run directories (read as one run each)."""
+    return _is_run_folder(Path(path), None)
+
+
+def one_run_of_folder(folder: Path) -> str:
+    """The refusal for a folder of runs where one run is needed: it names one to pass.
+
+    Raises:
+        BadLog: see :func:`run_folder_children`.
+    """
+    runs = run_folder_children(folder)
+    names = f"{runs[0].name} ... {runs[-1].name}" if len(runs) > 1 else runs[0].name
+    return (
+        f"{folder}: a folder of {len(runs)} runs ({names}); this command reads one run: "
+        f"pass one of them, e.g. {runs[0]}"
+    )
 
 
 def unique_names(runs: Sequence[RunLog]) -> None:
