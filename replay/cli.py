@@ -372,14 +372,22 @@ def _check_out_dir(out: Path | None, force: bool, fmt: str = "table") -> None:
     "no folder with --format csv or json (they are for a pipe) unless --out is given.",
 )
 @click.option("--no-charts", is_flag=True, help="Skip the PNG charts.")
-@click.option("--force", is_flag=True, help="Write into a non-empty --out directory.")
+@click.option("--force", is_flag=True, help="Write into a non-empty --out or --tensorboard DIR.")
+@click.option(
+    "--tensorboard",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Also write the sweep as a TensorBoard HParams experiment: one session per "
+    "(run, setting), up to 10,000. An empty or new DIR; with --force, replaces the "
+    "experiment an earlier --tensorboard wrote there.",
+)
 @click.option(
     "--max-settings",
     type=click.IntRange(min=1),
     help="Refuse grids of more settings than this, and sweep those up to it whatever "
     "the memory estimate. Default: as many as fit in the available memory.",
 )
-def sweep(runs, fmt, out, no_charts, force, max_settings, **opts):
+def sweep(runs, fmt, out, no_charts, force, tensorboard, max_settings, **opts):
     """Replay RUN(s) through every setting of a grid and show where each would stop.
 
     RUN is a run directory written by `replay record`, a Keras CSVLogger file, or a
@@ -392,6 +400,7 @@ def sweep(runs, fmt, out, no_charts, force, max_settings, **opts):
       replay sweep training.csv --monitor val_accuracy --min-delta 0,0.001 --format csv
       replay sweep logs/ --policy reduce_lr_on_plateau --factor 0.1,0.5 --initial-lr 1e-3
       replay sweep RUN --policy model_checkpoint --dialect tf-keras --period 3
+      replay sweep RUN --patience 3..10 --tensorboard tb/sweep   # tensorboard --logdir tb/sweep
     """
     from replay.report import atomic_text, render_table, write_csv, write_json
     from replay.sweep import Grid, check_shadow
@@ -403,6 +412,11 @@ def sweep(runs, fmt, out, no_charts, force, max_settings, **opts):
     grid = _choose_dialect(loaded, grid, opts, Grid.from_options)
     grid.check(max_settings=max_settings, runs=loaded)
     _check_out_dir(out, force, fmt)
+    if tensorboard is not None:
+        from replay import hparams
+
+        hparams.check_size(grid.size() * len(loaded))
+        hparams.check_dir(tensorboard, force, out, grid.size() * len(loaded))
     result = run_sweep(loaded, grid)
     for w in dict.fromkeys(w for facts in result.facts for w in facts.notes):
         click.echo(f"warning: {w}", err=True)
@@ -443,6 +457,10 @@ def sweep(runs, fmt, out, no_charts, force, max_settings, **opts):
                 with atomic_text(out / f"results.{kind}") as f:
                     write(result.records, f)
         written = ["results.json", "results.csv"]
+        if len(loaded) > 1:  # across runs: one row per setting (docs/sweep-output.md)
+            from replay.report import write_aggregate_files
+
+            written += write_aggregate_files(result.records, out)
         if not no_charts:
             from replay.charting import chart_refusal, draw_sweep_charts
 
@@ -452,6 +470,10 @@ def sweep(runs, fmt, out, no_charts, force, max_settings, **opts):
             else:
                 written += draw_sweep_charts(result, loaded, out)
         click.echo(f"wrote {', '.join(written)} to {out}", err=True)
+    if tensorboard is not None:
+        n = hparams.write_experiment(result.records, tensorboard, oracles=result.oracles,
+                                     force=force)  # fmt: skip
+        click.echo(hparams.describe(n, tensorboard), err=True)
     if mismatch:
         click.echo("Error: the replay disagrees with real Keras decisions (see above).", err=True)
         sys.exit(SHADOW_MISMATCH_EXIT)
@@ -623,7 +645,21 @@ def show(run, chart):
 
     if chart is not None and chart.exists() and chart.is_dir():
         raise ReplayError(f"--chart {chart}: is a directory; give a .png file path.")
+    from analysis.formats import is_run_folder, one_run_of_folder
+
+    if chart is not None and is_run_folder(run):
+        raise ReplayError(f"--chart: {one_run_of_folder(Path(run))} to draw it.")
     loaded = _load_runs([run], echo=False)  # the summary lists the warnings, once
+    if is_run_folder(run):
+        from replay.summary import render_folder_summary
+
+        text, mismatch = render_folder_summary(run, loaded)
+        click.echo(text, nl=False)
+        if mismatch:
+            click.echo("Error: the replay disagrees with real Keras decisions (see above).",
+                       err=True)  # fmt: skip
+            sys.exit(SHADOW_MISMATCH_EXIT)
+        return
     if chart is not None and len(loaded) > 1:
         raise ReplayError(
             f"--chart: {run} holds {len(loaded)} trainings; name one as {run}#1 ... "

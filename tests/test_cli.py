@@ -215,7 +215,8 @@ def test_sweep_show_pick_runs_never_import_tensorflow(log, tmp_path):
         "from replay.cli import cli\n"
         "for args in ([{log!r}, '--out', {out!r}], ):\n"
         "    pass\n"
-        "for args in (['sweep', {log!r}, '--out', {out!r}, '--no-charts'],\n"
+        "for args in (['sweep', {log!r}, '--out', {out!r}, '--no-charts',\n"
+        "              '--tensorboard', {tb!r}],\n"
         "             ['show', {log!r}], ['pick', {log!r}, '--patience', '2']):\n"
         "    try:\n"
         "        cli(args)\n"
@@ -223,10 +224,11 @@ def test_sweep_show_pick_runs_never_import_tensorflow(log, tmp_path):
         "        assert not e.code, e.code\n"
         "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
         "print('IMPORTED', bad)\n"
-    ).format(log=str(log), out=str(tmp_path / "o"))
+    ).format(log=str(log), out=str(tmp_path / "o"), tb=str(tmp_path / "o" / "tb"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "IMPORTED []" in out.stdout
+    assert (tmp_path / "o" / "tb" / "0000").is_dir()  # the HParams experiment, TF-free
 
 
 def test_python_dash_m_replay_works():
@@ -278,8 +280,8 @@ def test_multi_run_sweep_aggregates(tmp_path, log):
     header = next(
         ln for ln in result.stdout.splitlines() if ln.startswith("setting") and "runs" in ln
     )
-    assert header.split() == ["setting", "runs", "regret", "mean", "worst", "spread", "epochs",
-                              "mean", "censored"]  # fmt: skip
+    assert header.split() == ["setting", "runs", "regret", "mean", "[min,", "max]", "95%", "CI",
+                              "of", "mean", "best", "in", "epochs", "mean", "censored"]  # fmt: skip
 
 
 def fake_run_with_checkpoints(tmp_path: Path) -> Path:
