@@ -125,8 +125,13 @@ class Manifest(TypedDict, total=False):
     command: list[str]  # the `replay record` command line that reproduces the run
     argv: list[str]
     resumed: list[dict[str, Any]]  # {"at", "from_epoch", "argv", "versions"} per resume
-    config: dict[str, Any]  # replay.record.RecordConfig
-    data: dict[str, Any]  # origin, file name, sha256s, split sizes (never an absolute path)
+    config: dict[str, Any] | None  # replay.record.RecordConfig; null for a `model` run
+    data: dict[str, Any] | None  # origin, file name, sha256s, split sizes (never an absolute
+    # path); null for a `model` run
+    # A run recorded by replay.keras.RecordCallback (any Keras model) has config and data
+    # null and describes the model instead: recorder, name, class, parameters,
+    # optimizer, initial_learning_rate, loss, epochs, steps_per_epoch, test_samples.
+    model: dict[str, Any]
     versions: dict[str, str]  # python, tensorflow, keras, numpy, callback-replay
     determinism: dict[str, Any]
     columns: list[str]  # metrics.csv's header
@@ -182,6 +187,7 @@ def _is_setting(v: object) -> bool:
 OPTIONAL_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "status": (lambda v: v is None or isinstance(v, str), "a string"),
     "checkpoints_included": (lambda v: isinstance(v, bool), "true or false"),
+    "model": (lambda v: isinstance(v, dict), "an object"),
     # branches
     "parent": (_is_parent, "'../..' (the run) or '../<id>' (another branch)"),
     "fork_epoch": (lambda v: _is_int(v) and v >= 1, "an epoch number of at least 1"),
@@ -208,6 +214,8 @@ BRANCH_FIELDS = ("parent", "fork_epoch", "setting", "parent_checkpoint_sha256")
 """What makes a run directory a branch: resuming one needs all four."""
 
 _RESUME_REQUIRES = (("config", dict), ("data", dict), ("epochs", list))
+_MODEL_RUN_NULLABLE = ("config", "data")
+"""Null or absent in a run whose run.json has a ``model`` object (any Keras model)."""
 
 
 def first_own_epoch(manifest: Manifest | dict[str, Any]) -> int:
@@ -279,8 +287,9 @@ def validate_manifest(manifest: Any, root: Path, *, resume: bool = False) -> Man
     ``checkpoint`` path that stays inside ``root``, a ``sha256`` and a ``bytes`` count,
     each of its type or null. With ``resume`` (what continuing a run needs on top):
     ``schema_version`` is :data:`SCHEMA_VERSION`; ``config`` and ``data`` are objects
-    and ``epochs`` a list; ``checkpoints_included`` is not false; ``epochs[i]`` is
-    epoch ``i`` with checkpoint ``checkpoints/epoch-NNN.keras``.
+    (null or absent in a run of any model, which has a ``model`` object instead) and
+    ``epochs`` a list; ``checkpoints_included`` is not false; ``epochs[i]`` is epoch
+    ``i`` with checkpoint ``checkpoints/epoch-NNN.keras``.
 
     Raises:
         BadManifest: the first field that is missing or malformed.
@@ -315,6 +324,9 @@ def _check_resumable(manifest: dict[str, Any], mpath: Path) -> None:
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise BadManifest(f"{mpath}: not a schema_version {SCHEMA_VERSION} run.json")
     for key, kind in _RESUME_REQUIRES:
+        if key in _MODEL_RUN_NULLABLE and isinstance(manifest.get("model"), dict):
+            if manifest.get(key) is None:
+                continue
         if not isinstance(manifest.get(key), kind):
             raise BadManifest(f"{mpath}: missing or malformed {key!r}")
     if manifest.get("checkpoints_included") is False:
@@ -680,11 +692,16 @@ def load_run_dir(path: str | os.PathLike[str]) -> RunLog:
     run.manifest = manifest  # type: ignore[assignment]
     run.root = root
     if status != "complete":
+        finish = (
+            f"a fit from initial_epoch={run.n_epochs} with RecordCallback continues it"
+            if isinstance(manifest.get("model"), dict)
+            else "`replay record --resume` finishes it"
+        )
         run.warnings.insert(
             0,
             (
                 f"{root}: the run is incomplete (status {status!r}, {run.n_epochs} epochs "
-                "committed); results cover those epochs only, `replay record --resume` finishes it"
+                f"committed); results cover those epochs only, {finish}"
             ),
         )
     recorded = set(run.checkpoints)

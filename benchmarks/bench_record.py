@@ -1,17 +1,22 @@
-"""Overhead of ``replay record`` over a plain ``model.fit``.
+"""Overhead of ``replay record`` and of ``replay.keras.RecordCallback`` over a plain
+``model.fit``, side by side.
 
-Both sides train the same model on the same data for the same epochs with the same
+All sides train the same model on the same data for the same epochs with the same
 validation set, each trial in a fresh Python process (TensorFlow's determinism
-switch is process-wide), alternating plain / record. Timing starts after TensorFlow
-is imported and the data is loaded; it covers model build + training.
+switch is process-wide), alternating plain / record / callback. Timing starts after
+TensorFlow is imported and the data is loaded; it covers model build + training.
 
 - plain: ``model.fit(x, y, epochs, batch_size, validation_data=..., shuffle=True)``,
   Keras defaults (no op determinism, so Keras may pick XLA: ``jit_compile="auto"``).
   ``--plain-deterministic`` also enables op determinism in plain (same kernels as
   record), isolating the cost of what record adds.
-- record: :func:`replay.record.record` with ``quiet=True``: per-epoch fit calls,
-  test-set evaluation, TensorBoard scalars + histograms, a fsynced checkpoint,
-  metrics row and run.json per epoch, shadow callbacks.
+- record: :func:`replay.record.record` with ``quiet=True``: per-epoch fit calls over
+  the epochs' fixed permutations (op determinism on), test-set evaluation, TensorBoard
+  scalars + histograms, a fsynced checkpoint, metrics row and run.json per epoch, shadow
+  callbacks (the commit is ``replay.keras``'s callback, as in callback).
+- callback: plain's fit (same seeding, ``shuffle=True``) with
+  ``RecordCallback(out, test_data=(x_test, y_test))``: everything record writes, for a
+  user's own fit.
 
     .venv/bin/python benchmarks/bench_record.py --epochs 3 --repeats 2
 """
@@ -31,6 +36,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+MODES = ("plain", "record", "callback")
+
+
 def _trial(mode: str, epochs: int, limit: int | None, batch_size: int, deterministic: bool) -> dict:
     """Run one timed trial in this process and return its figures."""
     sys.path.insert(0, str(ROOT))
@@ -44,7 +52,15 @@ def _trial(mode: str, epochs: int, limit: int | None, batch_size: int, determini
 
     data = load_mnist().limited(limit)
     config = RecordConfig(epochs=epochs, batch_size=batch_size, limit=limit)
-    if mode == "plain":
+    if mode in ("plain", "callback"):
+        tmp = tempfile.TemporaryDirectory()
+        callbacks = []
+        if mode == "callback":
+            from replay.keras import RecordCallback
+
+            test = (data.x_test, data.y_test)
+            out = Path(tmp.name) / "run"
+            callbacks.append(RecordCallback(out, test, test_batch_size=batch_size))
         began = time.perf_counter()
         if deterministic:
             seed_everything(0)
@@ -59,8 +75,10 @@ def _trial(mode: str, epochs: int, limit: int | None, batch_size: int, determini
             validation_data=(data.x_val, data.y_val),
             shuffle=True,
             verbose=0,
+            callbacks=callbacks,
         )
         seconds = time.perf_counter() - began
+        tmp.cleanup()
         params = sum(
             int(np.prod(w.shape)) * w.dtype.itemsize for w in (v.numpy() for v in model.weights)
         )
@@ -95,7 +113,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=2, help="trials of each side")
     parser.add_argument("--plain-deterministic", action="store_true")
-    parser.add_argument("--trial", choices=["plain", "record"], help=argparse.SUPPRESS)
+    parser.add_argument("--trial", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.trial:
         print(
@@ -107,9 +125,9 @@ def main() -> None:
         )
         return
 
-    results: dict[str, list[dict]] = {"plain": [], "record": []}
+    results: dict[str, list[dict]] = {mode: [] for mode in MODES}
     for i in range(args.repeats):
-        for mode in ("plain", "record"):
+        for mode in MODES:
             cmd = [
                 sys.executable,
                 __file__,
@@ -129,10 +147,11 @@ def main() -> None:
                 sys.exit(f"{mode} trial failed:\n{done.stderr[-3000:]}")
             result = json.loads(done.stdout.strip().splitlines()[-1])
             results[mode].append(result)
-            print(f"trial {i + 1} {mode:6s} {result['seconds']:8.2f} s", flush=True)
+            print(f"trial {i + 1} {mode:8s} {result['seconds']:8.2f} s", flush=True)
 
     plain = statistics.median(r["seconds"] for r in results["plain"])
     rec = statistics.median(r["seconds"] for r in results["record"])
+    callback = statistics.median(r["seconds"] for r in results["callback"])
     p = results["plain"][0]
     checkpoints = results["record"][0]["checkpoint_bytes"]
     epoch_seconds = [s for r in results["record"] for s in r["epoch_seconds"]]
@@ -147,7 +166,9 @@ def main() -> None:
         f"replay record    median {rec:8.2f} s  (epoch_seconds median "
         f"{statistics.median(epoch_seconds):.2f} s)"
     )
-    print(f"overhead ratio   {rec / plain:8.3f}  (target <= 1.15)")
+    print(f"RecordCallback   median {callback:8.2f} s  (plain's fit + the callback)")
+    print(f"overhead ratio   record {rec / plain:.3f}, callback {callback / plain:.3f}  "
+          "(target <= 1.05)")  # fmt: skip
     print(
         f"checkpoint bytes per epoch: {checkpoints[0]:,} "
         f"(parameters {p['param_bytes']:,} + optimizer state {p['optimizer_bytes']:,} = "

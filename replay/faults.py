@@ -27,7 +27,6 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 HOOK_POINTS = (
     "epoch_start",
@@ -99,14 +98,3 @@ def _hook_action(action: str, where: str) -> None:
             os.replace(tmp, target)
         while True:
             time.sleep(3600)
-
-
-def hook_callback(keras: Any, hooks: Hooks, epoch: int) -> Any:
-    """A Keras callback that fires the ``in_fit`` hook after the epoch's first batch."""
-
-    class HookCallback(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            if batch == 0:
-                hooks("in_fit", epoch)
-
-    return HookCallback()

@@ -39,6 +39,10 @@ one-line message), marks the run ``interrupted`` after deleting temporary files;
 epoch's row was already written, its checkpoint is first added to run.json, so that
 run.json and metrics.csv (and the shadow decisions) cover the same epochs.
 
+Each epoch is one ``model.fit`` over its batches; the commit above runs in its
+``on_epoch_end``, in ``replay.keras``'s commit callback, the one ``RecordCallback`` uses
+for any model (this module holds the writer, :class:`_RunWriter`).
+
 Determinism: ``keras.utils.set_random_seed(seed)``, op determinism enabled (which
 also makes Keras choose ``jit_compile=False``), and each epoch's order is
 ``numpy.random.default_rng([seed, epoch]).permutation(n_train)`` fed in fixed
@@ -91,7 +95,7 @@ from analysis.rundir import (
 )
 from replay import __version__
 from replay.data import N_TRAIN, BadData, Mnist, load_mnist
-from replay.faults import Hooks, hook_callback
+from replay.faults import Hooks
 from replay.resume import ResumePlan, plan_resume
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
@@ -172,12 +176,14 @@ class RunInterrupted(ReplayError):
 class WriteFailed(ReplayError):
     """An OSError (disk full, I/O error) stopped training; the run is marked interrupted."""
 
-    def __init__(self, out: Path, committed: int, error: OSError) -> None:
+    def __init__(
+        self, out: Path, committed: int, error: OSError, resume: str | None = None
+    ) -> None:
         where = f" ({error.filename})" if error.filename else ""
+        resume = resume or f"replay record --resume --out {out}"
         super().__init__(
             f"writing the run failed: {error.strerror or _one_line(error)}{where}; {out} keeps "
-            f"{committed} committed epoch(s); fix the cause, then continue with: "
-            f"replay record --resume --out {out}"
+            f"{committed} committed epoch(s); fix the cause, then continue with: {resume}"
         )
 
 
@@ -354,35 +360,71 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def format_row(row: dict[str, float]) -> str:
-    """Return one metrics.csv line: the epoch, then every float as ``repr``."""
-    return ",".join([str(int(row["epoch"]))] + [repr(float(row[c])) for c in COLUMNS[1:]]) + "\n"
+def format_row(row: dict[str, float], columns: tuple[str, ...] = COLUMNS) -> str:
+    """Return one metrics.csv line: the epoch, then every float of ``columns`` as ``repr``."""
+    return ",".join([str(int(row["epoch"]))] + [repr(float(row[c])) for c in columns[1:]]) + "\n"
 
 
-def read_rows(path: Path, *, repair: bool = False) -> list[dict[str, float]]:
-    """Return the complete rows of a metrics.csv written by ``replay record``.
+def header(columns: tuple[str, ...]) -> str:
+    """Return metrics.csv's header line of ``columns``."""
+    return ",".join(columns) + "\n"
+
+
+def read_columns(path: Path) -> tuple[str, ...]:
+    """Return the columns named by the header of a metrics.csv written by a recorder
+    (``epoch`` first, ``learning_rate`` and ``epoch_seconds`` last).
+
+    Raises:
+        BadLog: no complete header line, or one of another shape.
+    """
+    with open(path, "rb") as f:
+        first = f.readline()
+    names = tuple(first.decode("utf-8", "replace").rstrip("\n").split(","))
+    if (
+        not first.endswith(b"\n")
+        or names[:1] != ("epoch",)
+        or names[-2:] != COLUMNS[-2:]
+        or len(set(names)) != len(names)
+        or not all(names)
+    ):
+        raise BadLog(
+            f"{path}: header is not 'epoch,<metrics>,learning_rate,epoch_seconds'; "
+            "restore the file or re-record the run"
+        )
+    return names
+
+
+def read_rows(
+    path: Path, *, repair: bool = False, columns: tuple[str, ...] | None = COLUMNS
+) -> list[dict[str, float]]:
+    """Return the complete rows of a metrics.csv written by ``replay record`` (or by
+    :class:`replay.keras.RecordCallback`, whose columns are read from the header:
+    ``columns=None``).
 
     A trailing line without its newline is an unfinished append: ignored, or cut
     off the file when `repair` is true. Raises :class:`BadLog` for a wrong header,
     a malformed complete row, or epochs that are not 0, 1, 2, ...
     """
+    if columns is None:
+        columns = read_columns(path)
+    head = header(columns)
     raw = path.read_bytes()
-    if not raw.startswith(HEADER.encode()):
-        raise BadLog(f"{path}: header is not {HEADER.strip()!r}")
-    body = raw[len(HEADER) :]
+    if not raw.startswith(head.encode()):
+        raise BadLog(f"{path}: header is not {head.strip()!r}")
+    body = raw[len(head) :]
     cut = body.rfind(b"\n") + 1
     if cut < len(body) and repair:
         with open(path, "rb+") as f:
-            f.truncate(len(HEADER) + cut)
+            f.truncate(len(head) + cut)
             os.fsync(f.fileno())
     rows = []
     for number, line in enumerate(body[:cut].decode("utf-8").splitlines(), start=2):
         fields = line.split(",")
         try:
-            if len(fields) != len(COLUMNS):
+            if len(fields) != len(columns):
                 raise ValueError(f"{len(fields)} fields")
             row = {"epoch": int(fields[0])}
-            row.update({c: float(v) for c, v in zip(COLUMNS[1:], fields[1:], strict=True)})
+            row.update({c: float(v) for c, v in zip(columns[1:], fields[1:], strict=True)})
         except ValueError as e:
             raise BadLog(f"{path}: line {number} is malformed ({e})") from None
         if row["epoch"] != len(rows):
@@ -413,15 +455,25 @@ def _locked(
 ) -> Iterator[None]:
     """Hold an exclusive flock on a directory (one writer per run, or per branch tree);
     another holder gets ``error`` naming the ``writer`` that holds it."""
-    fd = os.open(out, os.O_RDONLY)
+    fd = lock_dir(out, error, writer)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise error(f"{out} is being written by another {writer}") from None
         yield
     finally:
         os.close(fd)
+
+
+def lock_dir(
+    out: Path, error: type[ReplayError] = RunExists, writer: str = "replay record process"
+) -> int:
+    """Take the exclusive flock of :func:`_locked` and return its descriptor (closing
+    it releases the lock); raise ``error`` if another holder has it."""
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise error(f"{out} is being written by another {writer}") from None
+    return fd
 
 
 # ---------------------------------------------------------------- callbacks
@@ -450,13 +502,14 @@ class _Shadow:
         if self.stopped_epoch is not None:
             return  # Keras would keep moving stopped_epoch / best_epoch: keep the first request
         model = self.callback.model
+        requested = getattr(model, "stop_training", False)  # by a live callback of the fit
         model.stop_training = False
         self.callback.on_epoch_end(epoch, dict(logs))
         if self.callback.best is not None:
             self.best_epoch = int(self.callback.best_epoch)
         if model.stop_training or self.callback.stopped_epoch:
             self.stopped_epoch = int(self.callback.stopped_epoch)
-        model.stop_training = False  # observe only: the request is recorded, never obeyed
+        model.stop_training = requested  # observe only: the request is recorded, never obeyed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -570,28 +623,43 @@ class _Data:
 
 
 class _Board:
-    """TensorBoard writers in Keras's layout: train/, validation/, test/."""
+    """TensorBoard writers in Keras's layout: train/, validation/, test/ (each made
+    when a row first has a column of its split)."""
+
+    SPLITS = (("validation", "val_"), ("test", "test_"))
 
     def __init__(self, root: Path) -> None:
         import tensorflow as tf
 
         self.tf = tf
-        self.writers = {
-            s: tf.summary.create_file_writer(str(root / s)) for s in ("train", "validation", "test")
-        }
+        self.root = root
+        self.writers: dict[str, Any] = {}
+
+    def _writer(self, split: str) -> Any:
+        if split not in self.writers:
+            self.writers[split] = self.tf.summary.create_file_writer(str(self.root / split))
+        return self.writers[split]
 
     def write(self, row: dict[str, float], model: Any) -> None:
-        """Write one epoch's scalars, and ``model``'s weight histograms unless it is None
-        (a branch's rows copied from its parent: their weights are the parent's)."""
+        """Write one epoch's scalars (``epoch_<metric>`` in the metric's split), and
+        ``model``'s weight histograms unless it is None (a branch's rows copied from
+        its parent: their weights are the parent's)."""
         tf, step = self.tf, int(row["epoch"])
-        for split, prefix in (("train", ""), ("validation", "val_"), ("test", "test_")):
-            with self.writers[split].as_default():
-                tf.summary.scalar("epoch_loss", row[prefix + "loss"], step=step)
-                tf.summary.scalar("epoch_accuracy", row[prefix + "accuracy"], step=step)
-                if split == "train":
-                    tf.summary.scalar("epoch_learning_rate", row["learning_rate"], step=step)
-                    if model is not None:
-                        self._histograms(model, step)
+        scalars: dict[str, list[tuple[str, float]]] = {"train": []}
+        for column, value in row.items():
+            if column in ("epoch", "epoch_seconds"):
+                continue
+            split, name = next(
+                ((s, column[len(p) :]) for s, p in self.SPLITS if column.startswith(p)),
+                ("train", column),
+            )
+            scalars.setdefault(split, []).append((f"epoch_{name}", value))
+        for split, values in scalars.items():
+            with self._writer(split).as_default():
+                for tag, value in values:
+                    tf.summary.scalar(tag, value, step=step)
+                if split == "train" and model is not None:
+                    self._histograms(model, step)
         for writer in self.writers.values():
             writer.flush()
 
@@ -742,7 +810,14 @@ def _read_manifest(out: Path) -> Manifest:
     """run.json of the run to resume, validated for resuming (see :mod:`analysis.rundir`)."""
     if not (out / MANIFEST).is_file():
         raise LogNotFound(f"{out}: no run.json here, so there is no run to resume")
-    return read_manifest(out, resume=True)
+    manifest = read_manifest(out, resume=True)
+    if isinstance(manifest.get("model"), dict):
+        raise BadManifest(
+            f"{out}: was recorded by replay.keras.RecordCallback, not `replay record`; "
+            "continue it with model.fit(..., initial_epoch=N) and the callback "
+            "(replay.keras.restore gives the model and N)"
+        )
+    return manifest
 
 
 def _resumed_config(manifest: dict[str, Any], overrides: dict[str, Any]) -> RecordConfig:
@@ -762,8 +837,149 @@ def _resumed_config(manifest: dict[str, Any], overrides: dict[str, Any]) -> Reco
     return config
 
 
-class _Recorder:
-    """The state of one recording process over one run directory."""
+class _RunWriter:
+    """One process writing one run directory: the per-epoch commit, and what a stop leaves.
+
+    What is trained is the subclasses' business: :class:`_Recorder` (``replay record``'s
+    MNIST model) and ``replay.keras``'s writer for any model (``RecordCallback``). Both
+    commit through :meth:`commit`, called by ``replay.keras``'s commit callback at the end
+    of each epoch of one ``model.fit``.
+    """
+
+    def __init__(self, out: Path, hooks: Hooks) -> None:
+        self.out = out
+        self.hooks = hooks
+        self.ckdir = out / CHECKPOINTS
+        self.csv = out / METRICS_CSV
+        self.columns: tuple[str, ...] | None = COLUMNS  # None: known at the first commit
+        self.rows: list[dict[str, float]] = []
+        self.manifest: dict[str, Any] = {}
+        self.model: Any = None
+        self.board: _Board | None = None  # set while training
+        self.shadows: list[_Shadow] = []
+        self.plateau: _Plateau | None = None
+        self.observed = 0  # epochs the callbacks have seen
+
+    def _csv_start(self) -> str:
+        """metrics.csv before the first epoch: the header (a branch adds its parent's rows)."""
+        return header(self.columns)
+
+    def _verify(self, info: CheckpointInfo) -> None:
+        try:
+            verify_checkpoint(self.out / info.path, info.sha256, info.bytes, epoch=info.epoch)
+        except CheckpointMismatch as e:  # resume names the full digests and both sizes
+            raise ChecksumMismatch(
+                f"{e.path}: sha256 {e.sha256} ({e.bytes} bytes) differs from "
+                f"run.json's {e.expected_sha256} ({e.expected_bytes} bytes)"
+            ) from None
+
+    def _apply(self, plan: ResumePlan, manifest: Manifest, rows: list[dict[str, float]]) -> None:
+        """Repair the run directory as planned: cut a partial trailing line off metrics.csv
+        (or write its header), delete leftovers, adopt the last row's checkpoint."""
+        if plan.write_header:
+            if self.columns is not None:  # else the first commit writes it
+                atomic_write(self.csv, self._csv_start())  # died before the header was written
+        else:
+            read_rows(self.csv, repair=True, columns=self.columns)
+        self.ckdir.mkdir(exist_ok=True)
+        (self.out / "tensorboard").mkdir(exist_ok=True)
+        for name in plan.discard:
+            (self.ckdir / name).unlink()
+        temporary_path(self.out / MANIFEST).unlink(missing_ok=True)
+        if plan.adopt is not None:
+            manifest["epochs"].append(self._entry(plan.adopt, rows[-1]["epoch_seconds"]))
+
+    def _callbacks(self, epoch: int, logs: dict[str, float]) -> None:
+        self.observed = epoch + 1
+        if self.plateau is not None:
+            self.plateau.step(epoch, logs)
+        for shadow in self.shadows:
+            shadow.observe(epoch, logs)
+
+    def _logs(self, row: dict[str, float]) -> dict[str, float]:
+        """The metrics of a row, as a callback's ``logs``."""
+        return {k: row[k] for k in self.columns[1:-2]}
+
+    # -- the commit
+
+    def commit(
+        self, epoch: int, logs: dict[str, Any], learning_rate: float, seconds: float
+    ) -> dict[str, float]:
+        """Commit ``epoch`` (see the module docstring for the order), Ctrl-C held until it
+        is over; return its metrics.csv row. ``logs``: every metric of the epoch (a
+        column without a value is written as nan); ``learning_rate``: the rate in effect
+        during the epoch."""
+        metrics = {c: float(logs.get(c, math.nan)) for c in self.columns[1:-2]}
+        row = {"epoch": epoch, **metrics, "learning_rate": learning_rate, "epoch_seconds": seconds}
+        self.hooks("after_fit", epoch)
+        with _sigint_deferred():
+            self._callbacks(epoch, metrics)
+            entry = self._write_checkpoint(epoch, seconds)
+            _append_line(self.csv, format_row(row, self.columns))
+            self.rows.append(row)
+            self.hooks("after_metrics_row", epoch)
+            self.board.write(row, self.model)
+            self.hooks("after_tensorboard", epoch)
+            self.manifest["epochs"].append(entry)
+            self._write_manifest()
+            self.hooks("after_manifest", epoch)
+        return row
+
+    def _finished(self, epoch: int) -> bool:
+        """Whether the run is complete after committing ``epoch`` before its last epoch
+        (a branch ends as soon as no setting riding on it needs more epochs)."""
+        return False
+
+    def _abandon(self) -> None:
+        with contextlib.suppress(Exception):
+            listed = first_own_epoch(self.manifest) + len(self.manifest["epochs"])
+            if listed < len(self.rows):  # failed after the row
+                row = self.rows[-1]
+                self.manifest["epochs"].append(self._entry(int(row["epoch"]), row["epoch_seconds"]))
+        with contextlib.suppress(Exception):
+            for path in self.ckdir.glob(f"{TMP_PREFIX}*"):
+                path.unlink()
+            self.manifest["status"] = "interrupted"
+            self._write_manifest()
+
+    def _write_checkpoint(self, epoch: int, seconds: float) -> dict[str, Any]:
+        name = checkpoint_name(epoch)
+        tmp = self.ckdir / f"{TMP_PREFIX}{name}"
+        self.model.save(tmp)
+        fsync_file(tmp)
+        self.hooks("after_checkpoint_tmp", epoch)
+        os.replace(tmp, self.ckdir / name)
+        fsync_dir(self.ckdir)
+        self.hooks("after_checkpoint_rename", epoch)
+        return self._entry(epoch, seconds)
+
+    def _entry(self, epoch: int, seconds: float) -> dict[str, Any]:
+        path = self.ckdir / checkpoint_name(epoch)
+        if not path.is_file():
+            raise LogNotFound(f"{path}: checkpoint of committed epoch {epoch} is missing")
+        return {
+            "epoch": epoch,
+            "checkpoint": checkpoint_relpath(epoch),
+            "sha256": sha256_file(path),
+            "bytes": path.stat().st_size,
+            "seconds": seconds,
+        }
+
+    def _write_manifest(self) -> None:
+        # Callbacks that saw an epoch whose row was never written (an error mid-commit)
+        # are ahead of metrics.csv: run.json keeps the decisions it already has.
+        if self.observed <= len(self.rows):
+            shadow = [s.to_json() for s in self.shadows]
+            if self.plateau is not None:
+                shadow.append(self.plateau.to_json())
+            self.manifest["shadow"] = shadow
+        self.manifest["updated"] = _now()
+        write_manifest(self.out, self.manifest)
+
+
+class _Recorder(_RunWriter):
+    """``replay record``: the MNIST model of a :class:`RecordConfig`, one ``model.fit``
+    per epoch over :meth:`_Data.train`, committed by ``replay.keras``'s callback."""
 
     def __init__(
         self,
@@ -775,22 +991,13 @@ class _Recorder:
         hooks: Hooks,
         echo: Callable[[str], None],
     ) -> None:
-        self.out = out
+        super().__init__(out, hooks)
         self.config = config
         self.data = data
         self.data_arg = None if data_arg is None else str(data_arg)
         self.quiet = quiet
-        self.hooks = hooks
         self.echo = echo
-        self.ckdir = out / CHECKPOINTS
-        self.csv = out / METRICS_CSV
-        self.rows: list[dict[str, float]] = []
-        self.manifest: dict[str, Any] = {}
         self.batches: _Data | None = None  # set by start() / resume(), after seeding
-        self.model: Any = None
-        self.shadows: list[_Shadow] = []
-        self.plateau: _Plateau | None = None
-        self.observed = 0  # epochs the callbacks have seen
 
     # -- setup
 
@@ -829,10 +1036,6 @@ class _Recorder:
             if params is None
             else _Plateau(keras, self.model, params, self.config.learning_rate)
         )
-
-    def _csv_start(self) -> str:
-        """metrics.csv before the first epoch: the header (a branch adds its parent's rows)."""
-        return HEADER
 
     def _warm_up(self) -> None:
         # A reloaded model's compiled metrics are built only by its first fit or
@@ -889,30 +1092,6 @@ class _Recorder:
             return load_checkpoint(self.out / plan.load)
         return build_model(self.config)
 
-    def _verify(self, info: CheckpointInfo) -> None:
-        try:
-            verify_checkpoint(self.out / info.path, info.sha256, info.bytes, epoch=info.epoch)
-        except CheckpointMismatch as e:  # resume names the full digests and both sizes
-            raise ChecksumMismatch(
-                f"{e.path}: sha256 {e.sha256} ({e.bytes} bytes) differs from "
-                f"run.json's {e.expected_sha256} ({e.expected_bytes} bytes)"
-            ) from None
-
-    def _apply(self, plan: ResumePlan, manifest: Manifest, rows: list[dict[str, float]]) -> None:
-        """Repair the run directory as planned: cut a partial trailing line off metrics.csv
-        (or write its header), delete leftovers, adopt the last row's checkpoint."""
-        if plan.write_header:
-            atomic_write(self.csv, self._csv_start())  # died before the header was written
-        else:
-            read_rows(self.csv, repair=True)
-        self.ckdir.mkdir(exist_ok=True)
-        (self.out / "tensorboard").mkdir(exist_ok=True)
-        for name in plan.discard:
-            (self.ckdir / name).unlink()
-        temporary_path(self.out / MANIFEST).unlink(missing_ok=True)
-        if plan.adopt is not None:
-            manifest["epochs"].append(self._entry(plan.adopt, rows[-1]["epoch_seconds"]))
-
     def _replay_callbacks(self) -> None:
         """Feed the committed rows to the fresh callbacks, checking the learning rates."""
         optimizer = self.model.optimizer
@@ -925,7 +1104,7 @@ class _Recorder:
                     f"{self.csv}: epoch {row['epoch']} records learning_rate "
                     f"{row['learning_rate']!r} but replay has {in_effect!r}"
                 )
-            self._callbacks(int(row["epoch"]), _logs(row))
+            self._callbacks(int(row["epoch"]), self._logs(row))
         self._check_replayed_rate(restored)
 
     def _check_replayed_rate(self, restored: float) -> None:
@@ -937,22 +1116,13 @@ class _Recorder:
                 f"{replayed!r}, the checkpoint has {restored!r}"
             )
 
-    def _callbacks(self, epoch: int, logs: dict[str, float]) -> None:
-        self.observed = epoch + 1
-        if self.plateau is not None:
-            self.plateau.step(epoch, logs)
-        for shadow in self.shadows:
-            shadow.observe(epoch, logs)
-
     # -- the loop
 
     def run(self) -> dict[str, Any]:
-        board = _Board(self.out / "tensorboard")
+        self.board = _Board(self.out / "tensorboard")
         try:
-            for epoch in range(len(self.rows), self.config.epochs):
-                self._epoch(epoch, board)
-                if self._finished(epoch):
-                    break
+            if len(self.rows) < self.config.epochs:
+                self._fit(len(self.rows))
             self.manifest["status"] = "complete"
             self._write_manifest()
         except KeyboardInterrupt:
@@ -965,87 +1135,40 @@ class _Recorder:
             self._abandon()
             raise
         finally:
-            board.close()
+            self.board.close()
         return self.manifest
 
-    def _finished(self, epoch: int) -> bool:
-        """Whether the run is complete after committing ``epoch`` before its last epoch
-        (a branch ends as soon as no setting riding on it needs more epochs)."""
-        return False
-
-    def _abandon(self) -> None:
-        with contextlib.suppress(Exception):
-            listed = first_own_epoch(self.manifest) + len(self.manifest["epochs"])
-            if listed < len(self.rows):  # failed after the row
-                row = self.rows[-1]
-                self.manifest["epochs"].append(self._entry(int(row["epoch"]), row["epoch_seconds"]))
-        with contextlib.suppress(Exception):
-            for path in self.ckdir.glob(f"{TMP_PREFIX}*"):
-                path.unlink()
-            self.manifest["status"] = "interrupted"
-            self._write_manifest()
-
-    def _epoch(self, epoch: int, board: _Board) -> None:
+    def _fit(self, first: int) -> None:
+        """Train epochs ``first ..``, one ``fit`` per epoch over :meth:`_Data.train`, each
+        committed by ``replay.keras``'s commit callback (``RecordCallback``'s). One ``fit``
+        over all epochs trains the same bits but measured no faster (issue 11)."""
         import keras
 
-        self.hooks("epoch_start", epoch)
-        learning_rate = float(self.model.optimizer.learning_rate)
-        callbacks: list[Any] = []
-        if not self.quiet:
-            callbacks.append(_progbar(keras, self.config.epochs))
-        if self.hooks.wants("in_fit"):
-            callbacks.append(hook_callback(keras, self.hooks, epoch))
-        logs, seconds = train_epoch(
-            self.model, self.batches, epoch, callbacks=callbacks, verbose=0 if self.quiet else 1
-        )
-        row = {"epoch": epoch, **logs, "learning_rate": learning_rate, "epoch_seconds": seconds}
-        self.hooks("after_fit", epoch)
-        with _sigint_deferred():
-            self._callbacks(epoch, logs)
-            entry = self._write_checkpoint(epoch, seconds)
-            _append_line(self.csv, format_row(row))
-            self.rows.append(row)
-            self.hooks("after_metrics_row", epoch)
-            board.write(row, self.model)
-            self.hooks("after_tensorboard", epoch)
-            self.manifest["epochs"].append(entry)
-            self._write_manifest()
-            self.hooks("after_manifest", epoch)
+        from replay.keras import commit_callback
+
+        commit = commit_callback(self, self.batches.test)
+        # Keras's progress bar before the commit, so that an epoch's bar is finished
+        # when its summary line is echoed; it counts the run's epochs, not the fit's.
+        bar = [] if self.quiet else [_progbar(keras, self.config.epochs)]
+        for epoch in range(first, self.config.epochs):
+            self.model.fit(
+                self.batches.train(epoch),
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                validation_data=self.batches.val,
+                shuffle=False,
+                verbose=0 if self.quiet else 1,
+                callbacks=[*bar, commit],
+            )
+            if commit.finished:
+                break
+
+    def commit(
+        self, epoch: int, logs: dict[str, Any], learning_rate: float, seconds: float
+    ) -> dict[str, float]:
+        row = super().commit(epoch, logs, learning_rate, seconds)
         self.echo(_summary(row, self.config.epochs))
-
-    def _write_checkpoint(self, epoch: int, seconds: float) -> dict[str, Any]:
-        name = checkpoint_name(epoch)
-        tmp = self.ckdir / f"{TMP_PREFIX}{name}"
-        self.model.save(tmp)
-        fsync_file(tmp)
-        self.hooks("after_checkpoint_tmp", epoch)
-        os.replace(tmp, self.ckdir / name)
-        fsync_dir(self.ckdir)
-        self.hooks("after_checkpoint_rename", epoch)
-        return self._entry(epoch, seconds)
-
-    def _entry(self, epoch: int, seconds: float) -> dict[str, Any]:
-        path = self.ckdir / checkpoint_name(epoch)
-        if not path.is_file():
-            raise LogNotFound(f"{path}: checkpoint of committed epoch {epoch} is missing")
-        return {
-            "epoch": epoch,
-            "checkpoint": checkpoint_relpath(epoch),
-            "sha256": sha256_file(path),
-            "bytes": path.stat().st_size,
-            "seconds": seconds,
-        }
-
-    def _write_manifest(self) -> None:
-        # Callbacks that saw an epoch whose row was never written (an error mid-commit)
-        # are ahead of metrics.csv: run.json keeps the decisions it already has.
-        if self.observed <= len(self.rows):
-            shadow = [s.to_json() for s in self.shadows]
-            if self.plateau is not None:
-                shadow.append(self.plateau.to_json())
-            self.manifest["shadow"] = shadow
-        self.manifest["updated"] = _now()
-        write_manifest(self.out, self.manifest)
+        return row
 
 
 def train_epoch(
@@ -1073,10 +1196,6 @@ def train_epoch(
     logs = {k: float(history.history[k][-1]) for k in METRICS[:4]}
     logs.update(test_loss=float(test["loss"]), test_accuracy=float(test["accuracy"]))
     return logs, seconds
-
-
-def _logs(row: dict[str, float]) -> dict[str, float]:
-    return {k: row[k] for k in METRICS}
 
 
 def _summary(row: dict[str, float], epochs: int) -> str:
