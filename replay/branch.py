@@ -277,6 +277,8 @@ class _Checks:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.entries: list[dict[str, Any]] = []
+        self.new: list[dict[str, Any]] = []  # added by this process
+        self.write = True  # False in a Ray task: the driver writes the file
         if path.is_file():
             try:
                 self.entries = list(json.loads(path.read_text())["checks"])
@@ -297,7 +299,17 @@ class _Checks:
 
     def add(self, entry: dict[str, Any]) -> None:
         self.entries.append(entry)
-        atomic_write(self.path, json.dumps({"checks": self.entries}, indent=2) + "\n")
+        self.new.append(entry)
+        if self.write:
+            atomic_write(self.path, json.dumps({"checks": self.entries}, indent=2) + "\n")
+
+    def merge(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Add the checks a task made (the driver's side), each one once."""
+        for entry in entries:
+            key = (entry.get(k) for k in ("parent", "epoch", "parent_checkpoint_sha256",
+                                          "environment"))  # fmt: skip
+            if self.find(*key) is None:
+                self.add(entry)
 
 
 # ---------------------------------------------------------------- one branch
@@ -438,6 +450,20 @@ class Summary:
     ends: dict[int, str] = dataclasses.field(default_factory=dict)
     cut: dict[int, tuple[str, int]] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
+    failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (job, why)
+
+    def merge(self, other: Summary) -> None:
+        """Add what a task's tree did (an executor's job) to this summary."""
+        self.branches += other.branches
+        for bid, n in other.trained.items():
+            self.trained[bid] = self.trained.get(bid, 0) + n
+        self.created += other.created
+        self.sub_branches += other.sub_branches
+        self.checks_run += other.checks_run
+        self.checks_cached += other.checks_cached
+        self.drift += other.drift
+        self.ends.update(other.ends)
+        self.cut.update(other.cut)
 
     @property
     def epochs(self) -> int:
@@ -499,8 +525,12 @@ class Tree:
 
     # -- growing
 
-    def grow(self) -> Summary:
+    def grow(self, executor: Any = None) -> Summary:
         """Train (or reuse) every branch the plan's settings need; return the summary.
+
+        ``executor`` (:mod:`replay.executor`) other than the local one trains each branch
+        as a job of its own, started once the job of the branch it forks from returned;
+        a failed job is listed in ``summary.failed`` and the others go on.
 
         Raises:
             Drift: a fork check found a difference (and not ``allow_drift``).
@@ -517,14 +547,24 @@ class Tree:
         self.dir.mkdir(exist_ok=True)
         with _locked(self.dir, BranchRefused, "replay branch"):  # one per run at a time
             self._remove_unstarted()
-            number = 0
-            while self.queue:
-                number += 1
-                self._job(self.queue.popleft(), number)
+            if executor is not None and executor.name != "local":
+                self._grow_on(executor)
+            else:
+                number = 0
+                while self.queue:
+                    number += 1
+                    self._job(self.queue.popleft(), number)
         self.summary.seconds = time.perf_counter() - began
         return self.summary
 
     def _job(self, job: Job, number: int) -> None:
+        ready = self._prepare(job, number)
+        if ready is not None:
+            self._train(job, *ready)
+
+    def _prepare(self, job: Job, number: int) -> tuple[str, Node | None, tuple[int, ...]] | None:
+        """What ``job`` needs: None (an existing branch answers its settings, or the
+        budget is spent), else its branch id, existing branch (to resume) and riders."""
         bid = self._index().get((job.parent.ref, job.fork, job.rate))
         n = len(job.riders)
         head = f"[branch {number} of {number + len(self.queue)}]"
@@ -543,16 +583,63 @@ class Tree:
             riders = self._walk(node, riders)
             if not riders:
                 self._used(node)
-                return
+                return None
         if self.budget is not None and self.budget < 1 + self._check_cost(job):
             self.echo(f"{head} not trained ({where}): --max-epochs is spent")
             last = None if node is None else len(node.rows)
             self._cut(riders, job.parent.id if node is None else node.id, last or job.fork)
-            return
+            return None
         if node is None:
             bid = self._new_id(job.fork, job.rate)
             self.echo(f"{head} {bid} ({where})")
-        self._train(job, bid, node, riders)
+        return bid, node, riders
+
+    # -- growing on an executor (Ray): the driver's side
+
+    def _grow_on(self, executor: Any) -> None:
+        """Run each branch as a job of ``executor``. The driver alone decides branch ids
+        (it creates the folder before the job starts) and writes exactness.json (from the
+        checks the jobs return); a job starts once its parent branch's job returned."""
+        from replay.executor import Done
+        from replay.executor import Job as Task
+
+        count = [0]
+        where: dict[str, str] = {}
+
+        def submit() -> list[Task]:
+            tasks = []
+            while self.queue:
+                job = self.queue.popleft()
+                count[0] += 1
+                ready = self._prepare(job, count[0])
+                if ready is None:
+                    continue
+                bid, node, riders = ready
+                if node is None:
+                    (self.dir / bid).mkdir()  # the id is taken before the job runs
+                where[bid] = f"fork at epoch {job.fork} of {job.parent.name}, lr {job.rate:g}"
+                spec = _Task(self.root, self.config, self.plan, self.data_arg,
+                             self.allow_drift, self.resume, tuple(self.argv), job, bid,
+                             node, riders)  # fmt: skip
+                tasks.append(Task(bid, train_task, (spec,)))
+            return tasks
+
+        def on_done(done: Done) -> list[Task]:
+            bid = done.job.name
+            if not done.ok:
+                self.echo(f"  {bid}: FAILED: {done.error}")
+                self.summary.failed.append((f"{bid} ({where[bid]})", done.error or "?"))
+                return []
+            result: _TaskResult = done.result
+            for line in result.lines:
+                self.echo(f"  {bid}: {line.strip()}")
+            self.summary.merge(result.summary)
+            self.nodes.update(result.nodes)
+            self.checks.merge(result.checks)
+            self.queue.extend(result.queue)
+            return submit()
+
+        executor.run(submit(), on_done)
 
     def _walk(self, node: Node, riders: tuple[int, ...]) -> tuple[int, ...]:
         """Step the riders over an existing branch's rows; return those that need more
@@ -683,7 +770,7 @@ class Tree:
         keras.backend.clear_session()
         try:
             if manifest is None:
-                out.mkdir()
+                out.mkdir(exist_ok=True)  # the driver of an executor creates it first
                 self.summary.created.append(bid)
             with _locked(out):
                 if manifest is None:
@@ -771,6 +858,51 @@ class _Ride:
         if tree.budget is not None and tree.budget <= 0:
             raise _BudgetSpent
         return False
+
+
+@dataclasses.dataclass(frozen=True)
+class _Task:
+    """What a branch job needs to train one branch in another process."""
+
+    root: Node
+    config: RecordConfig
+    plan: RootPlan
+    data_arg: Any
+    allow_drift: bool
+    resume: bool
+    argv: tuple[str, ...]
+    job: Job
+    bid: str
+    node: Node | None
+    riders: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class _TaskResult:
+    """What a branch job did: its lines, summary, nodes, new checks and queued jobs."""
+
+    lines: list[str]
+    summary: Summary
+    nodes: dict[str, Node]
+    checks: list[dict[str, Any]]
+    queue: list[Job]
+
+
+def train_task(task: _Task) -> _TaskResult:
+    """A branch job (run by an executor, e.g. in a Ray worker): train one branch with a
+    tree of its own that writes nothing shared (exactness.json stays the driver's).
+
+    Raises what :meth:`Tree._train` raises; the branch is left resumable.
+    """
+    lines: list[str] = []
+    data = load_data(task.root, task.config, task.data_arg)
+    tree = Tree(task.root, task.config, task.plan, data, data_arg=task.data_arg,
+                allow_drift=task.allow_drift, resume=task.resume, argv=task.argv,
+                echo=lines.append)  # fmt: skip
+    tree.checks.write = False
+    tree._train(task.job, task.bid, task.node, task.riders)
+    nodes = {k: v for k, v in tree.nodes.items() if k}
+    return _TaskResult(lines, tree.summary, nodes, tree.checks.new, list(tree.queue))
 
 
 def _setting_of(out: Path, manifest: dict[str, Any]) -> Setting:

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from analysis.errors import ReplayError
 from replay.branch_plan import (
     BRANCH_POLICIES,
     BranchPlanError,
@@ -24,6 +25,7 @@ from replay.branch_plan import (
     plan_root,
     settings_for,
 )
+from replay.executor import EXECUTORS, make_executor, require_shared_path, resume_command
 
 LIST_SETTINGS = 12
 """Plans and summaries list every setting up to this many; larger grids are summarized."""
@@ -48,7 +50,11 @@ class RootRun:
                 f"{path}: is a branch; branch its run ({(path / '../..').resolve()}) instead"
             )
         if not isinstance(self.manifest.get("config"), dict):
-            raise BranchPlanError(f"{path / MANIFEST}: has no training config to branch with")
+            own = isinstance(self.manifest.get("model"), dict)  # replay.keras.RecordCallback's
+            raise BranchPlanError(
+                f"{path / MANIFEST}: has no training config to branch with"
+                + ("; a run of your own model cannot be re-trained by replay branch" if own else "")
+            )
         self.config = RecordConfig.from_json(self.manifest["config"])
         self.rows = read_rows(path / METRICS_CSV)
         self.status = self.manifest.get("status")
@@ -285,11 +291,31 @@ def _policies(ctx, param, values) -> tuple[str, ...] | None:
     return tuple(names) or None
 
 
+class BranchJobsFailed(ReplayError):
+    """Some branch jobs failed on an executor (each reported with its resume command)."""
+
+
+def _failure_report(failed: Sequence[tuple[str, str]], argv: Sequence[str],
+                    echo: Callable[..., None]) -> str:  # fmt: skip
+    """Write one line per failed job (to stderr) with the command that resumes it;
+    return the closing one-line error."""
+    extra = () if {"-y", "--yes"} & set(argv) else ("-y",)
+    again = resume_command(argv, extra=extra)
+    for job, why in failed:
+        echo(f"FAILED: branch {job}: {why}; resume it with: {again}", err=True)
+    n = len(failed)
+    return (f"{n} branch job{'s' if n != 1 else ''} failed (each branch keeps its committed "
+            f"epochs); `{again}` resumes {'them' if n != 1 else 'it'}")  # fmt: skip
+
+
 def make_command(grid_options: Callable[[], Callable]) -> click.Command:
     """``replay branch`` with ``grid_options()`` (replay.cli's grid decorator)."""
 
-    @click.command("branch", context_settings={"help_option_names": ["-h", "--help"],
-                                               "max_content_width": 100})  # fmt: skip
+    from replay.record_cmd import _KeepArgs
+
+    @click.command("branch", cls=_KeepArgs,
+                   context_settings={"help_option_names": ["-h", "--help"],
+                                     "max_content_width": 100})  # fmt: skip
     @click.argument("run", metavar="RUN", type=click.Path(path_type=Path))
     @grid_options()
     @click.option("--dry-run", is_flag=True, help="Print the plan and stop: train nothing.")
@@ -314,8 +340,26 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
         default=None,
         help="The MNIST file the run was recorded from, if not found as recorded.",
     )
-    def branch(run: Path, dry_run: bool, max_epochs: int | None, yes: bool, resume: bool,
-               allow_drift: bool, data: Path | None, **opts: Any) -> None:  # fmt: skip
+    @click.option(
+        "--executor",
+        type=click.Choice(EXECUTORS),
+        default="local",
+        show_default=True,
+        help="Where branches train: local (in this process, one after the other) or ray "
+        "(a Ray task each, a sub-branch once its parent's task is done; RUN must then be "
+        "an absolute path on a shared filesystem).",
+    )
+    @click.option(
+        "--address",
+        default=None,
+        metavar="ADDRESS",
+        help="With --executor ray: the Ray cluster to use (e.g. ray://head:10001 or auto). "
+        "Default: start a local Ray instance.",
+    )
+    @click.pass_context
+    def branch(ctx: click.Context, run: Path, dry_run: bool, max_epochs: int | None, yes: bool,
+               resume: bool, allow_drift: bool, data: Path | None, executor: str,
+               address: str | None, **opts: Any) -> None:  # fmt: skip
         """Re-train RUN from the epochs where learning-rate settings leave it: exact answers.
 
         For each ReduceLROnPlateau setting of the grid (alone, or with an EarlyStopping:
@@ -334,9 +378,18 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
               --patience 5 --min-delta 0 --lr-patience 3 --lr-min-delta 1e-4 \\
               --factor 0.25 --restore-best-weights no -y
           replay branch runs/mnist-mlp --patience 3..10 --resume -y   # after Ctrl-C
+          replay branch /shared/runs/mlp --patience 3..10 -y --executor ray
         """
         from replay.sweep import Grid
 
+        runner = make_executor(executor, address)
+        require_shared_path(executor, run, "RUN")
+        require_shared_path(executor, data, "--data")
+        if max_epochs is not None and executor != "local":
+            raise BranchPlanError(
+                "--max-epochs caps the epochs of one process's tree; it cannot be used "
+                f"with --executor {executor}"
+            )
         grid = Grid.from_options(Grid(policies=("reduce_lr_on_plateau",)), **opts)
         root = RootRun(run)
         plan = build_plan(root, grid)
@@ -358,11 +411,15 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
                     allow_drift=allow_drift, resume=resume, argv=argv,
                     echo=click.echo)  # fmt: skip
         try:
-            tree.grow()
+            tree.grow(runner)
         except BranchInterrupted as e:
             click.echo(f"Interrupted: {e}", err=True)
             sys.exit(130)
         click.echo(render_summary(root, plan, tree), nl=False)
+        if tree.summary.failed:
+            raise BranchJobsFailed(
+                _failure_report(tree.summary.failed, ctx.meta.get("argv") or [], click.echo)
+            )
 
     for param in branch.params:
         if param.name == "policies":

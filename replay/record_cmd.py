@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from analysis.errors import ReplayError
+from replay.executor import EXECUTORS, make_executor, require_shared_path, resume_command
 
 _TRAINING_OPTIONS = (
     "epochs",
@@ -28,7 +29,22 @@ _TRAINING_OPTIONS = (
 )
 
 
-@click.command("record", context_settings={"help_option_names": ["-h", "--help"]})
+def _seeds(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    from replay.grid import parse_values
+
+    return None if value is None else tuple(parse_values(value, "--seeds", integer=True, minimum=0))
+
+
+class _KeepArgs(click.Command):
+    """A command that keeps its own arguments (``ctx.meta["argv"]``) for the resume
+    commands it prints."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["argv"] = ["replay", self.name or "", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.command("record", cls=_KeepArgs, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
@@ -84,6 +100,27 @@ _TRAINING_OPTIONS = (
     "'factor=0.5,patience=2'. Keys: monitor, factor, patience, mode, "
     "min_delta, cooldown, min_lr (others keep Keras's defaults).",
 )
+@click.option(
+    "--seeds",
+    callback=_seeds,
+    metavar="RANGE",
+    help="Record one run per seed into OUT/seed-N, e.g. 0..4 or 0,3,7 (not with --seed).",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(EXECUTORS),
+    default="local",
+    show_default=True,
+    help="Where --seeds jobs run: local (in this process, one after the other) or ray "
+    "(Ray tasks; --out must then be an absolute path on a shared filesystem).",
+)
+@click.option(
+    "--address",
+    default=None,
+    metavar="ADDRESS",
+    help="With --executor ray: the Ray cluster to use (e.g. ray://head:10001 or auto). "
+    "Default: start a local Ray instance.",
+)
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @click.option("--force", is_flag=True, help="Overwrite the run already in --out.")
 @click.option(
@@ -105,6 +142,9 @@ def record(
     limit: int | None,
     data: Path | None,
     plateau: str | None,
+    seeds: tuple[int, ...] | None,
+    executor: str,
+    address: str | None,
     resume: bool,
     force: bool,
     quiet: bool,
@@ -121,6 +161,8 @@ def record(
       replay record --out runs/plateau --reduce-lr-on-plateau "factor=0.5,patience=2"
       replay record --out runs/tiny --limit 2000 --epochs 3 --quiet
       replay record --out runs/mnist-mlp --resume     # after Ctrl-C or a crash
+      replay record --seeds 0..4 --out runs/mlp       # runs/mlp/seed-0 ... seed-4
+      replay record --seeds 0..4 --out /shared/runs/mlp --executor ray
       tensorboard --logdir runs
     """
     from replay.record import RecordConfig, RunInterrupted, parse_plateau
@@ -139,6 +181,10 @@ def record(
         )
         given = _given(ctx)
         overrides = {k: getattr(config, k) for k in _TRAINING_OPTIONS if k in given}
+        runner = make_executor(executor, address)
+        if seeds is not None or executor != "local":
+            _record_seeds(ctx, out, config, seeds, runner, data, resume, force, overrides)
+            return
         _import_tensorflow_quietly()
         run_record(
             out,
@@ -155,6 +201,36 @@ def record(
         ctx.exit(130)
     except ReplayError as e:
         raise click.ClickException(str(e)) from None
+
+
+def _record_seeds(
+    ctx: click.Context,
+    out: Path | None,
+    config: Any,
+    seeds: Any,
+    runner: Any,
+    data: Path | None,
+    resume: bool,
+    force: bool,
+    overrides: dict,
+) -> None:
+    """``--seeds`` (or one seed on Ray): the seeds' runs as jobs of ``runner``."""
+    from replay.record import BadConfig, default_out
+    from replay.seeds import record_seeds
+
+    if seeds is None:
+        raise BadConfig("--executor ray runs the jobs of --seeds; give --seeds (e.g. 0..4)")
+    if "seed" in overrides:
+        raise BadConfig("--seed and --seeds cannot be used together (--seeds 3 records one seed)")
+    out = out if out is not None else default_out(config.model)
+    require_shared_path(runner.name, out, "--out")
+    require_shared_path(runner.name, data, "--data")
+    if runner.name == "local":
+        _import_tensorflow_quietly()
+    resume_all = resume_command(ctx.meta.get("argv") or [])
+    record_seeds(out, config, seeds, executor=runner, data=data, resume=resume,
+                 force=force, overrides=overrides, resume_all=resume_all, echo=click.echo,
+                 err=lambda line: click.echo(line, err=True))  # fmt: skip
 
 
 def _import_tensorflow_quietly() -> None:

@@ -1,0 +1,166 @@
+"""``replay record --seeds``: one run per seed, ``OUT/seed-N``, each a job of an executor.
+
+The folder holds nothing but the seeds' run directories (``replay sweep OUT`` reads
+them together). Each job calls :func:`replay.record.record` on its own directory, so
+the per-epoch commit rules (and a killed job's resumability) are those of one run.
+TensorFlow is imported by the jobs only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from analysis.errors import ReplayError
+from analysis.rundir import MANIFEST
+from replay.executor import Done, Job, LocalExecutor, RayExecutor
+
+__all__ = ["SeedsFailed", "check_folder", "record_seeds", "seed_dir"]
+
+
+class SeedsFailed(ReplayError):
+    """Some seed jobs failed (each one reported with the command that resumes it)."""
+
+
+def seed_dir(out: Path, seed: int) -> Path:
+    """``OUT/seed-N``.
+
+    >>> seed_dir(Path("runs/mlp"), 3).as_posix()
+    'runs/mlp/seed-3'
+    """
+    return out / f"seed-{seed}"
+
+
+def check_folder(out: Path, *, force: bool, resume: bool) -> None:
+    """Refuse an ``out`` that is a single run, or that holds anything while neither
+    ``force`` nor ``resume`` is given.
+
+    Raises:
+        RunExists: as ``replay record`` does for one run.
+    """
+    from replay.record import BadConfig, RunExists
+
+    if resume and force:
+        raise BadConfig("--resume and --force cannot be used together")
+    if out.exists() and not out.is_dir():
+        raise RunExists(f"{out} exists and is not a directory")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if (out / MANIFEST).is_file():
+        raise RunExists(
+            f"{out} holds a single run (run.json), not a folder of seeds; pass another --out"
+        )
+    if not (force or resume):
+        raise RunExists(
+            f"{out} already holds runs; pass --force to overwrite its seeds, or --resume to "
+            "continue them"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedResult:
+    """What one seed job did: its run's status, epochs in all and trained now, seconds."""
+
+    status: str
+    epochs: int
+    trained: int
+    last: dict[str, float]
+
+
+def record_one(
+    out: Path,
+    config: Any,
+    data: str | None,
+    resume: bool,
+    force: bool,
+    overrides: dict[str, Any],
+) -> SeedResult:
+    """The job of one seed: record (or resume, or skip a complete) ``out``.
+
+    With ``resume``, a seed whose directory has no run.json yet is recorded afresh.
+    """
+    from analysis.rundir import read_manifest
+    from replay.record import record
+
+    before = 0
+    if resume and (out / MANIFEST).is_file():
+        before = len(read_manifest(out).get("epochs") or [])
+    else:
+        resume = False
+    argv = config.command(out, data) + (["--resume"] if resume else [])
+    final = record(out, config, data=data, resume=resume, force=force, quiet=True,
+                   overrides=overrides, argv=argv, echo=lambda line: None)  # fmt: skip
+    epochs = len(final.get("epochs") or [])
+    from replay.record import read_rows
+
+    rows = read_rows(out / "metrics.csv")
+    last = {"val_loss": rows[-1]["val_loss"]} if rows else {}
+    return SeedResult(final.get("status", "?"), epochs, epochs - before, last)
+
+
+def record_seeds(
+    out: Path,
+    config: Any,
+    seeds: Sequence[int],
+    *,
+    executor: LocalExecutor | RayExecutor,
+    data: str | os.PathLike | None = None,
+    resume: bool = False,
+    force: bool = False,
+    overrides: dict[str, Any] | None = None,
+    resume_all: str | None = None,
+    echo: Callable[[str], None] = print,
+    err: Callable[[str], None] = print,
+) -> list[Done]:
+    """Record one run per seed into ``out/seed-N`` through ``executor``; return the jobs.
+
+    ``config`` is the :class:`replay.record.RecordConfig` of every seed (its ``seed``
+    replaced). One line per seed job goes to ``echo`` as it completes; each failed job
+    gets a line (to ``err``) with the command that resumes it.
+
+    Raises:
+        BadConfig, RunExists: before any job runs.
+        SeedsFailed: after every job ran, when some failed (ray executor).
+    """
+    check_folder(out, force=force, resume=resume)
+    configs = [dataclasses.replace(config, seed=s) for s in seeds]
+    if not resume:
+        for c in configs:
+            c.validate()
+    data_arg = None if data is None else str(data)
+    given = {k: v for k, v in (overrides or {}).items() if k != "seed"}
+    jobs = [Job(f"seed-{s}", record_one, (seed_dir(out, s), c, data_arg, resume, force, given))
+            for s, c in zip(seeds, configs, strict=True)]  # fmt: skip
+    n = len(jobs)
+    echo(f"Recording {n} seed{'s' if n != 1 else ''} into {out} ({executor.name} executor)")
+    out.mkdir(parents=True, exist_ok=True)
+    failed: list[str] = []
+
+    def report(done: Done) -> None:
+        seed = done.job.name.split("-", 1)[1]
+        path = done.job.args[0]
+        if done.ok:
+            r: SeedResult = done.result
+            shown = "".join(f", {k} {v:.4f}" for k, v in r.last.items())
+            echo(f"[seed {seed}] {path}: {r.status}, {r.epochs} epochs ({r.trained} trained "
+                 f"now){shown}")  # fmt: skip
+            return
+        failed.append(seed)
+        again = ["replay", "record", "--out", str(path), "--resume"]
+        if "epochs" in given:
+            again += ["--epochs", str(given["epochs"])]
+        if data_arg is not None:
+            again += ["--data", data_arg]
+        err(f"[seed {seed}] FAILED: {done.error}; resume it with: {shlex.join(again)}")
+
+    done = executor.run(jobs, report)
+    if failed:
+        hint = f"; `{resume_all}` resumes them all" if resume_all else ""
+        raise SeedsFailed(
+            f"{len(failed)} of {n} seed jobs failed (seeds {', '.join(failed)}){hint}"
+        )
+    return done
