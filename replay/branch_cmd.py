@@ -25,7 +25,7 @@ from replay.branch_plan import (
     plan_root,
     settings_for,
 )
-from replay.executor import EXECUTORS, make_executor, require_shared_path, resume_command
+from replay.executor import executor_options, make_executor, require_shared_path, resume_command
 
 LIST_SETTINGS = 12
 """Plans and summaries list every setting up to this many; larger grids are summarized."""
@@ -340,22 +340,7 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
         default=None,
         help="The MNIST file the run was recorded from, if not found as recorded.",
     )
-    @click.option(
-        "--executor",
-        type=click.Choice(EXECUTORS),
-        default="local",
-        show_default=True,
-        help="Where branches train: local (in this process, one after the other) or ray "
-        "(a Ray task each, a sub-branch once its parent's task is done; RUN must then be "
-        "an absolute path on a shared filesystem).",
-    )
-    @click.option(
-        "--address",
-        default=None,
-        metavar="ADDRESS",
-        help="With --executor ray: the Ray cluster to use (e.g. ray://head:10001 or auto). "
-        "Default: start a local Ray instance.",
-    )
+    @executor_options("branches", "RUN")
     @click.pass_context
     def branch(ctx: click.Context, run: Path, dry_run: bool, max_epochs: int | None, yes: bool,
                resume: bool, allow_drift: bool, data: Path | None, executor: str,

@@ -37,6 +37,7 @@ from analysis.errors import ReplayError
 
 __all__ = [
     "EXECUTORS",
+    "executor_options",
     "Done",
     "ExecutorError",
     "Job",
@@ -223,6 +224,32 @@ def _line(e: BaseException) -> str:
     if isinstance(e, ReplayError) and text:
         return text[0]
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def executor_options(jobs: str, path: str) -> Callable[[Any], Any]:
+    """The ``--executor`` and ``--address`` click options of a command whose ``jobs``
+    ("--seeds jobs", "branches") can run on Ray, ``path`` naming the path that must then
+    be absolute on a shared filesystem."""
+    import click
+
+    def decorate(f: Any) -> Any:
+        f = click.option(
+            "--address",
+            default=None,
+            metavar="ADDRESS",
+            help="With --executor ray: the Ray cluster to use (e.g. ray://head:10001 or "
+            "auto). Default: start a local Ray instance.",
+        )(f)
+        return click.option(
+            "--executor",
+            type=click.Choice(EXECUTORS),
+            default="local",
+            show_default=True,
+            help=f"Where {jobs} run: local (in this process, one after the other) or ray "
+            f"(Ray tasks; {path} must then be an absolute path on a shared filesystem).",
+        )(f)
+
+    return decorate
 
 
 def make_executor(name: str, address: str | None = None) -> LocalExecutor | RayExecutor:

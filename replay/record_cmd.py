@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from analysis.errors import ReplayError
-from replay.executor import EXECUTORS, make_executor, require_shared_path, resume_command
+from replay.executor import executor_options, make_executor, require_shared_path, resume_command
 
 _TRAINING_OPTIONS = (
     "epochs",
@@ -106,21 +106,7 @@ class _KeepArgs(click.Command):
     metavar="RANGE",
     help="Record one run per seed into OUT/seed-N, e.g. 0..4 or 0,3,7 (not with --seed).",
 )
-@click.option(
-    "--executor",
-    type=click.Choice(EXECUTORS),
-    default="local",
-    show_default=True,
-    help="Where --seeds jobs run: local (in this process, one after the other) or ray "
-    "(Ray tasks; --out must then be an absolute path on a shared filesystem).",
-)
-@click.option(
-    "--address",
-    default=None,
-    metavar="ADDRESS",
-    help="With --executor ray: the Ray cluster to use (e.g. ray://head:10001 or auto). "
-    "Default: start a local Ray instance.",
-)
+@executor_options("--seeds jobs", "--out")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @click.option("--force", is_flag=True, help="Overwrite the run already in --out.")
 @click.option(
