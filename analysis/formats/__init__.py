@@ -108,6 +108,11 @@ def _is_run_folder(p: Path, head: str | None) -> bool:
     return any(_is_run_dir_path(c) for c in _visible_children(p))
 
 
+def _count_runs(runs: list[Path]) -> str:
+    """``1 run directory``, ``3 run directories``."""
+    return f"{len(runs)} run director{'y' if len(runs) == 1 else 'ies'}"
+
+
 def _looks_like_a_run(p: Path, runs: Sequence[Path]) -> str | None:
     """Why the folder ``p`` (no run.json) would be mistaken for a missing run, or None.
 
@@ -146,13 +151,13 @@ def run_folder_children(p: Path) -> list[Path]:
             continue
         if c.is_file() and (c.name == "metrics.csv" or "tfevents" in c.name):
             raise BadLog(
-                f"{p}: a folder of {len(runs)} run directories that also holds the log "
+                f"{p}: a folder of {_count_runs(runs)} that also holds the log "
                 f"{c.name}; pass the runs you mean one by one, or move {c.name} out"
             )
         why = _looks_like_a_run(c, runs) if c.is_dir() else None
         if why:
             raise BadLog(
-                f"{p}: a folder of {len(runs)} run directories, but {c} is not one ({why}); "
+                f"{p}: a folder of {_count_runs(runs)}, but {c} is not one ({why}); "
                 f"finish it (`replay record --resume`), move it out, or pass the runs you "
                 "mean one by one"
             )
