@@ -17,6 +17,9 @@ TensorFlow is imported and the data is loaded; it covers model build + training.
 - callback: plain's fit (same seeding, ``shuffle=True``) with
   ``RecordCallback(out, test_data=(x_test, y_test))``: everything record writes, for a
   user's own fit.
+- keras: plain's fit with what a user would run to log as much with Keras alone: the
+  test set evaluated after every epoch, ``CSVLogger``, ``TensorBoard(histogram_freq=1)``
+  and ``ModelCheckpoint`` of every epoch (callback's cost against doing it by hand).
 
     .venv/bin/python benchmarks/bench_record.py --epochs 3 --repeats 2
 """
@@ -36,7 +39,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-MODES = ("plain", "record", "callback")
+MODES = ("plain", "record", "callback", "keras")
+
+
+def _keras_callbacks(keras, out: Path, test: tuple, batch_size: int) -> list:
+    """What a user would run to log as much with Keras alone: the held-out test set
+    evaluated after every epoch into the logs, CSVLogger, TensorBoard with histograms,
+    and a ModelCheckpoint of every epoch."""
+
+    class TestMetrics(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            scores = self.model.evaluate(*test, batch_size=batch_size, verbose=0,
+                                         return_dict=True)  # fmt: skip
+            logs.update({f"test_{k}": v for k, v in scores.items()})
+
+    out.mkdir(parents=True)
+    return [
+        TestMetrics(),
+        keras.callbacks.CSVLogger(str(out / "metrics.csv")),
+        keras.callbacks.TensorBoard(str(out / "tensorboard"), histogram_freq=1),
+        keras.callbacks.ModelCheckpoint(str(out / "epoch-{epoch:03d}.keras")),
+    ]
 
 
 def _trial(mode: str, epochs: int, limit: int | None, batch_size: int, deterministic: bool) -> dict:
@@ -52,7 +75,7 @@ def _trial(mode: str, epochs: int, limit: int | None, batch_size: int, determini
 
     data = load_mnist().limited(limit)
     config = RecordConfig(epochs=epochs, batch_size=batch_size, limit=limit)
-    if mode in ("plain", "callback"):
+    if mode in ("plain", "callback", "keras"):
         tmp = tempfile.TemporaryDirectory()
         callbacks = []
         if mode == "callback":
@@ -61,6 +84,9 @@ def _trial(mode: str, epochs: int, limit: int | None, batch_size: int, determini
             test = (data.x_test, data.y_test)
             out = Path(tmp.name) / "run"
             callbacks.append(RecordCallback(out, test, test_batch_size=batch_size))
+        if mode == "keras":
+            test = (data.x_test, data.y_test)
+            callbacks = _keras_callbacks(keras, Path(tmp.name) / "run", test, batch_size)
         began = time.perf_counter()
         if deterministic:
             seed_everything(0)
@@ -152,6 +178,7 @@ def main() -> None:
     plain = statistics.median(r["seconds"] for r in results["plain"])
     rec = statistics.median(r["seconds"] for r in results["record"])
     callback = statistics.median(r["seconds"] for r in results["callback"])
+    by_hand = statistics.median(r["seconds"] for r in results["keras"])
     p = results["plain"][0]
     checkpoints = results["record"][0]["checkpoint_bytes"]
     epoch_seconds = [s for r in results["record"] for s in r["epoch_seconds"]]
@@ -167,8 +194,11 @@ def main() -> None:
         f"{statistics.median(epoch_seconds):.2f} s)"
     )
     print(f"RecordCallback   median {callback:8.2f} s  (plain's fit + the callback)")
+    print(f"Keras callbacks  median {by_hand:8.2f} s  (plain's fit + test evaluation, "
+          "CSVLogger, TensorBoard with histograms, ModelCheckpoint every epoch)")  # fmt: skip
     print(f"overhead ratio   record {rec / plain:.3f}, callback {callback / plain:.3f}  "
           "(target <= 1.05)")  # fmt: skip
+    print(f"callback over the same logging done with Keras callbacks: {callback / by_hand:.3f}")
     print(
         f"checkpoint bytes per epoch: {checkpoints[0]:,} "
         f"(parameters {p['param_bytes']:,} + optimizer state {p['optimizer_bytes']:,} = "
