@@ -169,7 +169,7 @@ def record(
         overrides = {k: getattr(config, k) for k in _TRAINING_OPTIONS if k in given}
         runner = make_executor(executor, address)
         if seeds is not None or executor != "local":
-            _record_seeds(ctx, out, config, seeds, runner, data, resume, force, overrides)
+            _record_seeds(ctx, out, config, seeds, runner, data, resume, force, overrides, quiet)
             return
         _import_tensorflow_quietly()
         run_record(
@@ -199,6 +199,7 @@ def _record_seeds(
     resume: bool,
     force: bool,
     overrides: dict,
+    quiet: bool = False,
 ) -> None:
     """``--seeds`` (or one seed on Ray): the seeds' runs as jobs of ``runner``."""
     from replay.record import BadConfig, default_out
@@ -216,7 +217,7 @@ def _record_seeds(
     resume_all = resume_command(ctx.meta.get("argv") or [])
     record_seeds(out, config, seeds, executor=runner, data=data, resume=resume,
                  force=force, overrides=overrides, resume_all=resume_all, echo=click.echo,
-                 err=lambda line: click.echo(line, err=True))  # fmt: skip
+                 err=lambda line: click.echo(line, err=True), quiet=quiet)  # fmt: skip
 
 
 def _import_tensorflow_quietly() -> None:

@@ -78,10 +78,13 @@ def record_one(
     resume: bool,
     force: bool,
     overrides: dict[str, Any],
+    progress: bool = False,
 ) -> SeedResult:
     """The job of one seed: record (or resume, or skip a complete) ``out``.
 
-    With ``resume``, a seed whose directory has no run.json yet is recorded afresh.
+    With ``resume``, a seed whose directory has no run.json yet is recorded afresh. With
+    ``progress`` (in process), each epoch's summary line is printed, prefixed by the
+    seed's folder; a Ray task prints nothing (its line comes from the driver).
     """
     from analysis.rundir import read_manifest
     from replay.record import record
@@ -92,8 +95,13 @@ def record_one(
     else:
         resume = False
     argv = config.command(out, data) + (["--resume"] if resume else [])
+
+    def echo(line: str) -> None:
+        if progress and line.startswith("epoch "):
+            print(f"[{out.name.replace('-', ' ', 1)}] {line}", flush=True)
+
     final = record(out, config, data=data, resume=resume, force=force, quiet=True,
-                   overrides=overrides, argv=argv, echo=lambda line: None)  # fmt: skip
+                   overrides=overrides, argv=argv, echo=echo)  # fmt: skip
     epochs = len(final.get("epochs") or [])
     from replay.record import read_rows
 
@@ -115,12 +123,14 @@ def record_seeds(
     resume_all: str | None = None,
     echo: Callable[[str], None] = print,
     err: Callable[[str], None] = print,
+    quiet: bool = False,
 ) -> list[Done]:
     """Record one run per seed into ``out/seed-N`` through ``executor``; return the jobs.
 
     ``config`` is the :class:`replay.record.RecordConfig` of every seed (its ``seed``
     replaced). One line per seed job goes to ``echo`` as it completes; each failed job
-    gets a line (to ``err``) with the command that resumes it.
+    gets a line (to ``err``) with the command that resumes it. In process, unless
+    ``quiet``, each epoch's line too.
 
     Raises:
         BadConfig, RunExists: before any job runs.
@@ -133,7 +143,9 @@ def record_seeds(
             c.validate()
     data_arg = None if data is None else str(data)
     given = {k: v for k, v in (overrides or {}).items() if k != "seed"}
-    jobs = [Job(f"seed-{s}", record_one, (seed_dir(out, s), c, data_arg, resume, force, given))
+    progress = executor.name == "local" and not quiet
+    jobs = [Job(f"seed-{s}", record_one,
+                (seed_dir(out, s), c, data_arg, resume, force, given, progress))
             for s, c in zip(seeds, configs, strict=True)]  # fmt: skip
     n = len(jobs)
     echo(f"Recording {n} seed{'s' if n != 1 else ''} into {out} ({executor.name} executor)")

@@ -57,7 +57,14 @@ def ok(result):
 @pytest.fixture(scope="module")
 def seeds(ray_instance, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("seeds")
-    ok(run("record", "--seeds", "0..1", "--out", root / "local", *TINY))
+    shown_epochs = [a for a in TINY if a != "--quiet"]
+    local = ok(run("record", "--seeds", "0..1", "--out", root / "local", *shown_epochs)).stdout
+    epochs = int(TINY[TINY.index("--epochs") + 1])
+    for seed in (0, 1):  # in process, each epoch's line as it is committed, by seed
+        shown = [
+            ln.split()[3] for ln in local.splitlines() if ln.startswith(f"[seed {seed}] epoch ")
+        ]
+        assert shown == [f"{e}/{epochs}" for e in range(1, epochs + 1)], local
     on_ray = ok(run("record", "--seeds", "0..1", "--out", root / "ray", *TINY,
                     "--executor", "ray"))  # fmt: skip
     lines = on_ray.stdout.splitlines()
