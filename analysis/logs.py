@@ -128,6 +128,10 @@ class RunLog:
     #: Directions the log's own framework gives its metric names ("min" | "max"),
     #: consulted before Keras's name table; empty for Keras logs.
     directions: dict[str, str] = field(default_factory=dict)
+    #: Columns the log's framework computes on validation data without a ``val_``
+    #: prefix (Ultralytics's ``metrics/*``, ``val/*`` and derived ``fitness``): each is
+    #: its own held-out measure, as ``val_loss`` is in a log without ``test_`` metrics.
+    validation: frozenset[str] = frozenset()
     #: What to monitor when the user names nothing: Keras's ``val_loss``, or the metric
     #: the log's own framework stops on (a reader that sets another one adds a note).
     default_monitor: str = "val_loss"

@@ -406,6 +406,7 @@ class RunFacts:
     notes: list[str] = field(default_factory=list)
     directions: dict[str, str] = field(default_factory=dict)
     default_monitor: str = "val_loss"
+    validation: frozenset[str] = frozenset()
     #: The log itself, and the finished branches under it (``replay branch``).
     log: object | None = None
     branches: list = field(default_factory=list)
@@ -428,6 +429,7 @@ class RunFacts:
             notes=list(run.warnings) + branch_notes,
             directions=dict(run.directions),
             default_monitor=run.default_monitor,
+            validation=run.validation,
             log=run,
             branches=branches,
         )
@@ -448,13 +450,15 @@ class RunFacts:
         return self.metrics[column]
 
     def heldout_for(self, monitor: str) -> str | None:
-        """The held-out column matching ``monitor`` (test_*, else val_*), or None."""
+        """The held-out column matching ``monitor`` (test_*, else val_*, else the monitor
+        itself where its framework computes it on validation data), or None."""
         base = base_name(monitor)
         for candidate in (f"test_{base}", f"val_{base}"):
             column = self.column(candidate)
             if column is not None:
                 return column
-        return None
+        column = self.column(monitor)
+        return column if column in self.validation else None
 
     def epoch_rows(self) -> list[dict[str, float | None]]:
         rows = []
@@ -560,7 +564,7 @@ def _sweep(runs: Iterable, grid: Grid) -> SweepResult:
                 regrets, oracle = [None] * facts.n_epochs, None
                 notes.append(f"{facts.name}: no held-out metric for {monitor}; regret unknown.")
             else:
-                if heldout.startswith("val_"):
+                if heldout.startswith("val_") or heldout == column:
                     notes.append(
                         f"{facts.name}: no test metrics in the log; regret for {monitor} "
                         f"uses {heldout} (the metric the policy watched)."

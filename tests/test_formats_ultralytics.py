@@ -10,10 +10,12 @@ YOLOv5's ``Loggers.on_fit_epoch_end`` (``utils/loggers/__init__.py``: ``%20s``,
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pytest
+from conftest import run
 
 from analysis.errors import BadLog
 from analysis.formats import detect, load_run, ultralytics
@@ -123,3 +125,23 @@ def test_refusals(tmp_path, text, message):
 def test_nan_cells_are_values(tmp_path):
     run = load_run(write(tmp_path, "epoch,train/loss\n1,nan\n2,inf\n"))
     assert math.isnan(run.values("train/loss")[0]) and run.values("train/loss")[1] == math.inf
+
+
+@pytest.mark.parametrize("monitor", ["fitness", "metrics/mAP50-95(B)", "val/box_loss"])
+def test_regret_is_measured_on_the_validation_metric_itself(monitor):
+    """Ultralytics logs have no test split: like val_loss in a Keras log without test_
+    metrics, a validation column (metrics/*, val/*, fitness) is its own held-out measure."""
+    log = load_run(DATA / "detect_8.0")
+    assert {"fitness", "metrics/mAP50-95(B)", "val/box_loss"} <= log.validation
+    assert "train/box_loss" not in log.validation
+    result = run("sweep", DATA / "detect_8.0", "--monitor", monitor, "--patience", "1..3",
+                 "--policy", "early_stopping",
+                 "--format", "json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    records = json.loads(result.stdout)
+    values = log.values(monitor)
+    best = (max if log.directions[monitor] == "max" else min)(values)
+    assert {r["regret_metric"] for r in records} == {monitor}
+    for record in records:
+        assert record["regret"] == pytest.approx(abs(best - values[record["final_epoch"]]))
+    assert all(r["regret"] is not None for r in records)

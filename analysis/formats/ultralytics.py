@@ -157,6 +157,9 @@ def _load_file(path: Path, source: str, name: str) -> RunLog:
         not_logged,
         warnings=warnings,
         directions=_directions(columns),
+        validation=frozenset(
+            c for c in columns if c.startswith(("metrics/", "val/")) or c == "fitness"
+        ),
     )
     if fitness is not None:
         run.default_monitor = "fitness"
