@@ -1121,7 +1121,7 @@ def _checkpoint_legend(
 # 7. Spread over runs (several seeds): regret against patience, each run and the mean
 
 _MEAN = "#0072B2"
-_RUN_POINT = {"color": "0.35", "alpha": 0.45, "s": 16, "lw": 0, "zorder": 2}
+_RUN_POINT = {"color": "0.35", "alpha": 0.6, "s": 16, "lw": 0, "zorder": 7}
 _MEAN_LINE = {"color": _MEAN, "lw": 2.0, "marker": "o", "ms": 5, "zorder": 4}
 _SPREAD_BAND = {"color": _MEAN, "alpha": 0.13, "lw": 0, "zorder": 1}
 _CI_BARS = {"color": "#003f63", "lw": 1.4, "capsize": 3, "zorder": 5, "fmt": "none"}
@@ -1168,7 +1168,12 @@ def _draw_spread_panel(ax: Axes, panel: Mapping[str, Any], n_runs: int) -> None:
     its interval bars, and the star at the least mean."""
     xs = [float(x) for x in panel["x"]]
     step = min((b - a for a, b in zip(xs, xs[1:], strict=False)), default=1.0) or 1.0
-    offsets = [(-0.5 + (k + 0.5) / n_runs) * 0.5 * step for k in range(n_runs)]
+    # A slot per run beside each x, none at x itself (where the mean and its bars are):
+    # an odd count takes n_runs + 1 slots (an even count has none at the centre) and
+    # leaves the one after the first half out.
+    slots = [k + (n_runs % 2 and k >= n_runs // 2) for k in range(n_runs)]
+    width = n_runs + n_runs % 2
+    offsets = [(-0.5 + (k + 0.5) / width) * 0.5 * step for k in slots]
     px = [float(x) + offsets[k] for x, _, k in panel["points"]]
     ax.scatter(px, [y for _, y, _ in panel["points"]], **_RUN_POINT)
     ax.fill_between(xs, panel["low"], panel["high"], **_SPREAD_BAND)
