@@ -180,3 +180,122 @@ def test_folder_without_metrics(tmp_path):
     (tmp_path / "version_0").mkdir()
     with pytest.raises(LogNotFound):
         load_run(tmp_path)
+
+
+# --------------------------------------------------------------------------- checks
+
+CHECKS = Path(__file__).parent / "data" / "formats" / "lightning" / "val_check_interval"
+#: make_fixtures.curve(13, 9, 0.30, 0.90, 0.02): val_loss at the 13 checks.
+CHECK_VAL = [0.9, 0.774074, 0.662963, 0.566667, 0.485185, 0.418519, 0.366667, 0.32963,
+             0.307407, 0.3, 0.32, 0.356569, 0.403923]  # fmt: skip
+
+
+def test_fixture_val_check_interval_one_row_per_check():
+    run = load_run(CHECKS / "version_0")
+    assert list(run.metrics.columns) == ["learning_rate", "loss", "val_acc", "val_loss"]
+    assert run.n_epochs == 13  # 4 + 4 + 4 + 1 checks; the test row after fit is none
+    assert run.values("val_loss") == CHECK_VAL
+    assert run.values("val_acc")[9] == 0.85
+    # train_loss_epoch sits at each epoch's last check, not logged (None) at the others
+    assert run.values("loss") == [NA, NA, NA, 0.396961, NA, NA, NA, 0.15484,
+                                  NA, NA, NA, 0.11386, 0.101044]  # fmt: skip
+    # lr-SGD logged per step: the rate logged last before each check (halved at step 30)
+    assert run.values("learning_rate") == [0.1] * 6 + [0.05] * 6 + [0.025]
+    assert not run.has("train_loss_step") and not run.has("test_loss")
+    text = "\n".join(run.warnings)
+    assert (
+        "validation ran several times per epoch (13 checks in 4 epochs, 4 per epoch, 1 in the "
+        "last, at steps 4 to 64): each check is one row, as Lightning's EarlyStopping counts "
+        "them, so 'epoch' k means the k-th check here and --patience counts checks "
+        "(--dialect keras replays the same rows)" in text
+    )
+    assert "(rows 0-3 epoch 0, 4-7 epoch 1, 8-11 epoch 2, 12 epoch 3)" in text
+    assert "the learning rate changes within an epoch" in text
+    assert "left out train_loss_step" not in text and "trainer.test()" in text
+
+
+@pytest.mark.parametrize(("patience", "stop"), [(1, 10), (2, 11), (3, 12)])
+def test_sweep_lightning_dialect_stops_at_the_check(patience, stop):
+    """Lightning's EarlyStopping(patience=3) stopped this fit at its 13th check (row 12)."""
+    import json
+
+    from conftest import run as replay
+
+    result = replay("sweep", CHECKS / "version_0", "--dialect", "lightning", "--patience",
+                    patience, "--min-delta", "0", "--no-charts", "--format", "json")  # fmt: skip
+    assert result.exit_code == 0, result.output + result.stderr
+    (record,) = json.loads(result.stdout)
+    assert record["dialect"] == "lightning" and record["best_epoch"] == 9
+    assert record["stopped_epoch"] == stop
+    assert record["final_metrics"]["val_loss"] == CHECK_VAL[stop]
+    assert "--patience counts checks" in result.stderr
+
+
+# (what, csv text, expected columns {name: values}, warnings that must appear)
+CHECK_CASES = [
+    (
+        "check_val_every_n_epoch=2, two checks per validated epoch",
+        "epoch,step,train_loss_epoch,val_loss\n0,9,0.9,\n1,14,,0.5\n1,19,,0.4\n1,19,0.7,\n"
+        "2,29,0.6,\n3,34,,0.45\n3,39,,0.42\n3,39,0.5,\n",
+        {"loss": [0.9, NA, 0.7, 0.6, NA, 0.5], "val_loss": [NA, 0.5, 0.4, NA, 0.45, 0.42]},
+        [
+            "4 checks in 2 epochs, 2 per epoch",
+            "an epoch without validation is one row without val_*",
+            "(rows 0 epoch 0, 1-2 epoch 1, 3 epoch 2, 4-5 epoch 3)",
+        ],
+    ),
+    (
+        "an int val_check_interval: checks per epoch vary",
+        "epoch,step,train_loss_epoch,val_loss\n0,6,,0.9\n0,9,0.8,\n1,13,,0.7\n1,19,0.6,\n"
+        "2,20,,0.5\n2,27,,0.45\n2,29,0.4,\n",
+        {"loss": [0.8, 0.6, NA, 0.4], "val_loss": [0.9, 0.7, 0.5, 0.45]},
+        ["4 checks in 3 epochs, 1 to 2 per epoch, at steps 6 to 27"],
+    ),
+    (
+        "the learning-rate monitor's epoch rows hold for every check of the epoch",
+        "epoch,lr-SGD,step,val_loss\n,0.1,0,\n0,,4,0.9\n0,,9,0.8\n,0.01,10,\n1,,14,0.7\n"
+        "1,,19,0.6\n",
+        {"learning_rate": [0.1, 0.1, 0.01, 0.01], "val_loss": [0.9, 0.8, 0.7, 0.6]},
+        ["2 per epoch", "lr-SGD -> learning_rate"],
+    ),
+    (
+        "a per-step training column is still left out",
+        "epoch,step,train_loss,val_loss\n0,4,0.9,0.5\n0,9,0.8,0.45\n1,14,0.7,0.4\n1,19,0.6,0.35\n",
+        {"val_loss": [0.5, 0.45, 0.4, 0.35]},
+        ["left out train_loss (up to 2)"],
+    ),
+    (
+        "a resumed fit replaces the checks from its epoch",
+        "epoch,step,val_loss\n0,4,0.9\n0,9,0.8\n1,14,0.7\n1,19,0.6\n2,24,0.65\n1,14,0.69\n"
+        "1,19,0.59\n",
+        {"val_loss": [0.9, 0.8, 0.69, 0.59]},
+        ["goes back from 2 to 1", "4 checks in 2 epochs"],
+    ),
+    (
+        "a test metric at a check's step joins that check",
+        "epoch,step,test_loss,val_loss\n0,4,0.95,0.9\n0,9,0.85,0.8\n0,9,,\n1,14,0.75,0.7\n",
+        {"test_loss": [0.95, 0.85, 0.75], "val_loss": [0.9, 0.8, 0.7]},
+        ["2 per epoch, 1 in the last"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "text", "expected", "warned"), CHECK_CASES, ids=[c[0] for c in CHECK_CASES]
+)
+def test_lightning_checks(tmp_path, what, text, expected, warned):
+    test_lightning_reading(tmp_path, what, text, expected, warned)
+
+
+def test_checks_of_two_trainings(tmp_path):
+    p = write(tmp_path, "epoch,step,val_loss\n0,4,0.9\n0,9,0.8\n0,4,0.7\n0,9,0.6\n1,14,0.5\n")
+    runs = load_logs(p)
+    assert [r.values("val_loss") for r in runs] == [[0.9, 0.8], [0.7, 0.6, 0.5]]
+    assert "training #2" in "\n".join(runs[1].warnings)
+
+
+def test_one_validation_per_epoch_is_no_check_row(tmp_path):
+    """The same step twice (a repeated row) is one check: per-epoch rows, as before."""
+    run = load_run(write(tmp_path, "epoch,step,val_loss\n0,9,0.5\n0,9,0.5\n1,19,0.4\n"))
+    assert run.values("val_loss") == [0.5, 0.4]
+    assert "several times per epoch" not in "\n".join(run.warnings)

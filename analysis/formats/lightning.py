@@ -21,8 +21,21 @@ How it is read:
   epoch starts). ``step`` is never a metric.
 - ``*_step`` columns are left out (per-step values), with a note. A column that still
   holds several different values within one epoch (``self.log`` in ``training_step``
-  without ``on_epoch=True``, a learning rate logged per step, validation run more than
-  once per epoch) is left out too, with a warning naming it: it has no epoch value.
+  without ``on_epoch=True``, a learning rate logged per step) is left out too, with a
+  warning naming it: it has no epoch value.
+- Validation more than once per epoch (``val_check_interval < 1``, or an int interval
+  shorter than an epoch): when some epoch has validation values at two or more distinct
+  steps, each validation check is one row, in step order, and a warning says so:
+  "epoch" k then means the k-th check, as Lightning's ``EarlyStopping`` counts them
+  (its ``check_on_train_epoch_end`` defaults to False then), so ``--patience`` counts
+  checks; ``--dialect keras`` replays the same rows. A check's row holds its validation
+  values (``test*`` values logged at its step too); the epoch's training values
+  (``on_epoch``) go to the row of its last check and are not logged in the others; the
+  learning rate is the last one logged in the epoch up to the check (the one in effect
+  there, also when logged per step). Epochs may hold different numbers of checks (a
+  last, shorter epoch; an int ``val_check_interval`` with ``check_val_every_n_epoch=
+  None``); an epoch without validation (``check_val_every_n_epoch > 1``) is one row with
+  its training values only. A file with one validation per epoch reads as above.
 - Rows after training: ``trainer.test()`` (and ``trainer.validate()``) after ``fit``
   log with ``epoch = current_epoch``, which is the number of epochs trained (lightning
   2.x) or the last epoch (older versions). Trailing rows that hold only ``test*``
@@ -51,6 +64,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +82,8 @@ from analysis.formats._util import (
     read_csv,
     whole,
 )
-from analysis.logs import RunLog, _split_trainings
+from analysis.logs import RunLog, _split_trainings, _superseded, _warn_resumes
+from analysis.tb import _epochs_phrase
 
 __all__ = ["claims", "load"]
 
@@ -295,7 +310,17 @@ def _load_file(path: Path, source: str, name: str) -> list[RunLog]:
     columns, values, absent = _drop_columns(columns, values, absent, empty)
     merged_epochs, merged_values, merged_absent, multi = merge_epochs(epochs, values, absent)
     _mid_epoch(path, columns, epochs, steps, absent, set(multi), warnings)
-    epochs, values, absent = merged_epochs, merged_values, merged_absent
+    checks = None
+    if _several_checks(columns, epochs, steps, absent):
+        checks = _checks(columns, epochs, steps, values, absent)
+        values, absent, multi = checks.values, checks.absent, checks.multi
+        if checks.lr_varies:
+            warnings.append(
+                f"{path}: the learning rate changes within an epoch (logged per step); each "
+                "check's row holds the last rate logged before it"
+            )
+    else:
+        epochs, values, absent = merged_epochs, merged_values, merged_absent
     if multi:
         shown = ", ".join(f"{columns[j]} (up to {k})" for j, k in sorted(multi.items()))
         warnings.append(
@@ -313,7 +338,205 @@ def _load_file(path: Path, source: str, name: str) -> list[RunLog]:
         shown = ", ".join(f"{a} -> {b}" for a, b in renames.items())
         warnings.append(f"{path}: read Lightning names as Keras names: {shown}")
         columns = [renames.get(c, c) for c in columns]
+    if checks is not None:
+        return _check_runs(path, source, name, columns, checks, values, absent, warnings)
     return _runs(path, source, name, columns, epochs, values, absent, warnings)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _several_checks(
+    columns: list[str], epochs: np.ndarray, steps: np.ndarray, absent: np.ndarray
+) -> bool:
+    """Whether some epoch holds validation values at two or more distinct steps.
+
+    >>> _several_checks(["val_loss"], np.array([0, 0, 1]), np.array([4, 9, 14]),
+    ...     np.zeros((3, 1), dtype=bool))
+    True
+    """
+    val = np.array([_kind(c) == "val" for c in columns], dtype=bool)
+    if not len(epochs) or not val.any():
+        return False
+    rows = (~absent[:, val]).any(axis=1) & (steps >= 0)
+    if not rows.any():
+        return False
+    block = np.cumsum(_block_starts(epochs, steps))
+    pairs = np.unique(np.stack([block[rows], steps[rows]], axis=1), axis=0)
+    return int(np.bincount(pairs[:, 0]).max()) >= 2
+
+
+def _block_starts(epochs: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Rows that start an epoch: the epoch changes, or the step goes back (a new fit).
+
+    >>> _block_starts(np.array([0, 0, 0, 0]), np.array([4, 9, 4, 9])).tolist()
+    [True, False, True, False]
+    """
+    back = (steps[1:] >= 0) & (steps[1:] < steps[:-1])
+    return np.r_[True, (epochs[1:] != epochs[:-1]) | back]
+
+
+@dataclass
+class _Checks:
+    """One row per validation check (or per epoch without validation)."""
+
+    block: np.ndarray  # the epoch block (consecutive rows of one epoch) of each row
+    epoch: np.ndarray  # per block
+    step: np.ndarray  # per row: the check's step (an epoch without validation: its last)
+    validated: np.ndarray  # per row: whether it is a validation check
+    values: np.ndarray
+    absent: np.ndarray
+    multi: dict[int, int]  # column -> most distinct values that fell into one row
+    lr_varies: bool
+
+
+def _checks(
+    columns: list[str],
+    epochs: np.ndarray,
+    steps: np.ndarray,
+    values: np.ndarray,
+    absent: np.ndarray,
+) -> _Checks:
+    """The rows of a log that validates several times per epoch (see the module docstring)."""
+    kinds = [_kind(c) for c in columns]
+    val = np.array([k == "val" for k in kinds], dtype=bool)
+    lr_cols = [j for j, k in enumerate(kinds) if k == "lr"]
+    starts = np.flatnonzero(_block_starts(epochs, steps))
+    ends = np.r_[starts[1:], len(epochs)]
+    block: list[int] = []
+    row_steps: list[int] = []
+    validated: list[bool] = []
+    anchors: list[int] = []  # the file row each check's learning rate is read up to
+    cells: dict[tuple[int, int], list[float]] = {}
+    lr_cells: dict[tuple[int, int], float] = {}
+    lr_varies = False
+    for b, (s, e) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        checked = [i for i in range(s, e) if (~absent[i, val]).any()]
+        at: dict[int, int] = {}
+        for i in checked:
+            at.setdefault(int(steps[i]), 0)
+        first = len(block)
+        for k, step in enumerate(sorted(at)):
+            at[step] = first + k
+            block.append(b)
+            row_steps.append(step)
+            validated.append(True)
+            anchors.append(max(i for i in checked if steps[i] == step))
+        if not at:
+            block.append(b)
+            row_steps.append(int(steps[s:e].max()))
+            validated.append(False)
+            anchors.append(e - 1)
+        last = len(block) - 1
+        for i in range(s, e):
+            for j in np.flatnonzero(~absent[i]).tolist():
+                if kinds[j] == "lr":
+                    continue
+                t = at.get(int(steps[i]), last) if kinds[j] in ("val", "test") else last
+                cells.setdefault((t, j), []).append(float(values[i, j]))
+        for j in lr_cols:
+            logged = [i for i in range(s, e) if not absent[i, j]]
+            if not logged:
+                continue
+            lr_varies |= len(np.unique(values[logged, j])) > 1  # NaNs are one value
+            for t in range(first, last + 1):
+                before = [i for i in logged if i <= anchors[t]]
+                lr_cells[(t, j)] = float(values[before[-1] if before else logged[0], j])
+    n = len(block)
+    out_v = np.full((n, len(columns)), np.nan)
+    out_a = np.ones((n, len(columns)), dtype=bool)
+    multi: dict[int, int] = {}
+    for (t, j), got in cells.items():
+        if len(np.unique(got)) > 1:  # NaNs are one value
+            multi[j] = max(multi.get(j, 0), len(got))
+        out_v[t, j], out_a[t, j] = got[-1], False
+    for (t, j), v in lr_cells.items():
+        out_v[t, j], out_a[t, j] = v, False
+    return _Checks(
+        np.array(block, dtype=np.int64),
+        epochs[starts],
+        np.array(row_steps, dtype=np.int64),
+        np.array(validated, dtype=bool),
+        out_v,
+        out_a,
+        multi,
+        lr_varies,
+    )
+
+
+def _check_note(path: Path, checks: _Checks, rows: np.ndarray) -> str:
+    """The warning that says the rows are validation checks, and where each one was."""
+    block = checks.block[rows]
+    epoch = checks.epoch[block]
+    validated = checks.validated[rows]
+    epochs = np.unique(epoch[validated])
+    counts = [int(((epoch == e) & validated).sum()) for e in epochs.tolist()]
+    if len(set(counts)) == 1:
+        per = f"{counts[0]} per epoch"
+    elif len(set(counts[:-1])) == 1 and counts[-1] < counts[0]:  # a shorter last epoch
+        per = f"{counts[0]} per epoch, {counts[-1]} in the last"
+    else:
+        per = f"{min(counts)} to {max(counts)} per epoch"
+    spans = []
+    for e in np.unique(epoch).tolist()[:8]:
+        mine = np.flatnonzero(epoch == e)
+        a, b = int(mine[0]), int(mine[-1])
+        spans.append(f"{a}-{b} epoch {e}" if b > a else f"{a} epoch {e}")
+    more = ", ..." if len(np.unique(epoch)) > 8 else ""
+    steps = checks.step[rows][validated]
+    bare = "" if validated.all() else "; an epoch without validation is one row without val_*"
+    return (
+        f"{path}: validation ran several times per epoch ({int(validated.sum())} checks in "
+        f"{len(epochs)} epochs, {per}, at steps {int(steps.min())} to {int(steps.max())}): "
+        "each check is one row, as Lightning's EarlyStopping counts them, so 'epoch' k means "
+        "the k-th check here and --patience counts checks (--dialect keras replays the same "
+        f"rows); training values are at each epoch's last check{bare} (rows "
+        f"{', '.join(spans)}{more})"
+    )
+
+
+def _check_runs(
+    path: Path,
+    source: str,
+    name: str,
+    columns: list[str],
+    checks: _Checks,
+    values: np.ndarray,
+    absent: np.ndarray,
+    warnings: list[str],
+) -> list[RunLog]:
+    """One RunLog per training, one row per check; resumes replace from their epoch."""
+    spans = _split_trainings(checks.epoch, [])
+    runs = []
+    for k, (a, b) in enumerate(spans, 1):
+        own = list(warnings)
+        if len(spans) > 1:
+            own.append(
+                f"{path}: holds {len(spans)} trainings (the epoch column goes back to 0); "
+                f"this is training #{k}"
+            )
+        epochs = checks.epoch[a:b]
+        kept = ~_superseded(epochs)
+        if not kept.all():
+            _warn_resumes(path, epochs, None, own)
+        blocks = a + np.flatnonzero(kept)
+        rows = np.flatnonzero(np.isin(checks.block, blocks))
+        seen = epochs[kept].tolist()
+        missing = sorted(set(range(int(seen[-1]) + 1)) - set(seen))
+        if missing:
+            own.append(
+                f"{path}: {_epochs_phrase(missing)} missing (no rows logged); the rows "
+                f"(checks) go on without {'it' if len(missing) == 1 else 'them'}"
+            )
+        own.append(_check_note(path, checks, rows))
+        metrics, not_logged = frame(
+            path, columns, np.arange(len(rows)), values[rows], absent[rows], own
+        )
+        suffix = f"#{k}" if len(spans) > 1 else ""
+        runs.append(
+            RunLog(name + suffix, source + suffix, "lightning", metrics, not_logged, warnings=own)
+        )
+    return runs
 
 
 def _runs(
