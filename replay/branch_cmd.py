@@ -384,6 +384,7 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
         root.require_checkpoints()
         if sys.stdin.isatty() and not yes:
             click.confirm("Train these branches?", default=True, abort=True)
+        runner.connect()  # an unreachable cluster is refused before RUN/branches is written
         from replay.record_cmd import _import_tensorflow_quietly
 
         _import_tensorflow_quietly()

@@ -89,6 +89,9 @@ class LocalExecutor:
 
     name = "local"
 
+    def connect(self) -> None:
+        """Nothing to connect to (see :meth:`RayExecutor.connect`)."""
+
     def run(self, jobs: Iterable[Job], on_done: OnDone | None = None) -> list[Done]:
         """Run ``jobs`` and those ``on_done`` adds; return every :class:`Done` in order.
 
@@ -117,6 +120,7 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None) -> None:
         self.address = address
+        self._started = False  # whether connect() started the Ray this run() stops
 
     def run(self, jobs: Iterable[Job], on_done: OnDone | None = None) -> list[Done]:
         """Run ``jobs`` concurrently, submitting those ``on_done`` returns as each
@@ -126,7 +130,7 @@ class RayExecutor:
             ExecutorError: Ray is not installed, or the cluster cannot be reached.
         """
         ray = _import_ray()
-        started = self._connect(ray)
+        self.connect()
         try:
             task = ray.remote(max_retries=0)(_run_job)
             pending: dict[Any, Job] = {}
@@ -151,26 +155,43 @@ class RayExecutor:
                 "committed epochs); rerun the same command with --resume"
             ) from None
         finally:
-            if started:
+            if self._started:
+                self._started = False
                 ray.shutdown()
 
-    def _connect(self, ray: Any) -> bool:
-        """Connect to the cluster (or start a local one); return whether we started it."""
+    def connect(self) -> None:
+        """Connect to the cluster (or start a local Ray instance) unless Ray is already
+        initialized; :meth:`run` calls it, and a command calls it first to refuse an
+        unreachable cluster before it writes anything. :meth:`run` stops a Ray it started.
+
+        Raises:
+            ExecutorError: Ray is not installed, or cannot be started or reached.
+        """
+        ray = _import_ray()
         if ray.is_initialized():
-            return False
+            return
         import logging
+        import warnings
 
         options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
         if self.address is None:
             options["include_dashboard"] = False
         try:
-            ray.init(address=self.address, **options)
+            with warnings.catch_warnings():  # Ray Client's timeout warning repeats the error
+                warnings.simplefilter("ignore")
+                ray.init(address=self.address, **options)
         except (ConnectionError, RuntimeError, ValueError) as e:
             where = self.address or "a local Ray instance"
+            fix = (
+                "check --address (a running cluster's, e.g. ray://head:10001), or leave it out "
+                "to start a local Ray instance"
+                if self.address is not None
+                else "check that Ray starts here (ray start --head)"
+            )
             raise ExecutorError(
-                f"--executor ray: cannot start or reach {where}: {_line(e)}"
+                f"--executor ray: cannot start or reach {where} ({_line(e)}); {fix}"
             ) from None
-        return True
+        self._started = True
 
 
 def _import_ray() -> Any:

@@ -166,6 +166,26 @@ def _check_out(out: Path) -> None:
         )
 
 
+def _check_test_data(data: Any) -> None:
+    """Refuse, before any training, ``test_data`` that cannot give ``test_`` metrics:
+    a sequence that is not ``(x, y)`` or ``(x, y, sample_weight)``, or inputs alone (an
+    array or tensor: no targets to score)."""
+    if data is None:
+        return
+    if isinstance(data, (tuple, list)):
+        if len(data) not in (2, 3):
+            raise BadConfig(
+                f"test_data must be (x, y) or (x, y, sample_weight) but got {len(data)} "
+                "item(s); pass the held-out inputs with their targets"
+            )
+    elif hasattr(data, "shape"):
+        raise BadConfig(
+            f"test_data must be (x, y), (x, y, sample_weight) or a dataset of (x, y) batches "
+            f"but got inputs alone ({type(data).__name__} of shape {tuple(data.shape)}); pass "
+            "test_data=(x_test, y_test)"
+        )
+
+
 def _name(thing: Any) -> str | None:
     if thing is None or isinstance(thing, str):
         return thing
@@ -407,11 +427,14 @@ def _classes() -> dict[str, type]:
                 raise BadConfig(f"test_batch_size must be at least 1 but got {test_batch_size!r}")
             self.out = Path(out)
             _check_out(self.out)
+            _check_test_data(test_data)
             super().__init__(None, test_data, test_batch_size)
             self._opened = False
+            self._created = False
 
         def on_train_begin(self, logs: Any = None) -> None:
             _check_out(self.out)
+            self._created = not self.out.exists()
             try:
                 self.out.mkdir(parents=True, exist_ok=True)
             except OSError as e:
@@ -425,9 +448,15 @@ def _classes() -> dict[str, type]:
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             if not self._opened:
-                with self._guard():
-                    description = _describe(self.model, self.params or {}, self.test_data)
-                    self.writer.open(self.model, epoch, description)
+                try:
+                    with self._guard():
+                        description = _describe(self.model, self.params or {}, self.test_data)
+                        self.writer.open(self.model, epoch, description)
+                except WrongEpoch:
+                    if self._created:  # refused: leave no empty directory behind
+                        with contextlib.suppress(OSError):
+                            self.out.rmdir()
+                    raise
                 self._opened = True
             super().on_epoch_begin(epoch, logs)
 

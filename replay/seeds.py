@@ -18,12 +18,26 @@ from typing import Any
 from analysis.errors import ReplayError
 from analysis.rundir import MANIFEST
 from replay.executor import Done, Job, LocalExecutor, RayExecutor
+from replay.record import RunInterrupted
 
-__all__ = ["SeedsFailed", "check_folder", "record_seeds", "seed_dir"]
+__all__ = ["SeedsFailed", "SeedsInterrupted", "check_folder", "record_seeds", "seed_dir"]
 
 
 class SeedsFailed(ReplayError):
     """Some seed jobs failed (each one reported with the command that resumes it)."""
+
+
+class SeedsInterrupted(RunInterrupted):
+    """Ctrl-C stopped an in-process seed job: the message resumes every seed, not just it."""
+
+    def __init__(self, out: Path, committed: int, resume_all: str) -> None:
+        ReplayError.__init__(
+            self,
+            f"interrupted; {out} keeps {committed} committed epoch(s); continue every seed "
+            f"with: {resume_all}",
+        )
+        self.out = out
+        self.committed = committed
 
 
 def seed_dir(out: Path, seed: int) -> Path:
@@ -133,8 +147,9 @@ def record_seeds(
     ``quiet``, each epoch's line too.
 
     Raises:
-        BadConfig, RunExists: before any job runs.
+        BadConfig, RunExists, ExecutorError: before any job runs (or anything is written).
         SeedsFailed: after every job ran, when some failed (ray executor).
+        SeedsInterrupted: Ctrl-C in process (with ``resume_all``; else RunInterrupted).
     """
     check_folder(out, force=force, resume=resume)
     configs = [dataclasses.replace(config, seed=s) for s in seeds]
@@ -148,6 +163,7 @@ def record_seeds(
                 (seed_dir(out, s), c, data_arg, resume, force, given, progress))
             for s, c in zip(seeds, configs, strict=True)]  # fmt: skip
     n = len(jobs)
+    executor.connect()  # an unreachable cluster is refused before OUT is created
     echo(f"Recording {n} seed{'s' if n != 1 else ''} into {out} ({executor.name} executor)")
     out.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
@@ -169,7 +185,12 @@ def record_seeds(
             again += ["--data", data_arg]
         err(f"[seed {seed}] FAILED: {done.error}; resume it with: {shlex.join(again)}")
 
-    done = executor.run(jobs, report)
+    try:
+        done = executor.run(jobs, report)
+    except RunInterrupted as e:
+        if resume_all is None:
+            raise
+        raise SeedsInterrupted(e.out, e.committed, resume_all) from None
     if failed:
         hint = f"; `{resume_all}` resumes them all" if resume_all else ""
         raise SeedsFailed(

@@ -159,7 +159,7 @@ def render_folder_summary(folder: str, runs) -> tuple[str, bool]:
             for s in check.mismatches:
                 notes.append(f"MISMATCH (a bug in callback-replay): {run.name}: {s}")
             mismatch = mismatch or not check.ok
-    lines = [f"{folder}: a folder of {len(runs)} runs", ""]
+    lines = [f"{folder}: a folder of {len(runs)} run{'s' if len(runs) != 1 else ''}", ""]
     lines.extend(_aligned(["run", "seed", "epochs", "status", "best"], rows))
     lines.extend(["", *notes] if notes else [])
     lines.append("")

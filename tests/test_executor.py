@@ -216,3 +216,75 @@ def test_importing_the_executor_imports_no_ray_or_tensorflow():
             "print(sorted(m for m in ('ray', 'tensorflow') if m in sys.modules))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+class _UnreachableRay:
+    """A Ray whose ``init`` warns (as Ray Client does on a timeout), then cannot connect."""
+
+    calls = 0
+
+    @staticmethod
+    def is_initialized() -> bool:
+        return False
+
+    @classmethod
+    def init(cls, **options):
+        import warnings
+
+        cls.calls += 1
+        warnings.warn("Ray Client connection timed out.", UserWarning, stacklevel=2)
+        raise ConnectionError("ray client connection timeout")
+
+
+def test_an_unreachable_cluster_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    import warnings
+
+    import replay.executor
+
+    monkeypatch.setattr(replay.executor, "_import_ray", lambda: _UnreachableRay)
+    out = tmp_path / "mlp"
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        result = run("record", "--seeds", "0..1", "--out", out, "--executor", "ray",
+                     "--address", "ray://head:1", catch_exceptions=True)  # fmt: skip
+    assert error_line(result) == (
+        "Error: --executor ray: cannot start or reach ray://head:1 (ConnectionError: ray "
+        "client connection timeout); check --address (a running cluster's, e.g. "
+        "ray://head:10001), or leave it out to start a local Ray instance"
+    )
+    assert _UnreachableRay.calls == 1 and result.stdout == ""  # refused before the header
+    assert not out.exists()
+    assert not [w for w in shown if "timed out" in str(w.message)]
+
+
+def test_ctrl_c_in_process_names_the_command_that_resumes_every_seed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "mlp"
+    argv = ["record", "--seeds", "0..1", "--out", str(out), "--limit", "300", "--epochs", "3",
+            "--quiet"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPLAY_TEST_HOOK")}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", REPLAY_TEST_HOOK="after_manifest@0:interrupt")
+    done = subprocess.run([sys.executable, "-m", "replay", *argv], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 130, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert (
+        f"Interrupted: interrupted; {out / 'seed-0'} keeps 1 committed epoch(s); continue "
+        f"every seed with: replay {shlex.join(argv)} --resume\n"
+    ) in done.stderr, done.stderr[-2000:]
+    assert not (out / "seed-1").exists()
+
+
+def test_branching_on_an_unreachable_cluster_writes_no_branches(seeds, tmp_path, monkeypatch):
+    import replay.executor
+
+    monkeypatch.setattr(replay.executor, "_import_ray", lambda: _UnreachableRay)
+    root = tmp_path / "seed-0"
+    shutil.copytree(seeds["local"] / "seed-0", root)
+    result = run("branch", root, *SETTING, "-y", "--executor", "ray", "--address",
+                 "ray://head:1", catch_exceptions=True)  # fmt: skip
+    assert error_line(result).startswith("Error: --executor ray: cannot start or reach ray://")
+    assert not (root / "branches").exists()

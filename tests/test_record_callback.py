@@ -294,6 +294,7 @@ def test_a_fit_that_does_not_start_where_the_run_stands_is_refused(recorded, tmp
     with pytest.raises(WrongEpoch) as new:
         _fit(_model(), tmp_path / "new", initial_epoch=1)
     assert "holds no run yet, but fit starts at epoch 1" in str(new.value)
+    assert not (tmp_path / "new").exists()  # the refusal leaves no empty directory behind
     for e in (fresh, gap, new):
         assert "\n" not in str(e.value)
     assert (out / "metrics.csv").read_bytes() == before
@@ -320,6 +321,24 @@ def test_bad_out_paths_are_refused_in_one_line(tmp_path):
             RecordCallback(out)
         assert message in str(caught.value) and "\n" not in str(caught.value)
     assert (tmp_path / "full" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("test_data", "message"),
+    [
+        (np.zeros((4, 8)), "but got inputs alone (ndarray of shape (4, 8)); pass test_data=("),
+        ((np.zeros((4, 8)),), "must be (x, y) or (x, y, sample_weight) but got 1 item(s)"),
+        ([np.zeros(4)] * 4, "must be (x, y) or (x, y, sample_weight) but got 4 item(s)"),
+    ],
+)
+def test_test_data_without_targets_is_refused_before_training(tmp_path, test_data, message):
+    from replay.keras import RecordCallback
+    from replay.record import BadConfig
+
+    with pytest.raises(BadConfig) as caught:
+        RecordCallback(tmp_path / "run", test_data=test_data)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow

@@ -154,6 +154,14 @@ def test_show_on_a_folder_of_seeds_prints_a_line_per_run(seeds):
     assert line.startswith(f"Error: --chart: {seeds}: a folder of 4 runs")
 
 
+def test_a_folder_of_one_run_is_not_called_runs(tmp_path):
+    folder = tmp_path / "one"
+    seed_run(folder, 3)
+    assert run("show", folder).stdout.splitlines()[0] == f"{folder}: a folder of 1 run"
+    line = error_line(run("pick", folder, "--patience", "3"))
+    assert line.startswith(f"Error: {folder}: a folder of 1 run (seed-3); this command reads")
+
+
 # ----------------------------------------------------------------------------------
 # The aggregate, recomputed from the per-run records
 

@@ -393,7 +393,8 @@ def one_run_of_folder(folder: Path) -> str:
     runs = run_folder_children(folder)
     names = f"{runs[0].name} ... {runs[-1].name}" if len(runs) > 1 else runs[0].name
     return (
-        f"{folder}: a folder of {len(runs)} runs ({names}); this command reads one run: "
+        f"{folder}: a folder of {len(runs)} run{'s' if len(runs) != 1 else ''} ({names}); "
+        "this command reads one run: "
         f"pass one of them, e.g. {runs[0]}"
     )
 
