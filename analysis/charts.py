@@ -1207,6 +1207,6 @@ def _spread_legend(fig: Figure, ax: Axes, n_runs: int) -> None:
         Patch(color=_MEAN, alpha=0.13, label="min-max over runs"),
         _key(color="#003f63", lw=1.4, marker="_", ms=8,
              label="95% bootstrap interval of the mean"),
-        _key(ls="none", marker="*", ms=12, color=_FRONT, label="least mean regret"),
+        _key(ls="none", marker="*", ms=12, color=_FRONT, label="least mean regret (in its panel)"),
     ]  # fmt: skip
     ax.legend(handles=handles, **_LEGEND_RIGHT)

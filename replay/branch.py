@@ -788,7 +788,7 @@ class Tree:
                       f"{len(recorder.rows) - 1} (interrupted; --resume continues it)")  # fmt: skip
         except RunInterrupted:
             raise BranchInterrupted(
-                f"interrupted; {out} keeps {len(recorder.rows)} epochs (marked interrupted); "
+                f"{out} keeps {len(recorder.rows)} epochs (marked interrupted); "
                 "rerun the same command with --resume to continue"
             ) from None
         except WriteFailed as e:

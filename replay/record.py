@@ -166,7 +166,7 @@ class RunInterrupted(ReplayError):
 
     def __init__(self, out: Path, committed: int) -> None:
         super().__init__(
-            f"interrupted; {out} keeps {committed} committed epoch(s); "
+            f"{out} keeps {committed} committed epoch(s); "
             f"continue with: replay record --resume --out {out}"
         )
         self.out = out

@@ -543,10 +543,15 @@ def _outcome(r: Mapping[str, Any]) -> tuple:
 
 
 def _stop_rows(recs: Records, metric: str | None, limit: int) -> tuple[list[list[str]], int]:
-    """Rows best first; settings with identical outcomes share one row.
+    """Rows best first; settings with identical outcomes share a row when one label names
+    exactly them.
 
     Read from the blocks' outcomes: each row's settings are counted, and only the first
-    record of a row shown is built (the label reads its settings off the axes).
+    record of a row shown is built (the label reads its settings off the axes). A label
+    stands for the product of the values it lists, so the settings of one outcome that
+    are no product (a grid with a corner missing) are split into products
+    (:func:`_product_parts`), one row each, with the same outcome columns: a label never
+    names a setting that is not in its row. ``limit`` counts those rows.
     """
     groups: dict[tuple, int] = {}  # a row's outcome -> its number
     ranks: list[tuple] = []
@@ -568,34 +573,159 @@ def _stop_rows(recs: Records, metric: str | None, limit: int) -> tuple[list[list
     ranked = sorted(zip(present.tolist(), first.tolist(), strict=True),
                     key=lambda gf: (ranks[gf[0]], gf[1]))  # fmt: skip
     rows, shown = [], 0
-    for g, f in ranked[:limit]:
+    codes_of = _ParamCodes(recs)
+    for g, f in ranked:
+        if len(rows) >= limit:
+            break
         members = np.flatnonzero(row_of == g)
-        shown += len(members)
         r = recs[f]
         stop = "never (censored)" if r["censored"] else str(r["stopped_epoch"])
         cf = r.get("counterfactual_from")
         if cf is not None:  # a combined setting whose LR schedule no curve saw from cf on
             stop = f"unknown after {cf - 1}"
         value = (r["final_metrics"] or {}).get(metric) if metric else None
-        rows.append(
-            [
-                _row_label(recs, members, r),
-                stop,
-                str(r["epochs_trained"]),
-                "-" if r["final_epoch"] is None else str(r["final_epoch"]),
-                _fmt_value(metric, value),
-                _fmt_regret(metric, r["regret"]),
-            ]
-        )
+        outcome = [
+            stop,
+            str(r["epochs_trained"]),
+            "-" if r["final_epoch"] is None else str(r["final_epoch"]),
+            _fmt_value(metric, value),
+            _fmt_regret(metric, r["regret"]),
+        ]
+        parts = [members] if r["policy"] == PRECHELT else _product_parts(codes_of, members)
+        for part in parts[: limit - len(rows)]:
+            shown += len(part)
+            first_of_part = r if part[0] == f else recs[int(part[0])]
+            rows.append([_row_label(recs, part, first_of_part), *outcome])
     return rows, len(recs) - shown
 
 
 def _row_label(recs: Records, members: np.ndarray, first: Mapping[str, Any]) -> str:
     """One label for the settings of one table row (records ``members``: the same
-    outcome), ``first`` the first of them."""
+    outcome, a product of parameter values unless Prechelt's), ``first`` the first of
+    them."""
     if first["policy"] == PRECHELT:  # criteria differ in kind: list them
         return ", ".join(dict.fromkeys(record_label(recs[int(i)]) for i in members))
     return setting_label(first["policy"], first["params"], _varying(recs, members))
+
+
+class _ParamCodes:
+    """Records of ``recs`` as rows of small integers, one column per parameter (equal
+    integers, equal values, as :func:`analysis.records.freeze` compares them), read off
+    the axes: each axis's values are coded once, for every row of the table."""
+
+    def __init__(self, recs: Records) -> None:
+        self.recs = recs
+        self.codes: dict[str, dict[Hashable, int]] = {}  # parameter -> value -> its code
+        self.tables: dict[tuple[int, str], np.ndarray] = {}  # (block, parameter) -> codes
+
+    def _table(self, k: int, b: Block, name: str, a: int) -> np.ndarray:
+        table = self.tables.get((k, name))
+        if table is None:
+            known = self.codes.setdefault(name, {})
+            values = [b.const[name]] if a == CONST else [v[name] for v in b.axes[a]]
+            table = self.tables[(k, name)] = np.array(
+                [known.setdefault(freeze(v), len(known)) for v in values], dtype=np.int64
+            )
+        return table
+
+    def __call__(self, members: np.ndarray) -> np.ndarray:
+        """Records ``members`` (sorted indices), a column per parameter not the same in
+        all of them (a block without the parameter: code -1)."""
+        number = {id(b): k for k, b in enumerate(self.recs.blocks)}
+        chunks: list[tuple[int, dict[str, np.ndarray]]] = []
+        for b, local in self.recs.per_block(members):
+            k = number[id(b)]
+            idx = np.unravel_index(local, b.sizes)
+            chunks.append((len(local), {
+                name: (self._table(k, b, name, a)[np.zeros(len(local), dtype=np.int64)]
+                       if a == CONST else self._table(k, b, name, a)[idx[a]])
+                for name, a in b.params
+            }))  # fmt: skip
+        columns = []
+        for name in self.codes:
+            column = np.concatenate([chunk.get(name, np.full(n, -1, dtype=np.int64))
+                                     for n, chunk in chunks])  # fmt: skip
+            if len(column) and (column != column[0]).any():
+                columns.append(column)
+        if not columns:
+            return np.zeros((len(members), 0), dtype=np.int64)
+        return np.stack(columns, axis=1)
+
+
+def _tuple_ids(codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each row of ``codes`` (rows, columns) as one integer (equal rows, equal ids; the
+    ids 0..n-1 in sorted order) and the number of distinct rows ``n``."""
+    ids = np.zeros(len(codes), dtype=np.int64)
+    n = 1
+    for c in range(codes.shape[1]):
+        values, inverse = np.unique(codes[:, c], return_inverse=True)
+        ids, inverse = np.unique(ids * len(values) + inverse.reshape(-1), return_inverse=True)
+        n = len(ids)
+        ids = inverse.reshape(-1)
+    return ids, (n if len(codes) else 0)
+
+
+def _is_product(codes: np.ndarray) -> bool:
+    """Whether the distinct rows of ``codes`` are every combination of each column's
+    distinct values."""
+    _, n = _tuple_ids(codes)
+    return n == math.prod(len(np.unique(codes[:, c])) for c in range(codes.shape[1]))
+
+
+# Past this many varying parameters, the column to split on is chosen by a heuristic
+# instead of by trying each.
+_SPLIT_SEARCH = 3
+
+
+def _split(codes: np.ndarray, rows: np.ndarray, cols: list[int]) -> list[np.ndarray]:
+    """Rows ``rows`` of ``codes`` split into parts whose distinct tuples (over ``cols``)
+    are products of values, few of them (greedy; fewest when few columns vary).
+
+    Splitting on column ``c`` groups its values by their fiber (the tuples of the other
+    columns that occur with the value): values with the same fiber ``F`` make the set
+    ``values x F``, a product once ``F`` is split into products, recursively.
+    """
+    sub = codes[rows]
+    cols = [c for c in cols if (sub[:, c] != sub[0, c]).any()]
+    if len(cols) <= 1 or _is_product(sub[:, cols]):
+        return [rows]
+    plans = []
+    for c in cols:
+        rest = [x for x in cols if x != c]
+        fiber, _ = _tuple_ids(sub[:, rest])
+        value = sub[:, c]
+        order = np.lexsort((fiber, value))
+        v, fb = value[order], fiber[order]
+        keep = np.ones(len(v), dtype=bool)
+        keep[1:] = (v[1:] != v[:-1]) | (fb[1:] != fb[:-1])
+        v, fb = v[keep], fb[keep]
+        starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
+        classes: dict[bytes, list[int]] = {}  # a fiber -> the values that have it
+        for s, e in zip(starts.tolist(), [*starts[1:].tolist(), len(v)], strict=True):
+            classes.setdefault(fb[s:e].tobytes(), []).append(int(v[s]))
+        plans.append((len(classes), c, rest, list(classes.values())))
+    if len(cols) > _SPLIT_SEARCH:  # the column whose values fall into the fewest classes
+        plans = [min(plans, key=lambda p: p[0])]
+    best: list[np.ndarray] | None = None
+    for _, c, rest, classes in plans:
+        parts = []
+        for values in classes:
+            parts += _split(codes, rows[np.isin(sub[:, c], values)], rest)
+        if best is None or len(parts) < len(best):
+            best = parts
+    assert best is not None
+    return best
+
+
+def _product_parts(codes_of: _ParamCodes, members: np.ndarray) -> list[np.ndarray]:
+    """Records ``members`` (sorted indices) as the parts that one label each names
+    exactly: each the product of its parameters' values, by first record. Most often
+    one part, found in one check."""
+    codes = codes_of(members)
+    if not codes.shape[1] or _is_product(codes):
+        return [members]
+    parts = _split(codes, np.arange(len(members)), list(range(codes.shape[1])))
+    return sorted((members[np.sort(p)] for p in parts), key=lambda p: int(p[0]))
 
 
 def _varying(recs: Records, members: np.ndarray) -> dict[str, list[Any]]:

@@ -33,8 +33,7 @@ class SeedsInterrupted(RunInterrupted):
     def __init__(self, out: Path, committed: int, resume_all: str) -> None:
         ReplayError.__init__(
             self,
-            f"interrupted; {out} keeps {committed} committed epoch(s); continue every seed "
-            f"with: {resume_all}",
+            f"{out} keeps {committed} committed epoch(s); continue every seed with: {resume_all}",
         )
         self.out = out
         self.committed = committed

@@ -135,7 +135,7 @@ def test_an_interrupted_branch_resumes_to_the_same_metrics(runs, constant):
     result = branch(constant, *SETTING, env={"REPLAY_TEST_HOOK": "in_fit@7:interrupt"})
     assert result.exit_code == 130
     out = constant / "branches" / BRANCH
-    assert "Interrupted: interrupted; " in result.stderr
+    assert "Interrupted: " in result.stderr and "interrupted; " not in result.stderr
     m = manifest(out)
     assert m["status"] == "interrupted" and [e["epoch"] for e in m["epochs"]] == [6]
     assert values(out) == values(runs["plateau"])[:7]

@@ -272,7 +272,7 @@ def test_ctrl_c_in_process_names_the_command_that_resumes_every_seed(tmp_path):
     assert done.returncode == 130, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     assert (
-        f"Interrupted: interrupted; {out / 'seed-0'} keeps 1 committed epoch(s); continue "
+        f"Interrupted: {out / 'seed-0'} keeps 1 committed epoch(s); continue "
         f"every seed with: replay {shlex.join(argv)} --resume\n"
     ) in done.stderr, done.stderr[-2000:]
     assert not (out / "seed-1").exists()

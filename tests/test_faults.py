@@ -268,7 +268,7 @@ def _check_report(stop: Stop, rc: int, err: str, run: Path, n: int) -> None:
     elif stop.kind == "interrupt":
         assert rc == 130, f"exit {rc}: {err[-2000:]}"
         assert (
-            f"Interrupted: interrupted; {run} keeps {n} committed epoch(s); continue with: "
+            f"Interrupted: {run} keeps {n} committed epoch(s); continue with: "
             f"replay record --resume --out {run}\n"
         ) in err, err[-2000:]
     else:

@@ -395,7 +395,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_resume_finishes_it(tiny, tmp_path)
     run = tmp_path / "run"
     result = invoke("--out", run, *TINY, env={"REPLAY_TEST_HOOK": "in_fit@1:interrupt"})
     assert result.exit_code == 130
-    assert "Interrupted: interrupted; " in result.output
+    assert "Interrupted: " in result.output and "interrupted; " not in result.output
     m = manifest(run)
     assert m["status"] == "interrupted" and len(m["epochs"]) == 1
     assert values(run) == values(tiny)[:1]
