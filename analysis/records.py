@@ -523,6 +523,24 @@ def setting_label(
     return " ".join(tokens)
 
 
+def distinct_label(policy: str, params: Mapping[str, Any], differing: Iterable[str]) -> str:
+    """:func:`setting_label` of one setting, plus ``name=value`` for each parameter in
+    ``differing`` (those that differ among the settings read together) that the label
+    does not show: a dialect's ``threshold_mode``, ``eps``, ... so that no two settings
+    of a sweep share a name.
+
+    >>> p = {"monitor": "val_loss", "mode": "min", "factor": 0.1, "patience": 2,
+    ...      "threshold_mode": "abs", "min_delta": 0.0, "cooldown": 0, "min_lr": 0.0}
+    >>> distinct_label("reduce_lr_on_plateau", p, ["threshold_mode", "patience"])
+    'factor=0.1 patience=2 min_delta=0 threshold_mode=abs'
+    """
+    label = setting_label(policy, params)
+    named = {name for name, _, _ in _TABLE_PARAMS.get(policy, ())} | {"monitor", "mode"}
+    extra = [f"{k}={_joined(k, [params[k]])}" for k in differing
+             if k in params and k not in named]  # fmt: skip
+    return " ".join([label, *extra]) if extra else label
+
+
 def record_label(record: Mapping[str, Any]) -> str:
     """:func:`setting_label` of one record, as the text output names it."""
     return setting_label(record["policy"], record["params"])

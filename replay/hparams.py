@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.errors import ReplayError
-from analysis.records import Oracle, Record, record_label
+from analysis.records import Oracle, Record, distinct_label, freeze
 from analysis.tb import masked_crc32c
 
 __all__ = [
@@ -186,6 +186,11 @@ def sessions(records: Iterable[Record], oracles: Sequence[Oracle] = ()) -> Itera
     records = list(records) if not isinstance(records, Sequence) else records
     names = session_names(len(records))
     several_runs = len({r["run"] for r in _runs_of(records)}) > 1
+    seen: dict[str, dict[str, set]] = {}
+    for rec in records:
+        for k, v in rec["params"].items():
+            seen.setdefault(rec["policy"], {}).setdefault(k, set()).add(freeze(v))
+    differing = {p: [k for k, vs in by.items() if len(vs) > 1] for p, by in seen.items()}
     for i, rec in enumerate(records):
         hp: dict[str, Any] = {"run": rec["run"]} if several_runs else {}
         hp["policy"] = rec["policy"]
@@ -206,7 +211,8 @@ def sessions(records: Iterable[Record], oracles: Sequence[Oracle] = ()) -> Itera
         kept = {k: f for k, v in metrics.items() if (f := _finite(v)) is not None}
         name = names[i]
         where = f"{rec['run']} " if several_runs else ""
-        yield Session(name, f"{name} {where}{rec['policy']} {record_label(rec)}", hp, kept)
+        label = distinct_label(rec["policy"], rec["params"], differing[rec["policy"]])
+        yield Session(name, f"{name} {where}{rec['policy']} {label}", hp, kept)
 
 
 def session_names(n: int) -> list[str]:

@@ -108,6 +108,19 @@ def test_sessions_leave_out_none_values_and_name_runs_when_several(log, tmp_path
     assert any(rec["stopped_epoch"] is None for rec in records)
 
 
+def test_trial_ids_name_the_dialect_parameters_that_differ(log):
+    """torch's ReduceLROnPlateau settings differing only in threshold_mode get names
+    that say so (the table label alone leaves a dialect's own parameters out)."""
+    records = json.loads(run("sweep", log, "--dialect", "torch", "--factor", "0.5",
+                             "--lr-patience", "2", "--threshold-mode", "rel,abs",
+                             "--format", "json").stdout)  # fmt: skip
+    modes = [r["params"]["threshold_mode"] for r in records]
+    assert sorted(modes) == ["abs", "rel"]
+    ids = [s.trial_id for s in hparams.sessions(records)]
+    assert [i.split()[-1] for i in ids] == [f"threshold_mode={m}" for m in modes]
+    assert len({i.split(" ", 1)[1] for i in ids}) == len(ids)  # distinct without the number
+
+
 # ----------------------------------------------------------------------------------
 # Refusals: one line, exit 1, nothing written
 

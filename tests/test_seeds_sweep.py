@@ -306,7 +306,8 @@ def test_spread_figure_shows_every_run_and_the_mean(seeds, tmp_path, figures):
     assert "regret in test_loss" in axes[0].get_ylabel()
     labels = [t.get_text() for t in axes[-1].get_legend().get_texts()]
     assert labels == [f"one run ({len(SEEDS)} runs)", "mean over runs", "min-max over runs",
-                      "95% bootstrap interval of the mean", "least mean regret (in its panel)"]  # fmt: skip
+                      "95% bootstrap interval of the mean",
+                      "least mean regret (in its panel)"]  # fmt: skip
     mean_line = axes[0].get_lines()[0]
     assert list(mean_line.get_ydata()) == pytest.approx(data["panels"][0]["mean"])
     points = axes[0].collections[0].get_offsets()
