@@ -591,21 +591,31 @@ def _stop_rows(recs: Records, metric: str | None, limit: int) -> tuple[list[list
             _fmt_value(metric, value),
             _fmt_regret(metric, r["regret"]),
         ]
-        parts = [members] if r["policy"] == PRECHELT else _product_parts(codes_of, members)
-        for part in parts[: limit - len(rows)]:
+        if r["policy"] == PRECHELT:
+            parts = [(members, None)]
+        else:
+            parts = _product_parts(codes_of, members)
+        for part, varying in parts[: limit - len(rows)]:
             shown += len(part)
             first_of_part = r if part[0] == f else recs[int(part[0])]
-            rows.append([_row_label(recs, part, first_of_part), *outcome])
+            rows.append([_row_label(recs, part, first_of_part, varying), *outcome])
     return rows, len(recs) - shown
 
 
-def _row_label(recs: Records, members: np.ndarray, first: Mapping[str, Any]) -> str:
+def _row_label(
+    recs: Records,
+    members: np.ndarray,
+    first: Mapping[str, Any],
+    varying: Mapping[str, list[Any]] | None = None,
+) -> str:
     """One label for the settings of one table row (records ``members``: the same
     outcome, a product of parameter values unless Prechelt's), ``first`` the first of
-    them."""
+    them; ``varying``: their :func:`_varying` values, when known."""
     if first["policy"] == PRECHELT:  # criteria differ in kind: list them
         return ", ".join(dict.fromkeys(record_label(recs[int(i)]) for i in members))
-    return setting_label(first["policy"], first["params"], _varying(recs, members))
+    if varying is None:
+        varying = _varying(recs, members)
+    return setting_label(first["policy"], first["params"], varying)
 
 
 class _ParamCodes:
@@ -637,7 +647,7 @@ class _ParamCodes:
             k = number[id(b)]
             idx = np.unravel_index(local, b.sizes)
             chunks.append((len(local), {
-                name: (self._table(k, b, name, a)[np.zeros(len(local), dtype=np.int64)]
+                name: (np.full(len(local), self._table(k, b, name, a)[0])
                        if a == CONST else self._table(k, b, name, a)[idx[a]])
                 for name, a in b.params
             }))  # fmt: skip
@@ -650,6 +660,37 @@ class _ParamCodes:
         if not columns:
             return np.zeros((len(members), 0), dtype=np.int64)
         return np.stack(columns, axis=1)
+
+    def on_axes(self, members: np.ndarray) -> dict[str, list[Any]] | None:
+        """The quick check: when records ``members`` (sorted indices) are of one block
+        and every combination of their axes' entries, each axis's entries every
+        combination of their parameters' values, they are a product: their
+        :func:`_varying` values; else None (they may be a product still)."""
+        parts = list(self.recs.per_block(members))
+        if len(parts) != 1:
+            return None
+        ((b, local),) = parts
+        where = np.unravel_index(local, b.sizes)
+        chosen = [np.flatnonzero(np.bincount(i, minlength=size)).tolist()
+                  for i, size in zip(where, b.sizes, strict=True)]  # fmt: skip
+        if math.prod(len(c) for c in chosen) != len(local):
+            return None
+        varying: dict[str, list[Any]] = {}
+        for a, entries in enumerate(chosen):
+            names = [name for name, source in b.params if source == a]
+            if len(names) > 1 and len(entries) > 1:
+                combos = {tuple(freeze(b.axes[a][j][n]) for n in names) for j in entries}
+                if len(combos) != math.prod(len({c[i] for c in combos})
+                                            for i in range(len(names))):  # fmt: skip
+                    return None
+        for name, a in b.params:  # in record order, as the records would list them
+            if a != CONST and len(chosen[a]) > 1:
+                seen: dict[Hashable, Any] = {}
+                for j in chosen[a]:
+                    seen.setdefault(freeze(b.axes[a][j][name]), b.axes[a][j][name])
+                if len(seen) > 1:
+                    varying[name] = list(seen.values())
+        return varying
 
 
 def _tuple_ids(codes: np.ndarray) -> tuple[np.ndarray, int]:
@@ -717,15 +758,22 @@ def _split(codes: np.ndarray, rows: np.ndarray, cols: list[int]) -> list[np.ndar
     return best
 
 
-def _product_parts(codes_of: _ParamCodes, members: np.ndarray) -> list[np.ndarray]:
+def _product_parts(
+    codes_of: _ParamCodes, members: np.ndarray
+) -> list[tuple[np.ndarray, dict[str, list[Any]] | None]]:
     """Records ``members`` (sorted indices) as the parts that one label each names
-    exactly: each the product of its parameters' values, by first record. Most often
-    one part, found in one check."""
+    exactly: each the product of its parameters' values, by first record, with its
+    :func:`_varying` values when the quick check found them (else None). Most often one
+    part."""
+    varying = codes_of.on_axes(members)
+    if varying is not None:
+        return [(members, varying)]
     codes = codes_of(members)
     if not codes.shape[1] or _is_product(codes):
-        return [members]
+        return [(members, None)]
     parts = _split(codes, np.arange(len(members)), list(range(codes.shape[1])))
-    return sorted((members[np.sort(p)] for p in parts), key=lambda p: int(p[0]))
+    return [(p, None) for p in sorted((members[np.sort(p)] for p in parts),
+                                      key=lambda p: int(p[0]))]  # fmt: skip
 
 
 def _varying(recs: Records, members: np.ndarray) -> dict[str, list[Any]]:
