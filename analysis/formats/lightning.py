@@ -509,12 +509,7 @@ def _check_runs(
     spans = _split_trainings(checks.epoch, [])
     runs = []
     for k, (a, b) in enumerate(spans, 1):
-        own = list(warnings)
-        if len(spans) > 1:
-            own.append(
-                f"{path}: holds {len(spans)} trainings (the epoch column goes back to 0); "
-                f"this is training #{k}"
-            )
+        own = _training_warnings(path, warnings, k, len(spans))
         epochs = checks.epoch[a:b]
         kept = ~_superseded(epochs)
         if not kept.all():
@@ -539,6 +534,16 @@ def _check_runs(
     return runs
 
 
+def _training_warnings(path: Path, warnings: list[str], k: int, n: int) -> list[str]:
+    """The file's warnings for its k-th of n trainings (naming it when there are several)."""
+    own = list(warnings)
+    if n > 1:
+        own.append(
+            f"{path}: holds {n} trainings (the epoch column goes back to 0); this is training #{k}"
+        )
+    return own
+
+
 def _runs(
     path: Path,
     source: str,
@@ -553,12 +558,7 @@ def _runs(
     spans = _split_trainings(epochs, [])
     runs = []
     for k, (a, b) in enumerate(spans, 1):
-        own = list(warnings)
-        if len(spans) > 1:
-            own.append(
-                f"{path}: holds {len(spans)} trainings (the epoch column goes back to 0); "
-                f"this is training #{k}"
-            )
+        own = _training_warnings(path, warnings, k, len(spans))
         metrics, not_logged = frame(path, columns, epochs[a:b], values[a:b], absent[a:b], own)
         suffix = f"#{k}" if len(spans) > 1 else ""
         runs.append(
