@@ -25,7 +25,13 @@ from replay.branch_plan import (
     plan_root,
     settings_for,
 )
-from replay.executor import executor_options, make_executor, require_shared_path, resume_command
+from replay.executor import (
+    JobsInterrupted,
+    executor_options,
+    make_executor,
+    require_shared_path,
+    resume_command,
+)
 
 LIST_SETTINGS = 12
 """Plans and summaries list every setting up to this many; larger grids are summarized."""
@@ -398,7 +404,7 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
                     echo=click.echo)  # fmt: skip
         try:
             tree.grow(runner)
-        except BranchInterrupted as e:
+        except (BranchInterrupted, JobsInterrupted) as e:
             click.echo(f"Interrupted: {e}", err=True)
             sys.exit(130)
         click.echo(render_summary(root, plan, tree), nl=False)

@@ -37,6 +37,7 @@ from analysis.errors import ReplayError
 
 __all__ = [
     "EXECUTORS",
+    "JobsInterrupted",
     "executor_options",
     "Done",
     "ExecutorError",
@@ -54,6 +55,11 @@ HOOK_JOB = "REPLAY_TEST_HOOK_JOB"
 
 class ExecutorError(ReplayError):
     """An executor that cannot run (Ray missing or unreachable, a relative path, ...)."""
+
+
+class JobsInterrupted(ExecutorError):
+    """Ctrl-C while Ray ran the jobs: those still running were stopped (exit status 130,
+    as for an interrupted run in process)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,9 +156,9 @@ class RayExecutor:
                         submit(job)
             return done
         except KeyboardInterrupt:
-            raise ExecutorError(
-                "interrupted; the jobs still running were stopped (each run keeps its "
-                "committed epochs); rerun the same command with --resume"
+            raise JobsInterrupted(
+                "the jobs still running were stopped (each run keeps its committed "
+                "epochs); rerun the same command with --resume"
             ) from None
         finally:
             if self._started:

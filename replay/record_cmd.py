@@ -15,7 +15,13 @@ from typing import Any
 import click
 
 from analysis.errors import ReplayError
-from replay.executor import executor_options, make_executor, require_shared_path, resume_command
+from replay.executor import (
+    JobsInterrupted,
+    executor_options,
+    make_executor,
+    require_shared_path,
+    resume_command,
+)
 
 _TRAINING_OPTIONS = (
     "epochs",
@@ -182,7 +188,7 @@ def record(
             overrides=overrides,
             echo=click.echo,
         )
-    except RunInterrupted as e:
+    except (RunInterrupted, JobsInterrupted) as e:
         click.echo(f"Interrupted: {e}", err=True)
         ctx.exit(130)
     except ReplayError as e:

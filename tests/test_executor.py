@@ -166,6 +166,38 @@ def test_a_killed_branch_is_reported_and_resumes_to_the_same_tree(
         assert values(remote / "branches" / bid) == values(local_tree / "branches" / bid)
 
 
+def test_ctrl_c_on_ray_is_an_interrupt_with_exit_status_130(ray_instance, tmp_path, monkeypatch):
+    """Ctrl-C while the driver waits on Ray stops waiting and says to resume; the command
+    exits 130, as an interrupted run in process does."""
+    import signal
+    import time
+
+    from replay import executor
+
+    def ctrl_c(*_):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, ctrl_c)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
+    began = time.monotonic()
+    try:
+        with pytest.raises(executor.JobsInterrupted, match="rerun the same command with --resume"):
+            executor.RayExecutor().run([executor.Job("sleepy", time.sleep, (3,))])
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - began < 2.5  # it did not wait for the job
+
+    def interrupted(self, jobs, on_done=None):
+        raise executor.JobsInterrupted("the jobs still running were stopped")
+
+    monkeypatch.setattr(executor.RayExecutor, "run", interrupted)
+    result = run("record", "--seeds", "0,1", "--out", tmp_path / "mlp", "--executor", "ray",
+                 *TINY, catch_exceptions=True)  # fmt: skip
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "Interrupted: the jobs still running were stopped"
+
+
 def test_ray_needs_absolute_paths_and_local_stays_the_default(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run("record", "--seeds", "0..1", "--out", "runs/mlp", "--executor", "ray",
