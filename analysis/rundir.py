@@ -20,6 +20,7 @@ nor TensorFlow nor :mod:`replay`.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import math
@@ -647,6 +648,38 @@ def write_manifest(root: Path, manifest: Manifest) -> None:
 # --------------------------------------------------------------------------- reading
 
 
+def has_writer(root: Path) -> bool:
+    """Whether a process holds the run directory's write lock (``replay record``, a
+    ``RecordCallback`` fit, ``replay branch``): a run whose run.json says ``running``
+    while none does stopped without marking itself (Ctrl-C outside the commit, a crash,
+    ``kill -9``). The probe takes a shared lock and drops it at once."""
+    try:
+        fd = os.open(root, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
+STALE = "no process is writing it (it stopped without marking itself: Ctrl-C, a crash, kill -9)"
+
+
+def stopped_unmarked(root: Path | None, status: str) -> bool:
+    """Whether run.json says ``running`` while no process writes the run (:data:`STALE`).
+
+    >>> stopped_unmarked(None, "complete")
+    False
+    """
+    return status == "running" and root is not None and not has_writer(root)
+
+
 def load_run_dir(path: str | os.PathLike[str]) -> RunLog:
     """Load a run directory written by ``replay record`` (run.json + metrics.csv).
 
@@ -701,7 +734,8 @@ def load_run_dir(path: str | os.PathLike[str]) -> RunLog:
             0,
             (
                 f"{root}: the run is incomplete (status {status!r}, {run.n_epochs} epochs "
-                f"committed); results cover those epochs only, {finish}"
+                f"committed){', and ' + STALE if stopped_unmarked(root, status) else ''}; "
+                f"results cover those epochs only, {finish}"
             ),
         )
     recorded = set(run.checkpoints)

@@ -60,7 +60,10 @@ def render_summary(run) -> tuple[str, bool]:
     facts = RunFacts.from_runlog(run)
     lines = [f"{run.name}  ({run.format}: {run.source})"]
     m = run.manifest or {}
-    lines.append(f"epochs: {run.n_epochs}   status: {run.status}")
+    from analysis.rundir import STALE, stopped_unmarked
+
+    stale = f" ({STALE})" if stopped_unmarked(run.root, run.status) else ""
+    lines.append(f"epochs: {run.n_epochs}   status: {run.status}{stale}")
     if run.status in ("running", "interrupted"):
         lines.append(
             f"note: the run is incomplete ({run.status}); its {run.n_epochs} committed epochs "

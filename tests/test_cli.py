@@ -321,3 +321,16 @@ def test_show_draws_a_chart(tmp_path, log):
     result = run("show", log, "--chart", chart)
     assert result.exit_code == 0, result.output
     assert chart.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_show_says_when_a_running_run_has_no_writer(tmp_path):
+    """run.json says running, but no process holds the run's lock: show says it stopped."""
+    root = make_run(tmp_path / "r", n=3, status="running")
+    manifest = json.loads((root / "run.json").read_text())
+    del manifest["shadow"]  # the fixture's stands for no real training
+    (root / "run.json").write_text(json.dumps(manifest))
+    result = run("show", root)
+    assert result.exit_code == 0, result.stderr
+    assert "epochs: 3   status: running (no process is writing it (it stopped without " in (
+        result.stdout
+    )

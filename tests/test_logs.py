@@ -515,12 +515,27 @@ def test_run_dir_loads(tmp_path):
 
 
 def test_run_dir_incomplete_warns(tmp_path):
+    """A run being written (its writer holds the directory's lock) is incomplete; one
+    whose run.json says running while no process holds the lock stopped unmarked."""
+    import fcntl
+    import os
+
     root = make_run(tmp_path / "r", n=2, status="running")
-    run = load_run_dir(root)
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as replay record / RecordCallback
+        run = load_run_dir(root)
+    finally:
+        os.close(fd)
     assert run.status == "running"
     assert run.warnings == [
         f"{root}: the run is incomplete (status 'running', 2 epochs committed); results "
         "cover those epochs only, `replay record --resume` finishes it"
+    ]
+    assert load_run_dir(root).warnings == [
+        f"{root}: the run is incomplete (status 'running', 2 epochs committed), and no "
+        "process is writing it (it stopped without marking itself: Ctrl-C, a crash, kill "
+        "-9); results cover those epochs only, `replay record --resume` finishes it"
     ]
 
 
