@@ -106,7 +106,8 @@ def chart_jobs(result: SweepResult, runs, out: Path) -> list[tuple]:
                 {
                     "oracle_epoch": oracle["oracle_epoch"],
                     "heldout": oracle["heldout"],
-                    "title": f"{facts.name}: where each EarlyStopping setting stops{suffix}",
+                    "title": f"{facts.name}: where each EarlyStopping{_rules(stops)} setting "
+                    f"stops{suffix}",
                     "branches": branches,
                 },
             ),
@@ -125,7 +126,7 @@ def chart_jobs(result: SweepResult, runs, out: Path) -> list[tuple]:
             )
         else:
             job = ("early_stopping_figure", (es_all,),
-                   {"title": f"{facts.name}: EarlyStopping grid"})  # fmt: skip
+                   {"title": f"{facts.name}: EarlyStopping{_rules(es_all)} grid"})  # fmt: skip
         save(job, "early_stopping.png")
         spread = spread_job(es_all, len(runs)) if multi else None
         if spread:
@@ -138,7 +139,7 @@ def chart_jobs(result: SweepResult, runs, out: Path) -> list[tuple]:
                 (lrs,),
                 {
                     "recorded_lr": recorded_lr(facts),
-                    "title": f"{facts.name}: ReduceLROnPlateau schedules{suffix}",
+                    "title": f"{facts.name}: ReduceLROnPlateau{_rules(lrs)} schedules{suffix}",
                 },
             ),
             "lr_schedules.png",
@@ -196,6 +197,14 @@ def chart_jobs(result: SweepResult, runs, out: Path) -> list[tuple]:
     if checkpoints:
         save(checkpoints, "checkpoints.png")
     return jobs
+
+
+def _rules(records) -> str:
+    """`` (lightning dialect)`` for records replayed in another framework's rules than
+    Keras 3's, ``""`` for Keras's (or none)."""
+    first = next(iter(records), None)
+    dialect = first.get("dialect") if first is not None else None
+    return f" ({dialect} dialect)" if dialect and dialect != "keras" else ""
 
 
 def checkpoint_job(mine, run, oracle: Oracle, runs) -> tuple | None:

@@ -244,3 +244,20 @@ def test_pick_in_a_dialect(tmp_path):
     assert "early_stopping (tf-keras dialect)" in result.stdout
     result = invoke("pick", path, "--dialect", "torch", "--threshold-mode", "rel,abs")
     assert error_line(result).startswith("Error: --threshold-mode: pick takes one value")
+
+
+@pytest.mark.parametrize(("dialect", "expected"), [("lightning", " (lightning dialect)"),
+                                                   ("keras", "")])  # fmt: skip
+def test_chart_titles_name_the_dialect(tmp_path, dialect, expected):
+    """A chart of settings replayed in another framework's rules says whose."""
+    from analysis.formats import load_logs
+    from replay.charting import chart_jobs
+    from replay.sweep import Grid, sweep
+
+    logs = load_logs(str(Path(__file__).parent / "data" / "formats" / "lightning" /
+                         "val_check_interval"))  # fmt: skip
+    grid = Grid.from_options(patience=(1, 2, 3), dialect=dialect)
+    titles = {path.name: kwargs["title"]
+              for _, _, kwargs, path in chart_jobs(sweep(logs, grid), logs, tmp_path)}  # fmt: skip
+    assert titles["curves.png"] == f"version_0: where each EarlyStopping{expected} setting stops"
+    assert titles["early_stopping.png"] == f"version_0: EarlyStopping{expected} grid"
