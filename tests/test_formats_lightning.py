@@ -299,3 +299,18 @@ def test_one_validation_per_epoch_is_no_check_row(tmp_path):
     run = load_run(write(tmp_path, "epoch,step,val_loss\n0,9,0.5\n0,9,0.5\n1,19,0.4\n"))
     assert run.values("val_loss") == [0.5, 0.4]
     assert "several times per epoch" not in "\n".join(run.warnings)
+
+
+def test_a_training_without_validation_beside_one_with_checks(tmp_path):
+    """Found by tests/test_fuzz_formats.py: the file's second training never validated;
+    its rows are its epochs, with no note about checks (was: a crash)."""
+    text = (
+        "epoch,step,train_loss_epoch,val_loss\n0,4,,0.9\n0,9,,0.8\n0,9,0.85,\n1,14,,0.7\n"
+        "1,19,,0.6\n1,19,0.75,\n0,9,0.7,\n1,19,0.6,\n"
+    )
+    p = write(tmp_path, text)
+    first, second = load_logs(p)
+    assert first.values("val_loss") == [0.9, 0.8, 0.7, 0.6]
+    assert second.values("loss") == [0.7, 0.6]
+    assert "several times per epoch" in "\n".join(first.warnings)
+    assert "several times per epoch" not in "\n".join(second.warnings)

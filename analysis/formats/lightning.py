@@ -464,11 +464,14 @@ def _checks(
     )
 
 
-def _check_note(path: Path, checks: _Checks, rows: np.ndarray) -> str:
-    """The warning that says the rows are validation checks, and where each one was."""
+def _check_note(path: Path, checks: _Checks, rows: np.ndarray) -> str | None:
+    """The warning that says the rows are validation checks, and where each one was; None
+    for a training of the file that never validated (its rows are its epochs)."""
     block = checks.block[rows]
     epoch = checks.epoch[block]
     validated = checks.validated[rows]
+    if not validated.any():
+        return None
     epochs = np.unique(epoch[validated])
     counts = [int(((epoch == e) & validated).sum()) for e in epochs.tolist()]
     if len(set(counts)) == 1:
@@ -523,7 +526,9 @@ def _check_runs(
                 f"{path}: {_epochs_phrase(missing)} missing (no rows logged); the rows "
                 f"(checks) go on without {'it' if len(missing) == 1 else 'them'}"
             )
-        own.append(_check_note(path, checks, rows))
+        note = _check_note(path, checks, rows)
+        if note:
+            own.append(note)
         metrics, not_logged = frame(
             path, columns, np.arange(len(rows)), values[rows], absent[rows], own
         )
