@@ -295,26 +295,47 @@ def _render(job: tuple) -> None:
     charts.save_figure(getattr(charts, name)(*args, **kwargs), path)
 
 
+#: Libraries whose threads make a fork unsafe (a lock held by one of them stays held in
+#: the child forever): a process that has loaded one draws in process. ``replay sweep``
+#: loads none; a Python session or a test process may have.
+_FORK_UNSAFE = ("tensorflow", "ray", "grpc", "torch")
+
+
 def _render_all(jobs: list[tuple]) -> None:
     """Render the charts, two at a time in forked workers where the machine has 2+ cores.
 
     Drawing is CPU-bound matplotlib work; forking after matplotlib is imported
-    costs a few milliseconds and halves the wall time on two cores.
+    costs a few milliseconds and halves the wall time on two cores. Where forking is
+    unsafe (:data:`_FORK_UNSAFE`) or a worker dies, the charts are drawn in process: a
+    worker's death never leaves the command waiting (a ``multiprocessing.Pool`` would
+    wait forever).
     """
     import multiprocessing
+    import sys
 
     workers = min(len(jobs), os.cpu_count() or 1, 4)
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if (
+        workers < 2
+        or "fork" not in multiprocessing.get_all_start_methods()
+        or any(name in sys.modules for name in _FORK_UNSAFE)
+    ):
         for job in jobs:
             _render(job)
         return
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     # Import what drawing needs once, before forking, so workers don't each import it.
     import matplotlib.backends.backend_agg  # noqa: F401
     import matplotlib.collections  # noqa: F401
     import matplotlib.figure  # noqa: F401
 
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        pool.map(_render, jobs, chunksize=1)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            list(pool.map(_render, jobs))
+    except BrokenProcessPool:  # a worker died (killed, crashed): draw them here
+        for job in jobs:
+            _render(job)
 
 
 def _mean(values):

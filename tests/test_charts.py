@@ -821,3 +821,44 @@ def test_run_names_are_titles_never_file_names(tmp_path, name):
         assert png_bytes(fig).startswith(PNG_MAGIC)  # "$...$" is text, not mathtext
     assert draw_sweep_charts(result, [run], out) == names
     assert sorted(p.name for p in out.iterdir()) == sorted(names)
+
+
+def test_a_chart_worker_that_dies_does_not_hang_the_command(tmp_path):
+    """A forked drawing worker that dies (killed, crashed) leaves nothing waiting: the
+    charts are drawn in process instead (a multiprocessing.Pool would wait forever).
+    Run in a fresh interpreter, which has loaded nothing that makes forking unsafe."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "import replay.charting as c\n"
+        "parent, out = os.getpid(), Path(sys.argv[1])\n"
+        "def render(job):\n"
+        "    if os.getpid() != parent:\n"
+        "        os._exit(1)  # a worker dies\n"
+        "    (out / job).write_text('drawn')\n"
+        "c._render = render\n"
+        "c._render_all(['a.png', 'b.png', 'c.png'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], timeout=120,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "c.png"]
+
+
+def test_charts_are_drawn_in_process_where_forking_is_unsafe(monkeypatch):
+    """With a thread-heavy library loaded (TensorFlow, Ray, gRPC), nothing is forked."""
+    import concurrent.futures
+    import sys
+    import types
+
+    from replay import charting
+
+    drawn = []
+    monkeypatch.setitem(sys.modules, "ray", types.ModuleType("ray"))
+    monkeypatch.setattr(charting, "_render", drawn.append)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", None)  # any use fails
+    charting._render_all(["a", "b"])
+    assert drawn == ["a", "b"]
