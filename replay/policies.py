@@ -410,6 +410,25 @@ def check_plateau(
     return factor, _check_int("patience", patience), _check_int("cooldown", cooldown)
 
 
+def check_rates(initial_lr: object, min_lr: object) -> tuple[float, float]:
+    """The checked ``(initial_lr, min_lr)`` of a ReduceLROnPlateau: finite, the initial
+    rate > 0, the floor >= 0.
+
+    >>> check_rates(1e-3, 0)
+    (0.001, 0.0)
+
+    Raises:
+        PolicyError: either is not finite, ``min_lr`` < 0 or ``initial_lr`` <= 0.
+    """
+    min_lr = _check_finite("min_lr", min_lr)
+    if min_lr < 0:
+        raise PolicyError(f"min_lr cannot be negative but got {min_lr}.")
+    initial_lr = _check_finite("initial_lr", initial_lr)
+    if initial_lr <= 0:
+        raise PolicyError(f"initial_lr must be > 0 but got {initial_lr}.")
+    return initial_lr, min_lr
+
+
 class PlateauTrace:
     """The improvement flags of ``ReduceLROnPlateau`` over one curve.
 
@@ -450,12 +469,7 @@ class PlateauTrace:
     ) -> PlateauResult:
         """Return the schedule for one setting."""
         factor, patience, cooldown = check_plateau(factor, patience, cooldown)
-        min_lr = _check_finite("min_lr", min_lr)
-        if min_lr < 0:
-            raise PolicyError(f"min_lr cannot be negative but got {min_lr}.")
-        initial_lr = _check_finite("initial_lr", initial_lr)
-        if initial_lr <= 0:
-            raise PolicyError(f"initial_lr must be > 0 but got {initial_lr}.")
+        initial_lr, min_lr = check_rates(initial_lr, min_lr)
 
         lr = float(np.float32(initial_lr))
         min_lr32 = float(np.float32(min_lr))

@@ -59,7 +59,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from replay.dialects._common import check_finite, check_int, parse_version, plain_values
-from replay.policies import EarlyStoppingResult, PlateauResult, PolicyError, check_plateau
+from replay.policies import (
+    EarlyStoppingResult,
+    PlateauResult,
+    PolicyError,
+    check_plateau,
+    check_rates,
+)
 
 __all__ = ["VERSIONS", "early_stopping", "early_stopping_mode", "plateau_mode",
            "reduce_lr_on_plateau"]  # fmt: skip
@@ -234,12 +240,7 @@ def reduce_lr_on_plateau(
     direction = plateau_mode(monitor, mode)
     factor, patience, cooldown = check_plateau(factor, patience, cooldown, framework="tf.keras")
     min_delta = check_finite("min_delta", min_delta)
-    min_lr = check_finite("min_lr", min_lr)
-    if min_lr < 0:
-        raise PolicyError(f"min_lr cannot be negative but got {min_lr}.")
-    initial_lr = check_finite("initial_lr", initial_lr)
-    if initial_lr <= 0:
-        raise PolicyError(f"initial_lr must be > 0 but got {initial_lr}.")
+    initial_lr, min_lr = check_rates(initial_lr, min_lr)
     if numpy_major not in (1, 2):
         raise PolicyError(f"numpy_major must be 1 or 2 but got {numpy_major!r}.")
     curve = plain_values(values)
