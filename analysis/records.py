@@ -218,17 +218,10 @@ class DialectPlateauRecord(PlateauRecord, DialectFields):
     """A ReduceLROnPlateau record in a non-Keras dialect: Keras's fields, then the dialect's."""
 
 
-class CombinedParams(TypedDict):
+class CombinedParams(EarlyStoppingParams):
     """EarlyStopping's parameters, then ReduceLROnPlateau's (its patience and min_delta
     as ``lr_patience`` / ``lr_min_delta``, as the command line names them)."""
 
-    monitor: str
-    mode: Mode
-    min_delta: float
-    patience: int
-    baseline: float | None
-    restore_best_weights: bool
-    start_from_epoch: int
     factor: float
     lr_patience: int
     lr_min_delta: float
