@@ -337,6 +337,40 @@ def _decode(raw: bytes, path: Path) -> str:
         ) from None
 
 
+def csv_rows(
+    text: str, path: Path, sep: str = ",", *, split_on_header: bool = False
+) -> tuple[list[str] | None, list[list[str]], list[int], list[int]]:
+    """``(header, rows, line numbers, boundaries)`` of CSV ``text``: blank lines skipped,
+    the first row the header (None when there is none); with ``split_on_header`` a row
+    equal to the header (files of several trainings joined with their headers) is no row
+    but a boundary: the index of the row after it.
+
+    Raises:
+        BadLog: a line that is not valid CSV, named by its number.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    boundaries: list[int] = []
+    try:
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if header is None:
+                header = row
+            elif split_on_header and row == header:
+                boundaries.append(len(rows))
+            else:
+                rows.append(row)
+                lines.append(reader.line_num)
+    except csv.Error as e:
+        raise BadLog(
+            f"{path}: line {reader.line_num} is not valid CSV ({e}); fix or remove that line"
+        ) from None
+    return header, rows, lines, boundaries
+
+
 def _detect_separator(header: str, path: Path) -> str:
     best: tuple[int, str] | None = None
     for sep in _SEPARATORS:
@@ -392,30 +426,10 @@ def _parse_csv_text(text: str, path: Path) -> list[_Training]:
         )
     header_line = next(ln for ln in io.StringIO(text, newline=None) if ln.strip()).rstrip("\n")
     sep = _detect_separator(header_line, path)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
     unterminated = not text.endswith(("\n", "\r"))
     # The physical line number of the last line (csv counts \r\n as one break).
     last_line = text.count("\n") + 1 if unterminated else -1
-    boundaries: list[int] = []  # row indices after a repeated header line
-    try:
-        header: list[str] | None = None
-        rows: list[list[str]] = []
-        line_nums: list[int] = []
-        for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if header is None:
-                header = row
-                continue
-            if row == header:  # files of several trainings joined with their headers
-                boundaries.append(len(rows))
-                continue
-            rows.append(row)
-            line_nums.append(reader.line_num)
-    except csv.Error as e:
-        raise BadLog(
-            f"{path}: line {reader.line_num} is not valid CSV ({e}); fix or remove that line"
-        ) from None
+    header, rows, line_nums, boundaries = csv_rows(text, path, sep, split_on_header=True)
     names = [n.strip() for n in header or []]
     if "epoch" not in names:
         raise BadLog(

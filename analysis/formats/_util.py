@@ -7,7 +7,6 @@ file; the readers add what is particular to their format.
 from __future__ import annotations
 
 import csv
-import io
 import math
 import re
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import BadLog, LogNotFound
-from analysis.logs import _build, _decode
+from analysis.logs import _build, _decode, csv_rows
 
 __all__ = [
     "CsvTable",
@@ -119,23 +118,8 @@ def read_csv(path: Path, what: str) -> CsvTable:
     text = read_text(path)
     if not text.strip():
         raise BadLog(f"{path}: empty file; expected {what} and one row per epoch")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header: list[str] | None = None
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    try:
-        for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if header is None:
-                header = [c.strip() for c in row]
-                continue
-            rows.append(row)
-            lines.append(reader.line_num)
-    except csv.Error as e:
-        raise BadLog(
-            f"{path}: line {reader.line_num} is not valid CSV ({e}); fix or remove that line"
-        ) from None
+    raw, rows, lines, _ = csv_rows(text, path)
+    header = None if raw is None else [c.strip() for c in raw]
     if header is None:  # only blank rows, e.g. one quoted newline
         raise BadLog(f"{path}: no header line; expected {what} and one row per epoch")
     for k, name in enumerate(header):
