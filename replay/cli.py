@@ -344,18 +344,9 @@ def _check_out_dir(out: Path | None, force: bool, fmt: str = "table") -> None:
                 f"cannot create the default results folder in {where.resolve()}; pass --out DIR."
             )
         return
-    if out.exists() and not out.is_dir():
-        raise ReplayError(f"--out {out}: exists and is not a directory; choose another path.")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise ReplayError(
-            f"--out {out}: directory exists and is not empty; pass --force to overwrite "
-            "its results, or choose another directory."
-        )
-    parent = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
-    if not parent.is_dir():
-        raise ReplayError(f"--out {out}: {parent} is not a directory; choose another path.")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ReplayError(f"--out {out}: {parent} is not writable; choose another directory.")
+    from replay.report import check_output_dir
+
+    check_output_dir(out, "--out", force, "overwrite its results")
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)

@@ -127,15 +127,9 @@ def check_dir(path: Path, force: bool, out: Path | None = None, n_sessions: int 
     one of the ``n_sessions`` sessions. ``out`` (``--out``) may hold the folder but not
     be it or lie inside it.
     """
-    if path.exists() and not path.is_dir():
-        raise ReplayError(
-            f"--tensorboard {path}: exists and is not a directory; choose another path."
-        )
-    if path.is_dir() and any(path.iterdir()) and not force:
-        raise ReplayError(
-            f"--tensorboard {path}: directory exists and is not empty; pass --force to replace "
-            "the experiment written there, or choose another directory."
-        )
+    from replay.report import check_output_dir
+
+    check_output_dir(path, "--tensorboard", force, "replace the experiment written there")
     if out is not None:
         here, there = path.resolve(), out.resolve()
         if here == there or here in there.parents:
@@ -143,17 +137,8 @@ def check_dir(path: Path, force: bool, out: Path | None = None, n_sessions: int 
                 f"--tensorboard {path}: holds the --out directory {out}; give it a folder "
                 "of its own (inside --out is fine)."
             )
-    parent = path if path.exists() else next((p for p in path.parents if p.exists()), Path("."))
-    if not parent.is_dir():
-        raise ReplayError(
-            f"--tensorboard {path}: {parent} is not a directory; choose another path."
-        )
     if path.is_dir():
         _check_names(path, session_names(n_sessions))
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ReplayError(
-            f"--tensorboard {path}: {parent} is not writable; choose another directory."
-        )
 
 
 # ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import io
 import itertools
 import json
 import math
+import os
 import re
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from json.encoder import encode_basestring_ascii as _encode_string  # json.dumps's own
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
+from analysis.errors import ReplayError
 from analysis.names import is_accuracy
 from analysis.records import (
     BOOTSTRAP_RESAMPLES,
@@ -160,6 +162,25 @@ def write_json(records: Iterable[Record], *outs: TextIO) -> None:
 def _write(outs: Sequence[TextIO], text: str) -> None:
     for out in outs:
         out.write(text)
+
+
+def check_output_dir(path: Path, option: str, force: bool, forced: str) -> None:
+    """Refuse ``path`` as the output directory of ``option`` before any work: a file, a
+    non-empty directory without ``force`` (``forced`` says what --force does there), a
+    place that is not a directory or not writable. Nothing is created.
+    """
+    if path.exists() and not path.is_dir():
+        raise ReplayError(f"{option} {path}: exists and is not a directory; choose another path.")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise ReplayError(
+            f"{option} {path}: directory exists and is not empty; pass --force to {forced}, "
+            "or choose another directory."
+        )
+    parent = path if path.exists() else next((p for p in path.parents if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise ReplayError(f"{option} {path}: {parent} is not a directory; choose another path.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ReplayError(f"{option} {path}: {parent} is not writable; choose another directory.")
 
 
 def atomic_text(path: Path):
