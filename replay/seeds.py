@@ -76,7 +76,8 @@ def check_folder(out: Path, *, force: bool, resume: bool) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class SeedResult:
-    """What one seed job did: its run's status, epochs in all and trained now, seconds."""
+    """What one seed job did: its run's status, epochs in all and trained now, and the
+    last epoch's val_loss."""
 
     status: str
     epochs: int
@@ -100,7 +101,7 @@ def record_one(
     seed's folder; a Ray task prints nothing (its line comes from the driver).
     """
     from analysis.rundir import read_manifest
-    from replay.record import record
+    from replay.record import read_rows, record
 
     before = 0
     if resume and (out / MANIFEST).is_file():
@@ -116,8 +117,6 @@ def record_one(
     final = record(out, config, data=data, resume=resume, force=force, quiet=True,
                    overrides=overrides, argv=argv, echo=echo)  # fmt: skip
     epochs = len(final.get("epochs") or [])
-    from replay.record import read_rows
-
     rows = read_rows(out / "metrics.csv")
     last = {"val_loss": rows[-1]["val_loss"]} if rows else {}
     return SeedResult(final.get("status", "?"), epochs, epochs - before, last)
