@@ -2,7 +2,7 @@
 
 ``replay sweep`` produces one record per (run, policy, setting) and one oracle per (run,
 monitor); docs/sweep-output.md describes every field. This module declares them for
-every module that builds or reads them (``replay/sweep.py`` builds them, kept compact
+every module that builds or reads them (``replay/sweeping.py`` builds them, kept compact
 by ``replay/blocks.py``; ``replay/report.py``, ``replay/charting.py``,
 ``analysis/chartdata.py`` and ``analysis/charts.py`` read them):
 

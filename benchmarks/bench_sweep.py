@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from replay.sweep import Grid, RunFacts, sweep  # noqa: E402
+from replay.sweeping import Grid, RunFacts, sweep  # noqa: E402
 
 SAMPLE = ROOT / "sample_logs" / "mnist-mlp"
 # (settings, grid options): EarlyStopping over the sample's 30 epochs, restore both ways.

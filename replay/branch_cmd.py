@@ -81,7 +81,7 @@ class RootRun:
 
 
 def build_plan(root: RootRun, grid) -> RootPlan:
-    """The plan for ``grid`` (a :class:`replay.sweep.Grid`) on ``root``.
+    """The plan for ``grid`` (a :class:`replay.sweeping.Grid`) on ``root``.
 
     Raises:
         BranchPlanError: a monitor the run lacks (or that a callback cannot watch), an
@@ -371,7 +371,7 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
           replay branch runs/mnist-mlp --patience 3..10 --resume -y   # after Ctrl-C
           replay branch /shared/runs/mlp --patience 3..10 -y --executor ray
         """
-        from replay.sweep import Grid
+        from replay.sweeping import Grid
 
         runner = make_executor(executor, address)
         require_shared_path(executor, run, "RUN")

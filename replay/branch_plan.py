@@ -18,7 +18,7 @@ Everything here is pure (floats in, frozen dataclasses out; no TensorFlow, no fi
 so the tree's rules are table tests and planning 1,000 settings takes milliseconds:
 
 - :class:`Setting` (a :class:`Plateau`, and a :class:`Stopping` for the combined
-  policy) and :func:`settings_for` (a :class:`replay.sweep.Grid`'s settings);
+  policy) and :func:`settings_for` (a :class:`replay.sweeping.Grid`'s settings);
 - :func:`plan_root`: where each setting leaves the recorded run, the first-level
   branches, and bounds on the epochs the tree trains (:class:`RootPlan`);
 - :func:`step`: the adaptive rule after one epoch of a branch (:class:`Step`);
@@ -169,7 +169,7 @@ class Setting:
 
 
 def settings_for(grid, monitors: Sequence[str]) -> list[Setting]:
-    """Every setting of ``grid`` (a :class:`replay.sweep.Grid`) for ``monitors``, in grid order.
+    """Every setting of ``grid`` (a :class:`replay.sweeping.Grid`) for ``monitors``, in grid order.
 
     ``grid.policies`` must be among :data:`BRANCH_POLICIES`. The combined policy is the
     product of the EarlyStopping grid (``patience``, ``min_delta``, ``baseline``,

@@ -136,7 +136,7 @@ def follow(decide, root: RunLog, branches: Sequence[Branch], max_depth: int = 10
 
 
 def _walk(decide, root: RunLog, branches: Sequence[Branch], max_depth: int) -> Coverage:
-    from replay.sweep import counterfactual_from
+    from replay.sweeping import counterfactual_from
 
     node, walked = root, []
     node_dir = _resolved(root.root) if root.root is not None else None

@@ -22,7 +22,7 @@ from analysis.records import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from replay.sweep import SweepResult
+    from replay.sweeping import SweepResult
 
 __all__ = ["MAX_CHART_SETTINGS", "chart_refusal", "draw_run_chart", "draw_sweep_charts"]
 
@@ -76,7 +76,7 @@ def chart_jobs(result: SweepResult, runs, out: Path) -> list[tuple]:
     import matplotlib
 
     matplotlib.use("Agg")
-    from replay.sweep import recorded_lr
+    from replay.sweeping import recorded_lr
 
     multi = len(runs) > 1
     monitor = result.oracles[0]["monitor"] if result.oracles else None
@@ -349,7 +349,7 @@ def draw_run_chart(run, path: Path) -> None:
 
     matplotlib.use("Agg")
     from analysis import charts
-    from replay.sweep import RunFacts
+    from replay.sweeping import RunFacts
 
     facts = RunFacts.from_runlog(run)
     monitor = "val_loss" if "val_loss" in facts.metrics else facts.columns[0]

@@ -4,7 +4,7 @@ Library code raises :class:`analysis.errors.ReplayError` (of which
 :class:`replay.policies.PolicyError` and :class:`replay.grid.GridError` are kinds);
 only :class:`ReplayGroup` turns them into one-line ``Error: ...`` messages. The rules
 about values (defaults, fallbacks between options, ranges) live in
-:class:`replay.sweep.Grid`. Nothing here imports TensorFlow: ``replay record`` imports
+:class:`replay.sweeping.Grid`. Nothing here imports TensorFlow: ``replay record`` imports
 it inside its own function.
 """
 
@@ -131,7 +131,7 @@ def _yes_no_both(ctx, param, value):
 
 
 def _grid_options(*, single: bool = False):
-    """The options of a :class:`replay.sweep.Grid`, named as its fields: ranges for
+    """The options of a :class:`replay.sweeping.Grid`, named as its fields: ranges for
     sweep, one value each for pick (``single``)."""
 
     def grid(flag: str, help: str, **rules):  # a grid option: ranges, or one value
@@ -394,8 +394,8 @@ def sweep(runs, fmt, out, no_charts, force, tensorboard, max_settings, **opts):
       replay sweep RUN --patience 3..10 --tensorboard tb/sweep   # tensorboard --logdir tb/sweep
     """
     from replay.report import atomic_text, render_table, write_csv, write_json
-    from replay.sweep import Grid, check_shadow
-    from replay.sweep import sweep as run_sweep
+    from replay.sweeping import Grid, check_shadow
+    from replay.sweeping import sweep as run_sweep
 
     grid = Grid.from_options(**opts)
     loaded = _load_runs(runs, echo=False)  # warned below, with what the sweep adds
@@ -507,8 +507,8 @@ def pick(run, copy_to, **opts):
     """
     from analysis.errors import CheckpointUnavailable
     from analysis.logs import checkpoint_path
-    from replay.sweep import Grid
-    from replay.sweep import sweep as run_sweep
+    from replay.sweeping import Grid
+    from replay.sweeping import sweep as run_sweep
 
     grid = Grid.for_pick(**opts)
     if copy_to is not None and copy_to.exists():

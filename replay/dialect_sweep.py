@@ -1,5 +1,5 @@
 """Sweeps in another framework's dialect (``--dialect``): the rules of
-:mod:`replay.dialects` applied to a :class:`replay.sweep.Grid`.
+:mod:`replay.dialects` applied to a :class:`replay.sweeping.Grid`.
 
 Each dialect maps onto the sweep's policies: ``early_stopping`` is tf.keras's,
 Lightning's, Hugging Face's or Ultralytics's EarlyStopping, ``reduce_lr_on_plateau``
@@ -7,7 +7,7 @@ tf.keras's or torch's ReduceLROnPlateau (:data:`DIALECT_POLICIES`). Their record
 ready-made (one per setting) and end with ``dialect`` and ``dialect_versions``; their
 params are Keras's, in Keras's order (a parameter the framework lacks at the value that
 means "off"), then the dialect's own (:data:`EXTRA_PARAMS`). Keras (the default) is
-:mod:`replay.sweep` itself and its records have neither field.
+:mod:`replay.sweeping` itself and its records have neither field.
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ def sweep_dialect_plateau(ctx, values, grid, initial, recorded, scale, min_lrs) 
     ready-made records; ``initial``, ``recorded``, ``scale`` and ``min_lrs`` as the Keras
     sweep finds them. Branches are not consulted: a schedule the run did not follow is unknown."""
     from replay.dialects import tf_keras, torch
-    from replay.sweep import counterfactual_from
+    from replay.sweeping import counterfactual_from
 
     torch_dialect = grid.dialect == "torch"
     deltas = (grid.threshold or (1e-4,)) if torch_dialect else grid.lr_min_delta

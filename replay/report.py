@@ -55,7 +55,7 @@ from analysis.records import (
 from replay.blocks import CONST, Block, Records
 
 if TYPE_CHECKING:  # pragma: no cover
-    from replay.sweep import SweepResult
+    from replay.sweeping import SweepResult
 
 __all__ = [
     "atomic_text",

@@ -31,7 +31,7 @@ from replay.branch_plan import (
     step,
     stopped,
 )
-from replay.sweep import Grid
+from replay.sweeping import Grid
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_logs" / "mnist-mlp"

@@ -692,7 +692,7 @@ def test_r2_sweep_tradeoff_is_higher_is_better_with_the_right_front(tmp_path):
     # val_r2_score is maximized (Keras's R2Score); the old name guess said "lower".
     from analysis.logs import load_run
     from replay.charting import chart_jobs
-    from replay.sweep import Grid, sweep
+    from replay.sweeping import Grid, sweep
 
     val = [0.50, 0.60, 0.70, 0.68, 0.72, 0.71, 0.69, 0.67, 0.66, 0.65]
     test = [0.48, 0.58, 0.69, 0.70, 0.71, 0.69, 0.68, 0.66, 0.65, 0.64]
@@ -780,7 +780,7 @@ def test_lr_schedules_figure_says_which_scale(scales, ylabel):
 
 def test_sweep_of_a_log_without_learning_rate_charts_multiples_of_the_initial_rate(tmp_path):
     from replay.charting import chart_jobs
-    from replay.sweep import Grid, RunFacts, sweep
+    from replay.sweeping import Grid, RunFacts, sweep
 
     val = [0.5, 0.4, 0.41, 0.42, 0.43, 0.44]
     facts = RunFacts("r", "r.csv", {"val_loss": val}, ["val_loss"], len(val))
@@ -801,7 +801,7 @@ def test_run_names_are_titles_never_file_names(tmp_path, name):
 
     from analysis.logs import load_run
     from replay.charting import chart_jobs, draw_sweep_charts
-    from replay.sweep import Grid, sweep
+    from replay.sweeping import Grid, sweep
 
     rows = ["epoch,loss,val_loss,test_loss,learning_rate"]
     rows += [f"{e},{1 / (e + 1)},{v},{v + 0.01},0.001"

@@ -19,7 +19,7 @@ from test_sweep_branches import BRANCH_TEST, BRANCH_VAL, csv, make_tree
 from analysis import chartdata, charts
 from analysis.formats import load_run
 from replay.charting import chart_jobs, draw_sweep_charts
-from replay.sweep import Grid, sweep
+from replay.sweeping import Grid, sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIRST = "b001-e04-lr0.0005"

@@ -20,7 +20,7 @@ from analysis.chartdata import checkpoint_label, checkpoint_rows
 from analysis.formats import load_run
 from replay.charting import chart_jobs
 from replay.report import render_checkpoint_aggregate
-from replay.sweep import Grid, sweep
+from replay.sweeping import Grid, sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 VAL = [1.0, 0.5, 0.6, 0.7, 0.4, 0.45]

@@ -252,7 +252,7 @@ def test_chart_titles_name_the_dialect(tmp_path, dialect, expected):
     """A chart of settings replayed in another framework's rules says whose."""
     from analysis.formats import load_logs
     from replay.charting import chart_jobs
-    from replay.sweep import Grid, sweep
+    from replay.sweeping import Grid, sweep
 
     logs = load_logs(str(Path(__file__).parent / "data" / "formats" / "lightning" /
                          "val_check_interval"))  # fmt: skip

@@ -5,7 +5,7 @@ import pytest
 from analysis.errors import ReplayError
 from replay.grid import GridError, parse_values
 from replay.policies import PolicyError
-from replay.sweep import DEFAULT_GRID, Grid
+from replay.sweeping import DEFAULT_GRID, Grid
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ from replay.policies import (
     prechelt,
     reduce_lr_on_plateau,
 )
-from replay.sweep import Grid, sweep
+from replay.sweeping import Grid, sweep
 
 DATA = Path(__file__).parent / "data"
 RUN = DATA / "fuzz" / "run"  # a real recorded run, 12 epochs, published without checkpoints

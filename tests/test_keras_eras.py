@@ -37,7 +37,7 @@ from analysis.lr_reading import AFTER, DURING
 from replay.cli import cli
 from replay.lr_alignment import align_lr
 from replay.policies import reduce_lr_on_plateau
-from replay.sweep import Grid, sweep
+from replay.sweeping import Grid, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,7 +18,7 @@ from analysis.records import DialectModelCheckpointRecord, ModelCheckpointRecord
 from replay.cli import cli
 from replay.dialects.model_checkpoint import VERSIONS, model_checkpoint
 from replay.grid import GridError
-from replay.sweep import Grid
+from replay.sweeping import Grid
 
 # val_loss improves at 0, 1 and 4; test_loss is best at 4.
 VAL = [1.0, 0.5, 0.6, 0.7, 0.4, 0.45]

@@ -9,7 +9,7 @@ import pytest
 
 from analysis import records
 from analysis.records import setting_label, varying_values
-from replay.sweep import Grid, RunFacts, sweep
+from replay.sweeping import Grid, RunFacts, sweep
 
 VAL = [0.50, 0.40, 0.35, 0.36, 0.34, 0.37, 0.38, 0.39, 0.40, 0.41]
 TEST = [0.52, 0.41, 0.36, 0.35, 0.36, 0.38, 0.39, 0.40, 0.41, 0.43]

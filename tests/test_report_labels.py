@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from replay.blocks import Block, Records
 from replay.report import _stop_rows, render_table
-from replay.sweep import Grid, RunFacts, sweep
+from replay.sweeping import Grid, RunFacts, sweep
 
 # A setting as a label shows it: (patience, min_delta, baseline, start, restore).
 Key = tuple[int, str, str, int, bool]

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from analysis.errors import MissingMetric
 from replay.policies import early_stopping, reduce_lr_on_plateau
-from replay.sweep import (
+from replay.sweeping import (
     Grid,
     GridTooLarge,
     RunFacts,

@@ -16,7 +16,7 @@ from conftest import f32, make_run
 
 from analysis.formats import load_run
 from analysis.rundir import checkpoint_relpath
-from replay.sweep import Grid, sweep
+from replay.sweeping import Grid, sweep
 
 VAL = [0.50, 0.40, 0.35, 0.36, 0.34, 0.37, 0.38, 0.39]
 TEST = [0.52, 0.41, 0.36, 0.35, 0.36, 0.38, 0.39, 0.40]
