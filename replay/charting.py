@@ -24,7 +24,13 @@ from analysis.records import (
 if TYPE_CHECKING:  # pragma: no cover
     from replay.sweeping import SweepResult
 
-__all__ = ["MAX_CHART_SETTINGS", "chart_refusal", "draw_run_chart", "draw_sweep_charts"]
+__all__ = [
+    "MAX_CHART_SETTINGS",
+    "chart_refusal",
+    "draw_run_chart",
+    "draw_sweep_charts",
+    "run_figure",
+]
 
 #: Sweeps whose charts would show more settings than this draw none (a note says so):
 #: such a chart is a blur of points, and drawing it takes minutes.
@@ -345,6 +351,13 @@ def _mean(values):
 
 def draw_run_chart(run, path: Path) -> None:
     """The recorded curves of one log (``replay show --chart``), no policy marks."""
+    from analysis import charts
+
+    charts.save_figure(run_figure(run), path)
+
+
+def run_figure(run):
+    """The recorded curves of one log as a matplotlib Figure, no policy marks."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -354,7 +367,6 @@ def draw_run_chart(run, path: Path) -> None:
     facts = RunFacts.from_runlog(run)
     monitor = "val_loss" if "val_loss" in facts.metrics else facts.columns[0]
     heldout = facts.heldout_for(monitor)
-    fig = charts.curves_figure(
+    return charts.curves_figure(
         run.metrics, monitor, [], oracle_epoch=None, heldout=heldout, title=f"{run.name}"
     )
-    charts.save_figure(fig, path)

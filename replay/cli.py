@@ -53,21 +53,6 @@ def cli() -> None:
     """
 
 
-def _load_runs(paths, *, echo: bool = True):
-    """Every training in every log of ``paths``, with names that tell them apart.
-
-    A log that holds several trainings gives several runs (``LOG#N`` picks one).
-    """
-    from analysis.formats import load_logs, unique_names
-
-    runs = [run for p in paths for run in load_logs(p)]
-    unique_names(runs)
-    if echo:
-        for w in dict.fromkeys(w for run in runs for w in run.warnings):
-            click.echo(f"warning: {w}", err=True)
-    return runs
-
-
 # ----------------------------------------------------------------------------------
 # Grid options, shared by sweep (ranges) and pick (single values).
 
@@ -271,26 +256,6 @@ def _dialect_options(*, single: bool = False):
     return decorate
 
 
-def _choose_dialect(runs, grid, opts: dict, build) -> object:
-    """``grid``, or ``build(**opts)`` in the framework's own dialect when --dialect was
-    not given and every run is a log of one framework
-    (:func:`replay.dialect_sweep.dialect_for_runs`); the notes go to stderr."""
-    from replay.dialect_sweep import dialect_for_runs
-
-    if opts.get("dialect") is not None:
-        return grid
-    monitors = tuple(m for run in runs for m in grid.monitors_of(run))
-    dialect, notes = dialect_for_runs(runs, None, monitors)
-    if dialect != "keras":
-        try:
-            grid = build(**{**opts, "dialect": dialect})
-        except ReplayError as e:
-            notes = [f"{e} (in the {dialect} dialect); replayed in the keras dialect instead."]
-    for note in notes:
-        click.echo(f"note: {note}", err=True)
-    return grid
-
-
 def _format_option(func):
     return click.option(
         "--format",
@@ -393,90 +358,46 @@ def sweep(runs, fmt, out, no_charts, force, tensorboard, max_settings, **opts):
       replay sweep RUN --policy model_checkpoint --dialect tf-keras --period 3
       replay sweep RUN --patience 3..10 --tensorboard tb/sweep   # tensorboard --logdir tb/sweep
     """
-    from replay.report import atomic_text, render_table, write_csv, write_json
-    from replay.sweeping import Grid, check_shadow
-    from replay.sweeping import sweep as run_sweep
+    from replay import api
 
-    grid = Grid.from_options(**opts)
-    loaded = _load_runs(runs, echo=False)  # warned below, with what the sweep adds
-    _check_monitors(loaded, grid)
-    grid = _choose_dialect(loaded, grid, opts, Grid.from_options)
-    grid.check(max_settings=max_settings, runs=loaded)
+    plan = api.plan_sweep(runs, max_settings=max_settings, **opts)
+    for note in plan.dialect_notes:
+        click.echo(f"note: {note}", err=True)
     _check_out_dir(out, force, fmt)
     if tensorboard is not None:
         from replay import hparams
 
-        hparams.check_size(grid.size() * len(loaded))
-        hparams.check_dir(tensorboard, force, out, grid.size() * len(loaded))
-    result = run_sweep(loaded, grid)
-    for w in dict.fromkeys(w for facts in result.facts for w in facts.notes):
+        hparams.check_size(plan.sessions)
+        hparams.check_dir(tensorboard, force, out, plan.sessions)
+    result = plan.run()
+    for w in result.warnings:
         click.echo(f"warning: {w}", err=True)
 
-    shadow_lines, mismatch = [], False
-    for run, facts in zip(loaded, result.facts, strict=True):
-        if run.shadow:
-            check = check_shadow(facts, run.shadow, run.shadow_epochs)
-            if check.total:
-                shadow_lines.append(
-                    f"{run.name}: replay matches {check.matched}/{check.total} real Keras decisions"
-                )
-            if not check.ok:
-                mismatch = True
-                for m in check.mismatches:
-                    shadow_lines.append(f"MISMATCH (a bug in callback-replay): {m}")
-
-    # Each format is rendered once, streamed: to stdout, to its file, or to both.
-    writers = {"json": write_json, "csv": write_csv}
     if fmt == "table":
-        click.echo(render_table(result), nl=False)
+        click.echo(result.table(), nl=False)
     elif out is None:  # csv/json alone on stdout, for a pipe: no folder
-        writers[fmt](result.records, sys.stdout)
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_text(out / f"results.{fmt}") as f:
-            writers[fmt](result.records, f, sys.stdout)
-    for note in result.notes:
+        from replay.report import write_csv, write_json
+
+        {"json": write_json, "csv": write_csv}[fmt](result.records, sys.stdout)
+    for note in result.result.notes:
         click.echo(f"note: {note}", err=True)
-    for line in shadow_lines:
+    for line in result.shadow:
         click.echo(line, err=fmt != "table")
 
     if out is not None or fmt == "table":
-        out = _default_out(loaded) if out is None else out
-        out.mkdir(parents=True, exist_ok=True)
-        for kind, write in writers.items():
-            if kind != fmt:
-                with atomic_text(out / f"results.{kind}") as f:
-                    write(result.records, f)
-        written = ["results.json", "results.csv"]
-        if len(loaded) > 1:  # across runs: one row per setting (docs/sweep-output.md)
-            from replay.report import write_aggregate_files
-
-            written += write_aggregate_files(result.records, out)
-        if not no_charts:
-            from replay.charting import chart_refusal, draw_sweep_charts
-
-            refusal = chart_refusal(result)
-            if refusal:
-                click.echo(f"note: {refusal}", err=True)
-            else:
-                written += draw_sweep_charts(result, loaded, out)
+        out = _default_out(plan.runs) if out is None else out
+        refusal = None if no_charts else result.chart_refusal
+        if refusal:
+            click.echo(f"note: {refusal}", err=True)
+        tee = (fmt, sys.stdout) if fmt != "table" else None
+        written = result._write(out, charts=not no_charts, tee=tee)
         click.echo(f"wrote {', '.join(written)} to {out}", err=True)
     if tensorboard is not None:
-        n = hparams.write_experiment(result.records, tensorboard, oracles=result.oracles,
-                                     force=force)  # fmt: skip
+        n = result.to_tensorboard(tensorboard, force=force)
         click.echo(hparams.describe(n, tensorboard), err=True)
-    if mismatch:
+    if result.mismatch:
         click.echo("Error: the replay disagrees with real Keras decisions (see above).", err=True)
         sys.exit(SHADOW_MISMATCH_EXIT)
-
-
-def _check_monitors(runs, grid) -> None:
-    from analysis.errors import missing_metric
-
-    for run in runs:
-        for monitor in grid.monitors_of(run):
-            if not run.has(monitor):
-                raise missing_metric(monitor, list(run.metrics.columns), run.source)
 
 
 # ----------------------------------------------------------------------------------
@@ -506,48 +427,23 @@ def pick(run, copy_to, **opts):
       replay pick runs/mnist-mlp --policy model_checkpoint --save-best-only yes
     """
     from analysis.errors import CheckpointUnavailable
-    from analysis.logs import checkpoint_path
-    from replay.sweeping import Grid
-    from replay.sweeping import sweep as run_sweep
+    from replay import api
 
-    grid = Grid.for_pick(**opts)
     if copy_to is not None and copy_to.exists():
         raise ReplayError(f"--copy {copy_to}: already exists; pick never overwrites a file.")
-    from analysis.formats import load_run
-
-    loaded = load_run(run)
-    for w in loaded.warnings:
+    answer = api.pick(run, **opts)
+    for w in answer.warnings:
         click.echo(f"warning: {w}", err=True)
-    _check_monitors([loaded], grid)
-    grid = _choose_dialect([loaded], grid, opts, Grid.for_pick)
-    result = run_sweep([loaded], grid)
-    (record,) = result.records
-    metric = record.get("regret_metric") or result.oracles[0]["heldout"]
-    label = _describe_pick(record)
-    final = record["final_epoch"]
-    click.echo(f"{loaded.name}: {label}")
-    if final is None and record.get("counterfactual_from") is not None:
-        click.echo(
-            f"no recorded curve ran this schedule from epoch {record['counterfactual_from']} "
-            "on, so the epoch you would end with is unknown; `replay branch` trains it"
-        )
+    for note in answer.dialect_notes:
+        click.echo(f"note: {note}", err=True)
+    for line in answer.lines:
+        click.echo(line)
+    if answer.final_epoch is None:
         return
-    if final is None and record.get("saved_epochs") is not None:
-        click.echo("ModelCheckpoint saved no epoch, so there is no file to keep.")
-        return
-    if final is None:
-        click.echo("the log has no epochs to keep.")
-        return
-    click.echo(f"you end with the weights of epoch {final} (epoch {final + 1} in Keras's 1-based "
-               "messages and checkpoint names)")  # fmt: skip
-    if record["regret"] is not None:
-        click.echo(f"regret on {metric}: {record['regret']:.6g} (0 = the best recorded epoch)")
-    for k, v in record["final_metrics"].items():
-        click.echo(f"  {k:<16} {'-' if v is None else repr(v)}")
-    for note in result.notes:
+    for note in answer.notes:
         click.echo(f"note: {note}", err=True)
     try:
-        path = checkpoint_path(_holder(loaded, record, final), final, verify=True)
+        path = answer.checkpoint()
     except CheckpointUnavailable as e:
         click.echo(f"no checkpoint to hand over: {e}")
         if copy_to is not None:
@@ -555,66 +451,8 @@ def pick(run, copy_to, **opts):
         return
     click.echo(f"checkpoint: {path} (sha256 verified)")
     if copy_to is not None:
-        _copy_new(path, copy_to)
+        answer.copy_checkpoint(copy_to)
         click.echo(f"copied to {copy_to}")
-
-
-def _holder(run, record: dict, epoch: int):
-    """The run directory holding ``epoch``'s checkpoint: the run, or the branch that
-    answered the record (or the parent it forked from, for an epoch before its fork)."""
-    from analysis.rundir import load_run_dir
-
-    if not record.get("branch") or run.root is None:
-        return run
-    holder = load_run_dir(run.root / "branches" / record["branch"])
-    while epoch not in holder.checkpoints and isinstance((holder.manifest or {}).get("parent"),
-                                                         str):  # fmt: skip
-        # "../.." or "../<id>" (validated): collapse lexically to name the path plainly
-        holder = load_run_dir(os.path.normpath(holder.root / holder.manifest["parent"]))
-    return holder
-
-
-def _describe_pick(record: dict) -> str:
-    from analysis.records import MODEL_CHECKPOINT, REDUCE_LR_ON_PLATEAU, record_label
-
-    dialect = f" ({record['dialect']} dialect)" if record.get("dialect") else ""
-    setting = (f"{record['policy']}{dialect} {record_label(record)} on "
-               f"{record['params']['monitor']}")  # fmt: skip
-    where = f" (branch {record['branch']})" if record.get("branch") else ""
-    if record["policy"] == MODEL_CHECKPOINT:
-        saved = ", ".join(map(str, record["saved_epochs"])) or "none"
-        return f"{setting}: saves epochs {saved}; its file holds the last one saved."
-    if record["policy"] == REDUCE_LR_ON_PLATEAU:
-        cuts = ", ".join(map(str, record["reductions"])) or "none"
-        if record["counterfactual_from"] is None:
-            return f"{setting}: cuts after epochs {cuts}, exact to the end{where}."
-        return (f"{setting}: cuts after epochs {cuts}; exact up to epoch "
-                f"{record['counterfactual_from'] - 1}{where}.")  # fmt: skip
-    if record.get("counterfactual_from") is not None:
-        return (f"{setting}: had not stopped by epoch {record['counterfactual_from'] - 1}, "
-                f"where no recorded curve ran its learning-rate schedule{where}.")  # fmt: skip
-    if record["censored"]:
-        why = (
-            f"never stopped within the {record['epochs_trained']} recorded epochs (censored: "
-            "the log ended before this setting would have stopped)"
-        )
-    else:
-        why = f"stopped at epoch {record['stopped_epoch']}"
-    best = record["best_epoch"]
-    return f"{setting}: {why}; best epoch {best}{where}."
-
-
-def _copy_new(src: Path, dest: Path) -> None:
-    """Copy without ever overwriting: the destination is created exclusively."""
-    import shutil
-
-    if dest.parent and not dest.parent.exists():
-        raise ReplayError(f"--copy {dest}: directory {dest.parent} does not exist.")
-    try:
-        with open(src, "rb") as fin, open(dest, "xb") as fout:
-            shutil.copyfileobj(fin, fout)
-    except FileExistsError:
-        raise ReplayError(f"--copy {dest}: already exists; pick never overwrites a file.") from None
 
 
 # ----------------------------------------------------------------------------------
@@ -632,41 +470,26 @@ def show(run, chart):
       replay show sample_logs/mnist-mlp
       replay show training.csv --chart curves.png
     """
-    from replay.summary import render_summary
+    from analysis.formats import is_run_folder, one_run_of_folder
+    from replay import api
 
     if chart is not None and chart.exists() and chart.is_dir():
         raise ReplayError(f"--chart {chart}: is a directory; give a .png file path.")
-    from analysis.formats import is_run_folder, one_run_of_folder
-
     if chart is not None and is_run_folder(run):
         raise ReplayError(f"--chart: {one_run_of_folder(Path(run))} to draw it.")
-    loaded = _load_runs([run], echo=False)  # the summary lists the warnings, once
-    if is_run_folder(run):
-        from replay.summary import render_folder_summary
-
-        text, mismatch = render_folder_summary(run, loaded)
-        click.echo(text, nl=False)
-        if mismatch:
-            click.echo("Error: the replay disagrees with real Keras decisions (see above).",
-                       err=True)  # fmt: skip
-            sys.exit(SHADOW_MISMATCH_EXIT)
-        return
-    if chart is not None and len(loaded) > 1:
+    summary = api.show(run)
+    if chart is not None and len(summary.runs) > 1:
         raise ReplayError(
-            f"--chart: {run} holds {len(loaded)} trainings; name one as {run}#1 ... "
-            f"{run}#{len(loaded)} to draw it."
+            f"--chart: {run} holds {len(summary.runs)} trainings; name one as {run}#1 ... "
+            f"{run}#{len(summary.runs)} to draw it."
         )
-    mismatch = False
-    for k, one in enumerate(loaded):
-        text, bad = render_summary(one)
-        click.echo(("\n" if k else "") + text, nl=False)
-        mismatch = mismatch or bad
+    click.echo(summary.text, nl=False)
     if chart is not None:
-        from replay.charting import draw_run_chart
+        from analysis.charts import save_figure
 
-        draw_run_chart(loaded[0], chart)
+        save_figure(summary.figure(), chart)
         click.echo(f"wrote {chart}", err=True)
-    if mismatch:
+    if summary.mismatch:
         click.echo("Error: the replay disagrees with real Keras decisions (see above).", err=True)
         sys.exit(SHADOW_MISMATCH_EXIT)
 

@@ -108,37 +108,47 @@ def check_dialect_options(dialect: str, given: Mapping[str, object]) -> dict:
         if given.get(field) is not None:
             hint = f"; use {instead}" if instead else ""
             raise GridError(f"{_FLAGS[field]}: the {dialect} dialect has no such parameter{hint}.")
-    has = DIALECT_POLICIES[dialect]
-    if has is not None:
-        policies = given.get("policies")
-        if not policies:
-            changes["policies"] = has
-        else:
-            has = has + DIALECT_EXTRA_POLICIES.get(dialect, ())
-            for p in policies:
-                if p not in has:
-                    raise GridError(
-                        f"--policy {p}: the {dialect} dialect has {', '.join(has)} only."
-                    )
-    if dialect in DIALECT_VERSIONS:
-        choices, default = DIALECT_VERSIONS[dialect]
-        version = given.get("dialect_version")
-        if version is None:
-            changes["dialect_version"] = default
-        elif isinstance(choices, tuple) and version not in choices:
-            raise GridError(
-                f"--dialect-version: the {dialect} dialect has {', '.join(choices)} "
-                f"but got {version!r}."
-            )
-        elif dialect == "tf-keras":
-            from replay.dialects.tf_keras import _version
-
-            try:
-                _version(version)
-            except (PolicyError, ValueError) as e:
-                raise GridError(f"--dialect-version: {e}") from None
+    if DIALECT_POLICIES[dialect] is not None and not given.get("policies"):
+        changes["policies"] = DIALECT_POLICIES[dialect]
+    if dialect in DIALECT_VERSIONS and given.get("dialect_version") is None:
+        changes["dialect_version"] = DIALECT_VERSIONS[dialect][1]
     changes["dialect"] = dialect
     return changes
+
+
+def check_dialect(
+    dialect: str, policies: tuple[str, ...], version: str | None, threshold_modes: tuple[str, ...]
+) -> None:
+    """Raise :class:`GridError` unless ``dialect`` is known, has each of ``policies``,
+    and takes ``version`` (None: its default) and ``threshold_modes``."""
+    if dialect not in DIALECT_NAMES:
+        raise GridError(f"--dialect must be one of {', '.join(DIALECT_NAMES)} but got {dialect!r}.")
+    has = DIALECT_POLICIES[dialect]
+    if has is not None:
+        has = has + DIALECT_EXTRA_POLICIES.get(dialect, ())
+        for p in policies:
+            if p not in has:
+                raise GridError(f"--policy {p}: the {dialect} dialect has {', '.join(has)} only.")
+    for mode in threshold_modes:
+        if mode not in ("rel", "abs"):
+            raise GridError(f"--threshold-mode: 'rel' or 'abs' but got {mode!r}.")
+    if version is None:
+        return
+    if dialect not in DIALECT_VERSIONS:
+        raise GridError(f"--dialect-version: the {dialect} dialect has no versions.")
+    choices, _default = DIALECT_VERSIONS[dialect]
+    if isinstance(choices, tuple) and version not in choices:
+        raise GridError(
+            f"--dialect-version: the {dialect} dialect has {', '.join(choices)} "
+            f"but got {version!r}."
+        )
+    if dialect == "tf-keras":
+        from replay.dialects.tf_keras import check_version
+
+        try:
+            check_version(version)
+        except (PolicyError, ValueError) as e:
+            raise GridError(f"--dialect-version: {e}") from None
 
 
 def dialect_for_runs(runs, given: str | None, monitors: tuple[str, ...]) -> tuple[str, list[str]]:

@@ -132,7 +132,7 @@ class Grid:
 
     policies: tuple[str, ...] = ("early_stopping", "reduce_lr_on_plateau")
     #: Empty: each run's own default monitor (``val_loss``, or the one its framework uses).
-    monitors: tuple[str, ...] = ("val_loss",)
+    monitors: tuple[str, ...] = ()
     mode: str = "auto"
     patience: tuple[int, ...] = tuple(range(11))
     min_delta: tuple[float, ...] = (0.0, 1e-4, 1e-3)
@@ -165,6 +165,9 @@ class Grid:
     save_best_only: tuple[bool, ...] = (False, True)
     initial_value_threshold: tuple[float | None, ...] = (None,)
     period: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def monitors_of(self, run) -> tuple[str, ...]:
         """The monitors ``run`` is replayed on: the grid's, else the run's default one."""
@@ -254,9 +257,6 @@ class Grid:
             PolicyError: an unknown policy, or a monitor without a direction.
             GridTooLarge: see above; the message names the estimate and the ways out.
         """
-        for p in self.policies:
-            if p not in POLICIES:
-                raise PolicyError(f"policy must be one of {', '.join(POLICIES)} but got {p!r}.")
         for monitor in self.monitors:
             if not runs:
                 resolve_mode(monitor, self.mode)
@@ -282,10 +282,33 @@ class Grid:
             )
 
     def validate(self) -> None:
-        """Raise :class:`GridError` for a value no setting could use.
+        """Raise for a grid no sweep could replay; every grid is checked when built.
 
-        A ``factor`` must be > 0 and < 1 (as in Keras), ``initial_lr`` finite and > 0.
+        Each policy must be one of :data:`~analysis.records.POLICIES` and one its
+        dialect has (:func:`replay.dialect_sweep.check_dialect`), ``mode`` auto, min or
+        max, a ``factor`` > 0 and < 1 (as in Keras), ``initial_lr`` finite and > 0.
+
+        >>> Grid(policies=("bogus",))
+        Traceback (most recent call last):
+        ...
+        replay.policies.PolicyError: policy must be one of early_stopping, ...
+        >>> Grid(dialect="torch", policies=("early_stopping",))
+        Traceback (most recent call last):
+        ...
+        replay.grid.GridError: --policy early_stopping: the torch dialect has ...
+
+        Raises:
+            PolicyError: an unknown policy or mode.
+            GridError: a policy the dialect lacks, a value out of range.
         """
+        from replay.dialect_sweep import check_dialect
+
+        for p in self.policies:
+            if p not in POLICIES:
+                raise PolicyError(f"policy must be one of {', '.join(POLICIES)} but got {p!r}.")
+        if self.mode not in ("auto", "min", "max"):
+            raise PolicyError(f"mode must be one of auto, min, max but got {self.mode!r}.")
+        check_dialect(self.dialect, self.policies, self.dialect_version, self.threshold_mode)
         for f in self.factor:
             if not 0 < f < 1:
                 raise GridError(f"--factor: {f:g} is out of range; a factor must be > 0 and < 1.")
@@ -317,9 +340,7 @@ class Grid:
         changes.setdefault("monitors", ())
         if "lr_min_delta" not in changes and "min_delta" in changes:
             changes["lr_min_delta"] = changes["min_delta"]
-        grid = replace(base if base is not None else cls(), **changes)
-        grid.validate()
-        return grid
+        return replace(base if base is not None else cls(), **changes)
 
     @classmethod
     def for_pick(cls, **given) -> Grid:

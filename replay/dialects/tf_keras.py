@@ -75,7 +75,8 @@ _OLDEST, _NEWEST = (2, 6), (2, 21)
 _MODES = ("auto", "min", "max")
 
 
-def _version(version: str) -> tuple[int, int]:
+def check_version(version: str) -> tuple[int, int]:
+    """``version`` as (major, minor), refused outside tf.keras 2.6-2.21."""
     v = parse_version(version)[:2]
     if len(v) < 2 or not (_OLDEST <= v <= _NEWEST):
         raise PolicyError(
@@ -104,7 +105,7 @@ def early_stopping_mode(monitor: str, mode: str = "auto", version: str = "2.21")
     _check_mode(mode)
     if mode != "auto":
         return mode
-    if _version(version) < (2, 7):
+    if check_version(version) < (2, 7):
         return "max" if "acc" in monitor else "min"
     return "max" if monitor.endswith(("acc", "accuracy", "auc")) else "min"
 
@@ -149,7 +150,7 @@ def early_stopping(
     Raises:
         PolicyError: a parameter is invalid, or ``start_from_epoch`` before 2.11.
     """
-    v = _version(version)
+    v = check_version(version)
     direction = early_stopping_mode(monitor, mode, version)
     delta = abs(check_finite("min_delta", min_delta))
     patience = check_int("patience", patience)
