@@ -663,9 +663,8 @@ def pick(source: Any, **options: Any) -> Pick:
     Raises:
         ReplayError: a bad log or option, several values for an option.
     """
-    from replay.sweeping import Grid
-
     from replay.grid import GridError
+    from replay.sweeping import Grid
 
     given = grid_options(**options)
     for name, values in given.items():
