@@ -37,6 +37,18 @@ __all__ = [
 MAX_CHART_SETTINGS = 100_000
 
 
+def _agg() -> None:
+    """Matplotlib's Agg backend, unless pyplot is already in use (a notebook's inline
+    backend, a user's window): the charts draw on Agg canvases of their own either way,
+    and a library must not switch its caller's backend."""
+    import sys
+
+    if "matplotlib.pyplot" not in sys.modules:
+        import matplotlib
+
+        matplotlib.use("Agg")
+
+
 def _oracle(result: SweepResult, run_name: str, monitor: str) -> Oracle:
     return next(o for o in result.oracles if o["run"] == run_name and o["monitor"] == monitor)
 
@@ -79,9 +91,7 @@ def chart_jobs(result: SweepResult, runs, out: Path) -> list[tuple]:
     """What :func:`draw_sweep_charts` draws: ``(figure function name, args, kwargs, path)``
     per chart, the data computed and nothing drawn yet.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
+    _agg()
     from replay.sweeping import recorded_lr
 
     multi = len(runs) > 1
@@ -358,9 +368,7 @@ def draw_run_chart(run, path: Path) -> None:
 
 def run_figure(run):
     """The recorded curves of one log as a matplotlib Figure, no policy marks."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    _agg()
     from analysis import charts
     from replay.sweeping import RunFacts
 
