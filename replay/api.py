@@ -414,6 +414,20 @@ def choose_dialect(runs: Sequence[RunLog], grid: Grid, given: Mapping[str, Any],
     return grid, notes
 
 
+def _column(values: list):
+    """A DataFrame column: integers (epochs, patience) and flags stay so where some
+    records have none (pandas's nullable Int64 and boolean), numbers as float64."""
+    import pandas as pd
+
+    present = [v for v in values if v is not None]
+    if present and len(present) < len(values):
+        if all(type(v) is int for v in present):
+            return pd.array(values, dtype="Int64")
+        if all(type(v) is bool for v in present):
+            return pd.array(values, dtype="boolean")
+    return values
+
+
 @dataclass
 class Sweep:
     """A sweep's answer: its records and what to make of them.
@@ -459,16 +473,15 @@ class Sweep:
         from replay.report import csv_columns
 
         columns = csv_columns(self.records)
-        rows = []
-        for record in self.records:
-            row: dict[str, Any] = {}
+        data: dict[str, list] = {c: [None] * len(self.records) for c in columns}
+        for i, record in enumerate(self.records):
             for key, value in record.items():
                 if isinstance(value, dict):
-                    row.update({f"{key}.{k}": v for k, v in value.items()})
-                else:
-                    row[key] = value
-            rows.append(row)
-        return pd.DataFrame(rows, columns=columns)
+                    for k, v in value.items():
+                        data[f"{key}.{k}"][i] = v
+                elif key in data:
+                    data[key][i] = value
+        return pd.DataFrame({c: _column(values) for c, values in data.items()}, columns=columns)
 
     def table(self) -> str:
         """The text ``replay sweep`` prints."""
