@@ -11,20 +11,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from analysis.errors import ReplayError
-from replay.branch_plan import (
-    BRANCH_POLICIES,
-    BranchPlanError,
-    RootPlan,
-    Setting,
-    outcome,
-    plan_root,
-    settings_for,
-)
 from replay.executor import (
     JobsInterrupted,
     executor_options,
@@ -32,6 +23,9 @@ from replay.executor import (
     require_shared_path,
     resume_command,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from replay.branch_plan import RootPlan, Setting
 
 LIST_SETTINGS = 12
 """Plans and summaries list every setting up to this many; larger grids are summarized."""
@@ -42,6 +36,7 @@ class RootRun:
 
     def __init__(self, path: Path) -> None:
         from analysis.rundir import MANIFEST, METRICS_CSV, read_manifest
+        from replay.branch_plan import BranchPlanError
         from replay.record import RecordConfig, read_rows
 
         if not (path / MANIFEST).is_file():
@@ -68,6 +63,8 @@ class RootRun:
 
     def require_checkpoints(self) -> None:
         """Raise :class:`BranchPlanError` unless the run kept its checkpoints."""
+        from replay.branch_plan import BranchPlanError
+
         if self.manifest.get("checkpoints_included") is False:
             raise BranchPlanError(
                 f"{self.path}: was published without its checkpoints, so no epoch can be "
@@ -87,6 +84,7 @@ def build_plan(root: RootRun, grid) -> RootPlan:
         BranchPlanError: a monitor the run lacks (or that a callback cannot watch), an
             ``--initial-lr`` other than the run's, an incomplete run.
     """
+    from replay.branch_plan import BranchPlanError, plan_root, settings_for
     from replay.record import METRICS
 
     if root.status != "complete":
@@ -230,6 +228,8 @@ def _outcome_lines(root: RootRun, plan: RootPlan, tree, i: int, setting: Setting
     node_id = s.ends.get(i)
     if node_id is None:
         return [f"  {setting.label}: not answered"]
+    from replay.branch_plan import outcome
+
     curves = tree.nodes[node_id].curves() if node_id else root.curves
     initial = root.config.learning_rate
     o = outcome(setting, curves, initial_lr=initial)
@@ -285,6 +285,8 @@ def _describe(o, cuts: bool = True) -> str:
 
 def _policies(ctx, param, values) -> tuple[str, ...] | None:
     """``--policy`` for branch: only the policies that change the learning rate."""
+    from replay.branch_plan import BRANCH_POLICIES, BranchPlanError
+
     names: dict[str, None] = {}
     for text in values or ():
         for item in text.split(","):
@@ -371,6 +373,7 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
           replay branch runs/mnist-mlp --patience 3..10 --resume -y   # after Ctrl-C
           replay branch /shared/runs/mlp --patience 3..10 -y --executor ray
         """
+        from replay.branch_plan import BranchPlanError
         from replay.sweeping import Grid
 
         runner = make_executor(executor, address)
