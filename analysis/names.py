@@ -17,6 +17,7 @@ __all__ = [
     "base_name",
     "canonical",
     "find_column",
+    "heldout_column",
     "is_accuracy",
     "lr_column",
 ]
@@ -65,6 +66,29 @@ def find_column(metric: str, columns) -> str | None:
         return metric
     want = canonical(metric)
     return next((c for c in columns if canonical(c) == want), None)
+
+
+def heldout_column(monitor: str, columns, validation=frozenset()) -> str | None:
+    """The held-out column matching ``monitor``: ``test_<metric>``, else
+    ``val_<metric>`` (either Keras spelling, :func:`find_column`), else the monitor's own
+    column where its framework computes it on validation data (``validation``:
+    Ultralytics's ``metrics/*``, ``fitness``); None if there is none.
+
+    >>> heldout_column("val_acc", ["val_accuracy", "test_accuracy"])
+    'test_accuracy'
+    >>> heldout_column("loss", ["loss", "val_loss"]), heldout_column("fitness", ["fitness"])
+    ('val_loss', None)
+    >>> heldout_column("fitness", ["fitness"], validation=frozenset({"fitness"}))
+    'fitness'
+    """
+    columns = list(columns)
+    base = base_name(monitor)
+    for candidate in (f"test_{base}", f"val_{base}"):
+        column = find_column(candidate, columns)
+        if column is not None:
+            return column
+    column = find_column(monitor, columns)
+    return column if column in validation else None
 
 
 def lr_column(columns) -> str | None:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from analysis.logs import RunLog
 
 __all__ = [
+    "BRANCHES",
     "BRANCH_FIELDS",
     "CHECKPOINTS",
     "MANIFEST",
@@ -80,6 +81,8 @@ SCHEMA_VERSION = 1
 MANIFEST = "run.json"
 METRICS_CSV = "metrics.csv"
 CHECKPOINTS = "checkpoints"
+#: Where a run keeps the branches ``replay branch`` trains from it: ``RUN/branches/<id>/``.
+BRANCHES = "branches"
 TMP_PREFIX = ".tmp-"
 """A checkpoint being written: ``checkpoints/.tmp-epoch-001.keras`` until renamed."""
 

@@ -5,8 +5,9 @@ functions that return objects (the CLI only parses options, calls these and prin
 >>> s = replay.sweep("sample_logs/mnist-mlp", patience=range(3, 11), policy="early_stopping")
 >>> len(s.records), s.records[0]["policy"]
 (48, 'early_stopping')
->>> s.to_pandas()[["params.patience", "stopped_epoch", "regret"]].iloc[0].tolist()
-[3, 4, 0.008741...]
+>>> df = s.to_pandas()  # one row per record, as results.csv
+>>> len(df), int(df["stopped_epoch"].min()), float(df["regret"].min())
+(48, 4, 0.0)
 
 Grid options take Python values: a scalar for one value, any iterable for several
 (``patience=range(3, 11)``, ``min_delta=[0, 1e-3]``), or the CLI's range text
@@ -737,11 +738,11 @@ def _pick_lines(run: RunLog, record: dict, metric: str | None) -> list[str]:
 def _holder(run, record: dict, epoch: int):
     """The run directory holding ``epoch``'s checkpoint: the run, or the branch that
     answered the record (or the parent it forked from, for an epoch before its fork)."""
-    from analysis.rundir import load_run_dir
+    from analysis.rundir import BRANCHES, load_run_dir
 
     if not record.get("branch") or run.root is None:
         return run
-    holder = load_run_dir(run.root / "branches" / record["branch"])
+    holder = load_run_dir(run.root / BRANCHES / record["branch"])
     while epoch not in holder.checkpoints and isinstance((holder.manifest or {}).get("parent"),
                                                          str):  # fmt: skip
         # "../.." or "../<id>" (validated): collapse lexically to name the path plainly

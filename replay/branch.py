@@ -44,6 +44,7 @@ from typing import Any
 
 from analysis.errors import BadLog, BadManifest, ChecksumMismatch, LogNotFound, ReplayError
 from analysis.rundir import (
+    BRANCHES,
     MANIFEST,
     METRICS_CSV,
     CheckpointInfo,
@@ -54,9 +55,10 @@ from analysis.rundir import (
     read_manifest,
     verify_checkpoint,
 )
-from replay.branch_plan import RootPlan, Setting, f32, step, stopped
+from replay.branch_plan import RootPlan, Setting, step, stopped
 from replay.data import BadData, Mnist, load_mnist
 from replay.faults import Hooks
+from replay.policies import f32
 from replay.record import (
     HEADER,
     METRICS,
@@ -77,7 +79,6 @@ from replay.record import (
 from replay.resume import ResumePlan
 
 __all__ = [
-    "BRANCHES",
     "EXACTNESS",
     "BranchInterrupted",
     "BranchRefused",
@@ -94,7 +95,6 @@ __all__ = [
     "load_root",
 ]
 
-BRANCHES = "branches"
 EXACTNESS = "exactness.json"
 ROOT_REF = "../.."
 _ID_RE = re.compile(r"b(\d+)-")

@@ -31,11 +31,16 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from analysis.errors import ReplayError
-from analysis.names import base_name
-from replay.policies import EarlyStoppingTrace, PlateauResult, PlateauTrace, resolve_mode
+from analysis.names import heldout_column
+from replay.policies import (
+    EarlyStoppingTrace,
+    PlateauResult,
+    PlateauTrace,
+    f32,
+    first_difference,
+    resolve_mode,
+)
 
 __all__ = [
     "BRANCH_POLICIES",
@@ -48,7 +53,6 @@ __all__ = [
     "Setting",
     "Step",
     "Stopping",
-    "f32",
     "outcome",
     "plan_root",
     "settings_for",
@@ -66,15 +70,6 @@ included: the rate in effect during each epoch)."""
 
 class BranchPlanError(ReplayError):
     """A grid or a run that cannot be branched (the message says why and what to do)."""
-
-
-def f32(x: float) -> float:
-    """``x`` as the float32 an optimizer's learning-rate variable holds (a Python float).
-
-    >>> f32(0.1) == 0.1, f32(0.5) == 0.5
-    (False, True)
-    """
-    return float(np.float32(x))
 
 
 # ----------------------------------------------------------------------------------
@@ -275,14 +270,6 @@ class _Replayer:
         return self._stops[key, s.patience]
 
 
-def _first_difference(schedule: Sequence[float], recorded: Sequence[float]) -> int | None:
-    """The first epoch whose rate differs (as float32), or None."""
-    for epoch, (ours, theirs) in enumerate(zip(schedule, recorded, strict=False)):
-        if f32(ours) != f32(theirs):
-            return epoch
-    return None
-
-
 # ----------------------------------------------------------------------------------
 # the plan on the recorded run
 
@@ -364,7 +351,7 @@ def plan_root(settings: Sequence[Setting], curves: Curves, *, initial_lr: float,
     groups: dict[tuple[int, float], list[int]] = {}
     for i, setting in enumerate(settings):
         r = replayer.schedule(setting.plateau)
-        fork = _first_difference(r.lr, recorded)
+        fork = first_difference(r.lr, recorded)
         stop = None if setting.stopping is None else replayer.stop(setting.stopping)
         if fork is not None and stop is not None and stop < fork:
             fork = None  # it stops before its schedule leaves the recorded one
@@ -441,7 +428,7 @@ def step(settings: Sequence[Setting], riders: Sequence[int], curves: Curves, epo
             done.append(i)
             continue
         r = replayer.schedule(setting.plateau)
-        differs = _first_difference(r.lr, recorded)
+        differs = first_difference(r.lr, recorded)
         if differs is not None:
             raise BranchPlanError(
                 f"{setting.label}: its learning rate at epoch {differs} ({r.lr[differs]!r}) is "
@@ -522,12 +509,9 @@ def outcome(setting: Setting, curves: Curves, *, initial_lr: float) -> Outcome:
 
 
 def heldout_of(monitor: str, columns: Sequence[str]) -> str | None:
-    """The held-out column of ``monitor``: ``test_<metric>``, else ``val_<metric>``.
+    """The held-out column of ``monitor`` (:func:`analysis.names.heldout_column`).
 
     >>> heldout_of("val_loss", ["val_loss", "test_loss"])
     'test_loss'
     """
-    for candidate in (f"test_{base_name(monitor)}", f"val_{base_name(monitor)}"):
-        if candidate in columns:
-            return candidate
-    return None
+    return heldout_column(monitor, columns)

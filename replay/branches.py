@@ -24,14 +24,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
 from analysis.errors import ReplayError
 from analysis.logs import RunLog
+from analysis.rundir import BRANCHES
+from replay.policies import rates_f32
 
 __all__ = ["Branch", "Coverage", "find_branches", "follow"]
-
-BRANCHES = "branches"
 
 
 @dataclass(frozen=True)
@@ -110,12 +108,7 @@ def find_branches(root: RunLog) -> tuple[list[Branch], list[str]]:
 
 def _rates(run: RunLog) -> list[float | None] | None:
     column = run.lr_column
-    if column is None:
-        return None
-    return [
-        None if v is None or not math.isfinite(v) else float(np.float32(v))
-        for v in run.values(column)
-    ]
+    return None if column is None else rates_f32(run.values(column))
 
 
 def follow(decide, root: RunLog, branches: Sequence[Branch], max_depth: int = 1000) -> Coverage:

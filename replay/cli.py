@@ -19,6 +19,7 @@ import click
 
 from analysis.errors import ReplayError
 from replay import __version__
+from replay.dialects import DIALECT_NAMES
 from replay.grid import GridError, parse_values
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -212,7 +213,7 @@ def _dialect_options(*, single: bool = False):
     options = [
         click.option(
             "--dialect",
-            type=click.Choice(["keras", "tf-keras", "torch", "lightning", "hf", "ultralytics"]),
+            type=click.Choice(DIALECT_NAMES),
             help="Whose callbacks to replay. Default: keras (Keras 3); for a Lightning, Hugging "
             "Face or Ultralytics log, that framework's.",
         ),

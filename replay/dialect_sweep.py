@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from analysis.records import EARLY_STOPPING, MODEL_CHECKPOINT, REDUCE_LR_ON_PLATEAU
-from replay.dialects import DIALECTS
+from replay.dialects import DIALECT_NAMES, DIALECTS
 from replay.grid import GridError
 from replay.policies import PolicyError
 
@@ -34,8 +34,6 @@ __all__ = [
 ]
 
 KERAS = "keras"
-#: ``--dialect`` choices: ``keras`` (Keras 3, the default) and each framework's.
-DIALECT_NAMES = ("keras", "tf-keras", "torch", "lightning", "hf", "ultralytics")
 #: The sweep policies each dialect has.
 DIALECT_POLICIES = {
     "keras": None,  # all of them

@@ -72,7 +72,10 @@ __all__ = [
     "PolicyError",
     "PrecheltResult",
     "early_stopping",
+    "f32",
+    "first_difference",
     "prechelt",
+    "rates_f32",
     "reduce_lr_on_plateau",
     "resolve_mode",
 ]
@@ -149,6 +152,36 @@ def resolve_mode(
         f"cannot infer whether {monitor!r} should be minimized or maximized; "
         "pass mode='min' or mode='max' (--mode min|max)."
     )
+
+
+def f32(x: float) -> float:
+    """``x`` as the float32 TensorFlow holds (an optimizer's learning-rate variable, a
+    metric), back as a Python float; subnormals flushed to zero as in :func:`_float32`.
+
+    >>> f32(0.1) == 0.1, f32(0.5) == 0.5, f32(1e-40)
+    (False, True, 0.0)
+    """
+    out = float(np.float32(x))
+    return 0.0 if abs(out) < _F32_MIN_NORMAL else out
+
+
+def rates_f32(values) -> list[float | None]:
+    """A recorded learning-rate column as the float32 rates in effect (:func:`f32`),
+    None where not logged or not finite."""
+    return [None if v is None or not math.isfinite(v) else f32(v) for v in values]
+
+
+def first_difference(schedule: Sequence[float], recorded: Sequence[float | None]) -> int | None:
+    """The first epoch whose rate in ``schedule`` differs from the ``recorded`` one,
+    compared as float32 (:func:`f32`); an epoch recorded as None matches any rate.
+
+    >>> first_difference([0.1, 0.1, 0.01], [0.1, None, 0.1]), first_difference([0.1], [0.1])
+    (2, None)
+    """
+    for epoch, (ours, theirs) in enumerate(zip(schedule, recorded, strict=False)):
+        if theirs is not None and f32(ours) != f32(theirs):
+            return epoch
+    return None
 
 
 def _float32(values: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 
 from analysis.errors import ReplayError, missing_metric
 from analysis.gcpause import gc_paused
-from analysis.names import base_name, find_column, lr_column
+from analysis.names import base_name, find_column, heldout_column, lr_column
 from analysis.records import (
     ABSOLUTE,
     COMBINED,
@@ -53,6 +53,8 @@ from replay.policies import (
     PolicyError,
     PrecheltTrace,
     early_stopping,
+    first_difference,
+    rates_f32,
     reduce_lr_on_plateau,
     resolve_mode,
 )
@@ -471,15 +473,8 @@ class RunFacts:
         return self.metrics[column]
 
     def heldout_for(self, monitor: str) -> str | None:
-        """The held-out column matching ``monitor`` (test_*, else val_*, else the monitor
-        itself where its framework computes it on validation data), or None."""
-        base = base_name(monitor)
-        for candidate in (f"test_{base}", f"val_{base}"):
-            column = self.column(candidate)
-            if column is not None:
-                return column
-        column = self.column(monitor)
-        return column if column in self.validation else None
+        """The held-out column matching ``monitor`` (:func:`analysis.names.heldout_column`)."""
+        return heldout_column(monitor, self.columns, self.validation)
 
     def epoch_rows(self) -> list[dict[str, float | None]]:
         rows = []
@@ -789,12 +784,7 @@ def recorded_lr(facts: RunFacts) -> list[float | None] | None:
     Read from ``learning_rate``, else Keras 2's ``lr``.
     """
     column = facts.lr_column
-    if column is None:
-        return None
-    return [
-        None if v is None or not math.isfinite(v) else float(np.float32(v))
-        for v in facts.metrics[column]
-    ]
+    return None if column is None else rates_f32(facts.metrics[column])
 
 
 def initial_lr_for(facts: RunFacts, grid_initial: float | None) -> float | None:
@@ -822,10 +812,7 @@ def counterfactual_from(
         if not reductions or reductions[0] + 1 >= len(schedule):
             return None
         return reductions[0] + 1
-    for epoch, (ours, theirs) in enumerate(zip(schedule, recorded, strict=False)):
-        if theirs is not None and ours != theirs:
-            return epoch
-    return None
+    return first_difference(schedule, recorded)
 
 
 def _lr_start(ctx: _Context, grid: Grid, notes: list[str]):

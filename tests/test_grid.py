@@ -54,13 +54,15 @@ def test_parse_values_errors_name_the_token(text, kwargs, message):
     assert message in str(info.value)
 
 
-def test_a_million_value_range_parses_in_well_under_a_second():
-    # Issue 10: de-duplicating with `item not in list` made this quadratic (hours).
+def test_a_million_value_range_parses_in_linear_time():
+    # Issue 10: de-duplicating with `item not in list` made this quadratic (hours). The
+    # bound guards against that, not a speed target (benchmarks/ measure speed): it is
+    # loose enough for a busy 2-core machine (this took 1.2 s there while others ran).
     import time
 
     start = time.perf_counter()
     values = parse_values("1..1000000,5,1000000", "--patience", integer=True, minimum=0)
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 20.0
     assert len(values) == 1_000_000 and values[:3] == [1, 2, 3] and values[-1] == 1_000_000
 
 

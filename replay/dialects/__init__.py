@@ -21,7 +21,10 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-__all__ = ["DIALECTS"]
+__all__ = ["DIALECTS", "DIALECT_NAMES"]
+
+#: ``--dialect`` choices: ``keras`` (Keras 3, the default) and each framework's.
+DIALECT_NAMES = ("keras", "tf-keras", "torch", "lightning", "hf", "ultralytics")
 
 DIALECTS = MappingProxyType({
     "keras": {
