@@ -292,9 +292,9 @@ def _policies(ctx, param, values) -> tuple[str, ...] | None:
         for item in text.split(","):
             name = item.strip()
             if name not in BRANCH_POLICIES:
-                from replay.branch_plan import _not_a_branch_policy
+                from replay.branch_plan import not_a_branch_policy
 
-                raise BranchPlanError(_not_a_branch_policy(name or repr(text)))
+                raise BranchPlanError(not_a_branch_policy(name or repr(text)))
             names[name] = None
     return tuple(names) or None
 
@@ -319,9 +319,9 @@ def _failure_report(failed: Sequence[tuple[str, str]], argv: Sequence[str],
 def make_command(grid_options: Callable[[], Callable]) -> click.Command:
     """``replay branch`` with ``grid_options()`` (replay.cli's grid decorator)."""
 
-    from replay.record_cmd import _KeepArgs
+    from replay.record_cmd import KeepArgs
 
-    @click.command("branch", cls=_KeepArgs,
+    @click.command("branch", cls=KeepArgs,
                    context_settings={"help_option_names": ["-h", "--help"],
                                      "max_content_width": 100})  # fmt: skip
     @click.argument("run", metavar="RUN", type=click.Path(path_type=Path))
@@ -394,9 +394,9 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
         if sys.stdin.isatty() and not yes:
             click.confirm("Train these branches?", default=True, abort=True)
         runner.connect()  # an unreachable cluster is refused before RUN/branches is written
-        from replay.record_cmd import _import_tensorflow_quietly
+        from replay.record_cmd import import_tensorflow_quietly
 
-        _import_tensorflow_quietly()
+        import_tensorflow_quietly()
         from replay.branch import BranchInterrupted, Tree, load_data, load_root
 
         node, config = load_root(run)

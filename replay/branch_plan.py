@@ -178,7 +178,7 @@ def settings_for(grid, monitors: Sequence[str]) -> list[Setting]:
     """
     for policy in grid.policies:
         if policy not in BRANCH_POLICIES:
-            raise BranchPlanError(_not_a_branch_policy(policy))
+            raise BranchPlanError(not_a_branch_policy(policy))
     out: list[Setting] = []
     for monitor in monitors:
         resolve_mode(monitor, grid.mode)  # raises if it cannot be inferred
@@ -204,7 +204,7 @@ def settings_for(grid, monitors: Sequence[str]) -> list[Setting]:
     return out
 
 
-def _not_a_branch_policy(policy: str) -> str:
+def not_a_branch_policy(policy: str) -> str:
     return (
         f"--policy {policy}: replay branch re-trains learning-rate schedules; it takes "
         f"{' or '.join(BRANCH_POLICIES)} ({policy} alone changes no rate: `replay sweep` "

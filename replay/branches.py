@@ -122,14 +122,14 @@ def follow(decide, root: RunLog, branches: Sequence[Branch], max_depth: int = 10
     EarlyStopping stopped): a setting that needs the run's epochs and ends on such a
     branch is exact up to its end and counterfactual from there.
     """
-    coverage = _walk(decide, root, branches, max_depth)
+    coverage = walk_tree(decide, root, branches, max_depth)
     if coverage.counterfactual_from is None and coverage.node.n_epochs < root.n_epochs:
         return replace(coverage, counterfactual_from=coverage.node.n_epochs)
     return coverage
 
 
-def _walk(decide, root: RunLog, branches: Sequence[Branch], max_depth: int) -> Coverage:
-    from replay.sweeping import counterfactual_from
+def walk_tree(decide, root: RunLog, branches: Sequence[Branch], max_depth: int) -> Coverage:
+    from replay.policies import counterfactual_from
 
     node, walked = root, []
     node_dir = _resolved(root.root) if root.root is not None else None

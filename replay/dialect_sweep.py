@@ -270,7 +270,7 @@ def sweep_dialect_plateau(ctx, values, grid, initial, recorded, scale, min_lrs) 
     ready-made records; ``initial``, ``recorded``, ``scale`` and ``min_lrs`` as the Keras
     sweep finds them. Branches are not consulted: a schedule the run did not follow is unknown."""
     from replay.dialects import tf_keras, torch
-    from replay.sweeping import counterfactual_from
+    from replay.policies import counterfactual_from
 
     torch_dialect = grid.dialect == "torch"
     deltas = (grid.threshold or (1e-4,)) if torch_dialect else grid.lr_min_delta
@@ -314,12 +314,12 @@ def sweep_model_checkpoint(ctx, values, grid) -> list[dict]:
     Keras 3's rules, or Keras 2's in the tf-keras dialect, with ``period``) as ready-made
     records: the epochs saved, and the file you end with (the last one saved), its
     metrics and regret. Raises PolicyError for a bad parameter."""
-    from replay.dialects.model_checkpoint import VERSIONS, _keras2_mode, model_checkpoint
+    from replay.dialects.model_checkpoint import VERSIONS, keras2_mode, model_checkpoint
 
     keras2 = grid.dialect == "tf-keras"
     mode = ctx.mode
     if keras2 and grid.mode == "auto" and not ctx.facts.directions.get(ctx.monitor):
-        mode = _keras2_mode(ctx.monitor, "auto")  # tf.keras's own "auto"
+        mode = keras2_mode(ctx.monitor, "auto")  # tf.keras's own "auto"
     out = []
     for save_best, threshold, period in itertools.product(
         grid.save_best_only, grid.initial_value_threshold, grid.period or (1,)

@@ -71,6 +71,7 @@ __all__ = [
     "PlateauTrace",
     "PolicyError",
     "PrecheltResult",
+    "counterfactual_from",
     "early_stopping",
     "f32",
     "first_difference",
@@ -156,7 +157,7 @@ def resolve_mode(
 
 def f32(x: float) -> float:
     """``x`` as the float32 TensorFlow holds (an optimizer's learning-rate variable, a
-    metric), back as a Python float; subnormals flushed to zero as in :func:`_float32`.
+    metric), back as a Python float; subnormals flushed to zero as in :func:`float32_array`.
 
     >>> f32(0.1) == 0.1, f32(0.5) == 0.5, f32(1e-40)
     (False, True, 0.0)
@@ -184,7 +185,23 @@ def first_difference(schedule: Sequence[float], recorded: Sequence[float | None]
     return None
 
 
-def _float32(values: np.ndarray) -> np.ndarray:
+def counterfactual_from(
+    schedule: Sequence[float], reductions: Sequence[int], recorded: Sequence[float | None] | None
+) -> int | None:
+    """First epoch whose recorded metrics did not see ``schedule``; None when they all did.
+
+    With a recorded learning-rate column, the first epoch whose recorded rate
+    differs from the schedule's (compared as float32); without one, the log is
+    taken to have run at the initial rate, so the first epoch after the first cut.
+    """
+    if recorded is None:
+        if not reductions or reductions[0] + 1 >= len(schedule):
+            return None
+        return reductions[0] + 1
+    return first_difference(schedule, recorded)
+
+
+def float32_array(values: np.ndarray) -> np.ndarray:
     """Round float64 values to float32 as TensorFlow does, flushing subnormals to zero.
 
     Returned as float64 so that comparisons with Python floats stay exact.
@@ -204,7 +221,7 @@ def _as_array(values: Sequence[float | None]) -> tuple[np.ndarray, np.ndarray]:
     return arr, logged
 
 
-def _check_int(name: str, value: object, minimum: int = 0) -> int:
+def check_int(name: str, value: object, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise PolicyError(f"{name} must be an integer but got {value!r}.")
     if value < minimum:
@@ -213,7 +230,7 @@ def _check_int(name: str, value: object, minimum: int = 0) -> int:
     return int(value)
 
 
-def _check_finite(name: str, value: object) -> float:
+def check_finite(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise PolicyError(f"{name} must be a number but got {value!r}.")
     if not math.isfinite(value):
@@ -236,7 +253,7 @@ class Curve:
         arr, logged = _as_array(values)
         self.values = arr
         self.logged = logged.tolist()
-        self.plain = _float32(arr).tolist()
+        self.plain = float32_array(arr).tolist()
 
     def __len__(self) -> int:
         return len(self.logged)
@@ -247,7 +264,7 @@ def as_curve(values: Sequence[float | None] | Curve) -> Curve:
     return values if isinstance(values, Curve) else Curve(values)
 
 
-class _Improvement:
+class Improvement:
     """``MonitorCallback._is_improvement`` over a whole curve, float32 semantics.
 
     ``beats(i, j)`` says whether epoch ``i``'s value improves on epoch ``j``'s.
@@ -258,7 +275,7 @@ class _Improvement:
         signed = -d if mode == "min" else d
         self.mode = mode
         with np.errstate(invalid="ignore"):
-            self.shifted = _float32(curve.values - signed).tolist()
+            self.shifted = float32_array(curve.values - signed).tolist()
         self.plain = curve.plain
 
     def beats_value(self, i: int, reference: float) -> bool:
@@ -313,15 +330,15 @@ class EarlyStoppingTrace:
     ):
         if mode not in ("min", "max"):
             raise PolicyError(f"mode must be 'min' or 'max' here but got {mode!r}.")
-        min_delta = _check_finite("min_delta", min_delta)
+        min_delta = check_finite("min_delta", min_delta)
         if baseline is not None:
-            baseline = _check_finite("baseline", baseline)
-        start_from_epoch = _check_int("start_from_epoch", start_from_epoch)
+            baseline = check_finite("baseline", baseline)
+        start_from_epoch = check_int("start_from_epoch", start_from_epoch)
         curve = as_curve(values)
         logged = curve.logged
-        imp = _Improvement(curve, mode, min_delta)
+        imp = Improvement(curve, mode, min_delta)
         if baseline is not None:
-            base_ref = float(_float32(np.array([baseline]))[0])
+            base_ref = float(float32_array(np.array([baseline]))[0])
 
         self.n_epochs = len(curve)
         # Epochs at which Keras could stop (monitored, not improved, epoch > 0),
@@ -360,7 +377,7 @@ class EarlyStoppingTrace:
 
     def decide(self, patience: int = 0, restore_best_weights: bool = False) -> EarlyStoppingResult:
         """Return the outcome for one ``patience`` / ``restore_best_weights``."""
-        patience = _check_int("patience", patience)
+        patience = check_int("patience", patience)
         if self.n_epochs == 0:
             return EarlyStoppingResult(False, None, 0, None, None, False, True)
         stop, last, best = self.stop_point(patience)
@@ -435,12 +452,12 @@ def check_plateau(
         PolicyError: ``factor`` not in (0, 1) (``framework`` names whose rule ``< 1`` is),
             a patience or cooldown that is not a non-negative integer.
     """
-    factor = _check_finite("factor", factor)
+    factor = check_finite("factor", factor)
     if factor >= 1.0:
         raise PolicyError(f"factor must be < 1.0 (as in {framework}) but got {factor}.")
     if factor <= 0.0:
         raise PolicyError(f"factor must be > 0 but got {factor}.")
-    return factor, _check_int("patience", patience), _check_int("cooldown", cooldown)
+    return factor, check_int("patience", patience), check_int("cooldown", cooldown)
 
 
 def check_rates(initial_lr: object, min_lr: object) -> tuple[float, float]:
@@ -453,10 +470,10 @@ def check_rates(initial_lr: object, min_lr: object) -> tuple[float, float]:
     Raises:
         PolicyError: either is not finite, ``min_lr`` < 0 or ``initial_lr`` <= 0.
     """
-    min_lr = _check_finite("min_lr", min_lr)
+    min_lr = check_finite("min_lr", min_lr)
     if min_lr < 0:
         raise PolicyError(f"min_lr cannot be negative but got {min_lr}.")
-    initial_lr = _check_finite("initial_lr", initial_lr)
+    initial_lr = check_finite("initial_lr", initial_lr)
     if initial_lr <= 0:
         raise PolicyError(f"initial_lr must be > 0 but got {initial_lr}.")
     return initial_lr, min_lr
@@ -475,9 +492,9 @@ class PlateauTrace:
     ):
         if mode not in ("min", "max"):
             raise PolicyError(f"mode must be 'min' or 'max' here but got {mode!r}.")
-        min_delta = _check_finite("min_delta", min_delta)
+        min_delta = check_finite("min_delta", min_delta)
         curve = as_curve(values)
-        imp = _Improvement(curve, mode, min_delta)
+        imp = Improvement(curve, mode, min_delta)
         # Per epoch: None (not logged: Keras does nothing), True (improved), False.
         flags: list[bool | None] = []
         best: int | None = None
@@ -593,7 +610,7 @@ class PrecheltTrace:
         *,
         strip_length: int = 5,
     ):
-        k = _check_int("strip_length", strip_length, minimum=1)
+        k = check_int("strip_length", strip_length, minimum=1)
         n = len(val_errors)
         if train_errors is not None and len(train_errors) != n:
             raise PolicyError(
@@ -647,13 +664,13 @@ class PrecheltTrace:
 
     def gl_alpha(self, alpha: float) -> PrecheltResult:
         """GL_alpha: stop after the first epoch with GL(t) > alpha."""
-        alpha = _check_finite("gl_alpha", alpha)
+        alpha = check_finite("gl_alpha", alpha)
         stop = next((t for t, g in enumerate(self.gl) if g > alpha), None)
         return self._result(f"GL{alpha:g}", stop)
 
     def pq_alpha(self, alpha: float) -> PrecheltResult:
         """PQ_alpha: stop after the first end-of-strip epoch with GL(t) / P_k(t) > alpha."""
-        alpha = _check_finite("pq_alpha", alpha)
+        alpha = check_finite("pq_alpha", alpha)
         if not self.progress and self.strip_ends:
             raise PolicyError("the PQ criterion needs training errors; none were given.")
         stop = None
@@ -669,7 +686,7 @@ class PrecheltTrace:
 
     def up_s(self, strips: int) -> PrecheltResult:
         """UP_s: stop after the validation error rose at ``strips`` successive strip ends."""
-        s = _check_int("up_strips", strips, minimum=1)
+        s = check_int("up_strips", strips, minimum=1)
         k = self.strip_length
         run = 0
         stop = None

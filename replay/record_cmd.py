@@ -41,7 +41,7 @@ def _seeds(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     return None if value is None else tuple(parse_values(value, "--seeds", integer=True, minimum=0))
 
 
-class _KeepArgs(click.Command):
+class KeepArgs(click.Command):
     """A command that keeps its own arguments (``ctx.meta["argv"]``) for the resume
     commands it prints."""
 
@@ -50,7 +50,7 @@ class _KeepArgs(click.Command):
         return super().parse_args(ctx, args)
 
 
-@click.command("record", cls=_KeepArgs, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("record", cls=KeepArgs, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
@@ -177,7 +177,7 @@ def record(
         if seeds is not None or executor != "local":
             _record_seeds(ctx, out, config, seeds, runner, data, resume, force, overrides, quiet)
             return
-        _import_tensorflow_quietly()
+        import_tensorflow_quietly()
         run_record(
             out,
             config,
@@ -219,14 +219,14 @@ def _record_seeds(
     require_shared_path(runner.name, out, "--out")
     require_shared_path(runner.name, data, "--data")
     if runner.name == "local":
-        _import_tensorflow_quietly()
+        import_tensorflow_quietly()
     resume_all = resume_command(ctx.meta.get("argv") or [])
     record_seeds(out, config, seeds, executor=runner, data=data, resume=resume,
                  force=force, overrides=overrides, resume_all=resume_all, echo=click.echo,
                  err=lambda line: click.echo(line, err=True), quiet=quiet)  # fmt: skip
 
 
-def _import_tensorflow_quietly() -> None:
+def import_tensorflow_quietly() -> None:
     """Import TensorFlow (and let it probe its devices) without its start-up log lines.
 
     ``TF_CPP_MIN_LOG_LEVEL=2`` (unless the user set it) drops TensorFlow's later INFO and

@@ -52,8 +52,8 @@ from replay.policies import (
     PlateauTrace,
     PolicyError,
     PrecheltTrace,
+    counterfactual_from,
     early_stopping,
-    first_difference,
     rates_f32,
     reduce_lr_on_plateau,
     resolve_mode,
@@ -710,11 +710,11 @@ _ES_PARAMS = (("monitor", CONST), ("mode", CONST), ("min_delta", 0), ("patience"
 
 def _es_axes(grid: Grid) -> tuple[list[dict], list[dict], list[dict]]:
     """The EarlyStopping axes of ``grid``: trace settings, patiences, restores."""
-    from replay.policies import _check_int
+    from replay.policies import check_int
 
     traces = [{"min_delta": d, "baseline": b, "start_from_epoch": s} for d, b, s in
               itertools.product(grid.min_delta, grid.baseline, grid.start_from_epoch)]  # fmt: skip
-    patiences = [{"patience": _check_int("patience", p)} for p in grid.patience]
+    patiences = [{"patience": check_int("patience", p)} for p in grid.patience]
     restores = [{"restore_best_weights": bool(r)} for r in grid.restore_best_weights]
     return traces, patiences, restores
 
@@ -797,22 +797,6 @@ def initial_lr_for(facts: RunFacts, grid_initial: float | None) -> float | None:
         return grid_initial
     rec = recorded_lr(facts)
     return next((v for v in rec or [] if v is not None), None)
-
-
-def counterfactual_from(
-    schedule: Sequence[float], reductions: Sequence[int], recorded: Sequence[float | None] | None
-) -> int | None:
-    """First epoch whose recorded metrics did not see ``schedule``; None when they all did.
-
-    With a recorded learning-rate column, the first epoch whose recorded rate
-    differs from the schedule's (compared as float32); without one, the log is
-    taken to have run at the initial rate, so the first epoch after the first cut.
-    """
-    if recorded is None:
-        if not reductions or reductions[0] + 1 >= len(schedule):
-            return None
-        return reductions[0] + 1
-    return first_difference(schedule, recorded)
 
 
 def _lr_start(ctx: _Context, grid: Grid, notes: list[str]):
@@ -908,7 +892,7 @@ def _sweep_combined(ctx: _Context, values, grid: Grid, notes: list[str]) -> Bloc
     schedule is exact to the run's end; otherwise the outcome is unknown and the record
     says from which epoch.
     """
-    from replay.branches import _walk
+    from replay.branches import walk_tree
 
     lr_records = _sweep_plateau(ctx, values, grid, notes)  # the schedules, and their notes
     tree = _Tree(ctx)
@@ -930,7 +914,7 @@ def _sweep_combined(ctx: _Context, values, grid: Grid, notes: list[str]) -> Bloc
         if root is not None and ctx.facts.branches:
             on_root = PlateauTrace(values, mode=ctx.mode, min_delta=lp["min_delta"]).decide(
                 **setting)  # fmt: skip
-            coverage = _walk(tree.decider(lp["min_delta"], setting, on_root), root,
+            coverage = walk_tree(tree.decider(lp["min_delta"], setting, on_root), root,
                              ctx.facts.branches, 1000)  # fmt: skip
             node, walked, limit = coverage.node, coverage.branches, coverage.counterfactual_from
         node_facts = tree.facts_of(node)

@@ -11,12 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from replay.policies import PolicyError, _check_finite, _check_int
+from replay.policies import PolicyError, check_finite, check_int
 
 __all__ = ["check_finite", "check_int", "check_number", "parse_version", "plain_values"]
-
-check_int = _check_int
-check_finite = _check_finite
 
 
 def check_number(name: str, value: object) -> float:

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from replay.dialects._common import check_finite, check_int, plain_values
-from replay.policies import Curve, PolicyError, _float32, _Improvement, resolve_mode
+from replay.policies import Curve, Improvement, PolicyError, float32_array, resolve_mode
 
 __all__ = ["VERSIONS", "CheckpointResult", "model_checkpoint"]
 
@@ -58,7 +58,7 @@ class CheckpointResult:
     final_epoch: int | None
 
 
-def _keras2_mode(monitor: str, mode: str) -> str:
+def keras2_mode(monitor: str, mode: str) -> str:
     if mode != "auto":
         return mode
     return "max" if ("acc" in monitor or monitor.startswith("fmeasure")) else "min"
@@ -101,13 +101,13 @@ def model_checkpoint(
     if keras == "3":
         saved = _keras3(curve, resolve_mode(monitor, mode), initial_value_threshold)
     else:
-        saved = _keras2(curve, _keras2_mode(monitor, mode), initial_value_threshold, period)
+        saved = _keras2(curve, keras2_mode(monitor, mode), initial_value_threshold, period)
     return CheckpointResult(saved, saved[-1] if saved else None)
 
 
 def _keras3(curve: list[float | None], direction: str, threshold: float | None) -> tuple:
-    imp = _Improvement(Curve(curve), direction, 0.0)
-    reference = None if threshold is None else float(_float32(np.array([threshold]))[0])
+    imp = Improvement(Curve(curve), direction, 0.0)
+    reference = None if threshold is None else float(float32_array(np.array([threshold]))[0])
     saved = []
     for epoch, value in enumerate(curve):
         if value is None:  # "Can save best model only with ... available": saves anyway
