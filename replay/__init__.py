@@ -13,7 +13,7 @@ functions that need them, and TensorFlow only by recording and branching.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from replay.version import __version__
 
 __all__ = ["Pick", "Summary", "Sweep", "__version__", "load", "pick", "plan_sweep", "show",
            "sweep"]  # fmt: skip

@@ -18,9 +18,9 @@ from pathlib import Path
 import click
 
 from analysis.errors import ReplayError
-from replay import __version__
 from replay.dialects import DIALECT_NAMES
 from replay.grid import GridError, parse_values
+from replay.version import __version__
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 SHADOW_MISMATCH_EXIT = 3

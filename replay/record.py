@@ -93,10 +93,10 @@ from analysis.rundir import (
     verify_checkpoint,
     write_manifest,
 )
-from replay import __version__
 from replay.data import N_TRAIN, BadData, Mnist, load_mnist
 from replay.faults import Hooks
 from replay.resume import ResumePlan, plan_resume
+from replay.version import __version__
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 COLUMNS = ("epoch", *METRICS, "learning_rate", "epoch_seconds")
