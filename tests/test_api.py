@@ -345,3 +345,19 @@ def test_import_replay_loads_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)  # fmt: skip
     assert out.stdout.strip() == "[]"
+
+
+def test_a_dialect_that_cannot_replay_the_policy_says_so_in_one_plain_note(at_root):
+    # Issue 21 item 6: the note was "...has early_stopping only. (in the lightning
+    # dialect); replayed in the keras dialect instead."
+    log = "tests/data/formats/lightning/lightning_logs"
+    s = replay.sweep(log, policy="reduce_lr_on_plateau", patience=2)
+    assert s.dialect_notes == [
+        "lightning logs are replayed in the lightning dialect, but --policy "
+        "reduce_lr_on_plateau: the lightning dialect has early_stopping only; replayed "
+        "in the keras dialect instead."
+    ]
+    assert all("dialect" not in r for r in s.records)
+    result = run("sweep", log, "--policy", "reduce_lr_on_plateau", "--patience", "2",
+                 "--format", "csv")  # fmt: skip
+    assert f"note: {s.dialect_notes[0]}" in result.stderr.splitlines()
