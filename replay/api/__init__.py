@@ -1,0 +1,41 @@
+"""The public Python API: everything ``replay sweep``, ``pick`` and ``show`` do, as
+functions that return objects (the CLI only parses options, calls these and prints).
+
+>>> import replay
+>>> s = replay.sweep("sample_logs/mnist-mlp", patience=range(3, 11), policy="early_stopping")
+>>> len(s.records), s.records[0]["policy"]
+(48, 'early_stopping')
+>>> df = s.to_pandas()  # one row per record, as results.csv
+>>> len(df), int(df["stopped_epoch"].min()), float(df["regret"].min())
+(48, 4, 0.0)
+
+Grid options take Python values: a scalar for one value, any iterable for several
+(``patience=range(3, 11)``, ``min_delta=[0, 1e-3]``), or the CLI's range text
+(``"3..10"``); ``restore_best_weights`` and ``save_best_only`` take True, False or
+``"both"``. Left out (None), an option has the CLI's default. Bad input raises a
+:class:`~analysis.errors.ReplayError` whose message is the CLI's ``Error:`` line.
+"""
+
+from __future__ import annotations
+
+from replay.api.loading import load
+from replay.api.options import GRID_OPTIONS, check_monitors, choose_dialect, grid_options
+from replay.api.picks import Pick, pick
+from replay.api.summaries import Summary, show
+from replay.api.sweeps import Sweep, SweepPlan, plan_sweep, sweep
+
+__all__ = [
+    "GRID_OPTIONS",
+    "Pick",
+    "Summary",
+    "Sweep",
+    "SweepPlan",
+    "check_monitors",
+    "choose_dialect",
+    "grid_options",
+    "load",
+    "pick",
+    "plan_sweep",
+    "show",
+    "sweep",
+]
