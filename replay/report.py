@@ -45,11 +45,10 @@ from analysis.records import (
     Record,
     StopRecord,
     aggregate,
-    bootstrap_interval,
     freeze,
-    is_missing,
     ranges,
     record_label,
+    run_best_regrets,
     setting_label,
 )
 from replay.blocks import CONST, Block, Records
@@ -1190,7 +1189,8 @@ class _AggregateRows:
             blocks = [recs.blocks[k] for k in ks]
             if _aligned(blocks):
                 stats = _aligned_stats(blocks, self.run_best)
-                part = ("blocks", (blocks, stats.pop("combos"), stats.pop("combo"), {}))
+                part = ("blocks", (blocks, stats.pop("combos"), stats.pop("combo"),
+                                   stats.pop("rows")))  # fmt: skip
                 stats["block"] = np.full(len(blocks[0]), ks[0])
                 stats["record"] = np.arange(len(blocks[0]))
             else:
@@ -1247,15 +1247,8 @@ class _AggregateRows:
         local = i - int(self.starts[k])
         if kind == "rows":
             return dict(what[local])
-        blocks, combos, combo, done = what
-        u = int(combo[local])
-        if u not in done:  # the fields after params depend on the outcomes only
-            (done[u],) = aggregate(
-                [{**b.head, "params": {"monitor": b.monitor}, **b.outcomes[o]}
-                 for b, o in zip(blocks, combos[u], strict=True)],
-                run_best=self.run_best,
-            )  # fmt: skip
-        return {**done[u], "params": blocks[0].params_at(local)}
+        blocks, _combos, combo, rows = what  # the fields after params: the outcomes'
+        return {**rows[int(combo[local])], "params": blocks[0].params_at(local)}
 
     def monitor(self, i: int) -> str | None:
         """The monitor of row ``i``'s setting."""
@@ -1272,15 +1265,10 @@ class _AggregateRows:
 
 
 def _run_best(blocks: Sequence[Block]) -> dict[tuple[str, str], float]:
-    """:func:`analysis.records.run_best_regrets` read off the blocks' outcomes."""
-    best: dict[tuple[str, str], float] = {}
-    for b in blocks:
-        vals = [float(b.outcomes[o]["regret"]) for o in b.present()
-                if not is_missing(b.outcomes[o].get("regret"))]  # fmt: skip
-        key = (b.run, b.monitor)
-        if vals and (key not in best or min(vals) < best[key]):
-            best[key] = min(vals)
-    return best
+    """:func:`analysis.records.run_best_regrets` over the blocks' distinct outcomes."""
+    return run_best_regrets({"run": b.run, "params": {"monitor": b.monitor},
+                             "regret": b.outcomes[o].get("regret")}
+                            for b in blocks for o in b.present())  # fmt: skip
 
 
 def _aligned(blocks: list[Block]) -> bool:
@@ -1296,49 +1284,26 @@ def _aligned(blocks: list[Block]) -> bool:
 def _aligned_stats(
     blocks: list[Block], run_best: Mapping[tuple[str, str], float]
 ) -> dict[str, np.ndarray]:
-    """Per setting of aligned blocks: mean, worst, spread and min of regret, its bootstrap
-    interval, mean epochs, runs, censored runs and the runs that have it among their
-    best, as :func:`analysis.records.aggregate` computes them."""
-    n = len(blocks[0])
-    acc = {f: (np.zeros(n), np.zeros(n, dtype=np.int64), np.full(n, -np.inf), np.full(n, np.inf))
-           for f in ("regret", "epochs_trained")}  # fmt: skip
-    censored = np.zeros(n, dtype=np.int64)
-    for b in blocks:
-        for f, (total, count, high, low) in acc.items():
-            per_outcome = np.array([np.nan if is_missing(o.get(f)) else float(o[f])
-                                    for o in b.outcomes])  # fmt: skip
-            v = per_outcome[b.ids]
-            ok = ~np.isnan(v)
-            total += np.where(ok, v, 0.0)  # in run order, as sum() adds them
-            count += ok
-            np.maximum(high, np.where(ok, v, -np.inf), out=high)
-            np.minimum(low, np.where(ok, v, np.inf), out=low)
-        censored += np.array([bool(o.get("censored")) for o in b.outcomes])[b.ids]
-    out: dict[str, np.ndarray] = {}
-    for f, (total, count, high, low) in acc.items():
-        some = count > 0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[f"{f}_mean"] = np.where(some, total / np.maximum(count, 1), np.nan)
-        out[f"{f}_worst"] = np.where(some, high, np.nan)
-        out[f"{f}_spread"] = np.where(some, high - low, np.nan)
-        out[f"{f}_min"] = np.where(some, low, np.nan)
-    out["runs"] = np.full(n, len(blocks))
-    out["censored_runs"] = censored
-    out["best_runs"] = np.zeros(n, dtype=np.int64)
-    for b in blocks:
-        least = run_best.get((b.run, b.monitor))
-        hit = np.array([least is not None and not is_missing(o.get("regret"))
-                        and float(o["regret"]) == least for o in b.outcomes])  # fmt: skip
-        out["best_runs"] += hit[b.ids]
+    """Per setting of aligned blocks, the table's fields of its aggregate row.
+
+    A setting's row depends only on its outcome in each run: each distinct combination
+    of outcomes (a few, however large the grid: :func:`_outcome_combos`) is aggregated
+    once by :func:`analysis.records.aggregate` itself, and its settings share the row.
+    Also returned: ``combos``, ``combo`` (each setting's combination) and ``rows``.
+    """
     combos, inverse = _outcome_combos(blocks)
-    low, high = np.full(len(combos), np.nan), np.full(len(combos), np.nan)
-    for u, combo in enumerate(combos):
-        interval = bootstrap_interval(b.outcomes[o].get("regret")
-                                      for b, o in zip(blocks, combo, strict=True))  # fmt: skip
-        if interval is not None:
-            low[u], high[u] = interval
-    out["regret_ci_low"], out["regret_ci_high"] = low[inverse], high[inverse]
-    out["combos"], out["combo"] = combos, inverse  # type: ignore[assignment]
+    rows = [
+        aggregate([{**b.head, "params": {"monitor": b.monitor}, **b.outcomes[o]}
+                   for b, o in zip(blocks, combo, strict=True)], run_best=run_best)[0]
+        for combo in combos
+    ]  # fmt: skip
+    out: dict[str, Any] = {}
+    for f in _AggregateRows._FIELDS:
+        per_combo = np.array([np.nan if r[f] is None else r[f] for r in rows], dtype=float)
+        out[f] = per_combo[inverse]
+    for f in _AggregateRows._COUNTS:
+        out[f] = np.array([r[f] for r in rows], dtype=np.int64)[inverse]
+    out["combos"], out["combo"], out["rows"] = combos, inverse, dict(enumerate(rows))
     return out
 
 
