@@ -58,10 +58,9 @@ def _load_runs(paths, *, echo: bool = True):
 
     A log that holds several trainings gives several runs (``LOG#N`` picks one).
     """
-    from analysis.formats import load_logs, unique_names
+    from analysis.formats import load_all
 
-    runs = [run for p in paths for run in load_logs(p)]
-    unique_names(runs)
+    runs = load_all(paths)  # a log given twice is read once, with a warning
     if echo:
         for w in dict.fromkeys(w for run in runs for w in run.warnings):
             click.echo(f"warning: {w}", err=True)
