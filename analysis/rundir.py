@@ -20,13 +20,15 @@ nor TensorFlow nor :mod:`replay`.
 from __future__ import annotations
 
 import contextlib
+import csv
 import fcntl
 import hashlib
+import io
 import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, TypedDict
@@ -67,6 +69,8 @@ __all__ = [
     "fsync_dir",
     "fsync_file",
     "load_run_dir",
+    "metrics_header",
+    "metrics_line",
     "parse_checkpoints",
     "read_manifest",
     "sha256_file",
@@ -638,6 +642,29 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     raw = data.encode("utf-8") if isinstance(data, str) else data
     with atomic_file(path, text=False) as f:
         f.write(raw)
+
+
+def metrics_line(fields: Sequence[object]) -> str:
+    """One metrics.csv line of ``fields`` (``str`` of each), written by the ``csv`` module
+    as Keras's CSVLogger writes: a metric name holding ``,``, ``"`` or a line break is
+    quoted, so every CSV reader reads it back.
+
+    >>> metrics_line(["epoch", "a,b", 'q"x', "loss"])
+    'epoch,"a,b","q""x",loss\\n'
+    """
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(fields)
+    return out.getvalue()
+
+
+def metrics_header(raw: bytes) -> tuple[str, ...] | None:
+    """The column names of the metrics.csv that starts with ``raw``, or None where it
+    has no complete header line (written by :func:`metrics_line`)."""
+    try:
+        names = next(csv.reader(io.StringIO(raw.decode("utf-8"), newline="")))
+    except (UnicodeDecodeError, StopIteration, csv.Error):
+        return None
+    return tuple(names) if raw.startswith(metrics_line(names).encode()) else None
 
 
 def write_manifest(root: Path, manifest: Manifest) -> None:
