@@ -28,6 +28,7 @@ import json
 import math
 import os
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -69,6 +70,7 @@ __all__ = [
     "fsync_dir",
     "fsync_file",
     "load_run_dir",
+    "lock_for_writing",
     "metrics_header",
     "metrics_line",
     "parse_checkpoints",
@@ -675,11 +677,41 @@ def write_manifest(root: Path, manifest: Manifest) -> None:
 # --------------------------------------------------------------------------- reading
 
 
+WRITER_WAIT = 5.0
+"""Seconds a writer waits for shared holders of the lock (readers' probes) to leave."""
+
+
+def lock_for_writing(root: Path) -> int | None:
+    """Take the run directory's write lock (an exclusive flock on ``root``) and return its
+    descriptor (closing it releases the lock), or None where another writer holds it.
+
+    Readers probe for a writer (:func:`has_writer`) with a shared lock held for an
+    instant, which also makes a writer's exclusive try fail. So a writer that fails looks
+    again with a shared try of its own: it succeeds where only probes hold the lock
+    (a writer holds it exclusive), and the writer tries again, up to
+    :data:`WRITER_WAIT` seconds; a probe never makes a writer fail.
+    """
+    fd = os.open(root, os.O_RDONLY)
+    deadline, pause = time.monotonic() + WRITER_WAIT, 0.0002
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            pass
+        if has_writer(root) or time.monotonic() > deadline:
+            os.close(fd)
+            return None
+        time.sleep(pause)
+        pause = min(2 * pause, 0.01)
+
+
 def has_writer(root: Path) -> bool:
     """Whether a process holds the run directory's write lock (``replay record``, a
     ``RecordCallback`` fit, ``replay branch``): a run whose run.json says ``running``
     while none does stopped without marking itself (Ctrl-C outside the commit, a crash,
-    ``kill -9``). The probe takes a shared lock and drops it at once."""
+    ``kill -9``). The probe takes a shared lock and drops it at once (a writer starting
+    at that instant waits for it: :func:`lock_for_writing`)."""
     try:
         fd = os.open(root, os.O_RDONLY)
     except OSError:

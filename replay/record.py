@@ -57,7 +57,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import fcntl
 import math
 import os
 import platform
@@ -87,6 +86,7 @@ from analysis.rundir import (
     first_own_epoch,
     fsync_dir,
     fsync_file,
+    lock_for_writing,
     metrics_header,
     metrics_line,
     read_manifest,
@@ -466,12 +466,9 @@ def lock_dir(
 ) -> int:
     """Take the exclusive flock of :func:`_locked` and return its descriptor (closing
     it releases the lock); raise ``error`` if another holder has it."""
-    fd = os.open(out, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise error(f"{out} is being written by another {writer}") from None
+    fd = lock_for_writing(out)  # waits out readers' probes: only a writer refuses
+    if fd is None:
+        raise error(f"{out} is being written by another {writer}")
     return fd
 
 
