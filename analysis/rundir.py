@@ -663,8 +663,8 @@ def metrics_header(raw: bytes) -> tuple[str, ...] | None:
     """The column names of the metrics.csv that starts with ``raw``, or None where it
     has no complete header line (written by :func:`metrics_line`)."""
     try:
-        names = next(csv.reader(io.StringIO(raw.decode("utf-8"), newline="")))
-    except (UnicodeDecodeError, StopIteration, csv.Error):
+        names = next(csv.reader(io.StringIO(raw.decode("utf-8", "replace"), newline="")))
+    except (StopIteration, csv.Error):
         return None
     return tuple(names) if raw.startswith(metrics_line(names).encode()) else None
 

@@ -38,6 +38,7 @@ __all__ = [
     "expected_layouts",
     "load_logs",
     "load_all",
+    "log_identity",
     "is_run_folder",
     "load_run",
     "natural_key",
