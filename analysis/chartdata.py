@@ -7,6 +7,7 @@ tables, without matplotlib, which this module never imports.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,7 @@ __all__ = [
     "lr_axis",
     "lr_is_relative",
     "lr_schedule_lines",
+    "schedule_pieces",
     "mark_layers",
     "panel_title",
     "pareto_front",
@@ -549,6 +551,97 @@ def split_schedule(
     if cut == 0:
         return [], xy
     return xy[: 2 * cut], xy[2 * cut - 1 :]
+
+
+Point = tuple[float, float]
+Piece = tuple[Point, Point]
+
+
+def _schedule_steps(lr: list[float | None], levels: Mapping[int, list[float]]):
+    """``(epoch, piece)`` of one schedule in drawing order: at each epoch the step into
+    its rate (cut at every rate of ``levels`` there, ascending, and drawn downward), then
+    its rate over it."""
+    for e, r in enumerate(lr):
+        before = lr[e - 1] if e else None
+        if before is not None and r is not None and before != r:
+            at = levels[e]
+            cuts = at[
+                bisect.bisect_left(at, min(before, r)) : bisect.bisect_right(at, max(before, r))
+            ]
+            for a, b in zip(cuts[::-1], cuts[-2::-1], strict=False):
+                yield e, ((float(e), a), (float(e), b))
+        if r is not None:
+            yield e, ((float(e), r), (float(e + 1), r))
+
+
+def schedule_pieces(lines: Sequence[Mapping[str, Any]]) -> dict[Hashable, dict[str, list]]:
+    """The schedules of ``lines`` (:func:`lr_schedule_lines`) as polylines, each stretch
+    of a counterfactual schedule drawn once.
+
+    Returns ``{frozen factor: {"exact": [polyline], "counterfactual": [polyline]}}``, a
+    polyline a list of ``(x, y)`` points along one schedule's step line. Dashes start
+    anew at each line's start, so two dashed lines over one stretch with different starts
+    fill each other's gaps and look solid ("exact"). So the schedules are cut into unit
+    pieces (one epoch's rate; one step between two rates some schedule has at that
+    epoch) and every piece is drawn once: solid in each factor where some schedule ran
+    it exactly, else dashed in the first factor whose schedules reach it, and a piece
+    some schedule ran exactly is never dashed. No two lines of the result overlap but
+    the solid ones. Missing and non-positive rates leave a gap (as :func:`step_xy`).
+
+    >>> p = schedule_pieces([{"factor": 0.5, "lr": [1.0, 0.5], "counterfactual_from": 1},
+    ...                      {"factor": 0.5, "lr": [1.0, 1.0], "counterfactual_from": 1}])
+    >>> p[0.5]["exact"]
+    [[(0.0, 1.0), (1.0, 1.0)]]
+    >>> p[0.5]["counterfactual"]
+    [[(1.0, 1.0), (1.0, 0.5), (2.0, 0.5)], [(1.0, 1.0), (2.0, 1.0)]]
+    """
+
+    def rates(d: Mapping[str, Any]) -> list[float | None]:
+        return [None if is_missing(v) or v <= 0 else float(v) for v in d["lr"]]
+
+    ordered = sorted(lines, key=lambda d: sort_key(freeze(d["factor"])))
+    met: dict[int, set[float]] = {}  # the rates met at each epoch's start
+    for d in ordered:
+        lr = rates(d)
+        for e in range(1, len(lr)):
+            if lr[e - 1] is not None and lr[e] is not None and lr[e - 1] != lr[e]:
+                met.setdefault(e, set()).update((lr[e - 1], lr[e]))
+    levels = {e: sorted(v) for e, v in met.items()}
+    walks = []  # (factor, [(kind, piece)]) per schedule
+    exact: dict[Piece, set[Hashable]] = {}
+    for d in ordered:
+        cf, factor = d["counterfactual_from"], freeze(d["factor"])
+        walk = [("exact" if cf is None or e < cf else "counterfactual", piece)
+                for e, piece in _schedule_steps(rates(d), levels)]  # fmt: skip
+        walks.append((factor, walk))
+        for kind, piece in walk:
+            if kind == "exact":
+                exact.setdefault(piece, set()).add(factor)
+    out: dict[Hashable, dict[str, list]] = {
+        factor: {"exact": [], "counterfactual": []} for factor, _ in walks
+    }
+    drawn: set[tuple[Hashable | None, Piece]] = set()
+    for factor, walk in walks:
+        line: list[Point] | None = None
+        last = None
+        for kind, piece in walk:
+            if kind == "counterfactual" and piece in exact:
+                kind = "exact"  # a recorded curve ran it: solid (in its own factors)
+                if factor not in exact[piece]:
+                    line = None
+                    continue
+            key = (factor if kind == "exact" else None, piece)  # dashed: once in all
+            if key in drawn:
+                line = None
+                continue
+            drawn.add(key)
+            if line is not None and last == kind and line[-1] == piece[0]:
+                line.append(piece[1])
+            else:
+                line = [piece[0], piece[1]]
+                out[factor][kind].append(line)
+            last = kind
+    return out
 
 
 def lr_schedule_lines(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -61,8 +61,8 @@ from analysis.chartdata import (
     mark_layers,
     panel_title,
     pareto_front,
+    schedule_pieces,
     sort_key,
-    split_schedule,
     spread_series,
     step_xy,
     stop_marks,
@@ -556,7 +556,9 @@ def lr_schedules_figure(
     them branches answered). The log's own rate is black dashed. Each schedule is
     solid where a recorded curve (the run's or a branch's) ran it, and dashed from its
     counterfactual boundary on, where a dot marks it (from that epoch on, the recorded
-    metrics were produced under another rate).
+    metrics were produced under another rate). Schedules are drawn in unit pieces, each
+    once (:func:`~analysis.chartdata.schedule_pieces`), so that any number of
+    counterfactual schedules overlapping at one rate still look dashed, never solid.
     Records on the relative scale (the log had no learning rate) are labelled as
     multiples of the initial rate. Returns the Figure.
     """
@@ -589,19 +591,18 @@ def _draw_schedules(ax: Axes, lines: Sequence[Mapping[str, Any]]) -> list:
     from matplotlib.collections import LineCollection
 
     factors = sorted({freeze(d["factor"]) for d in lines}, key=sort_key)
+    pieces = schedule_pieces(lines)
     cmap = _cmap("viridis")
     lw = 1.6 if len(lines) <= 10 else 1.0
     handles = []
     for i, f in enumerate(factors):
         color = cmap(0.85 * i / max(len(factors) - 1, 1))
         group = [d for d in lines if freeze(d["factor"]) == f]
-        exact, counterfactual = zip(
-            *(split_schedule(d["lr"], d["counterfactual_from"]) for d in group), strict=True
-        )
-        for segs, ls in ((exact, "-"), (counterfactual, _COUNTERFACTUAL_LS)):
-            segs = [seg for seg in segs if seg]
-            if segs:
-                ax.add_collection(LineCollection(segs, colors=[color], lw=lw, ls=ls, alpha=0.8))
+        for kind, ls in (("exact", "-"), ("counterfactual", _COUNTERFACTUAL_LS)):
+            if pieces[f][kind]:  # each stretch once: overlaps keep their dashes
+                ax.add_collection(
+                    LineCollection(pieces[f][kind], colors=[color], lw=lw, ls=ls, alpha=0.8)
+                )
         cf = [
             (d["counterfactual_from"], d["lr"][d["counterfactual_from"]])
             for d in group

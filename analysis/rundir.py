@@ -20,13 +20,16 @@ nor TensorFlow nor :mod:`replay`.
 from __future__ import annotations
 
 import contextlib
+import csv
 import fcntl
 import hashlib
+import io
 import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, TypedDict
@@ -68,6 +71,9 @@ __all__ = [
     "fsync_dir",
     "fsync_file",
     "load_run_dir",
+    "lock_for_writing",
+    "metrics_header",
+    "metrics_line",
     "parse_checkpoints",
     "read_manifest",
     "sha256_file",
@@ -643,6 +649,29 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         f.write(raw)
 
 
+def metrics_line(fields: Sequence[object]) -> str:
+    """One metrics.csv line of ``fields`` (``str`` of each), written by the ``csv`` module
+    as Keras's CSVLogger writes: a metric name holding ``,``, ``"`` or a line break is
+    quoted, so every CSV reader reads it back.
+
+    >>> metrics_line(["epoch", "a,b", 'q"x', "loss"])
+    'epoch,"a,b","q""x",loss\\n'
+    """
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(fields)
+    return out.getvalue()
+
+
+def metrics_header(raw: bytes) -> tuple[str, ...] | None:
+    """The column names of the metrics.csv that starts with ``raw``, or None where it
+    has no complete header line (written by :func:`metrics_line`)."""
+    try:
+        names = next(csv.reader(io.StringIO(raw.decode("utf-8", "replace"), newline="")))
+    except (StopIteration, csv.Error):
+        return None
+    return tuple(names) if raw.startswith(metrics_line(names).encode()) else None
+
+
 def write_manifest(root: Path, manifest: Manifest) -> None:
     """Write ``root/run.json`` atomically (indented JSON; NaN and infinity refused)."""
     atomic_write(root / MANIFEST, json.dumps(manifest, indent=2, allow_nan=False) + "\n")
@@ -651,11 +680,41 @@ def write_manifest(root: Path, manifest: Manifest) -> None:
 # --------------------------------------------------------------------------- reading
 
 
+WRITER_WAIT = 5.0
+"""Seconds a writer waits for shared holders of the lock (readers' probes) to leave."""
+
+
+def lock_for_writing(root: Path) -> int | None:
+    """Take the run directory's write lock (an exclusive flock on ``root``) and return its
+    descriptor (closing it releases the lock), or None where another writer holds it.
+
+    Readers probe for a writer (:func:`has_writer`) with a shared lock held for an
+    instant, which also makes a writer's exclusive try fail. So a writer that fails looks
+    again with a shared try of its own: it succeeds where only probes hold the lock
+    (a writer holds it exclusive), and the writer tries again, up to
+    :data:`WRITER_WAIT` seconds; a probe never makes a writer fail.
+    """
+    fd = os.open(root, os.O_RDONLY)
+    deadline, pause = time.monotonic() + WRITER_WAIT, 0.0002
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            pass
+        if has_writer(root) or time.monotonic() > deadline:
+            os.close(fd)
+            return None
+        time.sleep(pause)
+        pause = min(2 * pause, 0.01)
+
+
 def has_writer(root: Path) -> bool:
     """Whether a process holds the run directory's write lock (``replay record``, a
     ``RecordCallback`` fit, ``replay branch``): a run whose run.json says ``running``
     while none does stopped without marking itself (Ctrl-C outside the commit, a crash,
-    ``kill -9``). The probe takes a shared lock and drops it at once."""
+    ``kill -9``). The probe takes a shared lock and drops it at once (a writer starting
+    at that instant waits for it: :func:`lock_for_writing`)."""
     try:
         fd = os.open(root, os.O_RDONLY)
     except OSError:

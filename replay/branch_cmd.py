@@ -283,6 +283,50 @@ def _describe(o, cuts: bool = True) -> str:
 # ---------------------------------------------------------------------------- the command
 
 
+#: Grid options of ``replay sweep`` that no branch setting uses (Prechelt, ModelCheckpoint).
+NEVER_USED = ("gl_alpha", "pq_alpha", "up_strips", "strip_length", "save_best_only",
+              "initial_value_threshold")  # fmt: skip
+#: EarlyStopping's own options: used only by the combined policy.
+STOPPING_ONLY = ("baseline", "start_from_epoch", "restore_best_weights")
+
+
+def unused_options(given: Sequence[str], policies: Sequence[str]) -> list[str]:
+    """The grid options among ``given`` (parameter names) that no setting of ``policies``
+    uses: Prechelt's and ModelCheckpoint's always; EarlyStopping's without the combined
+    policy, and there ``patience`` / ``min_delta`` where ``lr_patience`` / ``lr_min_delta``
+    replace them.
+
+    >>> unused_options(["patience", "gl_alpha", "baseline"], ["reduce_lr_on_plateau"])
+    ['gl_alpha', 'baseline']
+    """
+    unused = set(NEVER_USED)
+    if "early_stopping+reduce_lr_on_plateau" not in policies:
+        unused.update(STOPPING_ONLY)
+        unused.update(k for k in ("patience", "min_delta") if f"lr_{k}" in given)
+    return [name for name in given if name in unused]
+
+
+def _refuse_unused(ctx: click.Context, policies: Sequence[str]) -> None:
+    """Raise :class:`BranchPlanError` naming every option given that the plan ignores."""
+    from click.core import ParameterSource
+
+    from replay.branch_plan import BranchPlanError
+
+    default = (None, ParameterSource.DEFAULT)
+    given = [p.name for p in ctx.command.params
+             if p.name and ctx.get_parameter_source(p.name) not in default]  # fmt: skip
+    unused = unused_options(given, policies)
+    if unused:
+        flags = {p.name: p.opts[0] for p in ctx.command.params}
+        names = ", ".join(flags[n] for n in unused)
+        raise BranchPlanError(
+            f"{names}: not used by replay branch --policy {','.join(policies)} (it re-trains "
+            "ReduceLROnPlateau schedules, with EarlyStopping only under "
+            "early_stopping+reduce_lr_on_plateau); leave "
+            f"{'them' if len(unused) > 1 else 'it'} out, or sweep them with replay sweep"
+        )
+
+
 def _policies(ctx, param, values) -> tuple[str, ...] | None:
     """``--policy`` for branch: only the policies that change the learning rate."""
     from replay.branch_plan import BRANCH_POLICIES, BranchPlanError
@@ -385,6 +429,7 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
                 f"with --executor {executor}"
             )
         grid = Grid.from_options(Grid(policies=("reduce_lr_on_plateau",)), **opts)
+        _refuse_unused(ctx, grid.policies)
         root = RootRun(run)
         plan = build_plan(root, grid)
         click.echo(render_plan(root, plan, max_epochs), nl=False)

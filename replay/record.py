@@ -57,7 +57,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import fcntl
 import math
 import os
 import platform
@@ -87,6 +86,9 @@ from analysis.rundir import (
     first_own_epoch,
     fsync_dir,
     fsync_file,
+    lock_for_writing,
+    metrics_header,
+    metrics_line,
     read_manifest,
     sha256_file,
     temporary_path,
@@ -100,7 +102,7 @@ from replay.version import __version__
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 COLUMNS = ("epoch", *METRICS, "learning_rate", "epoch_seconds")
-HEADER = ",".join(COLUMNS) + "\n"
+HEADER = metrics_line(COLUMNS)
 SHADOW_EARLY_STOPPING = (("val_loss", 2), ("val_loss", 5), ("val_loss", 10), ("val_accuracy", 5))
 """(monitor, patience) of the observe-only EarlyStopping callbacks; other params default."""
 PLATEAU_DEFAULTS: dict[str, Any] = {
@@ -362,12 +364,12 @@ def _now() -> str:
 
 def format_row(row: dict[str, float], columns: tuple[str, ...] = COLUMNS) -> str:
     """Return one metrics.csv line: the epoch, then every float of ``columns`` as ``repr``."""
-    return ",".join([str(int(row["epoch"]))] + [repr(float(row[c])) for c in columns[1:]]) + "\n"
+    return metrics_line([str(int(row["epoch"]))] + [repr(float(row[c])) for c in columns[1:]])
 
 
 def header(columns: tuple[str, ...]) -> str:
-    """Return metrics.csv's header line of ``columns``."""
-    return ",".join(columns) + "\n"
+    """Return metrics.csv's header line of ``columns`` (a name with ``,`` or ``"`` quoted)."""
+    return metrics_line(columns)
 
 
 def read_columns(path: Path) -> tuple[str, ...]:
@@ -377,12 +379,9 @@ def read_columns(path: Path) -> tuple[str, ...]:
     Raises:
         BadLog: no complete header line, or one of another shape.
     """
-    with open(path, "rb") as f:
-        first = f.readline()
-    names = tuple(first.decode("utf-8", "replace").rstrip("\n").split(","))
+    names = metrics_header(path.read_bytes()) or ()
     if (
-        not first.endswith(b"\n")
-        or names[:1] != ("epoch",)
+        names[:1] != ("epoch",)
         or names[-2:] != COLUMNS[-2:]
         or len(set(names)) != len(names)
         or not all(names)
@@ -467,12 +466,9 @@ def lock_dir(
 ) -> int:
     """Take the exclusive flock of :func:`_locked` and return its descriptor (closing
     it releases the lock); raise ``error`` if another holder has it."""
-    fd = os.open(out, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise error(f"{out} is being written by another {writer}") from None
+    fd = lock_for_writing(out)  # waits out readers' probes: only a writer refuses
+    if fd is None:
+        raise error(f"{out} is being written by another {writer}")
     return fd
 
 

@@ -361,3 +361,11 @@ def test_a_dialect_that_cannot_replay_the_policy_says_so_in_one_plain_note(at_ro
     result = run("sweep", log, "--policy", "reduce_lr_on_plateau", "--patience", "2",
                  "--format", "csv")  # fmt: skip
     assert f"note: {s.dialect_notes[0]}" in result.stderr.splitlines()
+
+
+def test_a_log_given_twice_is_one_run_in_the_api_too(at_root):
+    s = replay.sweep(["sample_logs/mnist-mlp", "./sample_logs/mnist-mlp"], patience=3)
+    assert len(s.runs) == 1
+    assert "sample_logs/mnist-mlp: given twice; read once" in s.warnings
+    _same(["sample_logs/mnist-mlp", "./sample_logs/mnist-mlp"], ["--patience", "3"],
+          {"patience": 3})  # fmt: skip

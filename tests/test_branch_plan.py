@@ -250,6 +250,38 @@ def test_dry_run_lists_a_small_grid_setting_by_setting():
     assert line in result.stdout.splitlines()
 
 
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--patience", "3", "--gl-alpha", "1", "--save-best-only", "yes"],
+         "--gl-alpha, --save-best-only"),
+        (["--pq-alpha", "1", "--up-strips", "2", "--strip-length", "5",
+          "--initial-value-threshold", "0.1"],
+         "--pq-alpha, --up-strips, --strip-length, --initial-value-threshold"),
+        (["--baseline", "0.5", "--start-from-epoch", "2", "--restore-best-weights", "no"],
+         "--baseline, --start-from-epoch, --restore-best-weights"),
+        (["--patience", "3", "--lr-patience", "2", "--min-delta", "0", "--lr-min-delta", "0"],
+         "--patience, --min-delta"),
+        (["--policy", COMBINED, "--gl-alpha", "1"], "--gl-alpha"),
+    ],
+)  # fmt: skip
+def test_options_branch_does_not_use_are_refused_in_one_line(tmp_path, args, named):
+    copy = tmp_path / "mnist-mlp"
+    shutil.copytree(SAMPLE, copy)
+    before = sorted(p.relative_to(copy) for p in copy.rglob("*"))
+    policy = COMBINED if COMBINED in args else "reduce_lr_on_plateau"
+    line = error_line(run("branch", copy, *args, "--dry-run"))
+    assert line.startswith(f"Error: {named}: not used by replay branch --policy {policy} ")
+    assert sorted(p.relative_to(copy) for p in copy.rglob("*")) == before
+
+
+def test_the_combined_policy_uses_the_early_stopping_options():
+    result = run("branch", SAMPLE, "--policy", COMBINED, "--patience", "3", "--lr-patience",
+                 "2", "--baseline", "none", "--start-from-epoch", "1",
+                 "--restore-best-weights", "yes", "--dry-run")  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
 def test_dry_run_does_not_import_tensorflow():
     code = ("import sys; from replay.cli import cli; "
             "cli.main(['branch', sys.argv[1], '--patience', '3', '--dry-run'], "

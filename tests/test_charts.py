@@ -583,6 +583,76 @@ def test_lr_schedules_figure_structure():
     assert png_bytes(fig).startswith(PNG_MAGIC)
 
 
+def _overlapping_schedules(k: int = 8, n: int = 20):
+    """``k`` schedules at 1e-3 counterfactual from epochs 1..k, cut at epochs 9..k+8: all
+    of them dashed over epochs k..9 at one rate; one exact schedule besides."""
+    recs = [plateau(0.1, 8 + c, [1e-3] * (8 + c) + [1e-4] * (n - 8 - c), cf=c)
+            for c in range(1, k + 1)]  # fmt: skip
+    return recs + [plateau(0.5, 3, [1e-3] * 4 + [5e-4] * (n - 4), cf=None)]
+
+
+def _paths(ax, dashed: bool) -> list[list[tuple[float, float]]]:
+    """The vertices of each line of the schedule collections, dashed or solid."""
+    from matplotlib.collections import LineCollection
+
+    out = []
+    for c in ax.collections:
+        if isinstance(c, LineCollection) and (c.get_linestyle()[0][1] is not None) == dashed:
+            out += [[tuple(map(float, v)) for v in seg] for seg in c.get_segments()]
+    return out
+
+
+def _overlap(p, q) -> bool:
+    """Whether two polylines of axis-parallel edges share a stretch of positive length."""
+    for a, b in zip(p, p[1:], strict=False):
+        for c, d in zip(q, q[1:], strict=False):
+            for axis in (0, 1):  # along x (same y) or along y (same x)
+                other = 1 - axis
+                if not a[other] == b[other] == c[other] == d[other]:
+                    continue
+                lo = max(min(a[axis], b[axis]), min(c[axis], d[axis]))
+                hi = min(max(a[axis], b[axis]), max(c[axis], d[axis]))
+                if hi > lo:
+                    return True
+    return False
+
+
+def test_overlapping_counterfactual_schedules_stay_dashed():
+    """Dashes start anew at each line's start: two dashed lines that overlap look dashed
+    only if they are the same line (same start, same phase), else their dashes fill each
+    other's gaps and the overlap looks solid, like an exact schedule (issue 17)."""
+    fig = charts.lr_schedules_figure(_overlapping_schedules(), recorded_lr=None)
+    (ax,) = fig.axes
+    dashed, solid = _paths(ax, dashed=True), _paths(ax, dashed=False)
+    assert dashed and solid
+    clashes = [(p, q) for i, p in enumerate(dashed) for q in dashed[i + 1 :]
+               if p != q and _overlap(p, q)]  # fmt: skip
+    assert clashes == []
+    assert not [(p, q) for p in dashed for q in solid if _overlap(p, q)]
+    # Each epoch at 1e-3 that only counterfactual schedules ran is drawn dashed, once
+    # (before epoch 8, one of them ran it exactly: solid).
+    edges = [(a, b) for p in dashed for a, b in zip(p, p[1:], strict=False)]
+    at_rate = [(a[0], b[0]) for a, b in edges if a[1] == b[1] == 1e-3]
+    assert sorted(at_rate) == [(float(e), float(e + 1)) for e in range(8, 16)]
+
+
+def test_overlapping_counterfactual_schedules_look_dashed_in_the_png():
+    """Along the rate 1e-3, where all eight counterfactual schedules overlap (epochs
+    8..9), the drawn line has gaps, as a single dashed line has."""
+    import numpy as np
+
+    fig = charts.lr_schedules_figure(_overlapping_schedules(), recorded_lr=None)
+    (ax,) = fig.axes
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(float) / 255
+    height = pixels.shape[0]
+    (x0, y), (x1, _) = ax.transData.transform([(8.0, 1e-3), (10.0, 1e-3)])
+    row = int(round(height - y))
+    band = pixels[row - 1 : row + 2, int(x0) + 2 : int(x1) - 2].mean(axis=2).min(axis=0)
+    inked = float(np.mean(band < 0.6))  # the line's dark purple, not the grid's light grey
+    assert 0.3 < inked < 0.85, inked
+
+
 def test_lr_schedules_figure_clips_runaway_schedules():
     tiny = [1e-3 * 0.1**i for i in range(20)]
     fig = charts.lr_schedules_figure([plateau(0.1, 0, tiny, cf=1)], recorded_lr=None)

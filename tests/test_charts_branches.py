@@ -145,15 +145,16 @@ def test_the_curves_legend_names_at_most_a_few_branches():
     assert png_bytes(fig).startswith(PNG_MAGIC)
 
 
-def linestyles(ax) -> list[tuple[str, int]]:
-    """(solid or dashed, number of lines) of each schedule LineCollection."""
+def linestyles(ax) -> list[tuple[str, float, float]]:
+    """(solid or dashed, first and last epoch it covers) of each schedule LineCollection."""
     from matplotlib.collections import LineCollection
 
     out = []
     for c in ax.collections:
         if isinstance(c, LineCollection):
             _, dashes = c.get_linestyle()[0]
-            out.append(("solid" if dashes is None else "dashed", len(c.get_segments())))
+            xs = [x for segment in c.get_segments() for x, _ in segment]
+            out.append(("solid" if dashes is None else "dashed", min(xs), max(xs)))
     return out
 
 
@@ -166,7 +167,8 @@ def test_schedules_answered_by_a_branch_are_solid(tree, tmp_path):
     fig = figure(jobs_by_name(result, run, tmp_path)["lr_schedules.png"])
     (ax,) = fig.axes
     # factor 0.1: solid to epoch 4, dashed from there; factor 0.5: solid throughout.
-    assert linestyles(ax) == [("solid", 1), ("dashed", 1), ("solid", 1)]
+    n = len(plateau[0.1]["lr"])
+    assert linestyles(ax) == [("solid", 0, 4), ("dashed", 4, n), ("solid", 0, n)]
     texts = legend_texts(ax.get_legend())
     assert "factor 0.5: 1 settings, 1 distinct\n(1 answered by branches)" in texts
     assert "factor 0.1: 1 settings, 1 distinct" in texts

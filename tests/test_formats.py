@@ -93,3 +93,65 @@ def test_cli_sweep_and_show(tmp_path, path, extra, headers):
     show = runner.invoke(cli, ["show", str(path)])
     assert show.exit_code == 0, show.output + show.stderr
     assert "epochs:" in show.output
+
+
+# ---------------------------------------------------------------- one log given twice
+
+
+def _logs(tmp_path: Path) -> None:
+    """A folder of two run directories, a CSV log of two trainings, links to them."""
+    import json
+    import os
+
+    from conftest import log_text, make_run
+
+    for name in ("a", "b"):
+        manifest = make_run(tmp_path / "runs" / name, n=6) / "run.json"
+        manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "shadow": []}))
+    (tmp_path / "two.csv").write_text(log_text(6) + log_text(8))
+    os.symlink(tmp_path / "runs" / "a", tmp_path / "link")
+    os.link(tmp_path / "two.csv", tmp_path / "hard.csv")
+    (tmp_path / "sub").mkdir()
+
+
+@pytest.mark.parametrize(
+    ("specs", "runs", "warning"),
+    [
+        (["runs/a", "runs/a"], 1, "runs/a: given twice; read once"),
+        (["runs/a", "./runs/a/"], 1, "runs/a: given twice; read once"),
+        (["runs/a", "sub/../runs/a"], 1, "sub/../runs/a: the same log as runs/a; read once"),
+        (["runs/a", "link"], 1, "link: the same log as runs/a; read once"),
+        (["runs/a", "runs/a/metrics.csv"], 1,
+         "runs/a/metrics.csv: the same log as runs/a; read once"),
+        (["runs/a", "runs/a#1"], 1, "runs/a: given twice; read once"),
+        (["runs", "runs/b"], 2, "runs/b: given twice; read once"),
+        (["two.csv", "two.csv#2"], 2, "two.csv#2: given twice; read once"),
+        (["two.csv#1", "hard.csv"], 2, "hard.csv#1: the same log as two.csv#1; read once"),
+        (["runs/a", "runs/b"], 2, None),
+        (["two.csv#1", "two.csv#2"], 2, None),
+    ],
+)  # fmt: skip
+def test_one_log_given_twice_is_read_once_with_a_warning(tmp_path, monkeypatch, specs, runs,
+                                                         warning):  # fmt: skip
+    import json
+
+    _logs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["sweep", *specs, "--patience", "2", "--policy",
+                                      "early_stopping", "--format", "json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    assert len({r["run"] for r in records}) == runs
+    warnings = [ln for ln in result.stderr.splitlines() if "read once" in ln]
+    assert warnings == ([f"warning: {warning}"] if warning else [])
+
+
+def test_one_log_given_twice_is_one_run_across_runs(tmp_path, monkeypatch):
+    """The reproducer: a log twice was 'best in 2/2' with a bootstrap interval."""
+    _logs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["sweep", "runs/a", "link", "--patience", "2", "--policy",
+                                      "early_stopping", "--no-charts", "--out", "out"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "across runs" not in result.stdout
+    assert "/2" not in result.stdout

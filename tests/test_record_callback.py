@@ -365,3 +365,49 @@ def test_example_records_its_own_model_and_sweeps_it(tmp_path):
     assert manifest["model"]["name"] == "own_cnn" and manifest["status"] == "complete"
     assert load_run_dir(out).n_epochs == 2
     assert (tmp_path / "own-sweep" / "results.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_metric_name_with_a_comma_and_a_quote_is_written_and_read_back(tmp_path):
+    """Keras allows any metric name; metrics.csv quotes it (the csv module) and every
+    reader reads it back: the run's own reader (resume), the run directory's, the
+    CSVLogger reader, and sweep / show / pick on the run."""
+    import csv
+
+    import keras
+
+    from analysis.logs import load_csv
+    from replay.record import read_columns, read_rows
+
+    name = 'mae, "x"'
+    model = _model()
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse",
+                  metrics=[keras.metrics.MeanAbsoluteError(name=name)])  # fmt: skip
+    out = tmp_path / "run"
+    _fit(model, out, epochs=3)
+    with open(out / "metrics.csv", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    assert header[:4] == ["epoch", "loss", name, "val_loss"] and f"val_{name}" in header
+    assert len(rows) == 3 and all(len(r) == len(header) for r in rows)
+    columns = read_columns(out / "metrics.csv")
+    assert columns == tuple(header)
+    assert [r["epoch"] for r in read_rows(out / "metrics.csv", columns=None)] == [0, 1, 2]
+    for log in (load_run_dir(out), load_csv(out / "metrics.csv")):
+        assert log.n_epochs == 3 and log.has(name) and log.has(f"val_{name}")
+        assert log.values(name) == [float(r[header.index(name)]) for r in rows]
+
+    # --monitor takes comma-separated names, so the sweep watches val_loss here.
+    result = run("sweep", out, "--patience", "0..1", "--format", "json")
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    stops = [r for r in records if r["policy"] == "early_stopping"]
+    assert stops and all(name in r["final_metrics"] for r in stops)
+    shown = run("show", out)
+    assert shown.exit_code == 0, shown.output
+    assert name in shown.output
+    picked = run("pick", out, "--patience", "1")
+    assert picked.exit_code == 0, picked.output
+
+    # A second fit continues the run: the quoted header is read back, not refused.
+    _fit(model, out, epochs=4, initial_epoch=3)
+    assert load_run_dir(out).n_epochs == 4

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from analysis.errors import BadLog, BadManifest, ChecksumMismatch, LogNotFound, UnsafePath
+from analysis.errors import (
+    BadLog,
+    BadManifest,
+    ChecksumMismatch,
+    LogNotFound,
+    ReplayError,
+    UnsafePath,
+)
 from analysis.rundir import (
     OPTIONAL_FIELDS,
     CheckpointInfo,
@@ -26,6 +33,7 @@ from analysis.rundir import (
     checkpoint_epoch,
     checkpoint_name,
     checkpoint_relpath,
+    has_writer,
     read_manifest,
     sha256_file,
     temporary_path,
@@ -354,3 +362,61 @@ def test_the_plan_and_the_format_need_neither_tensorflow_nor_pandas():
 def test_analysis_rundir_does_not_import_replay():
     code = "import sys, analysis.rundir; sys.exit(any(m.startswith('replay') for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+# ---------------------------------------------------------------- the write lock and its probe
+
+_PROBE = """
+import sys, time
+from pathlib import Path
+from analysis.rundir import has_writer
+root, end, n = Path(sys.argv[1]), time.monotonic() + float(sys.argv[2]), 0
+print("ready", flush=True)
+while time.monotonic() < end:
+    has_writer(root)
+    n += 1
+print(n)
+"""
+
+
+def test_a_readers_probe_never_makes_a_writer_fail(tmp_path):
+    """Another process probes (has_writer: a shared lock for an instant) as fast as it
+    can while this one takes and drops the write lock thousands of times: no take fails
+    (before the fix, about 3% did: 'being written by another replay record process')."""
+    from replay.record import lock_dir
+
+    probe = subprocess.Popen([sys.executable, "-c", _PROBE, str(tmp_path), "2.5"],
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert probe.stdout.readline().strip() == "ready"
+    failed = taken = 0
+    while probe.poll() is None and taken < 20_000:
+        try:
+            os.close(lock_dir(tmp_path))
+        except ReplayError:
+            failed += 1
+        taken += 1
+    probes = int(probe.communicate()[0])
+    assert probes > 1000 and taken > 1000, (probes, taken)  # they did overlap
+    assert failed == 0, f"{failed} of {taken} writers failed against {probes} probes"
+
+
+def test_a_writer_waits_out_a_shared_lock_but_not_another_writer(tmp_path):
+    import fcntl
+    import threading
+    import time
+
+    from replay.record import RunExists, lock_dir
+
+    held = os.open(tmp_path, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_SH)  # a probe caught between its lock and its close
+    threading.Timer(0.2, os.close, [held]).start()
+    began = time.monotonic()
+    fd = lock_dir(tmp_path)
+    assert 0.15 < time.monotonic() - began < 3
+    began = time.monotonic()
+    with pytest.raises(RunExists, match="is being written by another replay record process"):
+        lock_dir(tmp_path)  # a writer holds it: refused at once
+    assert time.monotonic() - began < 0.5
+    os.close(fd)
+    assert not has_writer(tmp_path)
+    os.close(lock_dir(tmp_path))

@@ -37,6 +37,8 @@ __all__ = [
     "detect",
     "expected_layouts",
     "load_logs",
+    "load_all",
+    "log_identity",
     "is_run_folder",
     "load_run",
     "natural_key",
@@ -357,6 +359,55 @@ def load_logs(spec: str | os.PathLike[str]) -> list[RunLog]:
             f"{text}: {base} holds {len(runs)} trainings, #1 to #{len(runs)}; pick one of them"
         )
     return [runs[n - 1]]
+
+
+def log_identity(source: str) -> tuple[object, ...]:
+    """What a RunLog's ``source`` reads, whatever the spelling: the file (device and
+    inode: symlinks, ``./`` and hard links are one) and the training of it (``#N``).
+
+    A run directory is its metrics.csv (``RUN`` and ``RUN/metrics.csv`` read the same
+    rows). A source that cannot be stat'ed is its own text.
+    """
+    p, training = Path(source), None
+    m = _SELECT.fullmatch(source)
+    if m is not None and not p.exists():
+        p, training = Path(m.group(1)), int(m.group(2))
+    if p.is_dir() and (p / "metrics.csv").is_file() and (p / "run.json").is_file():
+        p = p / "metrics.csv"
+    try:
+        st = p.stat()
+    except (OSError, ValueError):
+        return (source,)
+    return (st.st_dev, st.st_ino, training)
+
+
+def load_all(specs: Sequence[str | os.PathLike[str]]) -> list[RunLog]:
+    """Every training in the logs at ``specs``, each read once, named apart (:func:`unique_names`).
+
+    A training reached again (the same path twice, another spelling of it, a symlink,
+    ``LOG`` and ``LOG#1``, a folder of runs and one of its runs: :func:`log_identity`)
+    is dropped, with a warning on the one kept: one log never counts as two runs.
+
+    Raises:
+        see :func:`load_logs`.
+    """
+    runs: list[RunLog] = []
+    seen: dict[tuple[object, ...], RunLog] = {}
+    for spec in specs:
+        for run in load_logs(spec):
+            key = log_identity(run.source)
+            first = seen.get(key)
+            if first is None:
+                seen[key] = run
+                runs.append(run)
+                continue
+            again = ("given twice" if run.source == first.source
+                     else f"the same log as {first.source}")  # fmt: skip
+            warning = f"{run.source}: {again}; read once"
+            if warning not in first.warnings:
+                first.warnings.append(warning)
+    unique_names(runs)
+    return runs
 
 
 def load_run(spec: str | os.PathLike[str]) -> RunLog:

@@ -20,7 +20,8 @@ def load(source: Any, *more: Any, name: str | None = None) -> list[RunLog]:
     objects with names that tell them apart.
 
     ``source`` is a path of any log the CLI reads (``LOG#N`` picks one training of a log
-    that holds several), a list of paths, a Keras ``History`` (what ``model.fit``
+    that holds several), a list of paths (a log given twice is read once, with a
+    warning; logs read from paths come first), a Keras ``History`` (what ``model.fit``
     returns), its ``history`` dict (one list of values per metric, one value per
     epoch), a pandas DataFrame (epochs as rows; an ``epoch`` column, if any, is the
     epoch), or RunLogs already loaded. ``name`` names an in-memory log
@@ -30,21 +31,29 @@ def load(source: Any, *more: Any, name: str | None = None) -> list[RunLog]:
         ReplayError: a path that is missing or not a log, a malformed log, an object
             of another kind.
     """
-    from analysis.formats import load_logs, unique_names
+    from analysis.formats import load_all, unique_names
     from analysis.logs import RunLog
 
-    runs: list[RunLog] = []
-    for item in (source, *more):
-        if isinstance(item, (str, os.PathLike)):
-            runs.extend(load_logs(item))
-        elif isinstance(item, RunLog):
+    items = _flattened((source, *more))
+    paths = [i for i in items if isinstance(i, (str, os.PathLike))]
+    runs = load_all(paths) if paths else []  # a log given twice is read once, with a warning
+    for item in items:
+        if isinstance(item, RunLog):
             runs.append(item)
-        elif isinstance(item, (list, tuple)):
-            runs.extend(load(*item) if item else [])
-        else:
+        elif not isinstance(item, (str, os.PathLike)):
             runs.append(_in_memory(item, name or "history"))
     unique_names(runs)
     return runs
+
+
+def _flattened(items: tuple) -> list:
+    out: list = []
+    for item in items:
+        if isinstance(item, (list, tuple)):
+            out.extend(_flattened(tuple(item)))
+        else:
+            out.append(item)
+    return out
 
 
 def _in_memory(obj: Any, name: str) -> RunLog:
