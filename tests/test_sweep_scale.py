@@ -20,7 +20,7 @@ import pytest
 from conftest import error_line, run, write_log
 
 from replay import charting
-from replay import sweeping as sweep_module
+from replay import sweep_grid as sweep_module
 from replay.blocks import Block, Records
 from replay.report import (
     atomic_text,
@@ -31,7 +31,8 @@ from replay.report import (
     write_csv,
     write_json,
 )
-from replay.sweeping import Grid, GridTooLarge, RunFacts, sweep
+from replay.sweep_grid import GridTooLarge
+from replay.sweeping import Grid, RunFacts, sweep
 
 VAL = [0.50, 0.40, 0.35, 0.36, 0.34, 0.37, 0.38, 0.39, 0.40, 0.41]
 TEST = [0.52, 0.41, 0.36, 0.35, 0.36, 0.38, 0.39, 0.40, 0.41, 0.43]
