@@ -310,7 +310,7 @@ def _check_out_dir(out: Path | None, force: bool, fmt: str = "table") -> None:
                 f"cannot create the default results folder in {where.resolve()}; pass --out DIR."
             )
         return
-    from replay.report import check_output_dir
+    from replay.writers import check_output_dir
 
     check_output_dir(out, "--out", force, "overwrite its results")
 
@@ -377,7 +377,7 @@ def sweep(runs, fmt, out, no_charts, force, tensorboard, max_settings, **opts):
     if fmt == "table":
         click.echo(result.table(), nl=False)
     elif out is None:  # csv/json alone on stdout, for a pipe: no folder
-        from replay.report import write_csv, write_json
+        from replay.writers import write_csv, write_json
 
         {"json": write_json, "csv": write_csv}[fmt](result.records, sys.stdout)
     for note in result.result.notes:

@@ -127,7 +127,7 @@ def check_dir(path: Path, force: bool, out: Path | None = None, n_sessions: int 
     one of the ``n_sessions`` sessions. ``out`` (``--out``) may hold the folder but not
     be it or lie inside it.
     """
-    from replay.report import check_output_dir
+    from replay.writers import check_output_dir
 
     check_output_dir(path, "--tensorboard", force, "replace the experiment written there")
     if out is not None:

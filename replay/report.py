@@ -1,54 +1,34 @@
-"""Render sweep results: the table (with a plain-language verdict), CSV and JSON.
+"""The table a sweep prints: per run and monitor, the oracle line, the settings best
+first (EarlyStopping, Prechelt, combined, ReduceLROnPlateau, ModelCheckpoint), and a
+plain-language verdict; across runs, the tables of :mod:`replay.aggregates`.
 
-All three are rendered from the same records (their fields, policy names and setting
-labels: :mod:`analysis.records`); CSV is the records flattened (``params.patience``,
-``final_metrics.test_loss``, ...), JSON is them as they are.
-
-The records of a sweep are compact blocks (:mod:`replay.blocks`), and nothing here
-builds them all: :func:`write_csv` and :func:`write_json` stream each block's text,
-rendering every distinct value once (a template per block, cut from the text that
-``json.dumps`` and ``csv.writer`` give a record whose values are placeholders), and the
-table reads outcomes and counts. ``render_csv`` / ``render_json`` are those writers
-into a string.
+The records are compact blocks (:mod:`replay.blocks`): the table reads outcomes and
+counts, never every record. The files (results.json, results.csv) are
+:mod:`replay.writers`'.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import itertools
-import json
 import math
-import os
-import re
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
-from json.encoder import encode_basestring_ascii as _encode_string  # json.dumps's own
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from analysis.errors import ReplayError
 from analysis.names import is_accuracy
 from analysis.records import (
-    BOOTSTRAP_RESAMPLES,
-    BOOTSTRAP_SEED,
     COMBINED,
     EARLY_STOPPING,
     MODEL_CHECKPOINT,
     PRECHELT,
     REDUCE_LR_ON_PLATEAU,
-    STOP_POLICIES,
-    AggregateRow,
     EarlyStoppingRecord,
     PlateauRecord,
     Record,
     StopRecord,
-    aggregate,
     freeze,
     ranges,
     record_label,
-    run_best_regrets,
     setting_label,
 )
 from replay.blocks import CONST, Block, Records
@@ -56,475 +36,10 @@ from replay.blocks import CONST, Block, Records
 if TYPE_CHECKING:  # pragma: no cover
     from replay.sweeping import SweepResult
 
-__all__ = [
-    "atomic_text",
-    "csv_columns",
-    "flatten",
-    "render_csv",
-    "render_json",
-    "render_table",
-    "verdict",
-    "write_aggregate_files",
-    "write_csv",
-    "write_json",
-]
+__all__ = ["render_table", "result_epochs", "verdict"]
 
-TABLE_ROWS = 12
-
-
-def _finite_or_none(value):
-    """``value`` with every non-finite float (NaN, +-inf), however nested, made None.
-
-    >>> _finite_or_none({"a": [1.0, float("inf")], "b": float("nan")})
-    {'a': [1.0, None], 'b': None}
-    """
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_none(v) for v in value]
-    return value
-
-
-def flatten(record: Mapping[str, Any]) -> dict[str, Any]:
-    """One flat row: nested dicts become dotted columns, lists become space-joined text."""
-    row: dict = {}
-    for key, value in record.items():
-        if isinstance(value, dict):
-            for k, v in value.items():
-                row[f"{key}.{k}"] = v
-        elif isinstance(value, list):
-            row[key] = " ".join(repr(v) for v in value)
-        else:
-            row[key] = value
-    return row
-
-
-def render_csv(records: Iterable[Record]) -> str:
-    """The records as CSV (:func:`write_csv`), in a string."""
-    buf = io.StringIO()
-    write_csv(records, buf)
-    return buf.getvalue()
-
-
-def render_json(records: Iterable[Record]) -> str:
-    """The records as strict JSON (:func:`write_json`), in a string."""
-    buf = io.StringIO()
-    write_json(records, buf)
-    return buf.getvalue()
-
-
-# ----------------------------------------------------------------------------------
-# Streaming writers
-
-_CHUNK = 1 << 16  # pieces of text per write
-_REDUCE_AT = 16  # settle an axis's values into the text when this many records share them
-
-
-def write_csv(records: Iterable[Record], *outs: TextIO) -> None:
-    """Write the records as CSV to each of ``outs``: one row per record, flattened
-    (:func:`flatten`: ``params.patience``, ``final_metrics.test_loss``; a list as its
-    values separated by spaces, None as an empty cell), columns in the order they first
-    occur over the records (:func:`csv_columns`), ``\\n`` line ends.
-    """
-    recs = Records.of(records)
-    columns = csv_columns(recs)
-    head = io.StringIO()
-    csv.writer(head, lineterminator="\n").writerow(columns)
-    _write(outs, head.getvalue())
-    fmt = _CsvFormat(columns)
-    for block in recs.blocks:
-        for text in _block_text(block, fmt):
-            _write(outs, text)
-
-
-def write_json(records: Iterable[Record], *outs: TextIO) -> None:
-    """Write the records to each of ``outs`` as one JSON list (``indent=1``), strict:
-    a non-finite float (NaN, +-inf) anywhere in a record is written as null. The text
-    is ``json.dumps(records, indent=1) + "\\n"``'s, byte for byte.
-    """
-    recs = Records.of(records)
-    if not len(recs):
-        _write(outs, "[]\n")
-        return
-    _write(outs, "[\n")
-    first = True
-    for block in recs.blocks:
-        for text in _block_text(block, _JSON):
-            if first:  # the separator the template starts with has no record before it
-                text, first = text[len(_JSON_SEP) :], False
-            _write(outs, text)
-    _write(outs, "\n]\n")
-
-
-def _write(outs: Sequence[TextIO], text: str) -> None:
-    for out in outs:
-        out.write(text)
-
-
-def check_output_dir(path: Path, option: str, force: bool, forced: str) -> None:
-    """Refuse ``path`` as the output directory of ``option`` before any work: a file, a
-    non-empty directory without ``force`` (``forced`` says what --force does there), a
-    place that is not a directory or not writable. Nothing is created.
-    """
-    if path.exists() and not path.is_dir():
-        raise ReplayError(f"{option} {path}: exists and is not a directory; choose another path.")
-    if path.is_dir() and any(path.iterdir()) and not force:
-        raise ReplayError(
-            f"{option} {path}: directory exists and is not empty; pass --force to {forced}, "
-            "or choose another directory."
-        )
-    parent = path if path.exists() else next((p for p in path.parents if p.exists()), Path("."))
-    if not parent.is_dir():
-        raise ReplayError(f"{option} {path}: {parent} is not a directory; choose another path.")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ReplayError(f"{option} {path}: {parent} is not writable; choose another directory.")
-
-
-def atomic_text(path: Path):
-    """A text file (UTF-8) that replaces ``path`` in one step when the block ends well:
-    :func:`analysis.rundir.atomic_file`, for the streaming writers."""
-    from analysis.rundir import atomic_file
-
-    return atomic_file(path)
-
-
-def csv_columns(records: Iterable[Record]) -> list[str]:
-    """results.csv's columns: the records' flattened fields in the order they first
-    occur (read from each block's distinct outcomes, in the order its records reach
-    them)."""
-    columns: dict[str, None] = {}
-    for block in Records.of(records).blocks:
-        base = [*block.head, *(f"params.{k}" for k, _ in block.params)]
-        for shape in _shapes_in_order(block, _flat_shape):
-            for name in base + [".".join(map(str, path)) for path in shape]:
-                columns.setdefault(name)
-    return list(columns)
-
-
-def _shapes_in_order(block: Block, shape_of) -> list:
-    """The distinct ``shape_of(outcome)`` of a block, in the order its records reach them."""
-    shapes: dict[Hashable, int] = {}
-    sid = np.array([shapes.setdefault(shape_of(o), len(shapes)) for o in block.outcomes])
-    if len(shapes) == 1:
-        return list(shapes)
-    used, first = np.unique(sid[block.ids], return_index=True)
-    listed = list(shapes)
-    return [listed[s] for s in used[np.argsort(first, kind="stable")]]
-
-
-def _flat_shape(outcome: Mapping[str, Any]) -> tuple[tuple, ...]:
-    """The paths of an outcome's flattened columns (``("final_metrics", "loss")``)."""
-    return tuple(
-        path for key, value in outcome.items()
-        for path in ([(key, k) for k in value] if isinstance(value, dict) else [(key,)])
-    )  # fmt: skip
-
-
-class _Slot:
-    """A place in a template for the value at ``path`` of an axis value (``level`` < the
-    block's axes) or of the outcome; ``indent``: the JSON line's indentation."""
-
-    __slots__ = ("level", "path", "indent", "frags")
-
-    def __init__(self, level: int, path: tuple, indent: int = 0) -> None:
-        self.level, self.path, self.indent = level, path, indent
-        self.frags: list[str] | None = None  # the text of each axis value, once rendered
-
-    def value(self, source: Mapping[str, Any]) -> Any:
-        v = source[self.path[0]]
-        return v if len(self.path) == 1 else v[self.path[1]]
-
-
-class _Run:
-    """A stretch of a template that only the outcome fills: its text per outcome."""
-
-    __slots__ = ("items", "cache")
-
-    def __init__(self, items: list) -> None:
-        self.items = items
-        self.cache: list[str | None] | None = None
-
-
-def _dumps(value: Any, **kw: Any) -> str:
-    """``json.dumps(value, indent=1)``, strict; non-finite floats as null."""
-    try:
-        return json.dumps(value, indent=1, allow_nan=False, **kw)
-    except ValueError:  # "Out of range float values are not JSON compliant"
-        return json.dumps(_finite_or_none(value), indent=1, allow_nan=False, **kw)
-
-
-_TOKEN = re.compile(r'"\\u0000slot(\d+)\\u0000"')
-_JSON_SEP = ",\n"
-
-
-class _JsonFormat:
-    """Records as ``json.dumps([...], indent=1)`` writes them."""
-
-    @staticmethod
-    def shape(outcome: Mapping[str, Any]) -> tuple:
-        return tuple(outcome)
-
-    @staticmethod
-    def template(block: Block, shape: tuple) -> list:
-        """One record's text with a :class:`_Slot` for each value that varies, cut out
-        of the text ``json.dumps`` gives the record with placeholders for them."""
-        slots: list[_Slot] = []
-
-        def slot(level: int, key: str) -> _Token:
-            slots.append(_Slot(level, (key,)))
-            return _Token(len(slots) - 1)
-
-        k = len(block.axes)
-        params = {key: block.const[key] if a == CONST else slot(a, key) for key, a in block.params}
-        skeleton = {**block.head, "params": params, **{key: slot(k, key) for key in shape}}
-        text = _dumps([skeleton], default=lambda t: t.text)[2:-2]  # without "[\n", "\n]"
-        items: list = [_JSON_SEP]
-        pos = 0
-        for m in _TOKEN.finditer(text):
-            items.append(text[pos : m.start()])
-            line = text[text.rfind("\n", 0, m.start()) + 1 : m.start()]
-            found = slots[int(m.group(1))]
-            found.indent = len(line) - len(line.lstrip(" "))
-            items.append(found)
-            pos = m.end()
-        items.append(text[pos:])
-        return items
-
-    @staticmethod
-    def fragment(value: Any, slot: _Slot) -> str:
-        text = _json_plain(value, slot.indent)
-        if text is None:
-            text = _dumps(value)
-            text = text.replace("\n", "\n" + " " * slot.indent) if "\n" in text else text
-        return text
-
-
-def _json_scalar(value: Any) -> str | None:
-    """A scalar as ``json.dumps`` writes it (strict: a non-finite float as null), for
-    the plain types; None for anything else."""
-    t = type(value)
-    if t is float:
-        return float.__repr__(value) if math.isfinite(value) else "null"
-    if t is str:
-        return _encode_string(value)
-    if t is int:
-        return int.__repr__(value)
-    if value is None:
-        return "null"
-    if t is bool:
-        return "true" if value else "false"
-    return None
-
-
-def _json_plain(value: Any, indent: int) -> str | None:
-    """``json.dumps(value, indent=1)`` indented by ``indent`` (see :meth:`_JsonFormat.
-    fragment`), for a scalar or a flat list or dict of them with string keys (a
-    schedule, a row of metrics); None for anything else."""
-    t = type(value)
-    if t is not list and t is not dict:
-        return _json_scalar(value)
-    if not value:
-        return "[]" if t is list else "{}"
-    if t is list:
-        items = [_json_scalar(v) for v in value]
-    elif all(type(k) is str for k in value):
-        items = [_json_scalar(v) for v in value.values()]
-        if None not in items:
-            items = [f"{_encode_string(k)}: {i}" for k, i in zip(value, items, strict=True)]
-    else:
-        return None
-    if None in items:
-        return None
-    pad = "\n" + " " * (indent + 1)
-    opening, closing = ("[", "]") if t is list else ("{", "}")
-    return opening + pad + ("," + pad).join(items) + "\n" + " " * indent + closing
-
-
-class _Token:
-    __slots__ = ("text",)
-
-    def __init__(self, i: int) -> None:
-        self.text = f"\x00slot{i}\x00"
-
-
-_JSON = _JsonFormat()
-
-
-class _CsvFormat:
-    """Records as rows of ``csv.DictWriter(fieldnames=columns)`` over :func:`flatten`."""
-
-    def __init__(self, columns: Sequence[str]) -> None:
-        self.columns = columns
-
-    shape = staticmethod(_flat_shape)
-
-    def template(self, block: Block, shape: tuple) -> list:
-        k = len(block.axes)
-        cells: dict[str, Any] = {key: _csv_cell(v) for key, v in block.head.items()}
-        for key, a in block.params:
-            cells[f"params.{key}"] = (_csv_cell(block.const[key], nested=True) if a == CONST
-                                      else _Slot(a, (key,)))  # fmt: skip
-        for path in shape:
-            cells[".".join(map(str, path))] = _Slot(k, path)
-        items: list = []
-        for j, column in enumerate(self.columns):
-            if j:
-                items.append(",")
-            items.append(cells.get(column, ""))
-        items.append("\n")
-        return items
-
-    @staticmethod
-    def fragment(value: Any, slot: _Slot) -> str:
-        # params' values and a dict's (final_metrics.*) are written as they are; a list
-        # at the top of a record as its values (flatten).
-        return _csv_cell(value, nested=len(slot.path) > 1 or slot.level != _OUTCOME)
-
-
-_OUTCOME = -2  # _Slot.level of an outcome's field once a template is compiled
-_CSV_SPECIAL = frozenset(',"\r\n')  # what makes csv.writer quote a field
-
-
-def _csv_cell(value: Any, *, nested: bool = False) -> str:
-    """One cell as ``csv.writer`` writes it in a row of several (:func:`flatten`'s
-    value; None as an empty cell)."""
-    if not nested and isinstance(value, list):
-        value = " ".join(repr(v) for v in value)
-    t = type(value)
-    if t is float:  # csv.writer writes a float's repr, an int's or a bool's str
-        return float.__repr__(value)
-    if t is int or t is bool:
-        return str(value)
-    if value is None or (t is str and not value):
-        return ""  # (a row of one empty cell would be quoted; ours have several)
-    if t is str and _CSV_SPECIAL.isdisjoint(value):
-        return value
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow([value])
-    return buf.getvalue()[:-1]
-
-
-def _compile(items: list, k: int) -> list:
-    """A template's items with the outcome's slots (and the literal text around them)
-    gathered into :class:`_Run` s, adjacent literals merged."""
-    out: list = []
-    for item in items:
-        if isinstance(item, _Slot) and item.level == k:
-            item.level = _OUTCOME
-            if out and isinstance(out[-1], _Run):
-                out[-1].items.append(item)
-            else:
-                lead = [out.pop()] if out and isinstance(out[-1], str) else []
-                out.append(_Run([*lead, item]))
-        elif isinstance(item, str):
-            if not item:
-                continue
-            if out and isinstance(out[-1], _Run):
-                out[-1].items.append(item)
-            elif out and isinstance(out[-1], str):
-                out[-1] += item
-            else:
-                out.append(item)
-        else:
-            out.append(item)
-    return out
-
-
-def _block_text(block: Block, fmt) -> Iterator[str]:
-    """The text of every record of ``block``, in order, in pieces of many records.
-
-    Each distinct value is rendered once: an axis value's text when first needed, an
-    outcome's once per template stretch it fills. Going down the axes, the text that
-    the current axis values fix is joined in advance (where enough records share it);
-    each record then adds a few pieces: that text, its inner axes' values, its outcome's.
-    """
-    k = len(block.axes)
-    outcomes = block.outcomes
-    shapes: dict[Hashable, int] = {}
-    shape_of = [shapes.setdefault(fmt.shape(o), len(shapes)) for o in outcomes]
-    templates = [_compile(fmt.template(block, s), k) for s in shapes]
-    shared = len(outcomes) < len(block)  # else every record has its own outcome
-    for t in templates:
-        for item in t:
-            if isinstance(item, _Run):
-                item.cache = [None] * len(outcomes) if shared else None
-    sizes = block.sizes
-    inner = [math.prod(sizes[a + 1 :]) for a in range(k)]
-    ids = memoryview(block.ids)
-    buf: list[str] = []
-
-    def frags(slot: _Slot) -> list[str]:
-        if slot.frags is None:
-            slot.frags = [fmt.fragment(slot.value(v), slot) for v in block.axes[slot.level]]
-        return slot.frags
-
-    def settle(items: list, level: int, j: int) -> list:
-        out: list = []
-        for item in items:
-            if isinstance(item, _Slot) and item.level == level:
-                item = frags(item)[j]
-            if isinstance(item, str) and out and isinstance(out[-1], str):
-                out[-1] += item
-            else:
-                out.append(item)
-        return out
-
-    def run_text(run: _Run, oid: int) -> str:
-        cache = run.cache
-        if cache is not None and cache[oid] is not None:
-            return cache[oid]
-        outcome = outcomes[oid]
-        text = "".join(i if isinstance(i, str) else fmt.fragment(i.value(outcome), i)
-                       for i in run.items)  # fmt: skip
-        if cache is not None:
-            cache[oid] = text
-        return text
-
-    def emit(lists: list[list], level: int, offset: int) -> Iterator[str]:
-        """Every record below ``offset`` at ``level``, piece by piece, into ``buf``
-        (handed out whenever it holds a chunk)."""
-        plans = []
-        for items in lists:
-            plan = []
-            for item in items:
-                if isinstance(item, _Slot):
-                    plan.append((1, frags(item), item.level - level))
-                elif isinstance(item, _Run):
-                    plan.append((2, item, 0))
-                else:
-                    plan.append((0, item, 0))
-            plans.append(plan)
-        append = buf.append
-        combos = itertools.product(*(range(s) for s in sizes[level:]))
-        for combo, oid in zip(combos, ids[offset:offset + inner[level - 1] if level else None],
-                              strict=False):  # fmt: skip
-            for kind, what, at in plans[shape_of[oid]]:
-                if kind == 0:
-                    append(what)
-                elif kind == 1:
-                    append(what[combo[at]])
-                else:
-                    append(run_text(what, oid))
-            if len(buf) >= _CHUNK:
-                yield "".join(buf)
-                buf.clear()
-
-    def walk(lists: list[list], level: int, offset: int) -> Iterator[str]:
-        if level == k or inner[level] < _REDUCE_AT:
-            yield from emit(lists, level, offset)
-        else:
-            for j in range(sizes[level]):
-                yield from walk([settle(t, level, j) for t in lists], level + 1,
-                                offset + j * inner[level])  # fmt: skip
-        if len(buf) >= _CHUNK:
-            yield "".join(buf)
-            buf.clear()
-
-    yield from walk(templates, 0, 0)
-    if buf:
-        yield "".join(buf)
+from replay.aggregates import render_aggregate, render_checkpoint_aggregate
+from replay.tables import TABLE_ROWS, text_table
 
 
 def _rank_key(record: StopRecord):
@@ -546,16 +61,6 @@ def _fmt_regret(metric: str | None, value) -> str:
     if is_accuracy(metric):
         return f"{100 * value:.2f} pp"
     return f"{value:.3g}"
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in
-              enumerate(headers)]  # fmt: skip
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    for r in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
-    return "\n".join(line.rstrip() for line in lines)
 
 
 def _outcome(r: Mapping[str, Any]) -> tuple:
@@ -648,7 +153,7 @@ class _ParamCodes:
         self.codes: dict[str, dict[Hashable, int]] = {}  # parameter -> value -> its code
         self.tables: dict[tuple[int, str], np.ndarray] = {}  # (block, parameter) -> codes
 
-    def _table(self, k: int, b: Block, name: str, a: int) -> np.ndarray:
+    def text_table(self, k: int, b: Block, name: str, a: int) -> np.ndarray:
         table = self.tables.get((k, name))
         if table is None:
             known = self.codes.setdefault(name, {})
@@ -667,8 +172,8 @@ class _ParamCodes:
             k = number[id(b)]
             idx = np.unravel_index(local, b.sizes)
             chunks.append((len(local), {
-                name: (np.full(len(local), self._table(k, b, name, a)[0])
-                       if a == CONST else self._table(k, b, name, a)[idx[a]])
+                name: (np.full(len(local), self.text_table(k, b, name, a)[0])
+                       if a == CONST else self.text_table(k, b, name, a)[idx[a]])
                 for name, a in b.params
             }))  # fmt: skip
         columns = []
@@ -913,7 +418,7 @@ def render_table(result: SweepResult, *, limit: int = TABLE_ROWS) -> str:
                 "regret",
             ]
             out.append(f"\n{title} ({_dialect_of(recs)}{len(recs)} settings, best first)")
-            out.append(_table(headers, rows))
+            out.append(text_table(headers, rows))
             if more:
                 out.append(f"... {more} more settings in results.csv / --format csv")
         recs = list(mine.where(policy=REDUCE_LR_ON_PLATEAU))
@@ -924,7 +429,7 @@ def render_table(result: SweepResult, *, limit: int = TABLE_ROWS) -> str:
             )
             headers = ["setting", "cuts after epochs", "final lr", "replay",
                        metric or "held-out", "regret"]  # fmt: skip
-            out.append(_table(headers, rows))
+            out.append(text_table(headers, rows))
             if more:
                 out.append(f"... {more} more settings in results.csv / --format csv")
             if any(r["counterfactual_from"] is not None for r in recs):
@@ -938,7 +443,7 @@ def render_table(result: SweepResult, *, limit: int = TABLE_ROWS) -> str:
             rows, more = _checkpoint_rows(recs, metric, limit)
             out.append(f"\nModelCheckpoint ({_dialect_of(recs)}{len(recs)} settings, best first)")
             headers = ["setting", "saved epochs", "kept epoch", metric or "held-out", "regret"]
-            out.append(_table(headers, rows))
+            out.append(text_table(headers, rows))
             if more:
                 out.append(f"... {more} more settings in results.csv / --format csv")
         text = verdict(mine, metric)
@@ -964,362 +469,6 @@ def result_epochs(result: SweepResult, run: str) -> int:
         if f.name == run:
             return f.n_epochs
     return 0
-
-
-def render_aggregate(records: Iterable[Record], limit: int = TABLE_ROWS) -> str:
-    """The across-runs table: :func:`analysis.records.aggregate` of the stop-policy
-    records, best mean regret first (computed over the blocks, building only the rows
-    shown), then :func:`aggregate_verdict`.
-
-    Columns: the mean regret over runs, its ``[min, max]``, the bootstrap 95% interval
-    of the mean, ``best in`` (``k/n``: the setting is among the least-regret settings of
-    k of its n runs), mean epochs trained and censored runs.
-    """
-    rows = _AggregateRows(Records.of(records).where(policy=STOP_POLICIES))
-    if not rows.n:
-        return ""
-    order = rows.order()
-    table_rows = []
-    for i in order[:limit]:
-        r = rows.row(int(i))
-        label = setting_label(r["policy"], r["params"])
-        table_rows.append(
-            [
-                f"{r['params']['monitor']} {label}",
-                str(r["runs"]),
-                _num(r["regret_mean"]),
-                _interval(r["regret_min"], r["regret_worst"]),
-                _interval(r["regret_ci_low"], r["regret_ci_high"]),
-                f"{r['best_runs']}/{r['runs']}",
-                _num(r["epochs_trained_mean"], ".1f"),
-                f"{r['censored_runs']}/{r['runs']}",
-            ]
-        )
-    headers = ["setting", "runs", "regret mean", "[min, max]", "95% CI of mean", "best in",
-               "epochs mean", "censored"]  # fmt: skip
-    text = [f"== across runs ({rows.n} settings, best mean regret first) ==",
-            _table(headers, table_rows)]  # fmt: skip
-    if rows.n > limit:
-        text.append(f"... {rows.n - limit} more settings in aggregate.csv")
-    text.append(
-        "[min, max]: regret over runs; 95% CI: bootstrap interval of the mean regret "
-        f"({BOOTSTRAP_RESAMPLES} resamples of the runs, seed {BOOTSTRAP_SEED});\n"
-        "best in k/n: the setting has the least regret of any setting in k of its n runs."
-    )
-    said = aggregate_verdict(rows)
-    if said:
-        text.append("\n" + said)
-    return "\n".join(text)
-
-
-def _interval(low: float | None, high: float | None) -> str:
-    """``[0.001, 0.004]``, or ``-`` when unknown."""
-    if low is None or high is None:
-        return "-"
-    return f"[{_num(low, '.3g')}, {_num(high, '.3g')}]"
-
-
-def aggregate_verdict(rows: _AggregateRows) -> str:
-    """Per monitor, a sentence on the setting with the least mean regret over runs and how
-    many runs agree: in how many it is among the run's own best (least regret, ties
-    included), and which setting is among the best in the most runs when that is another:
-    "Across 5 runs (val_loss): best by mean regret is patience=6 restore, mean 0.0019 over
-    runs in [0, 0.0062], ...; 3 of 5 runs have it among their best."
-    """
-    order = rows.order()
-    firsts: dict[Any, int] = {}  # monitor -> its best row (in table order)
-    for i in order.tolist():
-        firsts.setdefault(rows.monitor(i), i)
-    agree = rows.columns["best_runs"]
-    mean = rows.columns["regret_mean"]
-    sentences = []
-    for monitor, i in firsts.items():
-        best = rows.row(i)
-        if best["regret_mean"] is None:
-            continue
-        mine = np.array([rows.monitor(j) == monitor for j in range(rows.n)]) if len(
-            firsts) > 1 else np.ones(rows.n, dtype=bool)  # fmt: skip
-        ties = int(np.sum(mine & (mean == best["regret_mean"]))) - 1
-        label = setting_label(best["policy"], best["params"])
-        n = best["runs"]
-        sentence = (
-            f"Across {n} runs ({monitor}): best by mean regret is {label}, mean "
-            f"{_num(best['regret_mean'])} over runs in "
-            f"{_interval(best['regret_min'], best['regret_worst'])}"
-        )
-        if best["regret_ci_low"] is not None:
-            sentence += (", 95% interval of the mean "
-                         f"{_interval(best['regret_ci_low'], best['regret_ci_high'])}")  # fmt: skip
-        sentence += f"; {best['best_runs']} of {n} runs have it among their best"
-        if ties > 0:
-            sentence += (f" ({ties} more setting{'s' if ties > 1 else ''} tie on mean regret; "
-                         "this one trains fewest epochs)")  # fmt: skip
-        sentence += "."
-        most = [j for j in order.tolist() if mine[j]]
-        top = max(most, key=lambda j: agree[j])  # the first in table order among equals
-        if agree[top] > best["best_runs"]:
-            other = rows.row(top)
-            sentence += (f" Among the best in the most runs: "
-                         f"{setting_label(other['policy'], other['params'])} "
-                         f"({other['best_runs']} of {other['runs']}, mean regret "
-                         f"{_num(other['regret_mean'])}).")  # fmt: skip
-        sentences.append(sentence)
-    return " ".join(sentences)
-
-
-def render_checkpoint_aggregate(records: Iterable[Record], limit: int = TABLE_ROWS) -> str:
-    """The across-runs table of the ModelCheckpoint records (its own table: they keep a
-    file instead of stopping): per setting, the epochs kept over runs and the kept
-    file's regret (:func:`analysis.records.aggregate`), least mean regret first; ``""``
-    when there are none."""
-    recs = list(Records.of(records).where(policy=MODEL_CHECKPOINT))
-    if not recs:
-        return ""
-    rows = aggregate(recs, fields=("regret",))
-    kept: dict[Hashable, list[Any]] = {}
-    for r in recs:
-        kept.setdefault(freeze(r["params"]), []).append(r["final_epoch"])
-
-    def key(row):
-        return (row["regret_mean"] is None, row["regret_mean"] or 0.0)
-
-    table_rows = []
-    for row in sorted(rows, key=key)[:limit]:
-        epochs = kept[freeze(row["params"])]
-        known = [e for e in epochs if e is not None]
-        none = len(epochs) - len(known)
-        shown = ranges(known) if known else "-"
-        table_rows.append(
-            [
-                f"{row['params']['monitor']} {setting_label(MODEL_CHECKPOINT, row['params'])}",
-                str(row["runs"]),
-                shown + (f" (+{none} none)" if none and known else ""),
-                _num(row["regret_mean"]),
-                _interval(row["regret_min"], row["regret_worst"]),
-            ]
-        )
-    headers = ["setting", "runs", "kept epochs", "regret mean", "[min, max]"]
-    text = [f"\n== ModelCheckpoint across runs ({len(rows)} settings, best mean regret first) ==",
-            _table(headers, table_rows)]  # fmt: skip
-    if len(rows) > limit:
-        text.append(f"... {len(rows) - limit} more settings in results.csv")
-    return "\n".join(text)
-
-
-def aggregate_rows(records: Iterable[Record]) -> Iterator[AggregateRow]:
-    """Every across-runs row of the stop-policy records, with all the fields of
-    :class:`analysis.records.AggregateRow`, in the table's order (best mean regret
-    first): what aggregate.json and aggregate.csv hold."""
-    rows = _AggregateRows(Records.of(records).where(policy=STOP_POLICIES))
-    for i in rows.order().tolist():
-        yield rows.full_row(i)  # type: ignore[misc]
-
-
-def write_aggregate_files(records: Iterable[Record], out: Path) -> list[str]:
-    """Write aggregate.json (a JSON list, one row per line) and aggregate.csv (the rows
-    flattened as results.csv's records are; run names separated by spaces) into ``out``,
-    atomically, streaming the rows of :func:`aggregate_rows`; return the names written
-    (none when there are no stop-policy records)."""
-    rows = _AggregateRows(Records.of(records).where(policy=STOP_POLICIES))
-    if not rows.n:
-        return []
-
-    def flat(row: Mapping[str, Any]) -> dict[str, Any]:
-        return flatten({k: " ".join(map(str, v)) if k.endswith("run_names") else v
-                        for k, v in row.items()})  # fmt: skip
-
-    columns = list(dict.fromkeys(
-        [k for first in rows.first_rows() for k in flat(first)]
-        + [f"final_metrics_mean.{m}" for m in _metric_names(rows)]
-    ))  # fmt: skip
-    order = rows.order().tolist()
-    with atomic_text(out / "aggregate.json") as f:
-        f.write("[\n")
-        for n, i in enumerate(order):
-            text = json.dumps(_finite_or_none(rows.full_row(i)), allow_nan=False)
-            f.write(text + (",\n" if n + 1 < len(order) else "\n"))
-        f.write("]\n")
-    with atomic_text(out / "aggregate.csv") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        for i in order:
-            writer.writerow({k: "" if v is None else v for k, v in flat(rows.full_row(i)).items()})
-    return ["aggregate.json", "aggregate.csv"]
-
-
-def _metric_names(rows: _AggregateRows) -> list[str]:
-    """Every metric of the rows' ``final_metrics_mean``, in the order first seen."""
-    names: dict[str, None] = {}
-    for kind, what in rows.parts:
-        if kind == "blocks":
-            for b in what[0]:
-                for o in b.outcomes:
-                    names.update(dict.fromkeys(o.get("final_metrics") or {}))
-        else:
-            for r in what:
-                names.update(dict.fromkeys(r["final_metrics_mean"]))
-    return list(names)
-
-
-class _AggregateRows:
-    """:func:`analysis.records.aggregate`'s rows (the fields the table shows) over blocks.
-
-    Blocks of one policy, monitor and constant parameters whose axes are the same in
-    every run (the usual case: one grid over several runs) line up record for record:
-    their statistics are columns of arrays, summed run after run in the order
-    ``aggregate`` sums them. Others are aggregated record by record. Each row keeps
-    where its setting first occurs (block, record), the order ``aggregate`` lists rows in.
-    """
-
-    _FIELDS = ("regret_mean", "regret_worst", "regret_spread", "epochs_trained_mean",
-               "regret_min", "regret_ci_low", "regret_ci_high")  # fmt: skip
-    _COUNTS = ("runs", "censored_runs", "best_runs")
-
-    def __init__(self, recs: Records) -> None:
-        families: dict[Hashable, list[int]] = {}
-        for k, b in enumerate(recs.blocks):
-            key = (b.policy, b.monitor, freeze(b.const), b.params)
-            families.setdefault(key, []).append(k)
-        #: The least regret of each (run, monitor): "among the run's best" means equal to it.
-        self.run_best = _run_best(recs.blocks)
-        self.parts: list[tuple[str, Any]] = []  # ("blocks", [Block]) or ("rows", [row])
-        names = (*self._FIELDS, *self._COUNTS, "block", "record")
-        columns: dict[str, list[np.ndarray]] = {f: [] for f in names}
-        for ks in families.values():
-            blocks = [recs.blocks[k] for k in ks]
-            if _aligned(blocks):
-                stats = _aligned_stats(blocks, self.run_best)
-                part = ("blocks", (blocks, stats.pop("combos"), stats.pop("combo"),
-                                   stats.pop("rows")))  # fmt: skip
-                stats["block"] = np.full(len(blocks[0]), ks[0])
-                stats["record"] = np.arange(len(blocks[0]))
-            else:
-                rows = aggregate([r for b in blocks for r in b], run_best=self.run_best)
-                part = ("rows", rows)
-                stats = {f: np.array([np.nan if r[f] is None else r[f] for r in rows], float)
-                         for f in self._FIELDS}  # fmt: skip
-                for f in self._COUNTS:
-                    stats[f] = np.array([r[f] for r in rows], dtype=np.int64)
-                where: dict[Hashable, tuple[int, int]] = {}
-                for k, b in zip(ks, blocks, strict=True):
-                    for i, r in enumerate(b):
-                        where.setdefault((r["policy"], freeze(r["params"])), (k, i))
-                first = [where[(r["policy"], freeze(r["params"]))] for r in rows]
-                stats["block"] = np.array([k for k, _ in first])
-                stats["record"] = np.array([i for _, i in first])
-            self.parts.append(part)
-            for f, column in columns.items():
-                column.append(stats[f])
-        self.columns = {f: np.concatenate(c) if c else np.zeros(0) for f, c in columns.items()}
-        self.starts = np.cumsum([0, *(len(c) for c in columns["runs"])])
-        self.n = int(self.starts[-1])
-
-    def order(self) -> np.ndarray:
-        """Row numbers sorted as the table sorts aggregate rows (stable, over the order
-        in which settings first occur): by (no mean regret, mean regret or 0, mean
-        epochs or 0)."""
-        regret, epochs = self.columns["regret_mean"], self.columns["epochs_trained_mean"]
-        idx = np.lexsort((self.columns["record"], self.columns["block"]))
-        idx = idx[np.argsort(np.nan_to_num(epochs, nan=0.0)[idx], kind="stable")]
-        idx = idx[np.argsort(np.nan_to_num(regret, nan=0.0)[idx], kind="stable")]
-        return idx[np.argsort(np.isnan(regret)[idx], kind="stable")]
-
-    def row(self, i: int) -> dict[str, Any]:
-        k = int(np.searchsorted(self.starts, i, side="right")) - 1
-        kind, what = self.parts[k]
-        local = i - int(self.starts[k])
-        if kind == "rows":
-            row = what[local]
-            params, policy = row["params"], row["policy"]
-        else:
-            params, policy = what[0][0].params_at(local), what[0][0].policy
-        out: dict[str, Any] = {"policy": policy, "params": params}
-        for f in (*self._FIELDS, *self._COUNTS):
-            v = self.columns[f][i]
-            out[f] = int(v) if f in self._COUNTS else (None if math.isnan(v) else float(v))
-        return out
-
-    def full_row(self, i: int) -> dict[str, Any]:
-        """Row ``i`` with every field of :class:`analysis.records.AggregateRow`, as
-        :func:`analysis.records.aggregate` gives it."""
-        k = int(np.searchsorted(self.starts, i, side="right")) - 1
-        kind, what = self.parts[k]
-        local = i - int(self.starts[k])
-        if kind == "rows":
-            return dict(what[local])
-        blocks, _combos, combo, rows = what  # the fields after params: the outcomes'
-        return {**rows[int(combo[local])], "params": blocks[0].params_at(local)}
-
-    def monitor(self, i: int) -> str | None:
-        """The monitor of row ``i``'s setting."""
-        k = int(np.searchsorted(self.starts, i, side="right")) - 1
-        kind, what = self.parts[k]
-        if kind == "rows":
-            return what[i - int(self.starts[k])]["params"].get("monitor")
-        return what[0][0].monitor
-
-    def first_rows(self) -> Iterator[dict[str, Any]]:
-        """The first full row of each part (their fields: the columns of aggregate.csv)."""
-        for start in self.starts[:-1].tolist():
-            yield self.full_row(int(start))
-
-
-def _run_best(blocks: Sequence[Block]) -> dict[tuple[str, str], float]:
-    """:func:`analysis.records.run_best_regrets` over the blocks' distinct outcomes."""
-    return run_best_regrets({"run": b.run, "params": {"monitor": b.monitor},
-                             "regret": b.outcomes[o].get("regret")}
-                            for b in blocks for o in b.present())  # fmt: skip
-
-
-def _aligned(blocks: list[Block]) -> bool:
-    """Whether ``blocks`` hold the same settings in the same order, each setting once."""
-    first = blocks[0]
-    axes = [tuple(freeze(v) for v in axis) for axis in first.axes]
-    if any(len(set(axis)) != len(axis) for axis in axes):
-        return False
-    return all(b.params == first.params and [tuple(freeze(v) for v in axis) for axis in b.axes]
-               == axes for b in blocks[1:])  # fmt: skip
-
-
-def _aligned_stats(
-    blocks: list[Block], run_best: Mapping[tuple[str, str], float]
-) -> dict[str, np.ndarray]:
-    """Per setting of aligned blocks, the table's fields of its aggregate row.
-
-    A setting's row depends only on its outcome in each run: each distinct combination
-    of outcomes (a few, however large the grid: :func:`_outcome_combos`) is aggregated
-    once by :func:`analysis.records.aggregate` itself, and its settings share the row.
-    Also returned: ``combos``, ``combo`` (each setting's combination) and ``rows``.
-    """
-    combos, inverse = _outcome_combos(blocks)
-    rows = [
-        aggregate([{**b.head, "params": {"monitor": b.monitor}, **b.outcomes[o]}
-                   for b, o in zip(blocks, combo, strict=True)], run_best=run_best)[0]
-        for combo in combos
-    ]  # fmt: skip
-    out: dict[str, Any] = {}
-    for f in _AggregateRows._FIELDS:
-        per_combo = np.array([np.nan if r[f] is None else r[f] for r in rows], dtype=float)
-        out[f] = per_combo[inverse]
-    for f in _AggregateRows._COUNTS:
-        out[f] = np.array([r[f] for r in rows], dtype=np.int64)[inverse]
-    out["combos"], out["combo"], out["rows"] = combos, inverse, dict(enumerate(rows))
-    return out
-
-
-def _outcome_combos(blocks: list[Block]) -> tuple[list[tuple[int, ...]], np.ndarray]:
-    """The distinct combinations of outcomes (one per run) of aligned blocks' settings,
-    and each setting's combination: what a setting's statistics depend on (a few
-    combinations, however large the grid)."""
-    if not len(blocks[0]):
-        return [], np.zeros(0, dtype=np.int64)
-    combos, inverse = np.unique(np.stack([b.ids for b in blocks], axis=1), axis=0,
-                                return_inverse=True)  # fmt: skip
-    return [tuple(c) for c in combos.tolist()], np.asarray(inverse).reshape(-1)
-
-
-def _num(v, spec: str = ".4g") -> str:
-    return "-" if v is None else format(v, spec)
 
 
 def verdict(records: Iterable[Record], metric: str | None) -> str:

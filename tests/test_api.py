@@ -23,8 +23,8 @@ import replay
 from analysis.errors import ReplayError
 from analysis.formats import detect
 from replay.policies import PolicyError
-from replay.report import render_json
 from replay.sweeping import Grid
+from replay.writers import render_json
 
 ROOT = Path(__file__).resolve().parent.parent
 

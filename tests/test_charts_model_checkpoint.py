@@ -18,8 +18,8 @@ from conftest import run
 from analysis import charts
 from analysis.chartdata import checkpoint_label, checkpoint_rows
 from analysis.formats import load_run
+from replay.aggregates import render_checkpoint_aggregate
 from replay.charting import chart_jobs
-from replay.report import render_checkpoint_aggregate
 from replay.sweeping import Grid, sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -22,17 +22,10 @@ from conftest import error_line, run, write_log
 from replay import charting
 from replay import sweep_grid as sweep_module
 from replay.blocks import Block, Records
-from replay.report import (
-    atomic_text,
-    flatten,
-    render_csv,
-    render_json,
-    render_table,
-    write_csv,
-    write_json,
-)
+from replay.report import render_table
 from replay.sweep_grid import GridTooLarge
 from replay.sweeping import Grid, RunFacts, sweep
+from replay.writers import atomic_text, flatten, render_csv, render_json, write_csv, write_json
 
 VAL = [0.50, 0.40, 0.35, 0.36, 0.34, 0.37, 0.38, 0.39, 0.40, 0.41]
 TEST = [0.52, 0.41, 0.36, 0.35, 0.36, 0.38, 0.39, 0.40, 0.41, 0.43]

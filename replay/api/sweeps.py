@@ -153,7 +153,7 @@ class Sweep:
         ``final_metrics.test_loss``, lists kept as lists)."""
         import pandas as pd
 
-        from replay.report import csv_columns
+        from replay.writers import csv_columns
 
         columns = csv_columns(self.records)
         data: dict[str, list] = {c: [None] * len(self.records) for c in columns}
@@ -175,7 +175,8 @@ class Sweep:
     @property
     def verdict(self) -> str:
         """The plain-language verdict of each run and monitor (and across runs)."""
-        from replay.report import render_aggregate, verdict
+        from replay.aggregates import render_aggregate
+        from replay.report import verdict
 
         texts = [
             verdict(self.records.where(run=o["run"], monitor=o["monitor"]), o["heldout"])
@@ -233,14 +234,14 @@ class Sweep:
         Raises:
             ReplayError: ``out`` is a file, or a non-empty directory without ``force``.
         """
-        from replay.report import check_output_dir
+        from replay.writers import check_output_dir
 
         out = Path(out)
         check_output_dir(out, "--out", force, "overwrite its results")
         return self._write(out, charts=charts, tee=tee)
 
     def _write(self, out: Path, *, charts: bool, tee: tuple[str, TextIO] | None) -> list[str]:
-        from replay.report import atomic_text, write_csv, write_json
+        from replay.writers import atomic_text, write_csv, write_json
 
         out.mkdir(parents=True, exist_ok=True)
         writers = {"json": write_json, "csv": write_csv}
@@ -250,7 +251,7 @@ class Sweep:
                 write(self.records, *streams)
         written = ["results.json", "results.csv"]
         if len(self.runs) > 1:  # across runs: one row per setting (docs/sweep-output.md)
-            from replay.report import write_aggregate_files
+            from replay.aggregates import write_aggregate_files
 
             written += write_aggregate_files(self.records, out)
         if charts and not self.chart_refusal:
