@@ -58,7 +58,7 @@ from analysis.rundir import (
 from replay.branch_plan import RootPlan, Setting, step, stopped
 from replay.data import BadData, Mnist, load_mnist
 from replay.faults import Hooks
-from replay.policies import f32
+from replay.rates import f32
 from replay.record import (
     HEADER,
     METRICS,

@@ -37,10 +37,9 @@ from replay.policies import (
     EarlyStoppingTrace,
     PlateauResult,
     PlateauTrace,
-    f32,
-    first_difference,
     resolve_mode,
 )
+from replay.rates import f32, first_difference
 
 __all__ = [
     "BRANCH_POLICIES",

@@ -27,7 +27,7 @@ from pathlib import Path
 from analysis.errors import ReplayError
 from analysis.logs import RunLog
 from analysis.rundir import BRANCHES
-from replay.policies import rates_f32
+from replay.rates import rates_f32
 
 __all__ = ["Branch", "Coverage", "find_branches", "follow"]
 
@@ -129,7 +129,7 @@ def follow(decide, root: RunLog, branches: Sequence[Branch], max_depth: int = 10
 
 
 def walk_tree(decide, root: RunLog, branches: Sequence[Branch], max_depth: int) -> Coverage:
-    from replay.policies import counterfactual_from
+    from replay.rates import counterfactual_from
 
     node, walked = root, []
     node_dir = _resolved(root.root) if root.root is not None else None

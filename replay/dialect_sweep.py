@@ -270,7 +270,7 @@ def sweep_dialect_plateau(ctx, values, grid, initial, recorded, scale, min_lrs) 
     ready-made records; ``initial``, ``recorded``, ``scale`` and ``min_lrs`` as the Keras
     sweep finds them. Branches are not consulted: a schedule the run did not follow is unknown."""
     from replay.dialects import tf_keras, torch
-    from replay.policies import counterfactual_from
+    from replay.rates import counterfactual_from
 
     torch_dialect = grid.dialect == "torch"
     deltas = (grid.threshold or (1e-4,)) if torch_dialect else grid.lr_min_delta

@@ -49,12 +49,11 @@ from replay.policies import (
     PlateauTrace,
     PolicyError,
     PrecheltTrace,
-    counterfactual_from,
     early_stopping,
-    rates_f32,
     reduce_lr_on_plateau,
     resolve_mode,
 )
+from replay.rates import counterfactual_from, rates_f32
 from replay.sweep_grid import DEFAULT_GRID, Grid
 
 __all__ = [

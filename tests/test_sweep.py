@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis.errors import MissingMetric
-from replay.policies import counterfactual_from, early_stopping, reduce_lr_on_plateau
+from replay.policies import early_stopping, reduce_lr_on_plateau
+from replay.rates import counterfactual_from
 from replay.sweep_grid import GridTooLarge
 from replay.sweeping import Grid, RunFacts, check_shadow, sweep
 

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from replay.dialects._common import check_finite, check_int, plain_values
-from replay.policies import Curve, Improvement, PolicyError, float32_array, resolve_mode
+from replay.policies import Curve, Improvement, PolicyError, resolve_mode
+from replay.rates import float32_array
 
 __all__ = ["VERSIONS", "CheckpointResult", "model_checkpoint"]
 
