@@ -415,9 +415,7 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
 
     for param in branch.params:
         if param.name == "policies":
-            param.callback = _policies
-            param.help = ("reduce_lr_on_plateau (default), or early_stopping+reduce_lr_on_plateau "
-                          "(both callbacks in one fit: the product of the two grids).")  # fmt: skip
+            param.callback = _policies  # its help: replay.cli._grid_options("branch")
     return branch
 
 
