@@ -384,10 +384,11 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
         grid = Grid.from_options(Grid(policies=("reduce_lr_on_plateau",)), **opts)
         root = RootRun(run)
         plan = build_plan(root, grid)
+        if not dry_run and plan.groups:
+            root.require_checkpoints()  # refused before the plan is printed
         click.echo(render_plan(root, plan, max_epochs), nl=False)
         if dry_run or not plan.groups:
             return
-        root.require_checkpoints()
         if sys.stdin.isatty() and not yes:
             click.confirm("Train these branches?", default=True, abort=True)
         runner.connect()  # an unreachable cluster is refused before RUN/branches is written

@@ -134,8 +134,7 @@ def _grid_options(command: str = "sweep"):
     """The options of a :class:`replay.sweep.Grid`, named as its fields, as ``command``
     takes them: ranges with sweep's defaults (``sweep``, ``branch``), or one value each
     with pick's own (``pick``). ``branch`` lists only what its plan reads (EarlyStopping
-    and ReduceLROnPlateau: no Prechelt, no ModelCheckpoint, no --initial-lr, which a
-    branch takes from the run).
+    and ReduceLROnPlateau: no Prechelt, no ModelCheckpoint).
 
     Each help text ends with ``Default: ...``, the command's own, as in the README's
     grid table (tests/test_docs_help.py holds them to it and to :class:`Grid`).
@@ -226,15 +225,17 @@ def _grid_options(command: str = "sweep"):
         grid("--cooldown", "ReduceLROnPlateau cooldown", "0", **count),
         grid("--min-lr", "ReduceLROnPlateau min_lr", "0", minimum=0),
     ]
-    if command != "branch":  # a branch continues the recorded training at its own rate
-        options.append(
-            click.option(
-                "--initial-lr",
-                type=float,
-                help="Learning rate at epoch 0, needed only when the log has no learning "
-                "rate. Default: the log's first learning_rate (or lr).",
-            )
+    options.append(
+        click.option(
+            "--initial-lr",
+            type=float,
+            help="Learning rate at epoch 0, needed only when the log has no learning rate. "
+            "Default: the log's first learning_rate (or lr)."
+            if command != "branch"
+            else "The run's learning rate at epoch 0 (a branch continues the recorded "
+            "training: another rate is refused). Default: the run's.",
         )
+    )
     if command != "branch":  # a branch's plan reads only the two Keras callbacks
         options += [
             grid(
@@ -344,7 +345,7 @@ def _choose_dialect(runs, grid, opts: dict, build) -> object:
         try:
             grid = build(**{**opts, "dialect": dialect})
         except ReplayError as e:
-            notes = [f"{e} (in the {dialect} dialect); replayed in the keras dialect instead."]
+            notes = [f"{str(e).rstrip('.')}; replayed in the keras dialect instead."]
     for note in notes:
         click.echo(f"note: {note}", err=True)
     return grid

@@ -1,0 +1,94 @@
+"""Issue 21: what a new user meets. Regression tests of its numbered items (the README
+and the help are held true by tests/test_docs.py and tests/test_help.py)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import error_line, run
+
+SAMPLE = "sample_logs/mnist-mlp"
+
+
+def _table_labels(text: str) -> list[list[str]]:
+    """The setting labels of each table of a sweep's text output, table by table."""
+    tables, rows = [], None
+    for line in text.splitlines():
+        if line.startswith("-----"):
+            rows = []
+            tables.append(rows)
+        elif rows is not None and line.strip() and not line.startswith("..."):
+            rows.append(line.split("  ")[0].strip())
+        else:
+            rows = None
+    return tables
+
+
+# Every option in which settings of one dialect's policy can differ, with two values.
+LABEL_CASES = [
+    ("keras", "early_stopping", ["--min-delta", "0,0.01"]),
+    ("keras", "early_stopping", ["--baseline", "none,0.09"]),
+    ("keras", "early_stopping", ["--start-from-epoch", "0,2"]),
+    ("keras", "reduce_lr_on_plateau", ["--lr-min-delta", "0.0001,0.01"]),
+    ("keras", "reduce_lr_on_plateau", ["--cooldown", "0,2"]),
+    ("keras", "reduce_lr_on_plateau", ["--min-lr", "0,0.0005"]),
+    ("keras", "early_stopping+reduce_lr_on_plateau", ["--lr-patience", "1,2"]),
+    ("keras", "model_checkpoint", ["--initial-value-threshold", "none,0.09"]),
+    ("tf-keras", "early_stopping", ["--baseline", "none,0.09"]),
+    ("tf-keras", "reduce_lr_on_plateau", ["--min-lr", "0,0.0005"]),
+    ("tf-keras", "model_checkpoint", ["--period", "1"]),
+    ("torch", "reduce_lr_on_plateau", ["--threshold-mode", "rel,abs"]),
+    ("torch", "reduce_lr_on_plateau", ["--threshold", "0.0001,0.01"]),
+    ("torch", "reduce_lr_on_plateau", ["--eps", "1e-8,0.01"]),
+    ("lightning", "early_stopping", ["--stopping-threshold", "none,0.09"]),
+    ("lightning", "early_stopping", ["--divergence-threshold", "none,0.08"]),
+    ("lightning", "early_stopping", ["--no-check-finite"]),
+    ("hf", "early_stopping", ["--early-stopping-threshold", "0,0.01"]),
+    ("ultralytics", "early_stopping", ["--monitor", "val_accuracy"]),
+]
+
+
+@pytest.mark.parametrize("dialect, policy, option", LABEL_CASES)
+def test_no_two_rows_of_a_table_share_a_label(tmp_path, dialect, policy, option):
+    """Item 2: a row label names every parameter in which the rows differ, in every
+    dialect (was: torch's threshold_mode left out, so every row printed twice)."""
+    result = run("sweep", SAMPLE, "--dialect", dialect, "--policy", policy, *option,
+                 "--patience", "3,4", "--no-charts", "--out", tmp_path / "out")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    tables = _table_labels(result.stdout)
+    assert tables and all(tables), result.stdout
+    for labels in tables:
+        assert len(labels) == len(set(labels)), result.stdout
+
+
+def test_a_dialect_fallback_note_reads_as_one_sentence(tmp_path):
+    """Item 6 (was: '... early_stopping only. (in the lightning dialect); replayed ...')."""
+    log = "tests/data/formats/lightning/lightning_logs/version_0"
+    result = run("sweep", log, "--policy", "reduce_lr_on_plateau", "--no-charts",
+                 "--out", tmp_path / "out")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    notes = [ln for ln in result.stderr.splitlines() if "keras dialect instead" in ln]
+    assert notes == [
+        "note: --policy reduce_lr_on_plateau: the lightning dialect has early_stopping only; "
+        "replayed in the keras dialect instead."
+    ]
+
+
+def test_a_folder_of_runs_beside_runs_is_not_told_to_resume(tmp_path):
+    """Item 7: a folder of seed runs inside a folder of runs is no unfinished run."""
+    import shutil
+
+    shutil.copytree(SAMPLE, tmp_path / "runs" / "mnist-mlp")
+    shutil.copytree(SAMPLE, tmp_path / "runs" / "mlp" / "seed-0")
+    line = error_line(run("sweep", tmp_path / "runs", "--no-charts"))
+    assert "(it is a folder of runs itself); pass it on its own, move it out" in line
+    assert "--resume" not in line
+
+
+def test_branch_refuses_a_run_without_checkpoints_before_its_plan():
+    """Item 7: `replay branch sample_logs/mnist-mlp -y` refuses first (was: most of its
+    plan printed, then the refusal); --dry-run still plans it."""
+    result = run("branch", SAMPLE, "--patience", "3", "-y")
+    assert error_line(result).startswith(f"Error: {SAMPLE}: was published without its checkpoints")
+    assert result.stdout == ""
+    planned = run("branch", SAMPLE, "--patience", "3", "--dry-run")
+    assert planned.exit_code == 0 and "need a branch" in planned.stdout
