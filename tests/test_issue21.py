@@ -3,6 +3,9 @@ and the help are held true by tests/test_docs.py and tests/test_help.py)."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from conftest import error_line, run
 
@@ -92,3 +95,87 @@ def test_branch_refuses_a_run_without_checkpoints_before_its_plan():
     assert result.stdout == ""
     planned = run("branch", SAMPLE, "--patience", "3", "--dry-run")
     assert planned.exit_code == 0 and "need a branch" in planned.stdout
+
+
+# ---------------------------------------------------------------------------- item 4
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "sweep-output.md"
+
+
+def _sections(text: str) -> dict[str, str]:
+    """The text under each ``## `` heading of a Markdown file, by heading."""
+    out, name = {}, None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            name = line[3:].strip()
+            out[name] = ""
+        elif name is not None:
+            out[name] += line + "\n"
+    return out
+
+
+def _field_table(section: str) -> list[str]:
+    """The field names of the ``| field | what it holds |`` table of a section, in order
+    (``epochs_trained_mean``, ``_worst``: a name starting with ``_`` extends the stem of
+    the name before it)."""
+    names: list[str] = []
+    rows = [ln for ln in section.splitlines() if ln.startswith("| `")]
+    for row in rows:
+        for name in re.findall(r"`([^`]+)`", row.split("|")[1]):
+            if name.startswith("_"):
+                name = names[-1].rsplit("_", 1)[0] + name
+            names.append(name)
+    return names
+
+
+def _params_sentence(section: str, intro: str) -> list[str]:
+    """The backticked names of the sentence starting ``intro`` (up to its first ``;`` or
+    full stop), parenthesized asides left out."""
+    text = section[section.index(intro) + len(intro) :]
+    while re.search(r"\([^()]*\)", text):  # innermost asides first
+        text = re.sub(r"\([^()]*\)", "", text)
+    text = re.split(r";|\.(?:\s|$)", text, maxsplit=1)[0]
+    return re.findall(r"`([^`]+)`", text)
+
+
+def _fields(name: str) -> list[str]:
+    import typing
+
+    import analysis.records as records
+
+    return list(typing.get_type_hints(getattr(records, name)))
+
+
+def test_docs_give_the_fields_in_the_order_of_the_record_types():
+    """Item 4: docs/sweep-output.md's field tables and ``params`` lists are in the order
+    of the record types in analysis/records.py, which is results.csv's column order (was:
+    ReduceLROnPlateau's ``lr_scale`` documented fourth, written first)."""
+    doc = _sections(DOC.read_text())
+    head = _fields("EarlyStoppingRecord")[:4]
+    assert _field_table(doc["Fields every record has"]) == head
+    assert _field_table(doc["Early stopping and Prechelt"]) == _fields("EarlyStoppingRecord")[4:]
+    assert _fields("PrecheltRecord") == _fields("EarlyStoppingRecord")
+    assert _field_table(doc["ReduceLROnPlateau"]) == _fields("PlateauRecord")[4:]
+    assert _field_table(doc["Across runs: aggregate.json and aggregate.csv"]) == _fields(
+        "AggregateRow"
+    )
+    es = doc["Early stopping and Prechelt"]
+    assert _params_sentence(es, "`params` for `early_stopping`:") == _fields("EarlyStoppingParams")
+    assert _params_sentence(es, "`params` for `prechelt`:") == _fields("PrecheltParams")
+    lr = doc["ReduceLROnPlateau"]
+    assert _params_sentence(lr, "`params`:") == _fields("PlateauParams")
+    mc = doc["ModelCheckpoint"]
+    assert _params_sentence(mc, "`params`:") == _fields("ModelCheckpointParams")
+    assert (
+        _params_sentence(mc, "`policy` `model_checkpoint` (type `ModelCheckpointRecord`):")
+        == (_fields("ModelCheckpointRecord")[4:])
+    )
+    both = doc["EarlyStopping and ReduceLROnPlateau in one fit"]
+    assert _params_sentence(both, "`params`: EarlyStopping's, then ReduceLROnPlateau's:") == (
+        _fields("CombinedParams")
+    )
+    policies = re.findall(r"`([^`]+)`", doc["Fields every record has"].split("| `policy` |")[1]
+                          .split("\n")[0])  # fmt: skip
+    from analysis.records import POLICIES
+
+    assert sorted(policies) == sorted(POLICIES)
