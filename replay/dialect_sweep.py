@@ -136,7 +136,10 @@ def check_dialect_options(dialect: str, given: Mapping[str, object]) -> dict:
             try:
                 _version(version)
             except (PolicyError, ValueError) as e:
-                raise GridError(f"--dialect-version: {e}") from None
+                raise GridError(
+                    f"--dialect-version: {str(e).rstrip('.')}; it takes one tf.keras version "
+                    "(2.6 to 2.21), not a range."
+                ) from None
     changes["dialect"] = dialect
     return changes
 

@@ -179,3 +179,15 @@ def test_docs_give_the_fields_in_the_order_of_the_record_types():
     from analysis.records import POLICIES
 
     assert sorted(policies) == sorted(POLICIES)
+
+
+def test_dialect_version_says_it_takes_one_version_not_a_range():
+    """Item 5: `--dialect-version 2.6..2.21`, as the README table printed it, is refused
+    saying what the option takes; the help and the table now say it too."""
+    line = error_line(run("sweep", SAMPLE, "--dialect", "tf-keras", "--dialect-version",
+                          "2.6..2.21", "--no-charts"))  # fmt: skip
+    assert line.endswith("it takes one tf.keras version (2.6 to 2.21), not a range.")
+    from replay.cli import cli
+
+    (option,) = [p for p in cli.commands["sweep"].params if p.name == "dialect_version"]
+    assert "not a range" in option.help and "2.6..2.21" not in option.help
