@@ -186,3 +186,49 @@ def test_the_documented_commands_and_snippets_run(path, tmp_path, monkeypatch):
             session.output(block)
     code = [b for b in blocks(path) if b.lang in ("sh", "python") and b.marker != "notest"]
     assert ran == len(code)
+
+
+# ------------------------------------------------------------ the extractor itself
+
+
+def test_blocks_are_read_with_their_markers(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "intro\n\n<!-- notest: trains for hours -->\n```sh\nreplay record\n```\n\n"
+        "```sh\nreplay sweep a \\\n    --patience 3  # a comment\n\nreplay show a\n```\n"
+        "<!-- output -->\n```text\nline\n```\n```\nbare\n```\n"
+    )
+    found = blocks(page)
+    assert [(b.line, b.lang, b.marker, b.reason) for b in found] == [
+        (4, "sh", "notest", "trains for hours"),
+        (8, "sh", None, None),
+        (15, "text", "output", None),
+        (18, "", None, None),
+    ]
+    assert commands(found[1].text) == [["replay", "sweep", "a", "--patience", "3"],
+                                       ["replay", "show", "a"]]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("<!-- notest -->\n```sh\nx\n```\n", "notest needs a reason"),
+        ("<!-- skip: x -->\n```sh\nx\n```\n", "unknown marker"),
+        ("```sh\nx\n", "a fence left open"),
+    ],
+)
+def test_a_malformed_page_is_an_error(tmp_path, text, message):
+    page = tmp_path / "page.md"
+    page.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        blocks(page)
+
+
+def test_an_output_block_matches_the_stable_part_of_the_output():
+    actual = "head\nrow 1\nrow 2\nrow 3\nA long paragraph that the page wraps.\ntail\n"
+    assert (
+        output_matches("head\nrow 1\n...\nrow 3\nA long paragraph\nthat the page wraps.", actual)
+        is None
+    )
+    assert output_matches("row 3\n...\nhead", actual) == "head"  # order counts
+    assert output_matches("head\nrow 2", actual) == "head row 2"  # no gap without ...
