@@ -147,12 +147,16 @@ print("LAUNCHER", time.perf_counter() - start, usage.ru_maxrss * 1024,
 """
 
 
-def run_fresh(args: list[str], tree: Path) -> tuple[float, int, int]:
-    """(wall seconds, peak resident bytes, exit status) of ``replay ARGS`` in a fresh
-    process run in ``tree``, stdout to /dev/null."""
+def run_fresh(
+    args: list[str], tree: Path, program: list[str] | None = None
+) -> tuple[float, int, int]:
+    """(wall seconds, peak resident bytes, exit status) of ``replay ARGS`` (or of
+    ``program``) in a fresh process run in ``tree``, stdout to /dev/null."""
+    program = command(tree) if program is None else program
     with open(os.devnull, "wb") as sink:
-        done = subprocess.run([sys.executable, "-c", LAUNCHER, *command(tree), *args],
-                              cwd=tree, stdout=sink, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", LAUNCHER, *program, *args], cwd=tree,
+                              env={**os.environ, "PYTHONPATH": str(tree)},  # this tree's code
+                              stdout=sink, stderr=subprocess.PIPE, text=True)  # fmt: skip
     report = [ln for ln in done.stderr.splitlines() if ln.startswith("LAUNCHER ")][-1]
     wall, peak, status = report.split()[1:]
     return float(wall), int(peak), int(status)
@@ -180,11 +184,19 @@ def engine_seconds(options: list[str]) -> float:
     return best
 
 
+def python_start(tree: Path) -> float:
+    """Wall seconds of ``python -c pass`` in a fresh process, best of 5: the unit of the
+    ratios printed beside the walls, which hold better across machines than seconds."""
+    return min(run_fresh([], tree, [sys.executable, "-c", "pass"])[0] for _ in range(5))
+
+
 def end_to_end(tree: Path, engine: bool, up_to: int) -> None:
     print(f"replay sweep {SAMPLE.relative_to(ROOT)} --policy early_stopping "
           "--restore-best-weights both GRID --format csv --no-charts > /dev/null"
           + ("" if tree == ROOT else f"   (in {tree})"))  # fmt: skip
-    head = f"{'settings':>12}  {'wall':>8}  {'settings/s':>11}  {'peak memory':>11}"
+    unit = python_start(tree)
+    print(f"python -c pass: {unit:.3f} s (best of 5; 'x start' below is wall / this)")
+    head = f"{'settings':>12}  {'wall':>8}  {'x start':>8}  {'settings/s':>11}  {'peak memory':>11}"
     print(head + ("  engine alone (settings/s)" if engine else ""))
     for n, options in GRIDS:
         if n > up_to:
@@ -193,7 +205,8 @@ def end_to_end(tree: Path, engine: bool, up_to: int) -> None:
                 "both", *options, "--format", "csv", "--no-charts"]  # fmt: skip
         wall, peak, status = run_fresh(args, tree)
         line = (
-            f"{n:>12,}  {wall:>7.2f}s  {n / wall:>11,.0f}  {peak / 2**20:>8,.0f} MB"
+            f"{n:>12,}  {wall:>7.2f}s  {wall / unit:>7.1f}x  {n / wall:>11,.0f}  "
+            f"{peak / 2**20:>8,.0f} MB"
             if status == 0
             else f"{n:>12,}  exit status {status} after {wall:.1f} s"
         )
@@ -209,7 +222,8 @@ def end_to_end(tree: Path, engine: bool, up_to: int) -> None:
                                     str(Path(tmp) / "o")], tree)  # fmt: skip
             walls.append(wall)
     print(f"replay sweep {SAMPLE.relative_to(ROOT)} --patience 3..10 (charts): "
-          f"{min(walls):.2f} s best of 3 (target <= 2 s)")  # fmt: skip
+          f"{min(walls):.2f} s best of 3, {min(walls) / unit:.1f}x python -c pass "
+          "(target <= 2 s)")  # fmt: skip
 
 
 def main() -> None:
