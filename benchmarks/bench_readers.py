@@ -99,7 +99,7 @@ def bench_csv(d: Path) -> None:
         mb = f.stat().st_size / 1e6
         import pandas  # the yardstick: a plain read of the same file
 
-        base = best_of(lambda f=f: pandas.read_csv(f, float_precision="round_trip"))
+        base = best_of(lambda f=f: pandas.read_csv(f))
         print(
             f"CSV  {n:>7,} epochs x {len(COLUMNS)} metrics ({mb:.1f} MB): "
             f"{s * 1000:8.1f} ms  ({s / n * 1e6:.2f} us/epoch; {s / base:.1f}x "
