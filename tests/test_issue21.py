@@ -208,3 +208,28 @@ def test_tb_folder_of_the_readme_is_ignored_by_git():
     root = Path(__file__).resolve().parents[1]
     assert "--tensorboard tb/sweep" in (root / "README.md").read_text()
     assert "/tb/" in (root / ".gitignore").read_text().split()
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def test_shipped_manifests_name_no_path_of_one_machine():
+    """Item 11 (its fixture part): tests/data/fuzz/run/run.json held the absolute path of
+    the data file on the machine that recorded it; manifests shipped with the project
+    (sample_logs/, the fuzz seeds) name files relatively."""
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    manifests = [*root.glob("sample_logs/**/run.json"), *root.glob("tests/data/fuzz/**/run.json")]
+    assert len(manifests) >= 3
+    for path in manifests:
+        absolute = [s for s in _strings(json.loads(path.read_text())) if s.startswith("/")]
+        assert absolute == [], path
