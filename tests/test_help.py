@@ -169,3 +169,32 @@ def test_every_option_of_every_command_is_in_the_readme_with_its_default(command
             assert _in_readme(flag), f"{command} {flag}"
         if option.show_default and not option.is_flag and option.default is not None:
             assert _readme_says(name, option.default), f"{command} {name} {option.default}"
+
+
+def _help_examples(command: click.Command) -> list[list[str]]:
+    """The ``replay ...`` lines of a command's ``Examples:`` block, as argument lists."""
+    import shlex
+
+    text = re.sub(r"\\\n\s*", " ", (command.help or "").split("Examples:", 1)[-1])
+    return [shlex.split(line.strip(), comments=True)[1:]
+            for line in text.splitlines() if line.strip().startswith("replay ")]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", sorted(cli.commands))
+def test_every_help_example_parses(command):
+    """Each example of ``replay CMD --help`` is a valid command line of CMD: its options
+    exist and its values parse (nothing runs)."""
+    examples = _help_examples(cli.commands[command])
+    assert examples, f"{command} --help shows no example"
+    for argv in examples:
+        assert argv[0] == command, argv
+        cli.commands[command].make_context(command, argv[1:])
+
+
+def test_every_example_of_replay_help_parses():
+    examples = _help_examples(cli)
+    assert len(examples) >= 4
+    for argv in examples:
+        cli.commands[argv[0]].make_context(argv[0], argv[1:])
+    with pytest.raises(click.NoSuchOption):  # the check can fail
+        cli.commands["sweep"].make_context("sweep", ["RUN", "--no-such-option"])
