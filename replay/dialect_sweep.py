@@ -136,10 +136,9 @@ def check_dialect_options(dialect: str, given: Mapping[str, object]) -> dict:
             try:
                 _version(version)
             except (PolicyError, ValueError) as e:
-                raise GridError(
-                    f"--dialect-version: {str(e).rstrip('.')}; it takes one tf.keras version "
-                    "(2.6 to 2.21), not a range."
-                ) from None
+                hint = ("; it takes one tf.keras version (2.6 to 2.21), not a range."
+                        if ".." in version or "," in version else ".")  # fmt: skip
+                raise GridError(f"--dialect-version: {str(e).rstrip('.')}{hint}") from None
     changes["dialect"] = dialect
     return changes
 
