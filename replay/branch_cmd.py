@@ -359,7 +359,8 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
         epoch k-1 with the real callback live. Settings share branches while their rates
         agree; the tree grows while it trains. Branches go to RUN/branches/<id>/, each a
         run directory like RUN; `replay sweep RUN` then reports these settings exactly.
-        Grid options as for sweep (default policy: reduce_lr_on_plateau).
+        The EarlyStopping and ReduceLROnPlateau options of sweep (default policy:
+        reduce_lr_on_plateau).
 
         \b
         Examples:
