@@ -233,3 +233,51 @@ def test_shipped_manifests_name_no_path_of_one_machine():
     for path in manifests:
         absolute = [s for s in _strings(json.loads(path.read_text())) if s.startswith("/")]
         assert absolute == [], path
+
+
+STOPPED_FIT = """
+import os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import keras
+import numpy as np
+from replay.keras import RecordCallback
+
+
+class CtrlC(keras.callbacks.Callback):  # Ctrl-C in a training step of epoch 1
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+
+
+rng = np.random.default_rng(0)
+x, y = rng.random((64, 4), dtype=np.float32), rng.integers(0, 2, 64)
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+model.fit(x, y, epochs=3, batch_size=32, validation_data=(x, y), verbose=0,
+          callbacks=[RecordCallback(sys.argv[1]), CtrlC()])
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_recorded_fit_marks_the_run_interrupted(tmp_path):
+    """Item 8: a KeyboardInterrupt in a training step of a fit recorded by RecordCallback
+    (where Keras calls no callback) leaves run.json ``interrupted`` when the process
+    exits, as docs/run-directory.md says (was: ``running``)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", STOPPED_FIT, str(out)], capture_output=True,
+                          text=True, env=env, timeout=300)  # fmt: skip
+    assert "KeyboardInterrupt" in done.stderr and done.returncode != 0, done.stderr[-2000:]
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert [e["epoch"] for e in manifest["epochs"]] == [0]  # the committed epoch is kept
+    assert run("show", out).exit_code == 0
