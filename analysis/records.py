@@ -516,19 +516,26 @@ def setting_label(
     return " ".join(tokens)
 
 
-def distinct_label(policy: str, params: Mapping[str, Any], differing: Iterable[str]) -> str:
-    """:func:`setting_label` of one setting, plus ``name=value`` for each parameter in
-    ``differing`` (those that differ among the settings read together) that the label
-    does not show: a dialect's ``threshold_mode``, ``eps``, ... so that no two settings
-    of a sweep share a name.
+def distinct_label(
+    policy: str,
+    params: Mapping[str, Any],
+    differing: Iterable[str],
+    varying: Mapping[str, Sequence[Any]] | None = None,
+) -> str:
+    """:func:`setting_label` of one setting (of the settings ``varying`` stands for, as
+    there), plus ``name=value`` for each parameter in ``differing`` (those that differ
+    among the settings read together) that the label does not show: a dialect's
+    ``threshold_mode``, ``eps``, ... so that no two settings (or table rows) of a sweep
+    share a name.
 
     >>> p = {"monitor": "val_loss", "mode": "min", "factor": 0.1, "patience": 2,
     ...      "threshold_mode": "abs", "min_delta": 0.0, "cooldown": 0, "min_lr": 0.0}
     >>> distinct_label("reduce_lr_on_plateau", p, ["threshold_mode", "patience"])
     'factor=0.1 patience=2 min_delta=0 threshold_mode=abs'
     """
-    label = setting_label(policy, params)
+    label = setting_label(policy, params, varying)
     named = {name for name, _, _ in _TABLE_PARAMS.get(policy, ())} | {"monitor", "mode"}
+    named |= set(varying or ()) | _LABELLED.get(policy, set())
     extra = [f"{k}={_joined(k, [params[k]])}" for k in differing
              if k in params and k not in named]  # fmt: skip
     return " ".join([label, *extra]) if extra else label
@@ -555,6 +562,13 @@ def _prechelt_table_label(p: Mapping[str, Any]) -> str:
         return f"UP{p['strips']} k={p['strip_length']}"
     pq = f" k={p['strip_length']}" if p["criterion"] == "pq" else ""
     return f"{p['criterion'].upper()}{p['alpha']:g}{pq}"
+
+
+# Parameters that the labels of policies outside _TABLE_PARAMS always tell apart.
+_LABELLED = {
+    MODEL_CHECKPOINT: {"save_best_only", "initial_value_threshold", "period"},
+    PRECHELT: {"criterion", "alpha", "strips", "strip_length"},
+}
 
 
 def _checkpoint_table_label(p: Mapping[str, Any]) -> str:

@@ -97,9 +97,13 @@ def bench_csv(d: Path) -> None:
         assert load_csv(f).n_epochs == n
         s = best_of(lambda f=f: load_csv(f))
         mb = f.stat().st_size / 1e6
+        import pandas  # the yardstick: a plain read of the same file
+
+        base = best_of(lambda f=f: pandas.read_csv(f))
         print(
             f"CSV  {n:>7,} epochs x {len(COLUMNS)} metrics ({mb:.1f} MB): "
-            f"{s * 1000:8.1f} ms  ({s / n * 1e6:.2f} us/epoch)"
+            f"{s * 1000:8.1f} ms  ({s / n * 1e6:.2f} us/epoch; {s / base:.1f}x "
+            f"pandas.read_csv's {base * 1000:.1f} ms)"
         )
 
 

@@ -192,6 +192,14 @@ def load_root(path: Path) -> tuple[Node, RecordConfig]:
     return Node("", path, rows, manifest), config
 
 
+def _epochs_of(node: Node, fork: int) -> str:
+    """``18 epochs, 6 of its own``: a branch's curve holds its parent's epochs before the
+    fork (copied) and its own from ``fork`` on."""
+    total = len(node.rows)
+    own = max(total - fork, 0)
+    return f"{total} epoch{'s' if total != 1 else ''}, {own} of its own"
+
+
 def _node(root: Path, bid: str) -> Node:
     path = root / BRANCHES / bid
     manifest = read_manifest(path)
@@ -574,7 +582,8 @@ class Tree:
         riders = job.riders
         if node is not None:
             status = node.manifest.get("status")
-            self.echo(f"{head} {bid} ({where}): found, {status}, {len(node.rows)} epochs")
+            epochs = _epochs_of(node, job.fork)
+            self.echo(f"{head} {bid} ({where}): found, {status}, {epochs}")
             if status != "complete" and not self.resume:
                 raise BranchRefused(
                     f"{node.path}: branch is {status} ({len(node.rows)} epochs); rerun with "

@@ -405,7 +405,8 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
         epoch k-1 with the real callback live. Settings share branches while their rates
         agree; the tree grows while it trains. Branches go to RUN/branches/<id>/, each a
         run directory like RUN; `replay sweep RUN` then reports these settings exactly.
-        Grid options as for sweep (default policy: reduce_lr_on_plateau).
+        The EarlyStopping and ReduceLROnPlateau options of sweep (default policy:
+        reduce_lr_on_plateau).
 
         \b
         Examples:
@@ -432,10 +433,11 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
         _refuse_unused(ctx, grid.policies)
         root = RootRun(run)
         plan = build_plan(root, grid)
+        if not dry_run and plan.groups:
+            root.require_checkpoints()  # refused before the plan is printed
         click.echo(render_plan(root, plan, max_epochs), nl=False)
         if dry_run or not plan.groups:
             return
-        root.require_checkpoints()
         if sys.stdin.isatty() and not yes:
             click.confirm("Train these branches?", default=True, abort=True)
         runner.connect()  # an unreachable cluster is refused before RUN/branches is written
@@ -463,9 +465,7 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
 
     for param in branch.params:
         if param.name == "policies":
-            param.callback = _policies
-            param.help = ("reduce_lr_on_plateau (default), or early_stopping+reduce_lr_on_plateau "
-                          "(both callbacks in one fit: the product of the two grids).")  # fmt: skip
+            param.callback = _policies  # its help: replay.cli._grid_options("branch")
     return branch
 
 

@@ -116,81 +116,133 @@ def _yes_no_both(ctx, param, value):
     return None if value is None else {"yes": (True,), "no": (False,), "both": (False, True)}[value]
 
 
-def _grid_options(*, single: bool = False):
-    """The options of a :class:`replay.sweeping.Grid`, named as its fields: ranges for
-    sweep, one value each for pick (``single``)."""
+def _grid_options(command: str = "sweep"):
+    """The options of a :class:`replay.sweeping.Grid`, named as its fields, as ``command``
+    takes them: ranges with sweep's defaults (``sweep``, ``branch``), or one value each
+    with pick's own (``pick``). ``branch`` lists only what its plan reads (EarlyStopping
+    and ReduceLROnPlateau: no Prechelt, no ModelCheckpoint).
 
-    def grid(flag: str, help: str, **rules):  # a grid option: ranges, or one value
-        return click.option(flag, type=Range(single=single, **rules), help=help)
+    Each help text ends with ``Default: ...``, the command's own, as in the README's
+    grid table (tests/test_docs_help.py holds them to it and to :class:`Grid`).
+    """
+    single = command == "pick"
+    if command not in ("sweep", "pick", "branch"):
+        raise ValueError(f"command must be sweep, pick or branch but got {command!r}.")
+
+    def grid(flag: str, what: str, sweep: str, pick: str | None = None, **rules):
+        """A grid option: ranges (sweep, branch), or one value (pick)."""
+        kind = "" if single else " grid"
+        default = pick if single and pick is not None else sweep
+        return click.option(
+            flag, type=Range(single=single, **rules), help=f"{what}{kind}. Default: {default}."
+        )
+
+    def choice(flag: str, what: str, sweep: str, pick: str):
+        # pick still parses "both", to refuse it in one line (Grid.for_pick)
+        return click.option(flag, type=click.Choice(["yes", "no", "both"]),
+                            metavar="[yes|no]" if single else None, callback=_yes_no_both,
+                            help=f"{what}. Default: {pick if single else sweep}.")  # fmt: skip
 
     count, positive = {"integer": True, "minimum": 0}, {"integer": True, "minimum": 1}
+    policy_help = {
+        "sweep": "Policies to replay: early_stopping, reduce_lr_on_plateau, prechelt, "
+        "early_stopping+reduce_lr_on_plateau, model_checkpoint (comma-separated or "
+        "repeated). Default: early_stopping,reduce_lr_on_plateau.",
+        "pick": "The one policy to replay: early_stopping, reduce_lr_on_plateau, prechelt, "
+        "early_stopping+reduce_lr_on_plateau or model_checkpoint. Default: early_stopping.",
+        "branch": "reduce_lr_on_plateau, or early_stopping+reduce_lr_on_plateau (both "
+        "callbacks in one fit: the product of the two grids). Default: reduce_lr_on_plateau.",
+    }[command]
+    monitor_help = {
+        "sweep": "Metrics to monitor (comma-separated or repeated). Default: val_loss, or "
+        "the one the log's trainer monitored (Hugging Face, Ultralytics).",
+        "pick": "The metric to monitor. Default: val_loss, or the one the log's trainer "
+        "monitored (Hugging Face, Ultralytics).",
+        "branch": "Metrics to monitor (comma-separated or repeated). Default: val_loss.",
+    }[command]
     options = [
         click.option(
             "--policy",
             "policies",
             multiple=True,
             callback=_name_list(_policy_names),
-            metavar="NAME[,NAME...]",
-            help="Policies to replay: early_stopping, reduce_lr_on_plateau, prechelt, "
-            "early_stopping+reduce_lr_on_plateau, model_checkpoint (comma-separated or "
-            "repeated). Default: early_stopping,reduce_lr_on_plateau.",
+            metavar="NAME" if single else "NAME[,NAME...]",
+            help=policy_help,
         ),
         click.option(
             "--monitor",
             "monitors",
             multiple=True,
             callback=_name_list(),
-            metavar="METRIC[,METRIC...]",
-            help="Metrics to monitor (comma-separated or repeated). Default: val_loss, or "
-            "the one the log's trainer monitored (Hugging Face, Ultralytics).",
+            metavar="METRIC" if single else "METRIC[,METRIC...]",
+            help=monitor_help,
         ),
         click.option(
             "--mode",
             type=click.Choice(["auto", "min", "max"]),
             default="auto",
-            show_default=True,
-            help="Direction of the monitored metric; auto infers it from the name.",
+            help="Direction of the monitored metric; auto infers it from the name. Default: auto.",
         ),
-        grid("--patience", "Patience grid, e.g. 3..10. Default: 0..10.", **count),
-        grid("--min-delta", "EarlyStopping min_delta grid. Default: 0,0.0001,0.001."),
-        grid("--baseline", "EarlyStopping baseline grid; 'none' allowed.", allow_none=True),
-        grid("--start-from-epoch", "EarlyStopping start_from_epoch grid.", **count),
-        click.option(
-            "--restore-best-weights",
-            type=click.Choice(["yes", "no", "both"]),
-            callback=_yes_no_both,
-            help="EarlyStopping restore_best_weights. Default: both for sweep, no for pick.",
-        ),
-        grid("--lr-patience", "ReduceLROnPlateau patience grid (default: --patience).", **count),
         grid(
-            "--lr-min-delta",
-            "ReduceLROnPlateau min_delta grid (default: --min-delta if given, else 1e-4).",
-        ),
-        grid("--factor", "ReduceLROnPlateau factor grid. Default: 0.1,0.2,0.5."),
-        grid("--cooldown", "ReduceLROnPlateau cooldown grid. Default: 0.", **count),
-        grid("--min-lr", "ReduceLROnPlateau min_lr grid. Default: 0.", minimum=0),
+            "--patience",
+            "EarlyStopping patience (and ReduceLROnPlateau's unless --lr-patience)",
+            "0..10",
+            "0 (10 for --policy reduce_lr_on_plateau alone)",
+            **count,
+        ),  # fmt: skip
+        grid(
+            "--min-delta",
+            "EarlyStopping min_delta (and ReduceLROnPlateau's unless --lr-min-delta)",
+            "0,0.0001,0.001",
+            "0",
+        ),  # fmt: skip
+        grid("--baseline", "EarlyStopping baseline; 'none' allowed", "none", allow_none=True),
+        grid("--start-from-epoch", "EarlyStopping start_from_epoch", "0", **count),
+        choice("--restore-best-weights", "EarlyStopping restore_best_weights", "both", "no"),
+        grid(
+            "--lr-patience",
+            "ReduceLROnPlateau patience",
+            "--patience",
+            "10, or --patience where given (not with the combined policy)",
+            **count,
+        ),  # fmt: skip
+        grid("--lr-min-delta", "ReduceLROnPlateau min_delta", "--min-delta if given, else 1e-4"),
+        grid("--factor", "ReduceLROnPlateau factor", "0.1,0.2,0.5", "0.1"),
+        grid("--cooldown", "ReduceLROnPlateau cooldown", "0", **count),
+        grid("--min-lr", "ReduceLROnPlateau min_lr", "0", minimum=0),
+    ]
+    options.append(
         click.option(
             "--initial-lr",
             type=float,
-            help="Learning rate at epoch 0, needed only when the log has no learning_rate.",
-        ),
-        grid("--gl-alpha", "Prechelt GL alpha grid. Default: 1,2,5."),
-        grid("--pq-alpha", "Prechelt PQ alpha grid. Default: 0.5,1,2."),
-        grid("--up-strips", "Prechelt UP strips grid. Default: 2,3,4.", **positive),
-        grid("--strip-length", "Prechelt training strip length. Default: 5.", **positive),
-        click.option(
-            "--save-best-only",
-            type=click.Choice(["yes", "no", "both"]),
-            callback=_yes_no_both,
-            help="ModelCheckpoint save_best_only. Default: both for sweep, no (Keras's "
-            "default) for pick.",
-        ),
-        grid(
-            "--initial-value-threshold",
-            "ModelCheckpoint initial_value_threshold grid; 'none' allowed. Default: none.",
-            allow_none=True,
-        ),
-    ]
+            help="Learning rate at epoch 0, needed only when the log has no learning rate. "
+            "Default: the log's first learning_rate (or lr)."
+            if command != "branch"
+            else "The run's learning rate at epoch 0 (a branch continues the recorded "
+            "training: another rate is refused). Default: the run's.",
+        )
+    )
+    if command != "branch":  # a branch's plan reads only the two Keras callbacks
+        options += [
+            grid(
+                "--gl-alpha",
+                "Prechelt GL alpha",
+                "1,2,5",
+                "2 (only the criterion given, else GL, is replayed)",
+            ),  # fmt: skip
+            grid("--pq-alpha", "Prechelt PQ alpha", "0.5,1,2", "1"),
+            grid("--up-strips", "Prechelt UP strips", "2,3,4", "3", **positive),
+            grid("--strip-length", "Prechelt training strip length", "5", **positive),
+            choice(
+                "--save-best-only", "ModelCheckpoint save_best_only", "both", "no (Keras's default)"
+            ),  # fmt: skip
+            grid(
+                "--initial-value-threshold",
+                "ModelCheckpoint initial_value_threshold; 'none' allowed",
+                "none",
+                allow_none=True,
+            ),  # fmt: skip
+        ]
 
     def decorate(func):
         for option in reversed(options):
@@ -207,8 +259,10 @@ def _flag_tuple(ctx, param, value):
 def _dialect_options(*, single: bool = False):
     """``--dialect`` and the parameters only some dialects have (sweep and pick)."""
 
-    def grid(flag: str, help: str, **rules):
-        return click.option(flag, type=Range(single=single, **rules), help=help)
+    def grid(flag: str, what: str, default: str, **rules):
+        kind = "" if single else " grid"
+        return click.option(flag, type=Range(single=single, **rules),
+                            help=f"{what}{kind}. Default: {default}.")  # fmt: skip
 
     options = [
         click.option(
@@ -220,33 +274,39 @@ def _dialect_options(*, single: bool = False):
         click.option(
             "--dialect-version",
             metavar="VERSION",
-            help="tf-keras: 2.6..2.21 (default 2.21); hf: 4.47+ or legacy; ultralytics: "
-            "strict or ties.",
+            help="One version of the dialect's framework, not a range: tf-keras: 2.6 to 2.21, "
+            "e.g. 2.15; hf: 4.47+ or legacy; ultralytics: strict or ties. Default: 2.21; "
+            "4.47+; strict.",
         ),
-        grid("--threshold", "torch ReduceLROnPlateau threshold grid. Default: 0.0001.", minimum=0),
+        grid("--threshold", "torch ReduceLROnPlateau threshold", "0.0001", minimum=0),
         click.option(
             "--threshold-mode",
             multiple=True,
             callback=_name_list(lambda: ("rel", "abs")),
-            metavar="rel|abs",
-            help="torch ReduceLROnPlateau threshold_mode (rel, abs, or both). Default: rel.",
+            metavar="rel|abs" if single else "rel|abs|rel,abs",
+            help="torch ReduceLROnPlateau threshold_mode: "
+            + ("rel or abs" if single else "rel, abs, or both (rel,abs)")
+            + ". Default: rel.",
         ),
-        grid("--eps", "torch ReduceLROnPlateau eps grid. Default: 1e-8.", minimum=0),
+        grid("--eps", "torch ReduceLROnPlateau eps", "1e-8", minimum=0),
         click.option(
             "--check-finite/--no-check-finite",
             default=None,
             callback=_flag_tuple,
             help="lightning EarlyStopping check_finite. Default: on.",
         ),
-        grid("--stopping-threshold", "lightning stopping_threshold grid.", allow_none=True),
-        grid("--divergence-threshold", "lightning divergence_threshold grid.", allow_none=True),
-        grid("--early-stopping-threshold", "hf early_stopping_threshold grid. Default: 0."),
+        grid("--stopping-threshold", "lightning stopping_threshold", "none", allow_none=True),
+        grid(
+            "--divergence-threshold", "lightning divergence_threshold", "none", allow_none=True
+        ),  # fmt: skip
+        grid("--early-stopping-threshold", "hf early_stopping_threshold", "0"),
         grid(
             "--period",
-            "tf-keras ModelCheckpoint period (Keras 2: every period-th epoch). Default: 1.",
+            "tf-keras ModelCheckpoint period (Keras 2: every period-th epoch)",
+            "1",
             integer=True,
             minimum=1,
-        ),
+        ),  # fmt: skip
     ]
 
     def decorate(func):
@@ -317,7 +377,7 @@ def _check_out_dir(out: Path | None, force: bool, fmt: str = "table") -> None:
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("runs", nargs=-1, required=True, metavar="RUN...")
-@_grid_options()
+@_grid_options("sweep")
 @_dialect_options()
 @_format_option
 @click.option(
@@ -407,7 +467,7 @@ def sweep(runs, fmt, out, no_charts, force, tensorboard, max_settings, **opts):
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("run", metavar="RUN")
-@_grid_options(single=True)
+@_grid_options("pick")
 @_dialect_options(single=True)
 @click.option(
     "--copy",
@@ -507,7 +567,7 @@ _add_record_command()
 def _add_branch_command() -> None:
     from replay.branch_cmd import make_command
 
-    cli.add_command(make_command(_grid_options))
+    cli.add_command(make_command(lambda: _grid_options("branch")))
 
 
 _add_branch_command()

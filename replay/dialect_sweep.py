@@ -146,7 +146,9 @@ def check_dialect(
         try:
             check_version(version)
         except (PolicyError, ValueError) as e:
-            raise GridError(f"--dialect-version: {e}") from None
+            hint = ("; it takes one tf.keras version (2.6 to 2.21), not a range."
+                    if ".." in version or "," in version else ".")  # fmt: skip
+            raise GridError(f"--dialect-version: {str(e).rstrip('.')}{hint}") from None
 
 
 def dialect_for_runs(runs, given: str | None, monitors: tuple[str, ...]) -> tuple[str, list[str]]:

@@ -92,6 +92,13 @@ def _expand(token: str, option: str, text: str, integer: bool) -> Sequence[Decim
             f"{option}: range {token!r} runs backwards; write {stop_text}..{start_text}."
         )
     count = int((stop - start) / step) + 1
+    if count == 1 and stop != start:  # e.g. 0..0.01 with the default step 1: only 0
+        hint = 1 if integer else ((stop - start) / 10).normalize()
+        raise GridError(
+            f"{option}: range {token!r} gives only its start {_fmt(start, integer)} "
+            f"(its step is {_fmt(step, integer)}); give a step smaller than the range, "
+            f"e.g. {start_text.strip()}..{stop_text.strip()}:{hint}."
+        )
     if count > _MAX_RANGE_ITEMS:
         raise GridError(
             f"{option}: range {token!r} has {count:,} values, more than {_MAX_RANGE_ITEMS:,}."

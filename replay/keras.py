@@ -31,6 +31,7 @@ Keras is imported when ``RecordCallback`` is first used, never by importing this
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import sys
@@ -72,6 +73,16 @@ RECORDER = "replay.keras.RecordCallback"
 
 _CLASSES: dict[str, type] = {}
 _HELD: dict[str, int] = {}  # resolved run directory -> flock descriptor held by this process
+_OPEN: dict[str, Any] = {}  # resolved run directory -> the writer of a fit not yet ended
+
+
+@atexit.register
+def _mark_stopped_fits() -> None:
+    """At exit, mark ``interrupted`` the runs of fits that raised outside our callbacks
+    (Ctrl-C in a training step: Keras then calls no callback); each ends on a whole commit."""
+    for writer in list(_OPEN.values()):
+        if writer.manifest and writer.manifest.get("status") == "running":
+            writer._abandon()
 
 
 class WrongEpoch(ReplayError):
@@ -444,6 +455,7 @@ def _classes() -> dict[str, type]:
                 os.close(_HELD.pop(key))
             _HELD[key] = lock_dir(self.out, RunExists, "process")
             self.writer = _UserRun(self.out, Hooks.from_env())
+            _OPEN[key] = self.writer
             self._opened = False
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
@@ -489,6 +501,7 @@ def _classes() -> dict[str, type]:
         def _release(self) -> None:
             if self.writer is not None:
                 self.writer.close()
+            _OPEN.pop(str(self.out.resolve()), None)
             fd = _HELD.pop(str(self.out.resolve()), None)
             if fd is not None:
                 os.close(fd)

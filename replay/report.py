@@ -26,10 +26,11 @@ from analysis.records import (
     PlateauRecord,
     Record,
     StopRecord,
+    distinct_label,
     freeze,
     ranges,
     record_label,
-    setting_label,
+    varying_values,
 )
 from replay.blocks import CONST, Block, Records
 
@@ -99,6 +100,7 @@ def _stop_rows(recs: Records, metric: str | None, limit: int) -> tuple[list[list
                     key=lambda gf: (ranks[gf[0]], gf[1]))  # fmt: skip
     rows, shown = [], 0
     codes_of = _ParamCodes(recs)
+    differing = _differing(recs)
     for g, f in ranked:
         if len(rows) >= limit:
             break
@@ -123,7 +125,7 @@ def _stop_rows(recs: Records, metric: str | None, limit: int) -> tuple[list[list
         for part, varying in parts[: limit - len(rows)]:
             shown += len(part)
             first_of_part = r if part[0] == f else recs[int(part[0])]
-            rows.append([_row_label(recs, part, first_of_part, varying), *outcome])
+            rows.append([_row_label(recs, part, first_of_part, varying, differing), *outcome])
     return rows, len(recs) - shown
 
 
@@ -132,15 +134,28 @@ def _row_label(
     members: np.ndarray,
     first: Mapping[str, Any],
     varying: Mapping[str, list[Any]] | None = None,
+    differing: Sequence[str] = (),
 ) -> str:
     """One label for the settings of one table row (records ``members``: the same
     outcome, a product of parameter values unless Prechelt's), ``first`` the first of
-    them; ``varying``: their :func:`_varying` values, when known."""
+    them; ``varying``: their :func:`_varying` values, when known; ``differing``: the
+    parameters that differ among all the rows (:func:`_differing`), each named."""
     if first["policy"] == PRECHELT:  # criteria differ in kind: list them
         return ", ".join(dict.fromkeys(record_label(recs[int(i)]) for i in members))
     if varying is None:
         varying = _varying(recs, members)
-    return setting_label(first["policy"], first["params"], varying)
+    return distinct_label(first["policy"], first["params"], differing, varying)
+
+
+def _differing(recs: Records) -> list[str]:
+    """The parameters whose values differ among the records ``recs``, read off the
+    blocks' axes (a row label names each of them: issue 21)."""
+    seen: dict[str, set] = {}
+    for b in recs.blocks:
+        for k, a in b.params:
+            values = [b.const[k]] if a == CONST else [axis[k] for axis in b.axes[a]]
+            seen.setdefault(k, set()).update(freeze(v) for v in values)
+    return [k for k, values in seen.items() if len(values) > 1]
 
 
 class _ParamCodes:
@@ -335,6 +350,7 @@ def _lr_rows(
                 r["params"]["patience"], r["params"]["factor"])  # fmt: skip
 
     ranked = sorted(records, key=key)
+    differing = list(varying_values([r["params"] for r in records]))
     rows = []
     for r in ranked[:limit]:
         cuts = ",".join(str(e) for e in r["reductions"][:6]) or "none"
@@ -347,7 +363,7 @@ def _lr_rows(
         final = r.get("final_metrics") or {}
         rows.append(
             [
-                record_label(r),
+                distinct_label(r["policy"], r["params"], differing),
                 cuts,
                 _fmt_lr(r["final_lr"], r.get("lr_scale")),
                 where,
@@ -373,12 +389,13 @@ def _checkpoint_rows(recs: list, metric: str | None, limit: int) -> tuple[list[l
         return (r["regret"] is None, r["regret"] or 0.0)
 
     ranked = sorted(recs, key=key)
+    differing = list(varying_values([r["params"] for r in recs]))
     rows = []
     for r in ranked[:limit]:
         final = r["final_epoch"]
         rows.append(
             [
-                record_label(r),
+                distinct_label(r["policy"], r["params"], differing),
                 _saved_epochs(r["saved_epochs"]),
                 "-" if final is None else str(final),
                 _fmt_value(metric, r["final_metrics"].get(metric) if metric else None),

@@ -24,6 +24,8 @@ from replay.sweeping import DEFAULT_GRID, Grid
         ("1e-4,1e-3", {}, [0.0001, 0.001]),
         ("none,0.5", {"allow_none": True}, [None, 0.5]),
         ("-1..1", {"integer": True}, [-1, 0, 1]),
+        ("3..3", {"integer": True}, [3]),  # equal bounds: one value, as written
+        ("0..2.5", {}, [0.0, 1.0, 2.0]),  # more than its start: the step is the user's
     ],
 )
 def test_parse_values(text, kwargs, expected):
@@ -46,6 +48,20 @@ def test_parse_values(text, kwargs, expected):
         ("none", {}, "--x: 'none' in 'none' is not a number."),
         ("__import__('os')", {}, "is not a number"),
         ("0..1e9", {"integer": True}, "has 1,000,000,001 values"),
+        # issue 21: a step that leaves only the start of a range whose bounds differ
+        (
+            "0..0.01",
+            {},
+            "--x: range '0..0.01' gives only its start 0 (its step is 1); give "
+            "a step smaller than the range, e.g. 0..0.01:0.001.",
+        ),  # fmt: skip
+        ("0.005..0.01", {}, "e.g. 0.005..0.01:0.0005."),
+        (
+            "3..4:2",
+            {"integer": True},
+            "--x: range '3..4:2' gives only its start 3 (its step "
+            "is 2); give a step smaller than the range, e.g. 3..4:1.",
+        ),  # fmt: skip
     ],
 )
 def test_parse_values_errors_name_the_token(text, kwargs, message):

@@ -129,11 +129,14 @@ def _looks_like_a_run(p: Path, runs: Sequence[Path]) -> str | None:
     if any(c.name.startswith("run.json") for c in children):
         return "its run.json is not complete"
     if any(_is_run_dir_path(c) for c in children):
-        return "it is a folder of runs itself"
+        return _FOLDER_OF_RUNS
     stems = {re.sub(r"[0-9]+", "N", r.name) for r in runs}
     if re.search(r"[0-9]", p.name) and re.sub(r"[0-9]+", "N", p.name) in stems:
         return "it is named like the runs beside it but has no run.json"
     return None
+
+
+_FOLDER_OF_RUNS = "it is a folder of runs itself"
 
 
 def run_folder_children(p: Path) -> list[Path]:
@@ -158,10 +161,11 @@ def run_folder_children(p: Path) -> list[Path]:
             )
         why = _looks_like_a_run(c, runs) if c.is_dir() else None
         if why:
+            fix = ("pass it on its own" if why == _FOLDER_OF_RUNS
+                   else "finish it (`replay record --resume`)")  # fmt: skip
             raise BadLog(
                 f"{p}: a folder of {_count_runs(runs)}, but {c} is not one ({why}); "
-                f"finish it (`replay record --resume`), move it out, or pass the runs you "
-                "mean one by one"
+                f"{fix}, move it out, or pass the runs you mean one by one"
             )
     return runs
 
