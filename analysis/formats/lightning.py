@@ -76,6 +76,7 @@ from analysis.errors import BadLog, LogNotFound
 from analysis.formats._util import (
     FORK,
     LR_MONITOR,
+    CsvTable,
     first_line,
     frame,
     header_names,
@@ -143,10 +144,12 @@ def load(p: Path, source: str) -> list[RunLog]:
 
 
 def _parse(
-    path: Path,
+    path: Path, table: CsvTable | None = None
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(metric columns, epoch and step per row with -1 for none, values, absent, warnings)."""
-    table = read_csv(path, WHAT)
+    """(metric columns, epoch and step per row with -1 for none, values, absent, warnings)
+    of the metrics.csv at ``path``, or of ``table`` (rows rebuilt from another log of
+    Lightning's loggers: :mod:`analysis.formats.torch_tb`)."""
+    table = read_csv(path, WHAT) if table is None else table
     header = table.header
     if "epoch" not in header or "step" not in header:
         raise BadLog(f"{path}: the header has no 'epoch' and 'step' columns; expected {WHAT}")
@@ -357,8 +360,10 @@ def _mid_epoch(
         )
 
 
-def _load_file(path: Path, source: str, name: str) -> list[RunLog]:
-    columns, epochs, steps, values, absent, warnings = _parse(path)
+def _load_file(
+    path: Path, source: str, name: str, table: CsvTable | None = None, fmt: str = "lightning"
+) -> list[RunLog]:
+    columns, epochs, steps, values, absent, warnings = _parse(path, table)
     epochs = _fill_epochs(path, epochs)
     step_cols = [j for j, c in enumerate(columns) if _is_step_column(c)]
     if step_cols:
@@ -415,8 +420,8 @@ def _load_file(path: Path, source: str, name: str) -> list[RunLog]:
         warnings.append(f"{path}: read Lightning names as Keras names: {shown}")
         columns = [renames.get(c, c) for c in columns]
     if checks is not None:
-        return _check_runs(path, source, name, columns, checks, values, absent, warnings)
-    return _runs(path, source, name, columns, epochs, values, absent, warnings)
+        return _check_runs(path, source, name, columns, checks, values, absent, warnings, fmt)
+    return _runs(path, source, name, columns, epochs, values, absent, warnings, fmt)
 
 
 # --------------------------------------------------------------------------- checks
@@ -583,6 +588,7 @@ def _check_runs(
     values: np.ndarray,
     absent: np.ndarray,
     warnings: list[str],
+    fmt: str = "lightning",
 ) -> list[RunLog]:
     """One RunLog per training, one row per check; resumes replace from their epoch."""
     spans = _split_trainings(checks.epoch, [])
@@ -609,9 +615,7 @@ def _check_runs(
             path, columns, np.arange(len(rows)), values[rows], absent[rows], own
         )
         suffix = f"#{k}" if len(spans) > 1 else ""
-        runs.append(
-            RunLog(name + suffix, source + suffix, "lightning", metrics, not_logged, warnings=own)
-        )
+        runs.append(RunLog(name + suffix, source + suffix, fmt, metrics, not_logged, warnings=own))
     return runs
 
 
@@ -634,6 +638,7 @@ def _runs(
     values: np.ndarray,
     absent: np.ndarray,
     warnings: list[str],
+    fmt: str = "lightning",
 ) -> list[RunLog]:
     """One RunLog per training (the epoch column going back to 0 starts another)."""
     spans = _split_trainings(epochs, [])
@@ -642,7 +647,5 @@ def _runs(
         own = _training_warnings(path, warnings, k, len(spans))
         metrics, not_logged = frame(path, columns, epochs[a:b], values[a:b], absent[a:b], own)
         suffix = f"#{k}" if len(spans) > 1 else ""
-        runs.append(
-            RunLog(name + suffix, source + suffix, "lightning", metrics, not_logged, warnings=own)
-        )
+        runs.append(RunLog(name + suffix, source + suffix, fmt, metrics, not_logged, warnings=own))
     return runs
