@@ -227,3 +227,23 @@ def test_files_without_scalars_are_refused(tmp_path):
     w.close()
     with pytest.raises(ReplayError):
         load_run(tmp_path / "empty")
+
+
+def test_versions_with_only_hp_metric_are_left_out_or_refused(tmp_path):
+    # TensorBoardLogger.log_hyperparams writes hp_metric = -1 at step 0 when the logger
+    # starts (src/lightning/pytorch/loggers/tensorboard.py); a run that stopped before
+    # logging anything leaves only that.
+    from analysis.errors import BadLog
+
+    root = tmp_path / "lightning_logs"
+    _write(root / "version_0", [("hp_metric", -1.0, 0)])
+    _write(root / "version_2", _lightning_points(epochs=3, test=False))
+    _write(root / "version_10", [("hp_metric", -1.0, 0)])
+    runs = load_logs(root)
+    assert [r.name for r in runs] == ["version_2"]
+    assert (
+        "left out 2 folder(s) whose event files hold no metric (version_0, version_10"
+        in (runs[0].warnings[0])
+    )
+    with pytest.raises(BadLog, match="none holds a metric"):
+        load_logs(root / "version_0")

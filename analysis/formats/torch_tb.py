@@ -104,10 +104,13 @@ def _events(d: Path) -> list[Path]:
 
 
 def _subdirs(d: Path) -> list[Path]:
+    """Sub-folders in natural order (``version_2`` before ``version_10``)."""
     try:
-        return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+        found = [p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")]
     except OSError:
         return []
+    return sorted(found, key=lambda p: [int(t) if t.isdigit() else t
+                                        for t in re.split(r"([0-9]+)", p.name)])  # fmt: skip
 
 
 def _run_dirs(p: Path) -> list[Path]:
@@ -142,13 +145,18 @@ def tool_of(d: Path, tags: set[str]) -> str:
     return ""
 
 
+def _metrics(f: _File) -> bool:
+    """Whether a file holds a scalar besides Lightning's ``hp_metric`` placeholder."""
+    return any(t != "hp_metric" for t in f.points)
+
+
 def _trainings(d: Path) -> list[list[_File]]:
     """The event files of a run folder with scalars, one list per training (its main file
     first, then add_scalars sub-folder files)."""
-    main = [f for f in map(_file, _events(d)) if f.points]
+    main = [f for f in map(_file, _events(d)) if _metrics(f)]
     main.sort(key=lambda f: f.first_wall)
     nested = [s for s in _subdirs(d) for s in (s, *_subdirs(s))]
-    subs = [f for s in nested for f in map(_file, _events(s)) if f.points]
+    subs = [f for s in nested for f in map(_file, _events(s)) if _metrics(f)]
     if not main and subs:
         if all(_scalars_key(f, d, t) for f in subs for t in f.points):
             return [sorted(subs, key=lambda f: f.first_wall)]  # add_scalars' folders only
@@ -171,17 +179,22 @@ def _scalars_key(f: _File, d: Path, tag: str) -> str | None:
 
 
 def claims(p: Path, head: str | None) -> bool:
-    """A folder (or event file) of PyTorch-written TensorBoard events, not Keras's."""
+    """A folder (or event file) of PyTorch-written TensorBoard events, not Keras's: some
+    run folder holds a metric and no Keras tag, or only Lightning's traces (``hp_metric``,
+    hparams.yaml) so that its refusal names what is missing."""
     if p.is_file():
         return "tfevents" in p.name and not _is_keras(p.parent, [_file(p)])
-    dirs = _run_dirs(p)
-    if not dirs:
-        return False
-    for d in dirs[:3]:
-        files = [f for g in _trainings(d) for f in g]
-        if files and not _is_keras(d, files):
+    lightning_traces = False
+    for d in _run_dirs(p):
+        files = [_file(f) for f in _events(d)]
+        if _is_keras(d, files):
+            return False
+        if any(_metrics(f) for g in _trainings(d) for f in g):
             return True
-    return False
+        lightning_traces |= (d / "hparams.yaml").is_file() or any(
+            "hp_metric" in f.points for f in files
+        )
+    return lightning_traces
 
 
 def load(p: Path, source: str) -> list[RunLog]:
@@ -198,10 +211,12 @@ def load(p: Path, source: str) -> list[RunLog]:
     if not dirs:
         raise LogNotFound(f"{p}: no TensorBoard event files (events.out.tfevents.*) in it")
     runs: list[RunLog] = []
+    empty: list[str] = []
     for d in dirs:
         if not p.is_file():
             groups, base = _trainings(d), d
         if not groups:
+            empty.append(d.name)
             continue
         name = base.name or base.resolve().name
         src = source if d == p or p.is_file() else f"{source.rstrip('/')}/{d.name}"
@@ -210,9 +225,17 @@ def load(p: Path, source: str) -> list[RunLog]:
             runs.extend(_one(files, base, src + suffix, name + suffix, len(groups)))
     if not runs:
         raise BadLog(
-            f"{p}: event files, but none holds a scalar (only graphs, hyperparameters, "
-            "images or text); nothing to replay"
+            f"{p}: event files, but none holds a metric (only graphs, hyperparameters, "
+            "images, text or Lightning's hp_metric placeholder: a run that logged nothing, "
+            "or only test()); nothing to replay"
         )
+    if empty:
+        shown = ", ".join(empty[:6]) + (", ..." if len(empty) > 6 else "")
+        for run in runs:
+            run.warnings.insert(0, (
+                f"{p}: left out {len(empty)} folder(s) whose event files hold no metric "
+                f"({shown}: only hyperparameters or Lightning's hp_metric placeholder)"
+            ))  # fmt: skip
     return runs
 
 
@@ -263,8 +286,14 @@ def _by_step(f: _File, skip=()) -> dict[int, dict[str, float]]:
     return out
 
 
+_EVAL_STEP = re.compile(r".+_step/epoch_[0-9]+")
+
+
 def _lightning(path: Path, f: _File, source: str, name: str) -> list[RunLog]:
-    rows = _by_step(f, skip=("hp_metric",))
+    # Lightning 1.0-1.2 wrote on_step validation values as "<name>_step/epoch_<N>" at the
+    # validation batch's index: no step of the fit, never an epoch's value.
+    eval_steps = sorted(t for t in f.points if _EVAL_STEP.fullmatch(t))
+    rows = _by_step(f, skip=("hp_metric", *eval_steps))
     tags = sorted({t for r in rows.values() for t in r} - {"epoch"})
     header = ["epoch", "step", *tags]
     table = CsvTable(header, [], [])
@@ -278,7 +307,16 @@ def _lightning(path: Path, f: _File, source: str, name: str) -> list[RunLog]:
         table.lines.append(i + 1)
     if not tags:
         raise BadLog(f"{path}: Lightning TensorBoard events with no metric but epoch/hp_metric")
-    return lightning._load_file(path, source, name, table)
+    runs = lightning._load_file(path, source, name, table)
+    if eval_steps:
+        shown = ", ".join(eval_steps[:3]) + (", ..." if len(eval_steps) > 3 else "")
+        for run in runs:
+            run.warnings.insert(0, (
+                f"{path}: left out {len(eval_steps)} per-step validation series ({shown}): "
+                "old Lightning wrote them at the validation batch's index, not a step of "
+                "the fit"
+            ))  # fmt: skip
+    return runs
 
 
 def _hf(path: Path, f: _File, source: str, name: str) -> RunLog:
@@ -305,27 +343,26 @@ def _hf(path: Path, f: _File, source: str, name: str) -> RunLog:
 
 def _ultralytics(path: Path, f: _File, source: str, name: str) -> RunLog:
     tags = sorted(f.points)
-    v5 = any(t.startswith("x/lr") for t in tags) or "metrics/mAP_0.5" in tags
-    per_tag = {t: len({s for s, _, _ in f.points[t]}) for t in tags}
-    epochs = min(per_tag.values())
     warnings = []
-    batchwise = [t for t in tags if per_tag[t] > 2 * epochs + 1]
-    if batchwise:  # ultralytics 8.0 wrote per-batch training losses at each iteration
-        warnings.append(
-            f"{path}: left out {', '.join(batchwise)}: logged per batch (early ultralytics "
-            "8.0), not once per epoch"
-        )
-        tags = [t for t in tags if t not in batchwise]
     rows: dict[int, dict[str, float]] = {}
-    repeated = set()
+    per_batch, repeated = set(), set()
     for t in tags:
-        seen = set()
+        validation = t.startswith(("metrics/", "val/"))
+        counts: dict[int, int] = {}
         for step, _, v in f.points[t]:
-            if step in seen:  # the final validation of best.pt, at the last step again
+            counts[step] = counts.get(step, 0) + 1
+            if counts[step] > 1 and validation:  # best.pt's final validation, last step
                 repeated.add(t)
                 continue
-            seen.add(step)
-            rows.setdefault(step, {})[t] = v
+            rows.setdefault(step, {})[t] = v  # training: the last point of the step
+        if not validation and max(counts.values()) > 2:
+            per_batch.add(t)
+    if per_batch:
+        warnings.append(
+            f"{path}: {', '.join(sorted(per_batch))} written at every batch at the epoch's "
+            "step (ultralytics 8.0's on_batch_end, the running mean of the epoch's loss); "
+            "kept the last point of each step, the epoch's mean as results.csv holds it"
+        )
     if repeated:
         warnings.append(
             f"{path}: {', '.join(sorted(repeated))} written twice at the last step (the "
@@ -335,8 +372,6 @@ def _ultralytics(path: Path, f: _File, source: str, name: str) -> RunLog:
     for i, step in enumerate(sorted(rows)):
         table.rows.append([str(step)] + [_cell(rows[step].get(t)) for t in tags])
         table.lines.append(i + 1)
-    if v5 and table.rows and table.rows[0][0] != "0":
-        table.rows = [[str(int(r[0]) - 1), *r[1:]] for r in table.rows]
     run = ultralytics._load_file(path, source, name, table)
     run.warnings[:0] = warnings
     return run

@@ -1,7 +1,8 @@
 """Fetch the logs listed in MANIFEST.tsv, each at its pinned commit, into logs/ beside it.
 
-Each row names a public GitHub repository, a commit and a path in it (a file, or a
-folder such as a TensorBoard log directory); the path is copied to ``logs/LOCAL_PATH``.
+Each row names a public GitHub repository, a commit and a path in it (a file, a folder
+such as a TensorBoard log directory, or ``folder/events.out.tfevents.*``: the files of a
+folder that match a pattern); the path is copied to ``logs/LOCAL_PATH``.
 Needs ``git`` and a network that reaches github.com: each repository is cloned once,
 bare and without file contents (``--filter=blob:none``), into ``logs/.git-cache/``, and
 only the blobs of the listed paths are fetched. ``--mirror DIR`` reads repositories
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fnmatch
 import shutil
 import subprocess
 import sys
@@ -37,7 +39,8 @@ def git(git_dir: Path, *args: str) -> bytes:
 def repository(repo: str, commit: str, root: Path, mirror: Path | None) -> Path:
     """A git directory that holds ``commit`` of ``repo``."""
     if mirror is not None:
-        return mirror / repo.replace("/", "+") / "repo"
+        copy = mirror / repo.replace("/", "+") / "repo"
+        return copy / ".git" if (copy / ".git").is_dir() else copy
     cache = root / ".git-cache" / (repo.replace("/", "+") + ".git")
     if not cache.is_dir():
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -54,9 +57,15 @@ def repository(repo: str, commit: str, root: Path, mirror: Path | None) -> Path:
 
 
 def export(git_dir: Path, commit: str, path: str, dest: Path) -> int:
-    """Copy ``path`` (a file or a folder) at ``commit`` to ``dest``; return the files."""
+    """Copy ``path`` (a file, a folder, or ``folder/pattern`` for the files of a folder
+    that match a glob pattern) at ``commit`` to ``dest``; return how many files."""
+    pattern = None
+    if any(c in path for c in "*?["):
+        path, pattern = path.rsplit("/", 1)
     names = git(git_dir, "ls-tree", "-r", "--name-only", commit, "--", path).decode()
     files = [n for n in names.splitlines() if n]
+    if pattern is not None:
+        files = [n for n in files if fnmatch.fnmatchcase(n.rsplit("/", 1)[-1], pattern)]
     if not files:
         raise FileNotFoundError(f"{path} is not in {commit[:12]}")
     for name in files:
