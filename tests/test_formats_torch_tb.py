@@ -23,14 +23,14 @@ def _writer(d: Path, **kw):
     return tensorboardX.SummaryWriter(str(d), **kw)
 
 
-def _write(d: Path, points, wall0=1000.0):
+def _write(d: Path, points, wall0=1000.0, suffix=""):
     """points: [(tag, value, step)] in the order the tool writes them, each as the
     ``Summary.Value(tag, simple_value)`` that ``torch.utils.tensorboard``'s
     ``add_scalar`` writes (torch/utils/tensorboard/summary.py, ``scalar``): the tag as
     given (tensorboardX's own add_scalar would rename ``mAP50(B)`` to ``mAP50_B_``)."""
     from tensorboardX.proto.summary_pb2 import Summary
 
-    w = _writer(d)
+    w = _writer(d, filename_suffix=suffix)
     fw = w._get_file_writer()
     for i, (tag, value, step) in enumerate(points):
         summary = Summary(value=[Summary.Value(tag=tag, simple_value=value)])
@@ -242,8 +242,21 @@ def test_versions_with_only_hp_metric_are_left_out_or_refused(tmp_path):
     runs = load_logs(root)
     assert [r.name for r in runs] == ["version_2"]
     assert (
-        "left out 2 folder(s) whose event files hold no metric (version_0, version_10"
+        "left out 2 folder(s) or file(s) that hold no training (version_0, version_10"
         in (runs[0].warnings[0])
     )
     with pytest.raises(BadLog, match="none holds a metric"):
         load_logs(root / "version_0")
+
+
+def test_hf_folder_reused_by_two_trainers_and_an_evaluate(tmp_path):
+    # One logging_dir for a whole script: each Trainer opens its own SummaryWriter
+    # (TensorBoardCallback._init_summary_writer), trainer.evaluate() after training logs
+    # eval/* and train/epoch at the final global step.
+    d = tmp_path / "runs" / "Dec07_03-00-00_host"
+    _write(d, _hf_points(), wall0=1000.0, suffix=".1")
+    _write(d, [("eval/loss", 0.81, 30), ("train/epoch", 3.0, 30)], wall0=5000.0, suffix=".2")
+    _write(d, _hf_points(evals=2), wall0=9000.0, suffix=".3")
+    runs = load_logs(d)
+    assert [r.n_epochs for r in runs] == [3, 2]
+    assert "trainer.evaluate()" in runs[0].warnings[0]

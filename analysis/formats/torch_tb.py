@@ -218,6 +218,10 @@ def load(p: Path, source: str) -> list[RunLog]:
         if not groups:
             empty.append(d.name)
             continue
+        evaluations = [g for g in groups if _evaluate_only(g)]
+        if evaluations and len(evaluations) < len(groups):
+            groups = [g for g in groups if g not in evaluations]
+            empty.extend(f"{d.name}/{g[0].path.name} (trainer.evaluate())" for g in evaluations)
         name = base.name or base.resolve().name
         src = source if d == p or p.is_file() else f"{source.rstrip('/')}/{d.name}"
         for k, files in enumerate(groups, 1):
@@ -233,10 +237,23 @@ def load(p: Path, source: str) -> list[RunLog]:
         shown = ", ".join(empty[:6]) + (", ..." if len(empty) > 6 else "")
         for run in runs:
             run.warnings.insert(0, (
-                f"{p}: left out {len(empty)} folder(s) whose event files hold no metric "
-                f"({shown}: only hyperparameters or Lightning's hp_metric placeholder)"
+                f"{p}: left out {len(empty)} folder(s) or file(s) that hold no training "
+                f"({shown}: only hyperparameters, Lightning's hp_metric placeholder, or "
+                "one trainer.evaluate())"
             ))  # fmt: skip
     return runs
+
+
+def _evaluate_only(files: list[_File]) -> bool:
+    """A Hugging Face file that ``trainer.evaluate()`` alone wrote: ``eval/*`` (and the
+    ``train/epoch`` of its log entry) at one step, no training value."""
+    tags = {t for f in files for t in f.points}
+    steps = {s for f in files for pts in f.points.values() for s, _, _ in pts}
+    return (
+        any(t.startswith("eval/") for t in tags)
+        and tags <= {t for t in tags if t.startswith("eval/")} | {"train/epoch"}
+        and len(steps) == 1
+    )
 
 
 def _one(files: list[_File], d: Path, source: str, name: str, n: int) -> list[RunLog]:
