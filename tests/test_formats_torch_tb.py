@@ -260,3 +260,19 @@ def test_hf_folder_reused_by_two_trainers_and_an_evaluate(tmp_path):
     runs = load_logs(d)
     assert [r.n_epochs for r in runs] == [3, 2]
     assert "trainer.evaluate()" in runs[0].warnings[0]
+
+
+def test_plain_folder_reused_by_two_launches_and_a_truncated_file(tmp_path):
+    # Each launch of a script opens a new event file in the same log_dir; the second was
+    # committed while it was still writing (its last record cut short).
+    d = tmp_path / "runs"
+    _write(d, [("Loss/Val_Epoch", 0.5 - 0.1 * e, e) for e in range(3)], suffix=".1")
+    second = _write(d, [("Loss/Val_Epoch", 0.9 - 0.1 * e, e) for e in range(4)], wall0=5000.0,
+                    suffix=".2")  # fmt: skip
+    last = sorted(second.glob("*.2"))[0]
+    last.write_bytes(last.read_bytes()[:-7])
+    runs = load_logs(d)
+    assert [r.name for r in runs] == ["runs#1", "runs#2"]
+    assert runs[0].values("val_loss") == pytest.approx([0.5, 0.4, 0.3])
+    assert runs[1].values("val_loss") == pytest.approx([0.9, 0.8, 0.7])  # before the damage
+    assert any("damaged" in w for w in runs[1].warnings)

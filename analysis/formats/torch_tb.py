@@ -405,8 +405,10 @@ def _plain_name(tag: str) -> str:
 
     >>> [_plain_name(t) for t in ["Loss/train", "Loss/val", "Accuracy/test", "val/acc", "x"]]
     ['loss', 'val_loss', 'test_accuracy', 'val_acc', 'x']
+    >>> _plain_name("Loss/Val_Epoch")
+    'val_loss'
     """
-    parts = re.split(r"[/_]", tag, maxsplit=1)
+    parts = re.split(r"[/_]", re.sub(r"[_ ]epoch$", "", tag, flags=re.IGNORECASE), maxsplit=1)
     if len(parts) == 2:
         a, b = parts
         if b.lower() in _SPLIT and "/" in tag:
