@@ -118,6 +118,12 @@ CASES = [
         ["train/loss -> loss"],
     ),
     (
+        "the split as a suffix (pyannote's loss/train, loss/val)",
+        "epoch,step,loss/train,loss/val,DER/Miss\n0,194,,0.19,0.02\n0,194,0.2,,\n",
+        {"loss": [0.2], "val_loss": [0.19], "DER/Miss": [0.02]},
+        ["loss/train -> loss, loss/val -> val_loss"],
+    ),
+    (
         "no renaming onto an existing column",
         "epoch,step,loss,train_loss,val_loss\n0,9,1.0,0.9,0.5\n",
         {"loss": [1.0], "train_loss": [0.9], "val_loss": [0.5]},
