@@ -419,3 +419,16 @@ def test_rows_at_the_finished_step_of_a_one_step_epoch_fit_are_kept(tmp_path):
     rows.append({"val_loss": 0.7, "epoch": 3, "step": stepped})
     run = load_run(_write_lightning(tmp_path, rows))
     assert run.n_epochs == 4 and run.values("val_loss")[-1] == 0.7
+
+
+def test_the_learning_rate_of_an_epoch_that_never_ended_is_no_epoch(tmp_path):
+    # LearningRateMonitor.on_train_epoch_start logs at the counter the epoch starts at,
+    # without an epoch (src/lightning/pytorch/callbacks/lr_monitor.py); a run stopped
+    # during that epoch logged nothing else in it.
+    rows, stepped = _lightning_fit(5, 3, 50, val=_val, on_epoch=_train_epoch)
+    rows.append({"lr-Adam": 0.001, "step": stepped})
+    run = load_run(_write_lightning(tmp_path, rows))
+    assert run.n_epochs == 3
+    text = "\n".join(run.warnings)
+    assert "as epoch 3 began: that epoch logged nothing else" in text
+    assert "after the fit" not in text

@@ -244,6 +244,18 @@ def _after_training(
     keep = n
     while keep and not logged[keep - 1].any():
         keep -= 1
+    lr = kinds == "lr"
+    started = keep
+    while started and not logged[started - 1, ~lr].any():  # LearningRateMonitor's rows
+        started -= 1
+    if started < keep and started and logged[:started, ~lr].any():
+        warnings.append(
+            f"{path}: left out the learning rate logged at step "
+            f"{int(steps[started])} as epoch {int(epochs[:started].max()) + 1} began: that "
+            "epoch logged nothing else (the run stopped before its end)"
+        )
+        keep = started
+    end = keep  # rows from here on are no fit's and no test's
     if keep:
         keep = _finished_trainer_rows(kinds, epochs, steps, logged, keep)
     test = kinds == "test"
@@ -254,12 +266,12 @@ def _after_training(
         if row[~test].any() or row[test][fit_tests].any():
             break
         keep -= 1
-    cut = logged[keep:].any(axis=0)
+    cut = logged[keep:end].any(axis=0)
     if cut.any():
         names = ", ".join(c for c, x in zip(columns, cut, strict=True) if x)
-        rows = logged[keep:].any(axis=1)
-        where = sorted(set(epochs[keep:][rows].tolist()))
-        at = sorted(set(steps[keep:][rows].tolist()))
+        rows = logged[keep:end].any(axis=1)
+        where = sorted(set(epochs[keep:end][rows].tolist()))
+        at = sorted(set(steps[keep:end][rows].tolist()))
         warnings.append(
             f"{path}: {int(rows.sum())} row(s) after the fit ({names} at epoch "
             f"{', '.join(map(str, where))}, step {', '.join(map(str, at))}) were logged by "
