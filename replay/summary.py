@@ -51,6 +51,17 @@ def lr_changes(rates: list[float | None]) -> list[tuple[int, float, float]]:
     return changes
 
 
+def _never_finite(run, facts, columns: list[str]) -> list[str]:
+    """One ``note:`` line naming the metrics with a direction that are never finite, under the
+    NaN rule of the framework that wrote the log (Keras's for Keras logs)."""
+    from replay.dialect_sweep import FRAMEWORK_DIALECTS
+    from replay.dialects import never_finite_note
+
+    dialect = FRAMEWORK_DIALECTS.get(run.format, "keras")
+    note = never_finite_note(run.name, {c: facts.values(c) for c in columns}, dialect)
+    return [f"note: {note}"] if note else []
+
+
 def render_summary(run) -> tuple[str, bool]:
     """Return (text, shadow mismatch?) for an :class:`analysis.logs.RunLog`."""
     from replay.lr_alignment import align_lr
@@ -75,12 +86,13 @@ def render_summary(run) -> tuple[str, bool]:
             )
         )
     lines.append("")
-    rows = []
+    rows, directed = [], []
     for column in facts.columns:
         values = facts.values(column)
         final = next((v for v in reversed(values) if v is not None), None)
         try:
             best_i = best_epoch(values, resolve_mode(column, "auto", run.directions))
+            directed.append(column)
         except PolicyError:  # no direction known for this column (learning_rate, ...)
             best_i = None
         if best_i is None:
@@ -88,6 +100,7 @@ def render_summary(run) -> tuple[str, bool]:
         else:
             rows.append([column, str(best_i), _fmt(values[best_i]), _fmt(final)])
     lines.extend(_aligned(["metric", "best epoch", "best", "final"], rows))
+    lines.extend(_never_finite(run, facts, directed))
     rates = recorded_lr(facts)
     if rates is not None:
         changes = lr_changes(rates)

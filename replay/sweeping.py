@@ -42,6 +42,7 @@ from analysis.records import (
     StopRecord,
 )
 from replay.blocks import CONST, Block, Records
+from replay.dialects import never_finite_note
 from replay.lr_alignment import align_lr
 from replay.policies import (
     Curve,
@@ -221,6 +222,9 @@ def _sweep(runs: Iterable, grid: Grid) -> SweepResult:
         rows = facts.epoch_rows()
         for monitor in grid.monitors_of(facts):
             values = facts.values(monitor)
+            nan_note = never_finite_note(facts.name, {monitor: values}, grid.dialect)
+            if nan_note:
+                notes.append(nan_note)
             mode = resolve_mode(monitor, grid.mode, facts.directions)
             column = facts.column(monitor)
             if column != monitor:

@@ -91,13 +91,13 @@ CASES = [
         "epoch,step,test_loss,train_loss,val_loss\n0,9,,0.9,0.5\n1,19,,0.7,0.4\n2,20,,,0.45\n"
         "2,20,0.46,,\n",
         {"loss": [0.9, 0.7], "val_loss": [0.5, 0.4]},
-        ["2 row(s) after the last training epoch (test_loss, val_loss at epoch 2)"],
+        ["2 row(s) after the fit (test_loss, val_loss at epoch 2, step 20)"],
     ),
     (
         "older Lightning: test after fit at the last epoch",
         "train_loss,val_loss,test_loss,epoch,step\n0.9,0.5,,0,9\n0.7,0.4,,1,19\n,,0.42,1,19\n",
         {"loss": [0.9, 0.7], "val_loss": [0.5, 0.4]},
-        ["(test_loss at epoch 1)"],
+        ["(test_loss at epoch 1, step 19)"],
     ),
     (
         "test metrics logged during fit are per-epoch",
@@ -116,6 +116,12 @@ CASES = [
         "epoch,step,train/loss,val/loss,val/acc\n0,9,nan,0.5,\n1,19,0.7,0.4,0.8\n",
         {"loss": [math.nan, 0.7], "val_loss": [0.5, 0.4], "val_acc": [None, 0.8]},
         ["train/loss -> loss"],
+    ),
+    (
+        "the split as a suffix (pyannote's loss/train, loss/val)",
+        "epoch,step,loss/train,loss/val,DER/Miss\n0,194,,0.19,0.02\n0,194,0.2,,\n",
+        {"loss": [0.2], "val_loss": [0.19], "DER/Miss": [0.02]},
+        ["loss/train -> loss, loss/val -> val_loss"],
     ),
     (
         "no renaming onto an existing column",
@@ -314,3 +320,115 @@ def test_a_training_without_validation_beside_one_with_checks(tmp_path):
     assert second.values("loss") == [0.7, 0.6]
     assert "several times per epoch" in "\n".join(first.warnings)
     assert "several times per epoch" not in "\n".join(second.warnings)
+
+
+# --------------------------------------------------------------------------- after the fit
+# Rows as Lightning 2.x logs them (issue 20): every row without an explicit step goes
+# through ``_LoggerConnector.log_metrics``
+# (src/lightning/pytorch/trainer/connectors/logger_connector/logger_connector.py), at
+# ``step = fit_loop.epoch_loop._batches_that_stepped`` with ``epoch = current_epoch``.
+# ``_TrainingEpochLoop.advance`` logs on_step values when ``should_update_logs`` (that
+# counter + 1 divisible by log_every_n_steps), ``on_advance_end`` runs validation at the
+# epoch's last batch before the counter moves on (src/lightning/pytorch/loops/
+# training_epoch_loop.py), and ``_FitLoop.on_advance_end`` logs the on_epoch training
+# values with the counter stepped back by one (src/lightning/pytorch/loops/fit_loop.py).
+# After the fit, ``trainer.test()``/``validate()`` log at the finished counter with
+# ``current_epoch`` = the epochs completed. The file is written as ``_ExperimentWriter``
+# of lightning >= 2.2 writes it (src/lightning/fabric/loggers/csv_logs.py): a
+# csv.DictWriter over the sorted union of keys, empty cells for keys a row lacks.
+
+
+def _lightning_fit(batches, epochs, every, on_step=None, val=None, on_epoch=None):
+    """(rows, finished counter) of a fit, as Lightning's loops log them."""
+    rows, stepped = [], 0
+    for e in range(epochs):
+        for b in range(batches):
+            if on_step and (stepped + 1) % every == 0:
+                rows.append({**on_step(e, b), "epoch": e, "step": stepped})
+            if val and b == batches - 1:
+                rows.append({**val(e), "epoch": e, "step": stepped})
+            stepped += 1
+        if on_epoch:
+            rows.append({**on_epoch(e), "epoch": e, "step": stepped - 1})
+    return rows, stepped
+
+
+def _write_lightning(tmp_path: Path, rows: list[dict]) -> Path:
+    import csv
+
+    keys = sorted({k for r in rows for k in r})
+    p = tmp_path / "metrics.csv"
+    with p.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys, restval="")
+        w.writeheader()
+        w.writerows(rows)
+    return p
+
+
+def _val(e):
+    return {"val_loss": round(1.0 - 0.05 * e, 4)}
+
+
+def _train_epoch(e):
+    return {"train_loss": round(1.2 - 0.06 * e, 4)}
+
+
+@pytest.mark.parametrize(
+    ("what", "test_row"),
+    [
+        ("a custom name beside test_loss", {"Final F1 Score": 0.81, "test_loss": 0.52}),
+        (
+            "only test_* and avg_test_* names",
+            {"avg_test_acc": 0.8, "avg_test_loss": 0.5, "test_acc": 0.79, "test_loss": 0.51},
+        ),
+        ("trainer.validate() after the fit, with the fit's own names", {"val_loss": 0.77}),
+    ],
+)
+def test_a_row_logged_after_the_fit_is_no_epoch(tmp_path, what, test_row):
+    rows, stepped = _lightning_fit(5, 4, 50, val=_val, on_epoch=_train_epoch)
+    rows.append({**test_row, "epoch": 4, "step": stepped})  # trainer.test() after fit
+    run = load_run(_write_lightning(tmp_path, rows))
+    assert run.n_epochs == 4
+    assert sorted(run.metrics.columns) == ["loss", "val_loss"]
+    assert run.values("val_loss") == [1.0, 0.95, 0.9, 0.85]
+    notes = [w for w in run.warnings if "after the fit" in w]
+    assert len(notes) == 1 and "1 row(s)" in notes[0] and "epoch 4, step 20" in notes[0]
+    for name in test_row:
+        assert name in notes[0]
+
+
+def test_epochs_after_the_last_training_loss_row_are_epochs(tmp_path):
+    # self.log("train_loss", loss) in training_step (on_step only) with log_every_n_steps
+    # = 10 and 3 batches per epoch: a training row in epochs 3, 6 and 9 only, val_loss
+    # every epoch; epochs 10 and 11 come after the last training row.
+    def on_step(e, b):
+        return {"train_loss": round(1.5 - 0.01 * (3 * e + b), 4)}
+
+    rows, _ = _lightning_fit(3, 12, 10, on_step=on_step, val=_val)
+    assert max(r["epoch"] for r in rows if "train_loss" in r) == 9
+    run = load_run(_write_lightning(tmp_path, rows))
+    assert run.n_epochs == 12
+    assert run.values("val_loss") == [_val(e)["val_loss"] for e in range(12)]
+    assert not any("after the fit" in w for w in run.warnings)
+
+
+def test_rows_at_the_finished_step_of_a_one_step_epoch_fit_are_kept(tmp_path):
+    # One batch per epoch: an epoch after the fit would be logged at the finished step
+    # too, so only names tell; a row with the fit's own names there is an epoch.
+    rows, stepped = _lightning_fit(1, 3, 50, val=_val, on_epoch=_train_epoch)
+    rows.append({"val_loss": 0.7, "epoch": 3, "step": stepped})
+    run = load_run(_write_lightning(tmp_path, rows))
+    assert run.n_epochs == 4 and run.values("val_loss")[-1] == 0.7
+
+
+def test_the_learning_rate_of_an_epoch_that_never_ended_is_no_epoch(tmp_path):
+    # LearningRateMonitor.on_train_epoch_start logs at the counter the epoch starts at,
+    # without an epoch (src/lightning/pytorch/callbacks/lr_monitor.py); a run stopped
+    # during that epoch logged nothing else in it.
+    rows, stepped = _lightning_fit(5, 3, 50, val=_val, on_epoch=_train_epoch)
+    rows.append({"lr-Adam": 0.001, "step": stepped})
+    run = load_run(_write_lightning(tmp_path, rows))
+    assert run.n_epochs == 3
+    text = "\n".join(run.warnings)
+    assert "as epoch 3 began: that epoch logged nothing else" in text
+    assert "after the fit" not in text

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.errors import AmbiguousLog, BadLog, LogNotFound, ReplayError
-from analysis.formats import hf, keras_history, lightning, mlflow, ultralytics
+from analysis.formats import hf, keras_history, lightning, mlflow, torch_tb, ultralytics
 from analysis.logs import RunLog
 
 __all__ = [
@@ -259,7 +259,14 @@ FORMATS: list[Format] = [
         mlflow.claims,
         mlflow.load,
     ),
-    Format("tensorboard", "a TensorBoard log directory", _is_tensorboard, _load_tensorboard),
+    Format(
+        "torch_tensorboard",
+        "a TensorBoard log directory written by PyTorch (Lightning's TensorBoardLogger, the "
+        "Hugging Face Trainer, Ultralytics, a SummaryWriter script)",
+        torch_tb.claims,
+        torch_tb.load,
+    ),
+    Format("tensorboard", "a Keras TensorBoard log directory", _is_tensorboard, _load_tensorboard),
     Format(
         "keras_history",
         "a Keras History saved with pandas (header with 'loss', no 'epoch')",

@@ -35,6 +35,8 @@ _NA = frozenset({"", "NA", "N/A"})
 FORK = re.compile(r"(.+)_(step|epoch)((?:/dataloader_idx_[0-9]+)?)")
 LR_MONITOR = re.compile(r"lr-[^/]+")
 #: Prefix -> Keras prefix, first match wins.
+_SUFFIXES = {"train": "", "training": "", "val": "val_", "valid": "val_",
+             "validation": "val_", "eval": "val_", "test": "test_"}  # fmt: skip
 _PREFIXES = (
     ("training_", ""),
     ("training/", ""),
@@ -263,13 +265,16 @@ def keras_names(columns: list[str], lr_monitor: bool = False) -> dict[str, str]:
     ``X_epoch`` -> ``X`` (Lightning's epoch half of a forked metric); ``train_X``,
     ``train/X``, ``training_X``, ``training/X`` -> ``X``; ``val/X``, ``valid_X``,
     ``valid/X``, ``validation_X``, ``validation/X``, ``eval_X``, ``eval/X`` (Hugging Face's
-    names) -> ``val_X``; ``test/X`` -> ``test_X``;
+    names) -> ``val_X``; ``test/X`` -> ``test_X``; the split as a suffix too (``X/train``
+    -> ``X``, ``X/val`` -> ``val_X``, ``X/test`` -> ``test_X``);
     with ``lr_monitor``, a single ``lr-<Optimizer>`` column (Lightning's
     ``LearningRateMonitor``) -> ``learning_rate``. A renaming that would collide with
     another column is not made.
 
     >>> keras_names(["train_loss_epoch", "val/acc", "lr-Adam", "loss2"], lr_monitor=True)
     {'train_loss_epoch': 'loss', 'val/acc': 'val_acc', 'lr-Adam': 'learning_rate'}
+    >>> keras_names(["loss/train", "loss/val", "DiarizationErrorRate/Miss"])
+    {'loss/train': 'loss', 'loss/val': 'val_loss'}
     """
     wanted: dict[str, str] = {}
     for c in columns:
@@ -279,6 +284,11 @@ def keras_names(columns: list[str], lr_monitor: bool = False) -> dict[str, str]:
             if base.startswith(prefix) and len(base) > len(prefix):
                 base = to + base[len(prefix) :]
                 break
+        else:  # the split as a suffix: loss/train, loss/val (pyannote, SummaryWriter habits)
+            head, _, split = base.rpartition("/")
+            to = _SUFFIXES.get(split.lower())
+            if head and "/" not in head and to is not None:
+                base = to + head
         if base != c:
             wanted[c] = base
     lrs = [

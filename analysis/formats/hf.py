@@ -262,8 +262,15 @@ def _epoch_note(
     )
 
 
-def _load_file(path: Path, source: str, name: str, notes: list[str]) -> RunLog:
-    state = _read_state(path)
+def _load_file(
+    path: Path,
+    source: str,
+    name: str,
+    notes: list[str],
+    state: dict[str, Any] | None = None,
+    fmt: str = "hf",
+) -> RunLog:
+    state = _read_state(path) if state is None else state  # or rebuilt: torch_tb
     log = _entries(path, state["log_history"])
     warnings = list(notes)
     if log.skipped:
@@ -290,7 +297,7 @@ def _load_file(path: Path, source: str, name: str, notes: list[str]) -> RunLog:
     metrics, not_logged = frame(path, columns, np.arange(len(rows)), values, absent, warnings)
     directions = {c: "min" for c in columns if c.endswith("loss")}
     monitor = _best_metric(path, state, rows, metrics, not_logged, directions, warnings)
-    run = RunLog(name, source, "hf", metrics, not_logged, warnings=warnings, directions=directions)
+    run = RunLog(name, source, fmt, metrics, not_logged, warnings=warnings, directions=directions)
     if monitor:
         run.default_monitor = monitor
     return run

@@ -37,10 +37,13 @@ How it is read:
   None``); an epoch without validation (``check_val_every_n_epoch > 1``) is one row with
   its training values only. A file with one validation per epoch reads as above.
 - Rows after training: ``trainer.test()`` (and ``trainer.validate()``) after ``fit``
-  log with ``epoch = current_epoch``, which is the number of epochs trained (lightning
-  2.x) or the last epoch (older versions). Trailing rows that hold only ``test*``
-  metrics, or that come after the last epoch with a training metric, are left out of
-  the per-epoch curve, with a warning: they are no epoch's held-out metrics.
+  log at the step a finished fit's counter holds (one past the fit's last step) with
+  ``epoch = current_epoch`` (the number of epochs trained in lightning >= 1.6, the last
+  epoch before). Trailing rows logged there (while an epoch takes more than one step),
+  or holding only metrics the fit never logged (``test_*``, ``avg_test_*``, ``Final F1
+  Score``), or only ``test*`` metrics, are left out of the per-epoch curve with one
+  warning: they are no epoch's held-out metrics. Rows that advance the step by an
+  epoch are epochs, whatever they hold (see :func:`_after_training`).
 - Names become Keras names where they mean the same thing (the replay's conventions:
   bare = training, ``val_`` = validation, ``test_`` = held-out test), with a note
   listing each renaming (:func:`analysis.formats._util.keras_names`): ``X_epoch`` ->
@@ -73,6 +76,7 @@ from analysis.errors import BadLog, LogNotFound
 from analysis.formats._util import (
     FORK,
     LR_MONITOR,
+    CsvTable,
     first_line,
     frame,
     header_names,
@@ -140,10 +144,12 @@ def load(p: Path, source: str) -> list[RunLog]:
 
 
 def _parse(
-    path: Path,
+    path: Path, table: CsvTable | None = None
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(metric columns, epoch and step per row with -1 for none, values, absent, warnings)."""
-    table = read_csv(path, WHAT)
+    """(metric columns, epoch and step per row with -1 for none, values, absent, warnings)
+    of the metrics.csv at ``path``, or of ``table`` (rows rebuilt from another log of
+    Lightning's loggers: :mod:`analysis.formats.torch_tb`)."""
+    table = read_csv(path, WHAT) if table is None else table
     header = table.header
     if "epoch" not in header or "step" not in header:
         raise BadLog(f"{path}: the header has no 'epoch' and 'step' columns; expected {WHAT}")
@@ -197,41 +203,126 @@ def _kind(column: str) -> str:
 
 
 def _after_training(
-    path: Path, columns: list[str], epochs: np.ndarray, absent: np.ndarray, warnings: list[str]
+    path: Path,
+    columns: list[str],
+    epochs: np.ndarray,
+    steps: np.ndarray,
+    absent: np.ndarray,
+    warnings: list[str],
 ) -> int:
-    """How many rows to keep: trailing rows logged after ``fit`` are cut, with a warning."""
+    """How many rows to keep: trailing rows logged after ``fit`` are cut, with one warning.
+
+    What Lightning writes decides (``_LoggerConnector.log_metrics``, lightning 2.x
+    ``src/lightning/pytorch/trainer/connectors/logger_connector/logger_connector.py``):
+    every row without an explicit step is logged at ``step =
+    fit_loop.epoch_loop._batches_that_stepped`` with ``epoch = trainer.current_epoch``.
+    During the fit, an epoch's validation row and its ``on_epoch`` training row are
+    logged before that counter moves past the epoch's last batch (``_TrainingEpochLoop.
+    on_advance_end``; ``_FitLoop.on_advance_end`` steps it back by one for the training
+    row), so epoch e ends at step ``(e + 1) * n - 1`` for n batches per epoch. A
+    ``trainer.test()`` or ``trainer.validate()`` after the fit logs at the finished
+    counter, one past the fit's last step, with ``current_epoch`` = the epochs completed
+    (lightning >= 1.6; before, at the fit's last step and epoch), or at step 0 and epoch 0
+    from a new Trainer on the same logger. So a trailing row is logged after the fit when
+
+    - it sits where a finished (or new) trainer logs, the epoch after the last one at
+      the step after the last one, while the fit's epochs are more than one step long
+      (an epoch after it would be logged at least a whole epoch's steps later), and it
+      holds no training value logged per step; or
+    - it holds only metrics that no row of the fit logged (``test_step``'s names, any
+      name: ``Final F1 Score``, ``avg_test_loss``), at the fit's last or finished
+      step and epoch; or
+    - it holds only ``test*`` metrics that no row of the fit logged.
+
+    A row that advances the step by an epoch's steps is an epoch of the fit, whatever
+    it holds (a training loss logged only every few epochs leaves later epochs with
+    validation rows only).
+    """
     kinds = np.array([_kind(c) for c in columns])
     logged = ~absent
-    train_rows = np.flatnonzero(logged[:, kinds == "train"].any(axis=1))
-    last_train = int(train_rows[-1]) if len(train_rows) else -1
-    last_train_epoch = int(epochs[last_train]) if last_train >= 0 else None
-    test_cols = kinds == "test"
-    test_seen_before = (
-        logged[: last_train + 1, test_cols].any(axis=0)
-        if last_train >= 0
-        else np.zeros(int(test_cols.sum()), dtype=bool)
-    )
-    keep = len(epochs)
-    for i in range(len(epochs) - 1, last_train, -1):
-        row = logged[i]
-        if not row.any():
-            keep = i
-            continue
-        only_test = not row[~test_cols].any() and not row[test_cols][test_seen_before].any()
-        later = last_train_epoch is not None and epochs[i] > last_train_epoch
-        if not (only_test or later):
+    n = len(epochs)
+    keep = n
+    while keep and not logged[keep - 1].any():
+        keep -= 1
+    lr = kinds == "lr"
+    started = keep
+    while started and not logged[started - 1, ~lr].any():  # LearningRateMonitor's rows
+        started -= 1
+    if started < keep and started and logged[:started, ~lr].any():
+        warnings.append(
+            f"{path}: left out the learning rate logged at step "
+            f"{int(steps[started])} as epoch {int(epochs[:started].max()) + 1} began: that "
+            "epoch logged nothing else (the run stopped before its end)"
+        )
+        keep = started
+    end = keep  # rows from here on are no fit's and no test's
+    if keep:
+        keep = _finished_trainer_rows(kinds, epochs, steps, logged, keep)
+    test = kinds == "test"
+    with_fit = logged[:, ~test].any(axis=1)  # rows that hold more than test metrics
+    while keep:
+        row = logged[keep - 1]
+        fit_tests = logged[: keep - 1][with_fit[: keep - 1]][:, test].any(axis=0)
+        if row[~test].any() or row[test][fit_tests].any():
             break
-        keep = i
-    cut = logged[keep:].any(axis=0)
+        keep -= 1
+    cut = logged[keep:end].any(axis=0)
     if cut.any():
         names = ", ".join(c for c, x in zip(columns, cut, strict=True) if x)
-        where = sorted(set(epochs[keep:][logged[keep:].any(axis=1)].tolist()))
+        rows = logged[keep:end].any(axis=1)
+        where = sorted(set(epochs[keep:end][rows].tolist()))
+        at = sorted(set(steps[keep:end][rows].tolist()))
         warnings.append(
-            f"{path}: {int(logged[keep:].any(axis=1).sum())} row(s) after the last training "
-            f"epoch ({names} at epoch {', '.join(map(str, where))}) were logged after training "
-            "(trainer.test() or trainer.validate()); left them out of the per-epoch curve"
+            f"{path}: {int(rows.sum())} row(s) after the fit ({names} at epoch "
+            f"{', '.join(map(str, where))}, step {', '.join(map(str, at))}) were logged by "
+            "trainer.test() or trainer.validate() after training (at the step Lightning "
+            "logs a finished fit at, or with metrics the fit did not log); left them out "
+            "of the per-epoch curve"
         )
     return keep
+
+
+def _finished_trainer_rows(
+    kinds: np.ndarray, epochs: np.ndarray, steps: np.ndarray, logged: np.ndarray, keep: int
+) -> int:
+    """Where the trailing rows at a finished (or new) trainer's step and epoch begin (see
+    :func:`_after_training`); ``keep`` when there are none."""
+    step, epoch = steps[keep - 1], epochs[keep - 1]
+    start = keep - 1
+    while start and steps[start - 1] == step and epochs[start - 1] == epoch:
+        start -= 1
+    fit = logged[:start] & (kinds != "lr")
+    if not fit.any():
+        return keep
+    rows = fit.any(axis=1)
+    last_step, last_epoch = int(steps[:start][rows].max()), int(epochs[:start][rows].max())
+    before = rows & (epochs[:start] < last_epoch)
+    stride = last_step - int(steps[:start][before].max()) if before.any() else last_step + 1
+    fit_cols = fit.any(axis=0)
+    per_step = _per_step_columns(kinds, epochs[:start], steps[:start], fit)
+    finished = step == last_step + 1 and epoch == last_epoch + 1
+    fresh = step == 0 and epoch == 0 and last_step > 0
+    old = step in (last_step, last_step + 1) and epoch == last_epoch
+    for i in range(keep - 1, start - 1, -1):
+        row = logged[i]
+        by_step = (finished or fresh) and stride > 1 and not row[per_step].any()
+        by_names = (finished or fresh or old) and not row[fit_cols].any()
+        if not (by_step or by_names):
+            break
+        keep = i
+    return keep
+
+
+def _per_step_columns(
+    kinds: np.ndarray, epochs: np.ndarray, steps: np.ndarray, logged: np.ndarray
+) -> np.ndarray:
+    """Training columns logged at two or more steps of one epoch (``on_step`` values)."""
+    out = np.zeros(len(kinds), dtype=bool)
+    for j in np.flatnonzero(kinds == "train").tolist():
+        rows = logged[:, j]
+        pairs = np.unique(np.stack([epochs[rows], steps[rows]], axis=1), axis=0)
+        out[j] = len(pairs) > len(np.unique(epochs[rows]))
+    return out
 
 
 def _is_step_column(column: str) -> bool:
@@ -281,8 +372,10 @@ def _mid_epoch(
         )
 
 
-def _load_file(path: Path, source: str, name: str) -> list[RunLog]:
-    columns, epochs, steps, values, absent, warnings = _parse(path)
+def _load_file(
+    path: Path, source: str, name: str, table: CsvTable | None = None, fmt: str = "lightning"
+) -> list[RunLog]:
+    columns, epochs, steps, values, absent, warnings = _parse(path, table)
     epochs = _fill_epochs(path, epochs)
     step_cols = [j for j, c in enumerate(columns) if _is_step_column(c)]
     if step_cols:
@@ -299,7 +392,7 @@ def _load_file(path: Path, source: str, name: str) -> list[RunLog]:
             f"{path}: has no epochs (no row logs a per-epoch metric); nothing to replay "
             "(log with on_epoch=True)"
         )
-    keep = _after_training(path, columns, epochs, absent, warnings)
+    keep = _after_training(path, columns, epochs, steps, absent, warnings)
     if not keep:
         raise BadLog(
             f"{path}: every row was logged after training (trainer.test() or "
@@ -339,8 +432,8 @@ def _load_file(path: Path, source: str, name: str) -> list[RunLog]:
         warnings.append(f"{path}: read Lightning names as Keras names: {shown}")
         columns = [renames.get(c, c) for c in columns]
     if checks is not None:
-        return _check_runs(path, source, name, columns, checks, values, absent, warnings)
-    return _runs(path, source, name, columns, epochs, values, absent, warnings)
+        return _check_runs(path, source, name, columns, checks, values, absent, warnings, fmt)
+    return _runs(path, source, name, columns, epochs, values, absent, warnings, fmt)
 
 
 # --------------------------------------------------------------------------- checks
@@ -507,6 +600,7 @@ def _check_runs(
     values: np.ndarray,
     absent: np.ndarray,
     warnings: list[str],
+    fmt: str = "lightning",
 ) -> list[RunLog]:
     """One RunLog per training, one row per check; resumes replace from their epoch."""
     spans = _split_trainings(checks.epoch, [])
@@ -533,9 +627,7 @@ def _check_runs(
             path, columns, np.arange(len(rows)), values[rows], absent[rows], own
         )
         suffix = f"#{k}" if len(spans) > 1 else ""
-        runs.append(
-            RunLog(name + suffix, source + suffix, "lightning", metrics, not_logged, warnings=own)
-        )
+        runs.append(RunLog(name + suffix, source + suffix, fmt, metrics, not_logged, warnings=own))
     return runs
 
 
@@ -558,6 +650,7 @@ def _runs(
     values: np.ndarray,
     absent: np.ndarray,
     warnings: list[str],
+    fmt: str = "lightning",
 ) -> list[RunLog]:
     """One RunLog per training (the epoch column going back to 0 starts another)."""
     spans = _split_trainings(epochs, [])
@@ -566,7 +659,5 @@ def _runs(
         own = _training_warnings(path, warnings, k, len(spans))
         metrics, not_logged = frame(path, columns, epochs[a:b], values[a:b], absent[a:b], own)
         suffix = f"#{k}" if len(spans) > 1 else ""
-        runs.append(
-            RunLog(name + suffix, source + suffix, "lightning", metrics, not_logged, warnings=own)
-        )
+        runs.append(RunLog(name + suffix, source + suffix, fmt, metrics, not_logged, warnings=own))
     return runs

@@ -52,7 +52,15 @@ from pathlib import Path
 import numpy as np
 
 from analysis.errors import BadLog, LogNotFound
-from analysis.formats._util import first_line, frame, header_names, number, read_csv, whole
+from analysis.formats._util import (
+    CsvTable,
+    first_line,
+    frame,
+    header_names,
+    number,
+    read_csv,
+    whole,
+)
 from analysis.logs import RunLog
 
 __all__ = ["claims", "load"]
@@ -90,8 +98,10 @@ def load(p: Path, source: str) -> list[RunLog]:
     return [_load_file(file, source, name)]
 
 
-def _load_file(path: Path, source: str, name: str) -> RunLog:
-    table = read_csv(path, WHAT)
+def _load_file(
+    path: Path, source: str, name: str, table: CsvTable | None = None, fmt: str = "ultralytics"
+) -> RunLog:
+    table = read_csv(path, WHAT) if table is None else table  # or rebuilt: torch_tb
     warnings = list(table.warnings)
     header = table.header
     if "epoch" not in header:
@@ -152,7 +162,7 @@ def _load_file(path: Path, source: str, name: str) -> RunLog:
     run = RunLog(
         name,
         source,
-        "ultralytics",
+        fmt,
         metrics,
         not_logged,
         warnings=warnings,

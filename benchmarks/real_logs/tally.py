@@ -1,11 +1,14 @@
 """Run `replay sweep` and `replay show` over the real-world logs listed in MANIFEST.tsv.
 
-The logs themselves are not in this repository (see MANIFEST.tsv for where each came
-from); point --root at the folder that holds them. One line per log: its local path,
-the two exit codes, and the first ``Error:`` line (or, when both succeeded, the first
-``warning:``/``note:`` line on stderr). A summary line counts ok / refused / crashed.
+The logs themselves are not in this repository: MANIFEST.tsv says where each came from
+(repository, commit, path), and ``fetch.py`` copies them into ``logs/`` beside it (an
+ignored folder), the default --root. One line per log: its local path, the two exit
+codes, and the first ``Error:`` line (or, when both succeeded, the first
+``warning:``/``note:`` line on stderr). A summary line counts ok / refused / crashed,
+and the logs of the manifest that are not in --root.
 
-    python benchmarks/real_logs/tally.py --root /work/real_logs
+    python benchmarks/real_logs/fetch.py
+    python benchmarks/real_logs/tally.py
 """
 
 from __future__ import annotations
@@ -60,21 +63,34 @@ def check(path: Path) -> tuple[str, str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--root", type=Path, default=Path("/work/real_logs"))
+    ap.add_argument("--root", type=Path, default=HERE / "logs", help="where fetch.py put them")
     ap.add_argument("--manifest", type=Path, default=HERE / "MANIFEST.tsv")
     args = ap.parse_args()
 
+    if not args.root.is_dir():
+        print(
+            f"Error: {args.root}: no such folder; fetch the logs of the manifest first: "
+            f"python {HERE.relative_to(REPO) / 'fetch.py'} --root {args.root}",
+            file=sys.stderr,
+        )
+        return 2
     counts = {"ok": 0, "refused": 0, "crashed": 0}
     with args.manifest.open(newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
+    missing = []
     for row in rows:
         path = args.root / row["local_path"]
         if not path.exists():
+            missing.append(row["local_path"])
             continue
         outcome, line = check(path)
         counts[outcome] += 1
         print(f"{row['local_path']}\t{line}", flush=True)
     print(" / ".join(f"{k} {v}" for k, v in counts.items()), f"(of {sum(counts.values())})")
+    if missing:
+        print(f"not in {args.root}: {len(missing)} of {len(rows)} (run fetch.py): "
+              + ", ".join(missing), file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-__all__ = ["DIALECTS", "DIALECT_NAMES"]
+__all__ = ["DIALECTS", "DIALECT_NAMES", "NAN_RULES", "never_finite_note"]
 
 #: ``--dialect`` choices: ``keras`` (Keras 3, the default) and each framework's.
 DIALECT_NAMES = ("keras", "tf-keras", "torch", "lightning", "hf", "ultralytics")
@@ -84,3 +84,48 @@ DIALECTS = MappingProxyType({
                    "(tests/test_dialect_model_checkpoint.py)",
     },
 })  # fmt: skip
+
+#: What each dialect's callbacks do with a NaN (or +-inf) monitored value, in a phrase
+#: (from each module's docstring, where the rule and its source are given in full).
+NAN_RULES = MappingProxyType({
+    "keras": "Keras 3 makes a first NaN the best and counts every later NaN as no "
+             "improvement",
+    "tf-keras": "tf.keras starts best at +-inf, so a NaN is never an improvement",
+    "torch": "torch's ReduceLROnPlateau never finds a NaN better",
+    "lightning": "Lightning's EarlyStopping (check_finite=True) stops at the first "
+                 "non-finite value",
+    "hf": "the Trainer's best_metric never becomes NaN (era 4.47+; legacy: the first "
+          "evaluation is best whatever it is)",
+    "ultralytics": "Ultralytics never makes a NaN fitness best (era ties; strict: while "
+                   "best_fitness is 0 every epoch is best)",
+    "model-checkpoint": "ModelCheckpoint never saves on a NaN after the first value "
+                        "(Keras 3) or at all (best starting at +-inf)",
+})  # fmt: skip
+
+
+def never_finite_note(name: str, curves: dict, dialect: str = "keras") -> str | None:
+    """One line naming the monitors of ``curves`` (``{metric: values}``) that are never
+    finite (NaN or +-inf at every epoch logged: a diverged run), or None when each has
+    a finite value or none logged.
+
+    >>> print(never_finite_note("run", {"val_loss": [float("nan")] * 3}))  # doctest: +ELLIPSIS
+    run: val_loss (NaN at each of its 3 epochs) is never finite: every decision on it ...
+    """
+    import math
+
+    found: dict[str, tuple[int, list[str]]] = {}
+    for metric, values in curves.items():
+        logged = [float(v) for v in values if v is not None]
+        if logged and not any(math.isfinite(v) for v in logged):
+            kinds = {"NaN" if math.isnan(v) else ("inf" if v > 0 else "-inf") for v in logged}
+            found[metric] = (len(logged), sorted(kinds))
+    if not found:
+        return None
+    parts = [f"{m} ({' or '.join(k)} at each of its {n} epochs)" for m, (n, k) in found.items()]
+    one = len(parts) == 1
+    rule = NAN_RULES.get(dialect, NAN_RULES["keras"])
+    return (
+        f"{name}: {', '.join(parts)} {'is' if one else 'are'} never finite: every decision "
+        f"on {'it' if one else 'them'} is the framework's NaN rule, so 'best' and 'stop' "
+        f"say nothing about the model ({rule})"
+    )
