@@ -20,6 +20,7 @@ import click
 from analysis.errors import ReplayError
 from replay import __version__
 from replay.grid import GridError, parse_values
+from replay.study_cli import pop_study_options, run_pruner_sweep, show_study, study_options
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 SHADOW_MISMATCH_EXIT = 3
@@ -74,8 +75,9 @@ def _load_runs(paths, *, echo: bool = True):
 
 def _policy_names() -> tuple[str, ...]:
     from analysis.records import POLICIES
+    from replay.study_sweep import PRUNER_POLICIES
 
-    return POLICIES
+    return POLICIES + PRUNER_POLICIES
 
 
 class Range(click.ParamType):
@@ -147,7 +149,9 @@ def _grid_options(*, single: bool = False):
             metavar="NAME[,NAME...]",
             help="Policies to replay: early_stopping, reduce_lr_on_plateau, prechelt, "
             "early_stopping+reduce_lr_on_plateau, model_checkpoint (comma-separated or "
-            "repeated). Default: early_stopping,reduce_lr_on_plateau.",
+            "repeated); over a study (sweep): median_pruner, percentile_pruner, "
+            "successive_halving_pruner, hyperband_pruner, threshold_pruner, patient_pruner. "
+            "Default: early_stopping,reduce_lr_on_plateau.",
         ),
         click.option(
             "--monitor",
@@ -378,6 +382,7 @@ def _check_out_dir(out: Path | None, force: bool, fmt: str = "table") -> None:
     help="Refuse grids of more settings than this, and sweep those up to it whatever "
     "the memory estimate. Default: as many as fit in the available memory.",
 )
+@study_options
 def sweep(runs, fmt, out, no_charts, force, tensorboard, max_settings, **opts):
     """Replay RUN(s) through every setting of a grid and show where each would stop.
 
@@ -397,6 +402,10 @@ def sweep(runs, fmt, out, no_charts, force, tensorboard, max_settings, **opts):
     from replay.sweep import Grid, check_shadow
     from replay.sweep import sweep as run_sweep
 
+    runs, pruner_sweep = pop_study_options(runs, opts)
+    if pruner_sweep is not None:  # an Optuna study or KerasTuner project under pruners
+        return run_pruner_sweep(runs, pruner_sweep, fmt=fmt, out=out, no_charts=no_charts,
+                                force=force, tensorboard=tensorboard)  # fmt: skip
     grid = Grid.from_options(**opts)
     loaded = _load_runs(runs, echo=False)  # warned below, with what the sweep adds
     _check_monitors(loaded, grid)
@@ -634,6 +643,8 @@ def show(run, chart):
     """
     from replay.summary import render_summary
 
+    if chart is None and show_study(run):  # an Optuna study or KerasTuner project: its trials
+        return
     if chart is not None and chart.exists() and chart.is_dir():
         raise ReplayError(f"--chart {chart}: is a directory; give a .png file path.")
     from analysis.formats import is_run_folder, one_run_of_folder

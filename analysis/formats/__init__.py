@@ -28,7 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.errors import AmbiguousLog, BadLog, LogNotFound, ReplayError
-from analysis.formats import hf, keras_history, lightning, mlflow, ultralytics
+from analysis.formats import (
+    hf,
+    keras_history,
+    kerastuner,
+    lightning,
+    mlflow,
+    optuna_study,
+    ultralytics,
+)
 from analysis.logs import RunLog
 
 __all__ = [
@@ -253,6 +261,18 @@ FORMATS: list[Format] = [
         mlflow.claims,
         mlflow.load,
     ),
+    Format(
+        "optuna",
+        "an Optuna study (sqlite:///study.db or another storage URL, or a journal file)",
+        optuna_study.claims,
+        optuna_study.load,
+    ),
+    Format(
+        "kerastuner",
+        "a KerasTuner project (DIR/PROJECT with oracle.json and trial_*/trial.json)",
+        kerastuner.claims,
+        kerastuner.load,
+    ),
     Format("tensorboard", "a TensorBoard log directory", _is_tensorboard, _load_tensorboard),
     Format(
         "keras_history",
@@ -343,6 +363,8 @@ def load_logs(spec: str | os.PathLike[str]) -> list[RunLog]:
     """
     text = os.fspath(spec)
     p = Path(text)
+    if not p.exists() and optuna_study.is_study_spec(text):  # a storage URL, not a path
+        return optuna_study.load(p, text)
     m = _SELECT.fullmatch(text)
     if m is None or p.exists():
         return detect(p).load(p, text)
