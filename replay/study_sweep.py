@@ -133,6 +133,9 @@ class PrunerGrid:
             if p not in PRUNER_POLICIES:
                 raise GridError(f"--policy: {p!r} is not one of {', '.join(PRUNER_POLICIES)}.")
         given = dict(self.values)
+        for w in given.get("wrapped") or ():
+            if w is not None and w not in _CLASSES:
+                raise GridError(f"--wrapped: {w!r} is not one of none, {', '.join(_CLASSES)}.")
         takes = set()
         for p in self.policies:
             takes |= set(DEFAULTS[p])
@@ -149,9 +152,6 @@ class PrunerGrid:
                 )
         if THRESHOLD in self.policies and not (given.get("lower") or given.get("upper")):
             raise GridError(f"{THRESHOLD}: give --lower, --upper or both.")
-        for w in given.get("wrapped") or ():
-            if w is not None and w not in _CLASSES:
-                raise GridError(f"--wrapped: {w!r} is not one of none, {', '.join(_CLASSES)}.")
         for policy, params in self._expand():
             try:
                 self.build(policy, params)
@@ -184,6 +184,10 @@ class PrunerGrid:
             grid = self._params_of(policy)
             if policy == THRESHOLD:
                 grid = {k: v for k, v in grid.items() if v != (None,)}
+            if policy == HYPERBAND:  # 'auto' of --min-resource is Successive Halving's
+                grid["min_resource"] = tuple(v for v in grid["min_resource"] if v != "auto")
+                if not grid["min_resource"]:
+                    raise GridError(f"--min-resource: {HYPERBAND} needs an integer (not auto).")
             for combo in itertools.product(*grid.values()):
                 params = dict(zip(grid, combo, strict=True))
                 if policy == PATIENT and params["wrapped"] is not None:
@@ -213,6 +217,8 @@ class PrunerGrid:
                 inner = {k: v for k, v in params.items() if k in DEFAULTS[wrapped_name]}
                 wrapped = PrunerGrid.build(wrapped_name, inner)
             return rp.PatientPruner(wrapped, params["patience"], params["min_delta"])
+        if policy == HYPERBAND:  # Optuna checks these only when its brackets are set up
+            rp.SuccessiveHalvingPruner(params["min_resource"], params["reduction_factor"])
         return _CLASSES[policy](**params)
 
 
