@@ -108,6 +108,9 @@ class Trial:
     second_last_step: int = -1  # the greatest reported step before last_step, or -1
     best_min: float = math.nan  # nanmin of the values so far (NaN while all are NaN)
     best_max: float = math.nan
+    values: list[float] = field(default_factory=list)  # in step order
+    prefix_min: list[float] = field(default_factory=list)  # best_min after each value
+    prefix_max: list[float] = field(default_factory=list)
 
     def report(self, step: int, value: float) -> None:
         """Add the value at ``step`` (greater than every step reported before)."""
@@ -122,6 +125,9 @@ class Trial:
                 self.best_min = value
             if math.isnan(self.best_max) or value > self.best_max:
                 self.best_max = value
+        self.values.append(value)
+        self.prefix_min.append(self.best_min)
+        self.prefix_max.append(self.best_max)
 
 
 class Study:
@@ -349,17 +355,20 @@ class PatientPruner(Pruner):
     def prune(self, study: Study, trial: Trial) -> bool:
         if trial.last_step is None:
             return False
-        values = list(trial.intermediate_values.values())  # in step order
-        if len(values) <= self.patience + 1:
+        values = trial.values  # in step order
+        n, window = len(values), self.patience + 1
+        if n <= window:
             return False
-        before = [v for v in values[: -self.patience - 1] if not math.isnan(v)]
-        after = [v for v in values[-self.patience - 1 :] if not math.isnan(v)]
-        if not before or not after:
+        after = [v for v in values[n - window :] if not math.isnan(v)]
+        minimize = study.direction == MINIMIZE
+        # nanmin / nanmax of the values before the window (NaN while all are NaN)
+        before = (trial.prefix_min if minimize else trial.prefix_max)[n - window - 1]
+        if math.isnan(before) or not after:
             maybe_prune = False  # np.nanmin of all-NaN is NaN: every comparison is False
-        elif study.direction == MINIMIZE:
-            maybe_prune = min(before) + self.min_delta < min(after)
+        elif minimize:
+            maybe_prune = before + self.min_delta < min(after)
         else:
-            maybe_prune = max(before) - self.min_delta > max(after)
+            maybe_prune = before - self.min_delta > max(after)
         if not maybe_prune:
             return False
         if self.wrapped_pruner is None:

@@ -284,3 +284,24 @@ def test_kerastuner_project_written_by_keras_tuner(kt_project):
     assert shown.exit_code == 0 and "units=" in shown.stdout
     swept = run("sweep", kt_project / "demo", "--policy", "median_pruner", "--format", "json")
     assert len(_records(swept)) == 1
+
+
+@pytest.mark.slow
+def test_example_runs_a_study_and_sweeps_it(tmp_path):
+    """examples/optuna_study.py on tiny settings: a real study of the MNIST MLP, each
+    epoch reported from a Keras callback, then the pruner sweep over it."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, root / "examples" / "optuna_study.py", "--trials", "3", "--epochs", "2",
+         "--limit", "500", "--storage", "sqlite:///s.db", "--out", "o"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "settings that reproduce the recorded pruning" in done.stdout
+    study = load_study(f"sqlite:///{tmp_path / 's.db'}")
+    assert [len(t.steps) for t in study.trials] == [2, 2, 2]
+    assert {"width", "learning_rate"} == set(study.trials[0].params)
+    records = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert len(records) == 4 * 1 and (tmp_path / "o" / "median_pruner.png").is_file()
