@@ -111,6 +111,7 @@ class Trial:
     values: list[float] = field(default_factory=list)  # in step order
     prefix_min: list[float] = field(default_factory=list)  # best_min after each value
     prefix_max: list[float] = field(default_factory=list)
+    rung: int = 0  # Successive Halving's completed rungs (keys completed_rung_0, 1, ...)
 
     def report(self, step: int, value: float) -> None:
         """Add the value at ``step`` (greater than every step reported before)."""
@@ -444,7 +445,7 @@ class SuccessiveHalvingPruner(Pruner):
         step = trial.last_step
         if step is None:
             return False
-        rung = _current_rung(trial)
+        rung = trial.rung  # = _current_rung(trial): the rung keys are set in order
         value = trial.intermediate_values[step]
         while True:
             if self.min_resource is None:
@@ -460,6 +461,7 @@ class SuccessiveHalvingPruner(Pruner):
                 return True
             key = f"completed_rung_{rung}"
             trial.system_attrs[key] = value
+            trial.rung = rung + 1
             competing = self._rungs.setdefault(key, [])
             bisect.insort(competing, value)  # the others' values, and this one
             if len(competing) <= self.bootstrap_count:
@@ -616,6 +618,19 @@ def replay_study(
     """
     if callable(pruner) and not isinstance(pruner, Pruner):
         pruner = pruner()
+    fast = _FAST.get(type(pruner))
+    if fast is not None and not (
+        isinstance(pruner, PatientPruner) and pruner.wrapped_pruner is not None
+    ):
+        return fast(trials, pruner, direction == MAXIMIZE)
+    return replay_study_generic(trials, pruner, direction, study_name)
+
+
+def replay_study_generic(
+    trials: Sequence[TrialCurve], pruner: Pruner, direction: str, study_name: str = "study"
+) -> dict[int, int]:
+    """:func:`replay_study` through ``pruner.prune`` at every step (the reference the
+    fast paths are tested against)."""
     study = Study(direction, study_name)
     pruned: dict[int, int] = {}
     for curve in trials:
@@ -634,3 +649,104 @@ def replay_study(
         else:
             study.finish(trial, PRUNED)
     return pruned
+
+
+# --------------------------------------------------------------------------- fast paths
+#
+# The same decisions as replay_study_generic for the pruners whose state is simple
+# (tests/test_pruners_fast.py compares them on generated studies): no Trial objects, the
+# percentile of each step cached until the next trial completes.
+
+
+def _replay_percentile(trials: Sequence[TrialCurve], pr: PercentilePruner, maximize: bool):
+    q = ((100 - pr.percentile) if maximize else pr.percentile) / 100
+    warm, interval, n_min = pr.n_warmup_steps, pr.interval_steps, pr.n_min_trials
+    startup = pr.n_startup_trials
+    at_step: dict[int, list[float]] = {}
+    counts: dict[int, int] = {}
+    cache: dict[int, float] = {}
+    n_complete = 0
+    pruned: dict[int, int] = {}
+    for curve in trials:
+        stop = None
+        if n_complete > 0 and n_complete >= startup:
+            best = math.nan
+            prev = -1
+            for step, v in zip(curve.steps, curve.values, strict=True):
+                if v == v and (best != best or (v > best if maximize else v < best)):
+                    best = v
+                if step >= warm and prev < (step - warm) // interval * interval + warm:
+                    if best != best:
+                        stop = step
+                        break
+                    p = cache.get(step)
+                    if p is None:
+                        values = at_step.get(step)
+                        if counts.get(step, 0) < n_min or not values:
+                            p = math.nan
+                        else:
+                            p = linear_percentile(values, q)
+                        cache[step] = p
+                    if p == p and (best < p if maximize else best > p):
+                        stop = step
+                        break
+                prev = step
+        if stop is not None:
+            pruned[curve.number] = stop
+        elif curve.state == COMPLETE:
+            n_complete += 1
+            cache.clear()
+            for step, v in zip(curve.steps, curve.values, strict=True):
+                counts[step] = counts.get(step, 0) + 1
+                if v == v:
+                    bisect.insort(at_step.setdefault(step, []), v)
+    return pruned
+
+
+def _replay_threshold(trials: Sequence[TrialCurve], pr: ThresholdPruner, maximize: bool):
+    warm, interval, lower, upper = pr.n_warmup_steps, pr.interval_steps, pr.lower, pr.upper
+    pruned: dict[int, int] = {}
+    for curve in trials:
+        prev = -1
+        for step, v in zip(curve.steps, curve.values, strict=True):
+            if step >= warm and prev < (step - warm) // interval * interval + warm:
+                if v != v or v < lower or v > upper:
+                    pruned[curve.number] = step
+                    break
+            prev = step
+    return pruned
+
+
+def _replay_patient(trials: Sequence[TrialCurve], pr: PatientPruner, maximize: bool):
+    window, delta = pr.patience + 1, pr.min_delta
+    pruned: dict[int, int] = {}
+    for curve in trials:
+        values = curve.values
+        best = math.nan  # nanmin / nanmax of values[: i - window + 1]
+        for i, step in enumerate(curve.steps):
+            if i < window:
+                continue
+            v = values[i - window]
+            if v == v and (best != best or (v > best if maximize else v < best)):
+                best = v
+            if best != best:
+                continue
+            after = [x for x in values[i - window + 1 : i + 1] if x == x]
+            if not after:
+                continue
+            if maximize:
+                hit = best - delta > max(after)
+            else:
+                hit = best + delta < min(after)
+            if hit:
+                pruned[curve.number] = step
+                break
+    return pruned
+
+
+_FAST: dict[type, Callable] = {
+    PercentilePruner: _replay_percentile,
+    MedianPruner: _replay_percentile,
+    ThresholdPruner: _replay_threshold,
+    PatientPruner: _replay_patient,
+}
