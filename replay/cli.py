@@ -75,9 +75,15 @@ def _load_runs(paths, *, echo: bool = True):
 
 def _policy_names() -> tuple[str, ...]:
     from analysis.records import POLICIES
+
+    return POLICIES
+
+
+def _sweep_policy_names() -> tuple[str, ...]:
+    """sweep's policies: the callbacks' and Optuna's pruners (over a study)."""
     from replay.study_sweep import PRUNER_POLICIES
 
-    return POLICIES + PRUNER_POLICIES
+    return _policy_names() + PRUNER_POLICIES
 
 
 class Range(click.ParamType):
@@ -132,7 +138,7 @@ def _yes_no_both(ctx, param, value):
     return None if value is None else {"yes": (True,), "no": (False,), "both": (False, True)}[value]
 
 
-def _grid_options(*, single: bool = False):
+def _grid_options(*, single: bool = False, pruners: bool = False):
     """The options of a :class:`replay.sweep.Grid`, named as its fields: ranges for
     sweep, one value each for pick (``single``)."""
 
@@ -145,11 +151,11 @@ def _grid_options(*, single: bool = False):
             "--policy",
             "policies",
             multiple=True,
-            callback=_name_list(_policy_names),
+            callback=_name_list(_sweep_policy_names if pruners else _policy_names),
             metavar="NAME[,NAME...]",
             help="Policies to replay: early_stopping, reduce_lr_on_plateau, prechelt, "
             "early_stopping+reduce_lr_on_plateau, model_checkpoint (comma-separated or "
-            "repeated); over a study (sweep): median_pruner, percentile_pruner, "
+            "repeated); over a study (sweep only): median_pruner, percentile_pruner, "
             "successive_halving_pruner, hyperband_pruner, threshold_pruner, patient_pruner. "
             "Default: early_stopping,reduce_lr_on_plateau.",
         ),
@@ -355,7 +361,7 @@ def _check_out_dir(out: Path | None, force: bool, fmt: str = "table") -> None:
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("runs", nargs=-1, required=True, metavar="RUN...")
-@_grid_options()
+@_grid_options(pruners=True)
 @_dialect_options()
 @_format_option
 @click.option(

@@ -305,3 +305,12 @@ def test_example_runs_a_study_and_sweeps_it(tmp_path):
     assert {"width", "learning_rate"} == set(study.trials[0].params)
     records = json.loads((tmp_path / "o" / "results.json").read_text())
     assert len(records) == 4 * 1 and (tmp_path / "o" / "median_pruner.png").is_file()
+
+
+def test_pruners_only_over_studies_and_only_in_sweep(tmp_path):
+    log = tmp_path / "training.csv"
+    log.write_text("epoch,loss,val_loss\n0,1.0,1.0\n1,0.5,0.9\n")
+    line = error_line(run("sweep", log, "--policy", "median_pruner", catch_exceptions=True))
+    assert line.startswith(f"Error: {log}: not a study; a pruner sweep reads an Optuna storage")
+    line = error_line(run("pick", log, "--policy", "median_pruner", catch_exceptions=True))
+    assert line.startswith("Error: --policy: 'median_pruner' is not one of early_stopping")
