@@ -534,6 +534,9 @@ class HyperbandPruner(Pruner):
             if not n_steps:
                 return
             self.max_resource = max(n_steps) + 1
+        self._initialize_brackets()
+
+    def _initialize_brackets(self) -> None:
         if self._n_brackets is None:
             self._n_brackets = (
                 math.floor(math.log(self.max_resource / self.min_resource, self.reduction_factor))
@@ -622,7 +625,7 @@ def replay_study(
     if fast is not None and not (
         isinstance(pruner, PatientPruner) and pruner.wrapped_pruner is not None
     ):
-        return fast(trials, pruner, direction == MAXIMIZE)
+        return fast(trials, pruner, direction == MAXIMIZE, study_name)
     return replay_study_generic(trials, pruner, direction, study_name)
 
 
@@ -658,7 +661,9 @@ def replay_study_generic(
 # percentile of each step cached until the next trial completes.
 
 
-def _replay_percentile(trials: Sequence[TrialCurve], pr: PercentilePruner, maximize: bool):
+def _replay_percentile(
+    trials: Sequence[TrialCurve], pr: PercentilePruner, maximize: bool, study_name: str = "study"
+):
     q = ((100 - pr.percentile) if maximize else pr.percentile) / 100
     warm, interval, n_min = pr.n_warmup_steps, pr.interval_steps, pr.n_min_trials
     startup = pr.n_startup_trials
@@ -703,7 +708,9 @@ def _replay_percentile(trials: Sequence[TrialCurve], pr: PercentilePruner, maxim
     return pruned
 
 
-def _replay_threshold(trials: Sequence[TrialCurve], pr: ThresholdPruner, maximize: bool):
+def _replay_threshold(
+    trials: Sequence[TrialCurve], pr: ThresholdPruner, maximize: bool, study_name: str = "study"
+):
     warm, interval, lower, upper = pr.n_warmup_steps, pr.interval_steps, pr.lower, pr.upper
     pruned: dict[int, int] = {}
     for curve in trials:
@@ -717,7 +724,9 @@ def _replay_threshold(trials: Sequence[TrialCurve], pr: ThresholdPruner, maximiz
     return pruned
 
 
-def _replay_patient(trials: Sequence[TrialCurve], pr: PatientPruner, maximize: bool):
+def _replay_patient(
+    trials: Sequence[TrialCurve], pr: PatientPruner, maximize: bool, study_name: str = "study"
+):
     window, delta = pr.patience + 1, pr.min_delta
     pruned: dict[int, int] = {}
     for curve in trials:
@@ -744,7 +753,94 @@ def _replay_patient(trials: Sequence[TrialCurve], pr: PatientPruner, maximize: b
     return pruned
 
 
+def _halve(
+    curve: TrialCurve,
+    min_resource: int,
+    rf: int,
+    rate: int,
+    bootstrap: int,
+    rungs: list[list[float]],
+    maximize: bool,
+) -> int | None:
+    """One trial under Successive Halving (the rungs' sorted values, shared by the
+    trials of one halving); the step it is pruned at, or None."""  # fmt: skip
+    rung = 0
+    promotion = min_resource * rf ** (rate + rung)
+    for step, value in zip(curve.steps, curve.values, strict=True):
+        while step >= promotion:
+            if value != value:
+                return step
+            if len(rungs) == rung:
+                rungs.append([])
+            competing = rungs[rung]
+            bisect.insort(competing, value)
+            if len(competing) <= bootstrap:
+                return step
+            idx = len(competing) // rf - 1
+            if idx == -1:
+                idx = 0
+            if not (value >= competing[-(idx + 1)] if maximize else value <= competing[idx]):
+                return step
+            rung += 1
+            promotion = min_resource * rf ** (rate + rung)
+    return None
+
+
+def _replay_successive_halving(
+    trials: Sequence[TrialCurve],
+    pr: SuccessiveHalvingPruner,
+    maximize: bool,
+    study_name: str = "study",
+):
+    min_resource = pr.min_resource
+    last_complete: int | None = None  # the greatest last step of a complete trial
+    rungs: list[list[float]] = []
+    pruned: dict[int, int] = {}
+    for curve in trials:
+        if curve.steps and min_resource is None and last_complete is not None:
+            min_resource = max(last_complete // 100, 1)  # fixed at its first check
+        stop = None
+        if curve.steps and min_resource is not None:
+            rate, bootstrap = pr.min_early_stopping_rate, pr.bootstrap_count
+            stop = _halve(
+                curve, min_resource, pr.reduction_factor, rate, bootstrap, rungs, maximize
+            )
+        if stop is not None:
+            pruned[curve.number] = stop
+        elif curve.state == COMPLETE and curve.steps:
+            last = curve.steps[-1]
+            last_complete = last if last_complete is None else max(last_complete, last)
+    return pruned
+
+
+def _replay_hyperband(
+    trials: Sequence[TrialCurve], pr: HyperbandPruner, maximize: bool, study_name: str = "study"
+):
+    pruned: dict[int, int] = {}
+    last_complete: int | None = None
+    rungs: dict[int, list[list[float]]] = {}
+    for curve in trials:
+        if curve.steps and not pr._pruners:
+            if pr.max_resource != "auto" or last_complete is not None:
+                if pr.max_resource == "auto":
+                    pr.max_resource = last_complete + 1
+                pr._initialize_brackets()
+        stop = None
+        if curve.steps and pr._pruners:
+            bracket = pr.bracket_id(study_name, curve.number)
+            stop = _halve(curve, pr.min_resource, pr.reduction_factor, bracket,
+                          pr.bootstrap_count, rungs.setdefault(bracket, []), maximize)  # fmt: skip
+        if stop is not None:
+            pruned[curve.number] = stop
+        elif curve.state == COMPLETE and curve.steps:
+            last = curve.steps[-1]
+            last_complete = last if last_complete is None else max(last_complete, last)
+    return pruned
+
+
 _FAST: dict[type, Callable] = {
+    SuccessiveHalvingPruner: _replay_successive_halving,
+    HyperbandPruner: _replay_hyperband,
     PercentilePruner: _replay_percentile,
     MedianPruner: _replay_percentile,
     ThresholdPruner: _replay_threshold,
