@@ -59,6 +59,9 @@ import bisect
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
 
 __all__ = [
     "COMPLETE",
@@ -77,7 +80,9 @@ __all__ = [
     "ThresholdPruner",
     "Trial",
     "TrialCurve",
+    "PreparedStudy",
     "linear_percentile",
+    "prepare",
     "replay_study",
 ]
 
@@ -602,6 +607,31 @@ class TrialCurve:
     state: str = COMPLETE
 
 
+class PreparedStudy(tuple):
+    """The trials of a study (a tuple of :class:`TrialCurve`) with their curves as 2-D
+    arrays, built once for many replays (:func:`prepare`): the vectorized fast paths
+    (threshold, patient) read them."""
+
+    @cached_property
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(steps, values, valid)``, one row per trial, padded with -1 / NaN / False."""
+        width = max((len(c.steps) for c in self), default=0)
+        steps = np.full((len(self), width), -1, dtype=np.int64)
+        values = np.full((len(self), width), np.nan)
+        valid = np.zeros((len(self), width), dtype=bool)
+        for row, c in enumerate(self):
+            k = len(c.steps)
+            steps[row, :k] = c.steps
+            values[row, :k] = c.values
+            valid[row, :k] = True
+        return steps, values, valid
+
+
+def prepare(trials: Sequence[TrialCurve]) -> PreparedStudy:
+    """``trials`` ready for many replays (the same decisions, faster)."""
+    return trials if isinstance(trials, PreparedStudy) else PreparedStudy(trials)
+
+
 def replay_study(
     trials: Sequence[TrialCurve],
     pruner: Pruner | Callable[[], Pruner],
@@ -711,46 +741,45 @@ def _replay_percentile(
 def _replay_threshold(
     trials: Sequence[TrialCurve], pr: ThresholdPruner, maximize: bool, study_name: str = "study"
 ):
-    warm, interval, lower, upper = pr.n_warmup_steps, pr.interval_steps, pr.lower, pr.upper
-    pruned: dict[int, int] = {}
-    for curve in trials:
-        prev = -1
-        for step, v in zip(curve.steps, curve.values, strict=True):
-            if step >= warm and prev < (step - warm) // interval * interval + warm:
-                if v != v or v < lower or v > upper:
-                    pruned[curve.number] = step
-                    break
-            prev = step
-    return pruned
+    steps, values, valid = prepare(trials).arrays
+    if not steps.size:
+        return {}
+    warm, interval = pr.n_warmup_steps, pr.interval_steps
+    prev = np.full_like(steps, -1)
+    prev[:, 1:] = steps[:, :-1]
+    with np.errstate(invalid="ignore"):
+        checked = valid & (steps >= warm) & (prev < (steps - warm) // interval * interval + warm)
+        hit = checked & (np.isnan(values) | (values < pr.lower) | (values > pr.upper))
+    return _first_hits(trials, steps, hit)
+
+
+def _first_hits(trials: Sequence[TrialCurve], steps: np.ndarray, hit: np.ndarray):
+    """``{trial number: step}`` of the first True of each row of ``hit``."""
+    rows = np.flatnonzero(hit.any(axis=1))
+    cols = hit[rows].argmax(axis=1)
+    return {trials[int(r)].number: int(steps[r, c]) for r, c in zip(rows, cols, strict=True)}
 
 
 def _replay_patient(
     trials: Sequence[TrialCurve], pr: PatientPruner, maximize: bool, study_name: str = "study"
 ):
-    window, delta = pr.patience + 1, pr.min_delta
-    pruned: dict[int, int] = {}
-    for curve in trials:
-        values = curve.values
-        best = math.nan  # nanmin / nanmax of values[: i - window + 1]
-        for i, step in enumerate(curve.steps):
-            if i < window:
-                continue
-            v = values[i - window]
-            if v == v and (best != best or (v > best if maximize else v < best)):
-                best = v
-            if best != best:
-                continue
-            after = [x for x in values[i - window + 1 : i + 1] if x == x]
-            if not after:
-                continue
-            if maximize:
-                hit = best - delta > max(after)
-            else:
-                hit = best + delta < min(after)
-            if hit:
-                pruned[curve.number] = step
-                break
-    return pruned
+    steps, values, valid = prepare(trials).arrays
+    window = pr.patience + 1
+    if steps.shape[1] <= window:
+        return {}
+    best = np.fmax if maximize else np.fmin  # NaN-ignoring, NaN where all are NaN
+    n = values.shape[1] - window  # checks at i = window .. width - 1
+    before = best.accumulate(values, axis=1)[:, :n]  # best of values[: i - window + 1]
+    after = values[:, 1 : 1 + n].copy()  # best of values[i - window + 1 : i + 1]
+    for k in range(1, window):
+        best(after, values[:, 1 + k : 1 + k + n], out=after)
+    with np.errstate(invalid="ignore"):
+        if maximize:
+            hit = before - pr.min_delta > after
+        else:
+            hit = before + pr.min_delta < after
+    hit &= valid[:, window:]
+    return _first_hits(trials, steps[:, window:], hit)
 
 
 def _halve(

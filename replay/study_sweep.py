@@ -326,7 +326,7 @@ def sweep_study(
     Raises:
         ReplayError: the study has no trial to replay.
     """
-    curves = _curves(study)
+    curves = rp.prepare(_curves(study))  # built once for every setting
     if not any(c.steps for c in curves):
         raise ReplayError(
             f"{study.source}: no trial reported intermediate values (trial.report); "
