@@ -314,3 +314,17 @@ def test_pruners_only_over_studies_and_only_in_sweep(tmp_path):
     assert line.startswith(f"Error: {log}: not a study; a pruner sweep reads an Optuna storage")
     line = error_line(run("pick", log, "--policy", "median_pruner", catch_exceptions=True))
     assert line.startswith("Error: --policy: 'median_pruner' is not one of early_stopping")
+
+
+def test_missing_or_foreign_storage_one_line(tmp_path):
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    line = error_line(run("sweep", url, "--policy", "median_pruner", catch_exceptions=True))
+    assert line == (
+        f"Error: {url}: no such database file {tmp_path / 'none.db'}; pass the sqlite:/// "
+        "URL of an existing study"
+    )
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all" * 10)
+    line = error_line(run("show", f"sqlite:///{junk}", catch_exceptions=True))
+    assert line.startswith(f"Error: sqlite:///{junk}: cannot be opened as an Optuna storage (")
+    assert not (tmp_path / "none.db").exists()  # nothing created
