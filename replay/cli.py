@@ -393,7 +393,9 @@ def sweep(runs, fmt, out, no_charts, force, tensorboard, max_settings, **opts):
     """Replay RUN(s) through every setting of a grid and show where each would stop.
 
     RUN is a run directory written by `replay record`, a Keras CSVLogger file, or a
-    TensorBoard log directory. Several RUNs are swept and summarized together.
+    TensorBoard log directory. Several RUNs are swept and summarized together. An
+    Optuna study (sqlite:///study.db) or a KerasTuner project is swept under Optuna's
+    pruners with --policy median_pruner ... (README: Hyperparameter studies).
     Grid options take ranges: 3..10, 3..10:2, 0,0.001,0.01, 1,2,5..8.
 
     \b
@@ -403,6 +405,7 @@ def sweep(runs, fmt, out, no_charts, force, tensorboard, max_settings, **opts):
       replay sweep logs/ --policy reduce_lr_on_plateau --factor 0.1,0.5 --initial-lr 1e-3
       replay sweep RUN --policy model_checkpoint --dialect tf-keras --period 3
       replay sweep RUN --patience 3..10 --tensorboard tb/sweep   # tensorboard --logdir tb/sweep
+      replay sweep sqlite:///study.db --policy median_pruner --n-warmup-steps 0..5
     """
     from replay.report import atomic_text, render_table, write_csv, write_json
     from replay.sweep import Grid, check_shadow
@@ -641,6 +644,7 @@ def _copy_new(src: Path, dest: Path) -> None:
 @click.option("--chart", type=click.Path(path_type=Path), help="Draw the curves to this PNG.")
 def show(run, chart):
     """Summarize a log: format, epochs, status, best epochs, LR changes, provenance.
+    An Optuna study or a KerasTuner project: its trials (state, steps, value, params).
 
     \b
     Examples:
