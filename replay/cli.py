@@ -10,9 +10,7 @@ it inside its own function.
 
 from __future__ import annotations
 
-import os
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -20,6 +18,7 @@ import click
 from analysis.errors import ReplayError
 from replay.dialects import DIALECT_NAMES
 from replay.grid import GridError, parse_values
+from replay.study_cli import pop_study_options, run_pruner_sweep, show_study, study_options
 from replay.version import __version__
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -62,6 +61,13 @@ def _policy_names() -> tuple[str, ...]:
     from analysis.records import POLICIES
 
     return POLICIES
+
+
+def _sweep_policy_names() -> tuple[str, ...]:
+    """sweep's policies: the callbacks' and Optuna's pruners (over a study)."""
+    from replay.pruner_options import PRUNER_POLICIES
+
+    return _policy_names() + PRUNER_POLICIES
 
 
 class Range(click.ParamType):
@@ -147,7 +153,9 @@ def _grid_options(command: str = "sweep"):
     policy_help = {
         "sweep": "Policies to replay: early_stopping, reduce_lr_on_plateau, prechelt, "
         "early_stopping+reduce_lr_on_plateau, model_checkpoint (comma-separated or "
-        "repeated). Default: early_stopping,reduce_lr_on_plateau.",
+        "repeated); over a study: median_pruner, percentile_pruner, "
+        "successive_halving_pruner, hyperband_pruner, threshold_pruner, patient_pruner. "
+        "Default: early_stopping,reduce_lr_on_plateau.",
         "pick": "The one policy to replay: early_stopping, reduce_lr_on_plateau, prechelt, "
         "early_stopping+reduce_lr_on_plateau or model_checkpoint. Default: early_stopping.",
         "branch": "reduce_lr_on_plateau, or early_stopping+reduce_lr_on_plateau (both "
@@ -165,7 +173,7 @@ def _grid_options(command: str = "sweep"):
             "--policy",
             "policies",
             multiple=True,
-            callback=_name_list(_policy_names),
+            callback=_name_list(_sweep_policy_names if command == "sweep" else _policy_names),
             metavar="NAME" if single else "NAME[,NAME...]",
             help=policy_help,
         ),
@@ -332,49 +340,6 @@ def _format_option(func):
 # sweep
 
 
-DEFAULT_OUT_ROOT = Path("out")
-
-
-def _default_out(runs) -> Path:
-    """Create and return a new folder ``out/sweep-<name>-<UTC time>`` for a sweep's results.
-
-    If that name is taken (two sweeps of one log in the same second), the next free one
-    of ``...-2``, ``...-3``, ... : ``mkdir`` without ``exist_ok`` either creates the folder
-    or fails, atomically, so two processes never end up in the same folder.
-    """
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    name = runs[0].name if len(runs) == 1 else f"{runs[0].name}-and-{len(runs) - 1}-more"
-    base = f"sweep-{name}-{stamp}".replace(os.sep, "_")
-    DEFAULT_OUT_ROOT.mkdir(parents=True, exist_ok=True)
-    path, n = DEFAULT_OUT_ROOT / base, 1
-    while True:
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            n += 1
-            path = DEFAULT_OUT_ROOT / f"{base}-{n}"
-
-
-def _check_out_dir(out: Path | None, force: bool, fmt: str = "table") -> None:
-    """Refuse an unusable output directory before any work (and before writing).
-
-    Without ``--out``, a table's results go to a new folder under ``out/`` (which must be
-    a writable directory or creatable), and csv/json output, meant for a pipe, writes
-    no folder at all.
-    """
-    if out is None:
-        where = DEFAULT_OUT_ROOT if DEFAULT_OUT_ROOT.exists() else Path(".")
-        if fmt == "table" and not (where.is_dir() and os.access(where, os.W_OK | os.X_OK)):
-            raise ReplayError(
-                f"cannot create the default results folder in {where.resolve()}; pass --out DIR."
-            )
-        return
-    from replay.writers import check_output_dir
-
-    check_output_dir(out, "--out", force, "overwrite its results")
-
-
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("runs", nargs=-1, required=True, metavar="RUN...")
 @_grid_options("sweep")
@@ -404,11 +369,14 @@ def _check_out_dir(out: Path | None, force: bool, fmt: str = "table") -> None:
     help="Refuse grids of more settings than this, and sweep those up to it whatever "
     "the memory estimate. Default: as many as fit in the available memory.",
 )
+@study_options
 def sweep(runs, fmt, out, no_charts, force, tensorboard, max_settings, **opts):
     """Replay RUN(s) through every setting of a grid and show where each would stop.
 
     RUN is a run directory written by `replay record`, a Keras CSVLogger file, or a
-    TensorBoard log directory. Several RUNs are swept and summarized together.
+    TensorBoard log directory. Several RUNs are swept and summarized together. An
+    Optuna study (sqlite:///study.db) or a KerasTuner project is swept under Optuna's
+    pruners with --policy median_pruner ... (README: Hyperparameter studies).
     Grid options take ranges: 3..10, 3..10:2, 0,0.001,0.01, 1,2,5..8.
 
     \b
@@ -418,13 +386,19 @@ def sweep(runs, fmt, out, no_charts, force, tensorboard, max_settings, **opts):
       replay sweep logs/ --policy reduce_lr_on_plateau --factor 0.1,0.5 --initial-lr 1e-3
       replay sweep RUN --policy model_checkpoint --dialect tf-keras --period 3
       replay sweep RUN --patience 3..10 --tensorboard tb/sweep   # tensorboard --logdir tb/sweep
+      replay sweep sqlite:///study.db --policy median_pruner --n-warmup-steps 0..5
     """
     from replay import api
+    from replay.writers import check_out_dir, default_out_dir
 
+    runs, pruner_sweep = pop_study_options(runs, opts)
+    if pruner_sweep is not None:  # an Optuna study or KerasTuner project under pruners
+        return run_pruner_sweep(runs, pruner_sweep, fmt=fmt, out=out, no_charts=no_charts,
+                                force=force, tensorboard=tensorboard)  # fmt: skip
     plan = api.plan_sweep(runs, max_settings=max_settings, **opts)
     for note in plan.dialect_notes:
         click.echo(f"note: {note}", err=True)
-    _check_out_dir(out, force, fmt)
+    check_out_dir(out, force, fmt)
     if tensorboard is not None:
         from replay import hparams
 
@@ -446,7 +420,7 @@ def sweep(runs, fmt, out, no_charts, force, tensorboard, max_settings, **opts):
         click.echo(line, err=fmt != "table")
 
     if out is not None or fmt == "table":
-        out = _default_out(plan.runs) if out is None else out
+        out = default_out_dir(plan.runs) if out is None else out
         refusal = None if no_charts else result.chart_refusal
         if refusal:
             click.echo(f"note: {refusal}", err=True)
@@ -525,6 +499,7 @@ def pick(run, copy_to, **opts):
 @click.option("--chart", type=click.Path(path_type=Path), help="Draw the curves to this PNG.")
 def show(run, chart):
     """Summarize a log: format, epochs, status, best epochs, LR changes, provenance.
+    An Optuna study or a KerasTuner project: its trials (state, steps, value, params).
 
     \b
     Examples:
@@ -534,6 +509,8 @@ def show(run, chart):
     from analysis.formats import is_run_folder, one_run_of_folder
     from replay import api
 
+    if chart is None and show_study(run):  # an Optuna study or KerasTuner project: its trials
+        return
     if chart is not None and chart.exists() and chart.is_dir():
         raise ReplayError(f"--chart {chart}: is a directory; give a .png file path.")
     if chart is not None and is_run_folder(run):

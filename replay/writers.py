@@ -17,6 +17,7 @@ import math
 import os
 import re
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timezone
 from json.encoder import encode_basestring_ascii as _encode_string  # json.dumps's own
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -34,9 +35,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 __all__ = [
+    "DEFAULT_OUT_ROOT",
     "atomic_text",
+    "check_out_dir",
     "check_output_dir",
     "csv_columns",
+    "default_out_dir",
     "finite_or_none",
     "flatten",
     "render_csv",
@@ -499,3 +503,46 @@ def _block_text(block: Block, fmt) -> Iterator[str]:
     yield from walk(templates, 0, 0)
     if buf:
         yield "".join(buf)
+
+
+DEFAULT_OUT_ROOT = Path("out")
+
+
+def default_out_dir(runs) -> Path:
+    """Create and return a new folder ``out/sweep-<name>-<UTC time>`` for a sweep's results.
+
+    If that name is taken (two sweeps of one log in the same second), the next free one
+    of ``...-2``, ``...-3``, ... : ``mkdir`` without ``exist_ok`` either creates the folder
+    or fails, atomically, so two processes never end up in the same folder.
+    """
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    name = runs[0].name if len(runs) == 1 else f"{runs[0].name}-and-{len(runs) - 1}-more"
+    base = f"sweep-{name}-{stamp}".replace(os.sep, "_")
+    DEFAULT_OUT_ROOT.mkdir(parents=True, exist_ok=True)
+    path, n = DEFAULT_OUT_ROOT / base, 1
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+            path = DEFAULT_OUT_ROOT / f"{base}-{n}"
+
+
+def check_out_dir(out: Path | None, force: bool, fmt: str = "table") -> None:
+    """Refuse an unusable output directory before any work (and before writing).
+
+    Without ``--out``, a table's results go to a new folder under ``out/`` (which must be
+    a writable directory or creatable), and csv/json output, meant for a pipe, writes
+    no folder at all.
+    """
+    if out is None:
+        where = DEFAULT_OUT_ROOT if DEFAULT_OUT_ROOT.exists() else Path(".")
+        if fmt == "table" and not (where.is_dir() and os.access(where, os.W_OK | os.X_OK)):
+            raise ReplayError(
+                f"cannot create the default results folder in {where.resolve()}; pass --out DIR."
+            )
+        return
+    from replay.writers import check_output_dir
+
+    check_output_dir(out, "--out", force, "overwrite its results")

@@ -202,7 +202,7 @@ def test_analysis_commands_never_import_tensorflow(args, log, tmp_path):
         f"    cli({[str(a) for a in args]!r})\n"
         "except SystemExit:\n"
         "    pass\n"
-        "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+        "bad = [m for m in ('tensorflow', 'keras', 'optuna') if m in sys.modules]\n"
         "print('IMPORTED', bad)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -222,7 +222,7 @@ def test_sweep_show_pick_runs_never_import_tensorflow(log, tmp_path):
         "        cli(args)\n"
         "    except SystemExit as e:\n"
         "        assert not e.code, e.code\n"
-        "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+        "bad = [m for m in ('tensorflow', 'keras', 'optuna') if m in sys.modules]\n"
         "print('IMPORTED', bad)\n"
     ).format(log=str(log), out=str(tmp_path / "o"), tb=str(tmp_path / "o" / "tb"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -116,7 +116,7 @@ class _Session:
         self.last_output = result.output
 
     def _python_file(self, block: Block, args: list[str]) -> None:
-        if args[:1] == ["examples/own_model.py"]:
+        if args[:1] in (["examples/own_model.py"], ["examples/optuna_study.py"]):
             args = args + TINY_EXAMPLE
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
         done = subprocess.run([sys.executable, *args], cwd=self.work, env=env,

@@ -28,7 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.errors import AmbiguousLog, BadLog, LogNotFound, ReplayError
-from analysis.formats import hf, keras_history, lightning, mlflow, torch_tb, ultralytics
+from analysis.formats import (
+    hf,
+    keras_history,
+    kerastuner,
+    lightning,
+    mlflow,
+    optuna_study,
+    torch_tb,
+    ultralytics,
+)
 from analysis.logs import RunLog
 
 __all__ = [
@@ -260,6 +269,18 @@ FORMATS: list[Format] = [
         mlflow.load,
     ),
     Format(
+        "optuna",
+        "an Optuna study (sqlite:///study.db or another storage URL, or a journal file)",
+        optuna_study.claims,
+        optuna_study.load,
+    ),
+    Format(
+        "kerastuner",
+        "a KerasTuner project (DIR/PROJECT with oracle.json and trial_*/trial.json)",
+        kerastuner.claims,
+        kerastuner.load,
+    ),
+    Format(
         "torch_tensorboard",
         "a TensorBoard log directory written by PyTorch (Lightning's TensorBoardLogger, the "
         "Hugging Face Trainer, Ultralytics, a SummaryWriter script)",
@@ -356,6 +377,8 @@ def load_logs(spec: str | os.PathLike[str]) -> list[RunLog]:
     """
     text = os.fspath(spec)
     p = Path(text)
+    if not p.exists() and optuna_study.is_study_spec(text):  # a storage URL, not a path
+        return optuna_study.load(p, text)
     m = _SELECT.fullmatch(text)
     if m is None or p.exists():
         return detect(p).load(p, text)
