@@ -11,11 +11,11 @@ from pathlib import Path
 
 import click
 
-from analysis.errors import AmbiguousLog, LogNotFound, ReplayError
+from analysis.errors import ReplayError
 from replay.grid import GridError, parse_values
 from replay.pruner_options import OPTIONS, PRUNER_POLICIES, parse_auto
 
-__all__ = ["load_study", "pop_study_options", "run_pruner_sweep", "show_study", "study_options"]
+__all__ = ["pop_study_options", "run_pruner_sweep", "show_study", "study_options"]
 
 #: The parameters only the pruners take (--patience and --min-delta are shared with
 #: EarlyStopping's options and read from there).
@@ -136,38 +136,17 @@ def pop_study_options(runs: tuple, opts: dict) -> tuple[tuple, dict | None]:
     }
 
 
-def load_study(spec: str, study: str | None = None):
-    """The study at ``spec``: an Optuna storage (URL or journal file) or a KerasTuner
-    project.
-
-    Raises:
-        LogNotFound: neither; AmbiguousLog: a folder of several KerasTuner projects.
-    """
-    from analysis.formats import kerastuner, optuna_study
-
-    if optuna_study.is_study_spec(spec):
-        return optuna_study.load_study(spec, study)
-    projects = kerastuner.project_dirs(Path(spec))
-    if len(projects) == 1:
-        if study is not None:
-            raise ReplayError(f"--study: {spec} is a KerasTuner project; --study is for Optuna.")
-        return kerastuner.load_project(projects[0])
-    if projects:
-        names = ", ".join(p.name for p in projects)
-        raise AmbiguousLog(
-            f"{spec}: holds {len(projects)} KerasTuner projects ({names}); "
-            f"pass one of them, e.g. {projects[0]}"
-        )
-    raise LogNotFound(
-        f"{spec}: not a study; a pruner sweep reads an Optuna storage (sqlite:///study.db, "
-        "a journal file) or a KerasTuner project (DIR/PROJECT with oracle.json)"
-    )
-
-
 def run_pruner_sweep(runs, study_opts: dict, *, fmt, out, no_charts, force, tensorboard):
     """``replay sweep STUDY --policy median_pruner ...``: the pruner sweep, printed and
     written as the other sweeps are (results.json, results.csv, a chart)."""
-    from replay.study_sweep import render_table, sweep_study, to_csv, to_json
+    from replay.study_sweep import (
+        load_study,
+        pruner_grid,
+        render_table,
+        sweep_study,
+        to_csv,
+        to_json,
+    )
     from replay.writers import atomic_text, check_out_dir, default_out_dir
 
     if len(runs) != 1:
@@ -177,13 +156,7 @@ def run_pruner_sweep(runs, study_opts: dict, *, fmt, out, no_charts, force, tens
     opts = dict(study_opts)
     policies, study_name = opts.pop("policies"), opts.pop("study")
     recorded = opts.pop("recorded_pruner")
-    given = {k: v for k, v in opts.items() if v is not None}
-    if not any(p == "patient_pruner" for p in policies):
-        given.pop("patience", None)  # EarlyStopping's options, not a pruner's
-        given.pop("min_delta", None)
-    from replay.study_sweep import PrunerGrid
-
-    grid = PrunerGrid.from_options(policies, **given)
+    grid = pruner_grid(policies, **opts)
     check_out_dir(out, force, fmt)
     study = load_study(runs[0], study_name)
     for w in study.warnings:
@@ -226,7 +199,7 @@ def show_study(spec: str) -> bool:
     """``replay show STUDY``: list the trials; False when ``spec`` is no study."""
     if not is_study(spec):
         return False
-    from replay.study_sweep import render_trials
+    from replay.study_sweep import load_study, render_trials
 
     click.echo(render_trials(load_study(spec)), nl=False)
     return True

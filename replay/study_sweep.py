@@ -23,9 +23,10 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypedDict
 
-from analysis.errors import ReplayError
+from analysis.errors import AmbiguousLog, LogNotFound, ReplayError
 from analysis.formats.studylog import StudyLog
 from replay import pruners as rp
 from replay.grid import GridError
@@ -42,6 +43,8 @@ from replay.pruner_options import (
 
 __all__ = [
     "PRUNER_POLICIES",
+    "load_study",
+    "pruner_grid",
     "PrunerGrid",
     "PrunerRecord",
     "StudySweep",
@@ -293,6 +296,49 @@ class StudySweep:
     def reproducing(self) -> list[str]:
         """The settings whose pruning equals the recorded study's."""
         return [r["setting"] for r in self.records if r["reproduces_recorded"]]
+
+
+def pruner_grid(policies: Sequence[str], **given: Any) -> PrunerGrid:
+    """The grid of ``policies`` (pruners) with the options ``given`` (tuples; None: not
+    given); ``patience`` and ``min_delta``, shared with EarlyStopping's options on the
+    command line, are the patient pruner's only.
+
+    Raises:
+        GridError: a value a pruner refuses, an option no chosen pruner takes.
+    """
+    given = {k: v for k, v in given.items() if v is not None}
+    if PATIENT not in policies:
+        given.pop("patience", None)  # EarlyStopping's options, not a pruner's
+        given.pop("min_delta", None)
+    return PrunerGrid.from_options(policies, **given)
+
+
+def load_study(spec: str, study: str | None = None) -> StudyLog:
+    """The study at ``spec``: an Optuna storage (URL or journal file) or a KerasTuner
+    project.
+
+    Raises:
+        LogNotFound: neither; AmbiguousLog: a folder of several KerasTuner projects.
+    """
+    from analysis.formats import kerastuner, optuna_study
+
+    if optuna_study.is_study_spec(spec):
+        return optuna_study.load_study(spec, study)
+    projects = kerastuner.project_dirs(Path(spec))
+    if len(projects) == 1:
+        if study is not None:
+            raise ReplayError(f"--study: {spec} is a KerasTuner project; --study is for Optuna.")
+        return kerastuner.load_project(projects[0])
+    if projects:
+        names = ", ".join(p.name for p in projects)
+        raise AmbiguousLog(
+            f"{spec}: holds {len(projects)} KerasTuner projects ({names}); "
+            f"pass one of them, e.g. {projects[0]}"
+        )
+    raise LogNotFound(
+        f"{spec}: not a study; a pruner sweep reads an Optuna storage (sqlite:///study.db, "
+        "a journal file) or a KerasTuner project (DIR/PROJECT with oracle.json)"
+    )
 
 
 def sweep_study(

@@ -328,3 +328,39 @@ def test_missing_or_foreign_storage_one_line(tmp_path):
     line = error_line(run("show", f"sqlite:///{junk}", catch_exceptions=True))
     assert line.startswith(f"Error: sqlite:///{junk}: cannot be opened as an Optuna storage (")
     assert not (tmp_path / "none.db").exists()  # nothing created
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        (["--policy", "median_pruner", "--n-startup-trials", "0..5", "--n-warmup-steps", "0..5"],
+         {"policy": "median_pruner", "n_startup_trials": range(6), "n_warmup_steps": range(6)}),
+        (["--policy", "hyperband_pruner,successive_halving_pruner", "--reduction-factor", "2,3"],
+         {"policy": ["hyperband_pruner", "successive_halving_pruner"],
+          "reduction_factor": [2, 3]}),
+        (["--policy", "patient_pruner", "--patience", "1..3", "--wrapped", "none,median_pruner"],
+         {"policy": "patient_pruner", "patience": range(1, 4),
+          "wrapped": [None, "median_pruner"]}),
+        (["--policy", "threshold_pruner", "--n-min-trials", "2"],
+         {"policy": "threshold_pruner", "n_min_trials": 2}),
+    ],
+)  # fmt: skip
+def test_the_python_api_sweeps_a_study_as_the_cli_does(db, args, kwargs):
+    """Issue 17's sameness, for pruner sweeps: replay.sweep(STUDY, policy=<pruner>, ...)
+    gives the records of `replay sweep STUDY --policy <pruner> ... --format json`, or its
+    error."""
+    import replay
+    from analysis.errors import ReplayError
+    from replay.study_sweep import to_json
+
+    result = run("sweep", f"sqlite:///{db}", *args, "--format", "json")
+    try:
+        answer = replay.sweep(f"sqlite:///{db}", **kwargs)
+    except ReplayError as e:
+        assert error_line(result) == f"Error: {e}"
+        return
+    assert result.exit_code == 0, result.stderr
+    assert to_json(answer.records) == result.stdout
+    assert len(answer.to_pandas()) == len(answer.records)
+    assert set(answer.figures()) == {f"{p}.png" for p in dict.fromkeys(
+        r["policy"] for r in answer.records)}  # fmt: skip

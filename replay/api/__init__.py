@@ -21,12 +21,14 @@ from __future__ import annotations
 from replay.api.loading import load
 from replay.api.options import GRID_OPTIONS, check_monitors, choose_dialect, grid_options
 from replay.api.picks import Pick, pick
+from replay.api.studies import PrunerSweep, sweep_study
 from replay.api.summaries import Summary, show
 from replay.api.sweeps import Sweep, SweepPlan, plan_sweep, sweep
 
 __all__ = [
     "GRID_OPTIONS",
     "Pick",
+    "PrunerSweep",
     "Summary",
     "Sweep",
     "SweepPlan",
@@ -38,4 +40,5 @@ __all__ = [
     "plan_sweep",
     "show",
     "sweep",
+    "sweep_study",
 ]

@@ -90,10 +90,16 @@ def sweep(source: Any, *, max_settings: int | None = None, **options: Any) -> Sw
     ``dialect``, ``dialect_version``, ``threshold``, ``threshold_mode``, ``eps``,
     ``check_finite``, ``stopping_threshold``, ``divergence_threshold``,
     ``early_stopping_threshold``, ``period`` (the CLI's options, ``-`` as ``_``).
+    A pruner ``policy`` over a study returns a :class:`~replay.api.studies.PrunerSweep`
+    (:func:`~replay.api.studies.sweep_study`: the pruners' options, ``study=``).
 
     Raises:
         ReplayError: as :func:`plan_sweep`.
     """
+    from replay.api.studies import is_pruner_sweep, sweep_study
+
+    if is_pruner_sweep(options):  # Optuna's pruners over a study's trials
+        return sweep_study(source, **options)
     return plan_sweep(source, max_settings=max_settings, **options).run()
 
 
