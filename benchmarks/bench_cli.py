@@ -11,12 +11,18 @@ Each command runs ``--repeat`` times (default 7) in a fresh process, alternating
 Targets (issue 17, on 2 cores): --help <= 0.15 s, the sample sweep without charts
 <= 0.35 s, with charts <= 1.0 s, ``import replay`` without pandas, matplotlib or numpy.
 
-    .venv/bin/python benchmarks/bench_cli.py [--repeat N] [--tree DIR]
+    .venv/bin/python benchmarks/bench_cli.py [--repeat N] [--tree DIR [--tree DIR2]]
+
+With two ``--tree`` checkouts (an older commit's worktree beside this one) the runs of
+both alternate, so that the comparison holds on a busy machine. Each tree's code runs
+from a neutral working folder with ``PYTHONPATH`` set to it (``python -m`` puts the
+working folder first on ``sys.path``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -27,46 +33,59 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wall(args: list[str], cwd: Path) -> float:
+def wall(args: list[str], tree: Path, cwd: Path) -> float:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
     start = time.perf_counter()
-    subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(args, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)  # fmt: skip
     return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout to time")
+    parser.add_argument(
+        "--tree", type=Path, action="append",
+        help="a checkout to time (default: this one); give two to compare",
+    )  # fmt: skip
     opts = parser.parse_args()
-    tree = opts.tree.resolve()
+    trees = [t.resolve() for t in (opts.tree or [ROOT])]
     py = sys.executable
-    replay = [py, "-m", "replay"]
-    loaded = subprocess.run(
-        [py, "-c", "import sys, replay; print(' '.join(m for m in ('numpy', 'pandas', "
-         "'matplotlib', 'tensorflow') if m in sys.modules) or 'none')"],
-        cwd=tree, check=True, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
+    sample = str(ROOT / "sample_logs" / "mnist-mlp")
     with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
         cases = {
             "python -c pass": [py, "-c", "pass"],
             "import replay": [py, "-c", "import replay"],
-            "replay --help": [*replay, "--help"],
-            "sweep, no charts": [*replay, "sweep", "sample_logs/mnist-mlp", "--patience",
-                                 "3..10", "--no-charts", "--format", "csv"],
-            "sweep with charts": [*replay, "sweep", "sample_logs/mnist-mlp", "--patience",
-                                  "3..10", "--out", f"{tmp}/out-{{k}}"],
+            "replay --help": [py, "-m", "replay", "--help"],
+            "sweep, no charts": [py, "-m", "replay", "sweep", sample, "--patience", "3..10",
+                                 "--no-charts", "--format", "csv"],
+            "sweep with charts": [py, "-m", "replay", "sweep", sample, "--patience", "3..10",
+                                  "--out", f"{tmp}/out-{{tree}}-{{k}}"],
         }  # fmt: skip
-        times: dict[str, list[float]] = {name: [] for name in cases}
+        times = {(t, name): [] for t in range(len(trees)) for name in cases}
         for k in range(opts.repeat):
-            for name, args in cases.items():
-                times[name].append(wall([a.replace("{k}", str(k)) for a in args], tree))
-    base = statistics.median(times["python -c pass"])
-    print(f"{tree}: medians of {opts.repeat} fresh processes ({sys.platform}, "
-          f"python {sys.version.split()[0]})")  # fmt: skip
-    print(f"import replay loads: {loaded}")
-    for name, ts in times.items():
-        m = statistics.median(ts)
-        print(f"  {name:<20} {m:6.3f} s   {m / base:5.1f}x python -c pass")
+            for t, tree in enumerate(trees):
+                for name, args in cases.items():
+                    argv = [a.replace("{k}", str(k)).replace("{tree}", str(t)) for a in args]
+                    times[(t, name)].append(wall(argv, tree, work))
+        loaded = [
+            subprocess.run(
+                [py, "-c", "import sys, replay; print(' '.join(m for m in ('numpy', 'pandas', "
+                 "'matplotlib', 'tensorflow') if m in sys.modules) or 'none')"],
+                cwd=work, env={**os.environ, "PYTHONPATH": str(tree)}, check=True,
+                capture_output=True, text=True,
+            ).stdout.strip()
+            for tree in trees
+        ]  # fmt: skip
+    print(f"medians of {opts.repeat} fresh processes, trees alternating ({sys.platform}, "
+          f"{os.cpu_count()} cores, python {sys.version.split()[0]})")  # fmt: skip
+    for t, tree in enumerate(trees):
+        base = statistics.median(times[(t, "python -c pass")])
+        print(f"{tree}  (import replay loads: {loaded[t]})")
+        for name in cases:
+            m = statistics.median(times[(t, name)])
+            print(f"  {name:<20} {m:6.3f} s   {m / base:5.1f}x python -c pass")
 
 
 if __name__ == "__main__":
