@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from analysis.logs import RunLog
+    from analysis.runlog import RunLog
 
 __all__ = [
     "AFTER",

@@ -1,8 +1,9 @@
 """The run directory: its one definition, shared by its writer and its readers.
 
-``replay record`` (:mod:`replay.record`) writes run directories; :func:`load_run_dir`
-and :func:`checkpoint_path` read them. Both use this module for everything that
-defines the format, so that the two sides cannot drift apart:
+``replay record`` (:mod:`replay.record`) writes run directories;
+:func:`analysis.formats.run_dir.load_run_dir` and :func:`checkpoint_path` read them.
+Both use this module for everything that defines the format, so that the two sides
+cannot drift apart:
 
 - names: :data:`MANIFEST`, :data:`METRICS_CSV`, :data:`CHECKPOINTS`,
   :func:`checkpoint_name` and its inverse :func:`checkpoint_epoch`;
@@ -35,7 +36,6 @@ from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, TypedDict
 
 from analysis.errors import (
-    BadLog,
     BadManifest,
     CheckpointUnavailable,
     ChecksumMismatch,
@@ -44,7 +44,7 @@ from analysis.errors import (
 )
 
 if TYPE_CHECKING:
-    from analysis.logs import RunLog
+    from analysis.runlog import RunLog
 
 __all__ = [
     "BRANCHES",
@@ -70,7 +70,6 @@ __all__ = [
     "first_own_epoch",
     "fsync_dir",
     "fsync_file",
-    "load_run_dir",
     "lock_for_writing",
     "metrics_header",
     "metrics_line",
@@ -742,81 +741,6 @@ def stopped_unmarked(root: Path | None, status: str) -> bool:
     return status == "running" and root is not None and not has_writer(root)
 
 
-def load_run_dir(path: str | os.PathLike[str]) -> RunLog:
-    """Load a run directory written by ``replay record`` (run.json + metrics.csv).
-
-    Metrics come from metrics.csv, checkpoints from run.json. An incomplete run
-    (status running or interrupted) loads with a warning.
-
-    Raises:
-        LogNotFound: no such directory, or no run.json in it.
-        BadManifest: run.json unreadable or malformed.
-        UnsafePath: a checkpoint path in run.json escapes the run directory.
-        BadLog: metrics.csv missing, malformed or without epochs.
-    """
-    from analysis.logs import _dir_name, _kinds, _load_csv_file
-    from analysis.tb import _epochs_phrase
-
-    root = Path(path)
-    if not root.is_dir():
-        if root.exists():
-            raise LogNotFound(f"{root}: is a file, not a run directory; pass {_kinds()}")
-        raise LogNotFound(f"{root}: no such file or directory; pass {_kinds()}")
-    if not (root / MANIFEST).is_file():
-        raise LogNotFound(
-            f"{root}: no run.json; a run directory from `replay record` has run.json and "
-            "metrics.csv"
-        )
-    manifest = read_manifest(root)
-    status = manifest.get("status", "unknown")
-    mfile = root / METRICS_CSV
-    if not mfile.is_file():
-        raise BadLog(
-            f"{mfile}: missing (run status {status!r}); the run has no committed epoch yet, "
-            "or the file was removed: resume or re-record the run"
-        )
-    try:
-        run = _load_csv_file(mfile, os.fspath(path), _dir_name(root), "run_dir")
-    except BadLog as e:
-        if "has no epochs" in str(e) and status != "complete":
-            raise BadLog(
-                f"{mfile}: has no epochs yet (run status {status!r}); nothing to replay, "
-                "let the run commit an epoch or resume it"
-            ) from None
-        raise
-    run.manifest = manifest  # type: ignore[assignment]
-    run.root = root
-    if status != "complete":
-        finish = (
-            f"a fit from initial_epoch={run.n_epochs} with RecordCallback continues it"
-            if isinstance(manifest.get("model"), dict)
-            else "`replay record --resume` finishes it"
-        )
-        run.warnings.insert(
-            0,
-            (
-                f"{root}: the run is incomplete (status {status!r}, {run.n_epochs} epochs "
-                f"committed){', and ' + STALE if stopped_unmarked(root, status) else ''}; "
-                f"results cover those epochs only, {finish}"
-            ),
-        )
-    recorded = set(run.checkpoints)
-    logged = set(range(first_own_epoch(manifest), run.n_epochs))  # a branch's earlier rows
-    # are its parent's, whose checkpoints are the parent's
-    if run.checkpoints_included and recorded and logged - recorded:
-        run.warnings.append(
-            f"{root / MANIFEST}: no checkpoint entry for "
-            f"{_epochs_phrase(sorted(logged - recorded))} of metrics.csv; those epochs "
-            "cannot be picked"
-        )
-    if recorded - logged:
-        run.warnings.append(
-            f"{root / MANIFEST}: lists checkpoints for "
-            f"{_epochs_phrase(sorted(recorded - logged))} that metrics.csv lacks; ignored them"
-        )
-    return run
-
-
 def checkpoint_path(run: RunLog, epoch: int, verify: bool = True) -> Path:
     """Return the checkpoint file of ``epoch`` (0-based) inside the run directory.
 
@@ -831,7 +755,7 @@ def checkpoint_path(run: RunLog, epoch: int, verify: bool = True) -> Path:
         ChecksumMismatch: size or sha256 differ from run.json, or run.json has no
             sha256 to verify against.
     """
-    from analysis.tb import _fmt_epochs
+    from analysis.tb import fmt_epochs
 
     if run.root is None or run.manifest is None:
         raise CheckpointUnavailable(
@@ -846,7 +770,7 @@ def checkpoint_path(run: RunLog, epoch: int, verify: bool = True) -> Path:
         )
     info = run.checkpoints.get(epoch)
     if info is None:
-        have = _fmt_epochs(sorted(run.checkpoints)) if run.checkpoints else "none"
+        have = fmt_epochs(sorted(run.checkpoints)) if run.checkpoints else "none"
         raise LogNotFound(
             f"{mpath}: no checkpoint recorded for epoch {epoch} (recorded epochs: {have}); "
             "pick a recorded epoch"

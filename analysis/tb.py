@@ -402,7 +402,7 @@ def _file_warnings(path: Path, tally: _Tally, kept: set[str]) -> list[str]:
     for tag, steps in sorted(tally.dups.items()):
         if tag in kept:
             out.append(
-                f"{path}: {tag} has {_epochs_phrase(sorted(steps))} more than once; kept the "
+                f"{path}: {tag} has {epochs_phrase(sorted(steps))} more than once; kept the "
                 "latest by wall time"
             )
     if tally.damage:
@@ -464,12 +464,12 @@ def find_event_folders(logdir: Path) -> dict[str, list[Path]]:
     return found
 
 
-def _epochs_phrase(epochs: list[int]) -> str:
+def epochs_phrase(epochs: list[int]) -> str:
     """``[3]`` -> ``"epoch 3"``, ``[1, 2, 5]`` -> ``"epochs 1-2, 5"``."""
-    return ("epoch " if len(set(epochs)) == 1 else "epochs ") + _fmt_epochs(epochs)
+    return ("epoch " if len(set(epochs)) == 1 else "epochs ") + fmt_epochs(epochs)
 
 
-def _fmt_epochs(epochs: list[int], limit: int = 10) -> str:
+def fmt_epochs(epochs: list[int], limit: int = 10) -> str:
     """``[0, 1, 2, 5]`` -> ``"0-2, 5"`` (at most ``limit`` ranges, then a count)."""
     eps = sorted(set(epochs))
     ranges: list[str] = []
@@ -577,7 +577,7 @@ def _merge_fits(fits: list[_Fit], logdir: Path) -> TensorBoardData:
                     target[step] = point
         for name, steps in sorted(dups.items()):
             out.warnings.append(
-                f"{logdir}: {name} has {_epochs_phrase(sorted(steps))} in several event "
+                f"{logdir}: {name} has {epochs_phrase(sorted(steps))} in several event "
                 "files of one fit; kept the latest by wall time"
             )
         for name, series in merged.items():

@@ -78,7 +78,7 @@ def find_branches(root: RunLog) -> tuple[list[Branch], list[str]]:
     """
     if root.root is None or not (root.root / BRANCHES).is_dir():
         return [], []
-    from analysis.rundir import load_run_dir
+    from analysis.formats.run_dir import load_run_dir
 
     found: list[Branch] = []
     notes: list[str] = []

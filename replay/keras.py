@@ -41,12 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.errors import ReplayError
-from analysis.rundir import (
-    MANIFEST,
-    SCHEMA_VERSION,
-    atomic_write,
-    read_manifest,
-)
+from analysis.rundir import MANIFEST, SCHEMA_VERSION, atomic_write, read_manifest
 from replay.faults import Hooks
 from replay.record import (
     SHADOW_EARLY_STOPPING,

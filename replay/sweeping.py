@@ -146,7 +146,7 @@ def checkpoint_files(run) -> dict[int, str]:
         return out
     parent, fork = manifest.get("parent"), manifest.get("fork_epoch")
     if isinstance(parent, str) and isinstance(fork, int) and (run.root / parent).is_dir():
-        from analysis.rundir import load_run_dir
+        from analysis.formats.run_dir import load_run_dir
 
         inherited = checkpoint_files(load_run_dir(run.root / parent))
         out.update({e: f for e, f in inherited.items() if e < fork})

@@ -14,12 +14,12 @@ import pytest
 from conftest import make_run
 
 from analysis.errors import BadManifest, UnsafePath
+from analysis.formats.run_dir import load_run_dir
 from analysis.rundir import (
     CheckpointInfo,
     checkpoint_name,
     checkpoint_relpath,
     first_own_epoch,
-    load_run_dir,
     validate_manifest,
 )
 from replay.resume import ResumePlan, plan_resume

@@ -760,7 +760,7 @@ def test_importing_charts_loads_neither_matplotlib_nor_tensorflow_nor_replay():
 
 def test_r2_sweep_tradeoff_is_higher_is_better_with_the_right_front(tmp_path):
     # val_r2_score is maximized (Keras's R2Score); the old name guess said "lower".
-    from analysis.logs import load_run
+    from analysis.formats import load_run
     from replay.charting import chart_jobs
     from replay.sweeping import Grid, sweep
 
@@ -869,7 +869,7 @@ def test_sweep_of_a_log_without_learning_rate_charts_multiples_of_the_initial_ra
 def test_run_names_are_titles_never_file_names(tmp_path, name):
     import dataclasses
 
-    from analysis.logs import load_run
+    from analysis.formats import load_run
     from replay.charting import chart_jobs, draw_sweep_charts
     from replay.sweeping import Grid, sweep
 

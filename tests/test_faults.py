@@ -44,7 +44,8 @@ import pytest
 from click.testing import CliRunner
 
 from analysis.errors import BadLog
-from analysis.logs import checkpoint_path, load_run
+from analysis.formats import load_run
+from analysis.logs import checkpoint_path
 from replay.cli import cli
 from replay.data import sha256_file
 from replay.record import checkpoint_name

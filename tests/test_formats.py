@@ -155,3 +155,15 @@ def test_one_log_given_twice_is_one_run_across_runs(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "across runs" not in result.stdout
     assert "/2" not in result.stdout
+
+
+def test_the_readers_are_the_layouts_in_their_order():
+    # analysis.layouts names every layout for messages (below the readers, so that a
+    # reader's error can name them without importing the detection step): one list.
+    from analysis.formats import FORMATS
+    from analysis.layouts import LAYOUTS, expected_layouts
+
+    assert [(f.name, f.describe, f.csv) for f in FORMATS] == [
+        (x.name, x.describe, x.csv) for x in LAYOUTS
+    ]
+    assert expected_layouts().endswith(" or " + LAYOUTS[-1].describe)

@@ -43,15 +43,9 @@ from hypothesis import strategies as st
 from tbevents import file_version_event, frame_record, scalar_event
 
 from analysis.errors import ReplayError
-from analysis.formats import load_logs
-from analysis.logs import (
-    RunLog,
-    checkpoint_path,
-    load_csv,
-    load_run,
-    load_run_dir,
-    load_tensorboard,
-)
+from analysis.formats import load_logs, load_run
+from analysis.formats.run_dir import load_run_dir
+from analysis.logs import RunLog, checkpoint_path, load_csv, load_tensorboard
 from analysis.tb import masked_crc32c
 from replay.cli import cli
 

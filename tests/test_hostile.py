@@ -24,7 +24,9 @@ import pytest
 from conftest import error_line, run
 
 from analysis.errors import UnsafePath
-from analysis.logs import checkpoint_path, load_csv, load_run, load_run_dir
+from analysis.formats import load_run
+from analysis.formats.run_dir import load_run_dir
+from analysis.logs import checkpoint_path, load_csv
 from replay.data import BadData, load_file, load_mnist
 from replay.policies import (
     EarlyStoppingTrace,

@@ -17,7 +17,8 @@ from conftest import make_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import analysis.logs as logs_module
+import analysis.csvlog as logs_module
+import analysis.layouts as layouts_module
 from analysis.errors import (
     BadLog,
     BadManifest,
@@ -27,15 +28,9 @@ from analysis.errors import (
     ReplayError,
     UnsafePath,
 )
-from analysis.formats import expected_layouts
-from analysis.logs import (
-    CheckpointInfo,
-    RunLog,
-    checkpoint_path,
-    load_csv,
-    load_run,
-    load_run_dir,
-)
+from analysis.formats import expected_layouts, load_run
+from analysis.formats.run_dir import load_run_dir
+from analysis.logs import CheckpointInfo, RunLog, checkpoint_path, load_csv
 
 DATA = Path(__file__).parent / "data"
 NA = None  # a not-logged cell in the expected tables
@@ -288,7 +283,7 @@ def test_csv_many_gaps_are_summarized(tmp_path):
 
 def P(text: str) -> str:
     """A message pattern: literal text, with {p} standing for the file's path."""
-    text = text.replace("{others}", logs_module.other_csv_layouts())
+    text = text.replace("{others}", layouts_module.other_csv_layouts())
     return re.escape(text).replace(re.escape("{p}"), ".*log\\.csv")
 
 

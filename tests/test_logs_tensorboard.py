@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from tbevents import file_version_event, frame_record, scalar_event
 
 from analysis.errors import BadLog, LogNotFound, ReplayError
-from analysis.formats import load_logs
-from analysis.logs import load_csv, load_run, load_tensorboard
+from analysis.formats import load_logs, load_run
+from analysis.logs import load_csv, load_tensorboard
 from analysis.tb import crc32c, masked_crc32c
 
 DATA = Path(__file__).parent / "data"
@@ -643,7 +643,7 @@ def test_reading_does_not_import_tensorflow(tmp_path):
     write_events(tmp_path / "tb64/train/events.out.tfevents.1", [ev.SerializeToString()])
     code = (
         "import sys\n"
-        "from analysis.logs import load_run\n"
+        "from analysis.formats import load_run\n"
         f"run = load_run({str(tmp_path / 'tb')!r})\n"
         f"run2 = load_run({str(DATA / 'keras_fit' / 'tb')!r})\n"
         "assert run.n_epochs == 5 and run2.n_epochs == 3\n"

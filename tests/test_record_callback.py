@@ -18,7 +18,8 @@ import pytest
 from conftest import error_line, run
 
 from analysis.errors import ReplayError
-from analysis.rundir import load_run_dir, read_manifest
+from analysis.formats.run_dir import load_run_dir
+from analysis.rundir import read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 EPOCHS = 4

@@ -38,6 +38,7 @@ from analysis.formats import (
     torch_tb,
     ultralytics,
 )
+from analysis.layouts import LAYOUTS, expected_layouts
 from analysis.logs import RunLog
 
 __all__ = [
@@ -84,7 +85,7 @@ def _is_run_dir(p: Path, head: str | None) -> bool:
 
 
 def _load_run_dir(p: Path, source: str) -> list[RunLog]:
-    from analysis.rundir import load_run_dir
+    from analysis.formats.run_dir import load_run_dir
 
     return [load_run_dir(p.parent if p.name == "run.json" else p)]
 
@@ -180,7 +181,7 @@ def run_folder_children(p: Path) -> list[Path]:
 
 
 def _load_run_folder(p: Path, source: str) -> list[RunLog]:
-    from analysis.rundir import load_run_dir
+    from analysis.formats.run_dir import load_run_dir
 
     folder = p.name or p.resolve().name
     out = []
@@ -222,7 +223,7 @@ def _is_keras_csv(p: Path, head: str | None) -> bool:
 
 
 def _load_keras_csv(p: Path, source: str) -> list[RunLog]:
-    from analysis.logs import csv_stem, load_csv_runs
+    from analysis.csvlog import csv_stem, load_csv_runs
 
     if p.is_dir():
         runs = load_csv_runs(p / "metrics.csv", source, p.name or p.resolve().name)
@@ -238,70 +239,25 @@ def _load_keras_csv(p: Path, source: str) -> list[RunLog]:
 #: Every reader, in the order detection tries them. The other frameworks' readers come
 #: before TensorBoard (their run folders often hold event files too, which say less) and
 #: before the Keras CSV reader (their CSV files have an 'epoch' column too).
+def _format(name: str, claims, load) -> Format:
+    layout = next(x for x in LAYOUTS if x.name == name)
+    return Format(name, layout.describe, claims, load, layout.csv)
+
+
+#: The readers, in :data:`analysis.layouts.LAYOUTS`'s order (detection tries them so).
 FORMATS: list[Format] = [
-    Format("run_dir", "a run directory written by `replay record`", _is_run_dir, _load_run_dir),
-    Format(
-        "run_folder",
-        "a folder of such run directories (runs/mlp/seed-0, runs/mlp/seed-1, ...)",
-        _is_run_folder,
-        _load_run_folder,
-    ),
-    Format(
-        "lightning",
-        "a Lightning CSVLogger metrics.csv (header with 'epoch' and 'step') or "
-        "its version_N or lightning_logs folder",
-        lightning.claims,
-        lightning.load,
-        csv=True,
-    ),
-    Format("hf", "a Hugging Face trainer_state.json or its output folder", hf.claims, hf.load),
-    Format(
-        "ultralytics",
-        "an Ultralytics or YOLOv5 results.csv or its run folder",
-        ultralytics.claims,
-        ultralytics.load,
-        csv=True,
-    ),
-    Format(
-        "mlflow",
-        "an MLflow file-store run, experiment or mlruns folder",
-        mlflow.claims,
-        mlflow.load,
-    ),
-    Format(
-        "optuna",
-        "an Optuna study (sqlite:///study.db or another storage URL, or a journal file)",
-        optuna_study.claims,
-        optuna_study.load,
-    ),
-    Format(
-        "kerastuner",
-        "a KerasTuner project (DIR/PROJECT with oracle.json and trial_*/trial.json)",
-        kerastuner.claims,
-        kerastuner.load,
-    ),
-    Format(
-        "torch_tensorboard",
-        "a TensorBoard log directory written by PyTorch (Lightning's TensorBoardLogger, the "
-        "Hugging Face Trainer, Ultralytics, a SummaryWriter script)",
-        torch_tb.claims,
-        torch_tb.load,
-    ),
-    Format("tensorboard", "a Keras TensorBoard log directory", _is_tensorboard, _load_tensorboard),
-    Format(
-        "keras_history",
-        "a Keras History saved with pandas (header with 'loss', no 'epoch')",
-        keras_history.claims,
-        keras_history.load,
-        csv=True,
-    ),
-    Format(
-        "csv",
-        "a Keras CSVLogger file (header 'epoch,...')",
-        _is_keras_csv,
-        _load_keras_csv,
-        csv=True,
-    ),
+    _format("run_dir", _is_run_dir, _load_run_dir),
+    _format("run_folder", _is_run_folder, _load_run_folder),
+    _format("lightning", lightning.claims, lightning.load),
+    _format("hf", hf.claims, hf.load),
+    _format("ultralytics", ultralytics.claims, ultralytics.load),
+    _format("mlflow", mlflow.claims, mlflow.load),
+    _format("optuna", optuna_study.claims, optuna_study.load),
+    _format("kerastuner", kerastuner.claims, kerastuner.load),
+    _format("torch_tensorboard", torch_tb.claims, torch_tb.load),
+    _format("tensorboard", _is_tensorboard, _load_tensorboard),
+    _format("keras_history", keras_history.claims, keras_history.load),
+    _format("csv", _is_keras_csv, _load_keras_csv),
 ]
 
 
@@ -327,11 +283,6 @@ def _head(p: Path) -> str | None:
     else:
         text = raw.decode("utf-8", errors="replace")
     return next((ln.strip() for ln in text.splitlines() if ln.strip()), None)
-
-
-def expected_layouts() -> str:
-    """Every format read, as one phrase for messages."""
-    return ", ".join(f.describe for f in FORMATS[:-1]) + " or " + FORMATS[-1].describe
 
 
 def detect(p: Path) -> Format:

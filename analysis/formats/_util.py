@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.csvlog import csv_rows, decode
 from analysis.errors import BadLog, LogNotFound
-from analysis.logs import _build, _decode, csv_rows
+from analysis.runlog import build
 
 __all__ = [
     "CsvTable",
@@ -68,7 +69,7 @@ def read_text(path: Path) -> str:
         raw = path.read_bytes()
     except OSError as e:
         raise BadLog(f"{path}: cannot be read ({e.strerror or e}); check its permissions") from None
-    return _decode(raw, path)
+    return decode(raw, path)
 
 
 def first_line(path: Path) -> str | None:
@@ -256,7 +257,7 @@ def frame(
         raise BadLog(f"{path}: no metric columns; nothing to replay")
     if len(epochs) and int(np.min(epochs)) < 0:
         raise BadLog(f"{path}: a negative epoch ({int(np.min(epochs))}); fix the epoch column")
-    return _build(path, columns, np.asarray(epochs, dtype=np.int64), values, absent, None, warnings)
+    return build(path, columns, np.asarray(epochs, dtype=np.int64), values, absent, None, warnings)
 
 
 def keras_names(columns: list[str], lr_monitor: bool = False) -> dict[str, str]:

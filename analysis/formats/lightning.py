@@ -86,8 +86,9 @@ from analysis.formats._util import (
     read_csv,
     whole,
 )
-from analysis.logs import RunLog, _split_trainings, _superseded, _warn_resumes
-from analysis.tb import _epochs_phrase
+from analysis.logs import RunLog
+from analysis.runlog import split_trainings, superseded, warn_resumes
+from analysis.tb import epochs_phrase
 
 __all__ = ["claims", "load"]
 
@@ -603,21 +604,21 @@ def _check_runs(
     fmt: str = "lightning",
 ) -> list[RunLog]:
     """One RunLog per training, one row per check; resumes replace from their epoch."""
-    spans = _split_trainings(checks.epoch, [])
+    spans = split_trainings(checks.epoch, [])
     runs = []
     for k, (a, b) in enumerate(spans, 1):
         own = _training_warnings(path, warnings, k, len(spans))
         epochs = checks.epoch[a:b]
-        kept = ~_superseded(epochs)
+        kept = ~superseded(epochs)
         if not kept.all():
-            _warn_resumes(path, epochs, None, own)
+            warn_resumes(path, epochs, None, own)
         blocks = a + np.flatnonzero(kept)
         rows = np.flatnonzero(np.isin(checks.block, blocks))
         seen = epochs[kept].tolist()
         missing = sorted(set(range(int(seen[-1]) + 1)) - set(seen))
         if missing:
             own.append(
-                f"{path}: {_epochs_phrase(missing)} missing (no rows logged); the rows "
+                f"{path}: {epochs_phrase(missing)} missing (no rows logged); the rows "
                 f"(checks) go on without {'it' if len(missing) == 1 else 'them'}"
             )
         note = _check_note(path, checks, rows)
@@ -653,7 +654,7 @@ def _runs(
     fmt: str = "lightning",
 ) -> list[RunLog]:
     """One RunLog per training (the epoch column going back to 0 starts another)."""
-    spans = _split_trainings(epochs, [])
+    spans = split_trainings(epochs, [])
     runs = []
     for k, (a, b) in enumerate(spans, 1):
         own = _training_warnings(path, warnings, k, len(spans))

@@ -103,7 +103,7 @@ def _run_from_columns(columns: dict[str, list], name: str) -> RunLog:
     import io
     import math
 
-    from analysis.logs import runs_from_csv_text
+    from analysis.csvlog import runs_from_csv_text
 
     n = len(next(iter(columns.values())))
     if "epoch" not in columns:

@@ -138,7 +138,8 @@ def _pick_lines(run: RunLog, record: dict, metric: str | None) -> list[str]:
 def _holder(run, record: dict, epoch: int):
     """The run directory holding ``epoch``'s checkpoint: the run, or the branch that
     answered the record (or the parent it forked from, for an epoch before its fork)."""
-    from analysis.rundir import BRANCHES, load_run_dir
+    from analysis.formats.run_dir import load_run_dir
+    from analysis.rundir import BRANCHES
 
     if not record.get("branch") or run.root is None:
         return run

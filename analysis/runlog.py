@@ -1,0 +1,249 @@
+"""The per-epoch log every reader returns (:class:`RunLog`), and how readers build one
+from columns of values (:func:`build`): one row per epoch, contiguous, duplicates and
+gaps resolved with warnings.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import (
+    BadLog,
+    missing_metric,
+)
+from analysis.lr_reading import LrReading
+from analysis.names import find_column, lr_column
+from analysis.rundir import CheckpointInfo, first_own_epoch, parse_checkpoints
+from analysis.tb import epochs_phrase
+
+__all__ = ["RunLog", "build", "dir_name", "gap_limit", "show_cell", "split_trainings", "superseded",
+           "warn_resumes"]  # fmt: skip
+
+
+def gap_limit(n_rows: int) -> int:
+    return 10 * n_rows + 10_000
+
+
+def show_cell(value: str, limit: int = 40) -> str:
+    """A cell as it appears in one-line messages: repr, shortened."""
+    if len(value) > limit:
+        value = value[:limit] + "..."
+    return repr(value)
+
+
+# --------------------------------------------------------------------------- RunLog
+
+
+@dataclass
+class RunLog:
+    """A loaded training log. Treat as immutable."""
+
+    name: str
+    source: str
+    format: str  # a reader's name: "run_dir", "csv", "tensorboard", "lightning", ...
+    metrics: pd.DataFrame
+    not_logged: pd.DataFrame
+    manifest: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    root: Path | None = None
+    #: Directions the log's own framework gives its metric names ("min" | "max"),
+    #: consulted before Keras's name table; empty for Keras logs.
+    directions: dict[str, str] = field(default_factory=dict)
+    #: Columns the log's framework computes on validation data without a ``val_``
+    #: prefix (Ultralytics's ``metrics/*``, ``val/*`` and derived ``fitness``): each is
+    #: its own held-out measure, as ``val_loss`` is in a log without ``test_`` metrics.
+    validation: frozenset[str] = frozenset()
+    #: What to monitor when the user names nothing: Keras's ``val_loss``, or the metric
+    #: the log's own framework stops on (a reader that sets another one adds a note).
+    default_monitor: str = "val_loss"
+    #: How a TensorBoard learning rate was aligned to epochs (None for other logs).
+    lr_reading: LrReading | None = None
+
+    def column(self, metric: str) -> str | None:
+        """The column holding ``metric``: itself, else its Keras 2 / Keras 3 spelling."""
+        return find_column(metric, self.metrics.columns)
+
+    def has(self, metric: str) -> bool:
+        """Return whether ``metric`` is a column of this log (under either spelling)."""
+        return self.column(metric) is not None
+
+    @property
+    def lr_column(self) -> str | None:
+        """The learning-rate column (``learning_rate`` or Keras 2's ``lr``), or None.
+
+        Its value at epoch e is the rate in effect during epoch e: every reader aligns
+        it so (TensorBoard's two callback orders: :mod:`analysis.lr_reading`).
+        """
+        return lr_column(self.metrics.columns)
+
+    def values(self, metric: str) -> list[float | None]:
+        """Return ``metric`` per epoch: floats (NaN kept), None where not logged.
+
+        Raises:
+            MissingMetric: the log has no such column (the message lists what it has
+                and suggests the closest name).
+        """
+        column = self.column(metric)
+        if column is None:
+            raise missing_metric(metric, [str(c) for c in self.metrics.columns], self.source)
+        vals = self.metrics[column].to_numpy(dtype=np.float64)
+        absent = self.not_logged[column].to_numpy(dtype=bool)
+        return [None if a else float(v) for v, a in zip(vals, absent, strict=True)]
+
+    @property
+    def n_epochs(self) -> int:
+        """Number of epochs (rows), including not-logged ones."""
+        return len(self.metrics)
+
+    @property
+    def status(self) -> str:
+        """The manifest's status (running | complete | interrupted), else ``"unknown"``."""
+        if self.manifest and isinstance(self.manifest.get("status"), str):
+            return str(self.manifest["status"])
+        return "unknown"
+
+    @property
+    def checkpoints_included(self) -> bool:
+        """False when there is no manifest or run.json says ``checkpoints_included: false``."""
+        return self.manifest is not None and self.manifest.get("checkpoints_included", True) is True
+
+    @cached_property
+    def checkpoints(self) -> dict[int, CheckpointInfo]:
+        """Checkpoints recorded in run.json by epoch (also when not included in the copy)."""
+        if self.manifest is None:
+            return {}
+        return parse_checkpoints(self.manifest)
+
+    @property
+    def shadow(self) -> list[dict[str, Any]]:
+        """The real Keras callbacks' observe-only decisions from run.json, or ``[]``."""
+        if self.manifest is None:
+            return []
+        return list(self.manifest.get("shadow") or [])
+
+    @property
+    def shadow_epochs(self) -> int:
+        """How many epochs the shadow decisions in run.json have seen.
+
+        run.json is replaced after the metrics row is committed, so a run killed in
+        between has one more row than its manifest (and its shadow decisions) covers.
+        A branch's run.json lists its own epochs only, after its parent's rows.
+        """
+        epochs = (self.manifest or {}).get("epochs")
+        if isinstance(epochs, list):
+            return min(first_own_epoch(self.manifest) + len(epochs), self.n_epochs)
+        return self.n_epochs
+
+
+# --------------------------------------------------------------------------- building
+
+
+def build(
+    path: Path | str,
+    columns: list[str],
+    epochs: np.ndarray,
+    values: np.ndarray,
+    absent: np.ndarray,
+    lines: np.ndarray | None,
+    warnings: list[str],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Apply resumes, fill gaps, return (metrics, not_logged) of one training.
+
+    ``epochs``: int64 per row, in the order written; ``values``/``absent``: (rows,
+    columns); ``lines``: the CSV line of each row, for messages. An epoch that goes
+    back to k > 0 is a fit resumed from epoch k: its rows replace every row logged
+    before them for epoch k and later (see :func:`superseded`).
+    """
+    n_rows = len(epochs)
+    if n_rows == 0:
+        raise BadLog(f"{path}: has no epochs; nothing to replay (log at least one epoch)")
+    kept = ~superseded(epochs)
+    if not kept.all():
+        warn_resumes(path, epochs, lines, warnings)
+    keep = np.flatnonzero(kept)
+    kept_epochs = epochs[keep]
+    n = int(kept_epochs[-1]) + 1
+    if n > gap_limit(len(keep)):
+        where = ""
+        if lines is not None:
+            where = f" (line {int(lines[int(np.argmax(epochs))])})"
+        raise BadLog(
+            f"{path}: epoch {n - 1}{where} would leave {n - len(keep)} epochs missing among "
+            f"{len(keep)} logged; check the epoch column (0-based epoch indices)"
+        )
+    out_vals = np.full((n, len(columns)), np.nan, dtype=np.float64)
+    out_absent = np.ones((n, len(columns)), dtype=bool)
+    out_vals[kept_epochs] = values[keep]
+    out_absent[kept_epochs] = absent[keep]
+    if len(keep) < n:
+        present = np.zeros(n, dtype=bool)
+        present[kept_epochs] = True
+        missing = np.flatnonzero(~present).tolist()
+        warnings.append(f"{path}: {epochs_phrase(missing)} missing; marked their cells not logged")
+    index = pd.RangeIndex(n, name="epoch")
+    metrics = pd.DataFrame(out_vals, index=index, columns=list(columns), copy=False)
+    not_logged = pd.DataFrame(out_absent, index=index, columns=list(columns), copy=False)
+    return metrics, not_logged
+
+
+def superseded(epochs: np.ndarray) -> np.ndarray:
+    """Rows that a later row replaces: row i is dropped when a later row has an epoch <= its own.
+
+    A fit resumed from epoch k (``initial_epoch=k`` with ``CSVLogger(append=True)``) logs
+    k, k+1, ... again; what it logged is the training that went on, so everything from
+    k on that was logged before it is dropped, including epochs the resumed fit did
+    not reach. The kept rows are in increasing epoch order.
+
+    >>> superseded(np.array([0, 1, 2, 3, 1, 2])).tolist()
+    [False, True, True, True, False, False]
+    """
+    if len(epochs) < 2:
+        return np.zeros(len(epochs), dtype=bool)
+    later_min = np.minimum.accumulate(epochs[::-1])[::-1]
+    out = np.zeros(len(epochs), dtype=bool)
+    out[:-1] = epochs[:-1] >= later_min[1:]
+    return out
+
+
+def warn_resumes(
+    path: Path | str, epochs: np.ndarray, lines: np.ndarray | None, warnings: list[str]
+) -> None:
+    """A warning per place where the epoch column goes back to k > 0 (a resumed fit)."""
+    backs = np.flatnonzero(epochs[1:] <= epochs[:-1]) + 1
+    for i in backs[:3].tolist():
+        k, prev = int(epochs[i]), int(epochs[i - 1])
+        where = f" at line {int(lines[i])}" if lines is not None else ""
+        warnings.append(
+            f"{path}: the epoch column goes back from {prev} to {k}{where} (a fit resumed "
+            f"from epoch {k}); the rows from there on replace epoch {k} and later"
+        )
+    if len(backs) > 3:
+        warnings.append(f"{path}: and {len(backs) - 3} more resumes like these")
+
+
+def split_trainings(epochs: np.ndarray, boundaries: list[int]) -> list[tuple[int, int]]:
+    """Row ranges ``[start, end)`` of the trainings in one log.
+
+    A row whose epoch is 0 after a row with any epoch starts a new training (a fresh
+    ``fit``, which Keras's ``CSVLogger(append=True)`` appends to the same file), and so
+    does each index in ``boundaries`` (a repeated header line).
+
+    >>> split_trainings(np.array([0, 1, 2, 0, 1, 3, 0]), [])
+    [(0, 3), (3, 6), (6, 7)]
+    """
+    starts = set(np.flatnonzero(epochs == 0).tolist()) | set(boundaries)
+    starts = sorted(s for s in starts if 0 < s < len(epochs))
+    edges = [0, *starts, len(epochs)]
+    return list(itertools.pairwise(edges))
+
+
+def dir_name(p: Path) -> str:
+    """The name a log gets from its path: the last part (resolved for ``.``)."""
+    return p.name or p.resolve().name
