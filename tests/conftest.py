@@ -120,17 +120,18 @@ def figures(monkeypatch):
 
     Chart test modules use it for every test: ``pytestmark = pytest.mark.usefixtures("figures")``.
     """
-    from analysis import charts
+    from analysis import branch_charts, chart_style, charts, checkpoint_charts, spread_charts
 
     made = []
-    real = charts._figure
+    real = chart_style.new_figure
 
     def tracking(*args, **kwargs):
         fig = real(*args, **kwargs)
         made.append(fig)
         return fig
 
-    monkeypatch.setattr(charts, "_figure", tracking)
+    for module in (chart_style, charts, branch_charts, checkpoint_charts, spread_charts):
+        monkeypatch.setattr(module, "new_figure", tracking)
     yield made
     for fig in made:
         fig.clear()
