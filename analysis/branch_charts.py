@@ -1,18 +1,24 @@
 """``branches.png``: the branch tree of ``replay branch`` over epochs, each branch's held-out
-metric at its end (data: :func:`analysis.chartdata.branch_tree`)."""
+metric at its end (data: :func:`branch_tree`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from analysis.chartdata import (
-    branch_tree,
-)
-
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+
+from typing import TYPE_CHECKING
+
+from analysis.records import (
+    is_missing,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
 
 from analysis.chart_style import (
     BEST,
@@ -26,7 +32,7 @@ from analysis.chart_style import (
     themed,
 )
 
-__all__ = ["branches_figure"]
+__all__ = ["branches_figure", "branch_tree"]
 
 # ----------------------------------------------------------------------------------
 # 5. Branch tree (runs with branches from ``replay branch``)
@@ -52,7 +58,7 @@ def branches_figure(
     under its parent, depth-first), a segment from its fork epoch to its last epoch,
     a connector down from its parent at the fork, and ``metric`` at its last epoch
     written at the segment's end (the best one highlighted, given
-    ``higher_is_better``). ``branches`` as :func:`analysis.chartdata.branch_tree`
+    ``higher_is_better``). ``branches`` as :func:`branch_tree`
     takes them. Returns the Figure.
     """
     tree = branch_tree(
@@ -140,3 +146,83 @@ def _finish_branch_axes(ax: Axes, nodes: Sequence[Mapping[str, Any]], metric: st
     what = f"{metric} at each branch's last epoch" if metric else "no held-out metric"
     best = "; best in bold" if any(n["best"] for n in nodes) else ""
     ax.set_title(f"Branch tree ({what}{best})", loc="left")
+
+
+def _fork_order(b: Mapping[str, Any]) -> tuple[int, str]:
+    return (int(b["fork_epoch"]), str(b["id"]))
+
+
+def _value_label(metric: str | None, value: Any) -> str:
+    if metric is None:
+        return "no held-out metric"
+    return f"{metric} ?" if is_missing(value) else f"{metric} {float(value):.4g}"
+
+
+def branch_tree(
+    run_name: str,
+    run_epochs: int,
+    run_value: float | None,
+    branches: Sequence[Mapping[str, Any]],
+    metric: str | None,
+    *,
+    higher_is_better: bool | None = None,
+) -> dict[str, Any]:
+    """The branch tree as rows to draw: the run on top, each branch under its parent.
+
+    ``branches`` are plain dicts ``{"id", "parent" (a branch id, or None for the run),
+    "fork_epoch", "n_epochs", "value" (``metric`` at its last epoch, or None)}``; a
+    branch whose parent is not among them (not finished) hangs under the run, with
+    ``orphan`` set and no connector. Children follow their parent depth-first, by fork
+    epoch then id.
+
+    Returns ``{"nodes": [{"id", "y" (row, 0 = the run), "depth", "start", "end",
+    "fork_epoch" (None for the run), "parent_y" (None for the run and orphans),
+    "value", "label" (``metric value``), "best"}], "n_branches", "n_forks",
+    "depth"}``; ``best`` marks the best value (given ``higher_is_better``).
+
+    >>> t = branch_tree("r", 5, 0.3, [{"id": "b", "parent": None, "fork_epoch": 2,
+    ...                 "n_epochs": 5, "value": 0.2}], "test_loss", higher_is_better=False)
+    >>> [(n["id"], n["y"], n["start"], n["end"], n["parent_y"], n["best"]) for n in t["nodes"]]
+    [('r', 0, 0, 4, None, False), ('b', 1, 2, 4, 0, True)]
+    """
+    ids = {b["id"] for b in branches}
+    children: dict[Any, list[Mapping[str, Any]]] = {}
+    for b in sorted(branches, key=_fork_order):
+        parent = b.get("parent")
+        children.setdefault(parent if parent in ids else None, []).append(b)
+    nodes: list[dict[str, Any]] = [
+        {"id": run_name, "y": 0, "depth": 0, "start": 0, "end": run_epochs - 1,
+         "fork_epoch": None, "parent_y": None, "value": run_value, "orphan": False}
+    ]  # fmt: skip
+    seen: set[Any] = set()
+
+    def visit(b: Mapping[str, Any], parent_y: int | None, depth: int) -> None:
+        if b["id"] in seen:
+            return  # parent fields that loop: each branch drawn once
+        seen.add(b["id"])
+        y = len(nodes)
+        orphan = b.get("parent") is not None and b.get("parent") not in ids
+        nodes.append({"id": b["id"], "y": y, "depth": depth, "start": int(b["fork_epoch"]),
+                      "end": int(b["n_epochs"]) - 1, "fork_epoch": int(b["fork_epoch"]),
+                      "parent_y": None if orphan else parent_y, "value": b.get("value"),
+                      "orphan": orphan})  # fmt: skip
+        for child in children.get(b["id"], []):
+            visit(child, y, depth + 1)
+
+    for b in children.get(None, []):
+        visit(b, 0, 1)
+    for b in sorted(branches, key=_fork_order):  # in a loop of parents: under the run
+        visit(b, 0, 1)
+    values = [float(n["value"]) for n in nodes if not is_missing(n["value"])]
+    best = None
+    if values and higher_is_better is not None:
+        best = max(values) if higher_is_better else min(values)
+    for n in nodes:
+        n["label"] = _value_label(metric, n["value"])
+        n["best"] = best is not None and not is_missing(n["value"]) and float(n["value"]) == best
+    return {
+        "nodes": nodes,
+        "n_branches": len(nodes) - 1,
+        "n_forks": len({(n["parent_y"], n["fork_epoch"]) for n in nodes[1:]}),
+        "depth": max(n["depth"] for n in nodes),
+    }

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from analysis.names import base_name
 from analysis.records import (
     EARLY_STOPPING,
-    MODEL_CHECKPOINT,
     PRECHELT,
     REDUCE_LR_ON_PLATEAU,
     RELATIVE,
@@ -33,12 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "MAX_BRANCH_LEGEND",
-    "MAX_CHECKPOINT_ROWS",
     "MAX_FRONT_LISTED",
     "branch_curves",
-    "branch_tree",
-    "checkpoint_label",
-    "checkpoint_rows",
     "choose_heatmap_axes",
     "col_labels",
     "curve_series",
@@ -55,7 +50,6 @@ __all__ = [
     "panel_title",
     "pareto_front",
     "sort_key",
-    "spread_series",
     "stop_marks",
     "split_schedule",
     "step_xy",
@@ -171,86 +165,6 @@ def branch_curves(
             series.append((col, list(range(start, start + len(ys))), ys))
         out.append({"id": b["id"], "series": series})
     return out
-
-
-def _fork_order(b: Mapping[str, Any]) -> tuple[int, str]:
-    return (int(b["fork_epoch"]), str(b["id"]))
-
-
-def _value_label(metric: str | None, value: Any) -> str:
-    if metric is None:
-        return "no held-out metric"
-    return f"{metric} ?" if is_missing(value) else f"{metric} {float(value):.4g}"
-
-
-def branch_tree(
-    run_name: str,
-    run_epochs: int,
-    run_value: float | None,
-    branches: Sequence[Mapping[str, Any]],
-    metric: str | None,
-    *,
-    higher_is_better: bool | None = None,
-) -> dict[str, Any]:
-    """The branch tree as rows to draw: the run on top, each branch under its parent.
-
-    ``branches`` are plain dicts ``{"id", "parent" (a branch id, or None for the run),
-    "fork_epoch", "n_epochs", "value" (``metric`` at its last epoch, or None)}``; a
-    branch whose parent is not among them (not finished) hangs under the run, with
-    ``orphan`` set and no connector. Children follow their parent depth-first, by fork
-    epoch then id.
-
-    Returns ``{"nodes": [{"id", "y" (row, 0 = the run), "depth", "start", "end",
-    "fork_epoch" (None for the run), "parent_y" (None for the run and orphans),
-    "value", "label" (``metric value``), "best"}], "n_branches", "n_forks",
-    "depth"}``; ``best`` marks the best value (given ``higher_is_better``).
-
-    >>> t = branch_tree("r", 5, 0.3, [{"id": "b", "parent": None, "fork_epoch": 2,
-    ...                 "n_epochs": 5, "value": 0.2}], "test_loss", higher_is_better=False)
-    >>> [(n["id"], n["y"], n["start"], n["end"], n["parent_y"], n["best"]) for n in t["nodes"]]
-    [('r', 0, 0, 4, None, False), ('b', 1, 2, 4, 0, True)]
-    """
-    ids = {b["id"] for b in branches}
-    children: dict[Any, list[Mapping[str, Any]]] = {}
-    for b in sorted(branches, key=_fork_order):
-        parent = b.get("parent")
-        children.setdefault(parent if parent in ids else None, []).append(b)
-    nodes: list[dict[str, Any]] = [
-        {"id": run_name, "y": 0, "depth": 0, "start": 0, "end": run_epochs - 1,
-         "fork_epoch": None, "parent_y": None, "value": run_value, "orphan": False}
-    ]  # fmt: skip
-    seen: set[Any] = set()
-
-    def visit(b: Mapping[str, Any], parent_y: int | None, depth: int) -> None:
-        if b["id"] in seen:
-            return  # parent fields that loop: each branch drawn once
-        seen.add(b["id"])
-        y = len(nodes)
-        orphan = b.get("parent") is not None and b.get("parent") not in ids
-        nodes.append({"id": b["id"], "y": y, "depth": depth, "start": int(b["fork_epoch"]),
-                      "end": int(b["n_epochs"]) - 1, "fork_epoch": int(b["fork_epoch"]),
-                      "parent_y": None if orphan else parent_y, "value": b.get("value"),
-                      "orphan": orphan})  # fmt: skip
-        for child in children.get(b["id"], []):
-            visit(child, y, depth + 1)
-
-    for b in children.get(None, []):
-        visit(b, 0, 1)
-    for b in sorted(branches, key=_fork_order):  # in a loop of parents: under the run
-        visit(b, 0, 1)
-    values = [float(n["value"]) for n in nodes if not is_missing(n["value"])]
-    best = None
-    if values and higher_is_better is not None:
-        best = max(values) if higher_is_better else min(values)
-    for n in nodes:
-        n["label"] = _value_label(metric, n["value"])
-        n["best"] = best is not None and not is_missing(n["value"]) and float(n["value"]) == best
-    return {
-        "nodes": nodes,
-        "n_branches": len(nodes) - 1,
-        "n_forks": len({(n["parent_y"], n["fork_epoch"]) for n in nodes[1:]}),
-        "depth": max(n["depth"] for n in nodes),
-    }
 
 
 def _prechelt_key(p: Mapping[str, Any]) -> tuple:
@@ -787,185 +701,3 @@ def front_listing(
         epochs = f"{x:.0f}" if x.is_integer() else f"{x:.1f}"
         lines.append(f"{i}.  {epochs} epochs, {metric} {y:.4g}:  {same[0]['label']}{more}{cens}")
     return lines
-
-
-# ----------------------------------------------------------------------------------
-# 5. ModelCheckpoint: the epochs each setting saves and the file you end with
-
-MAX_CHECKPOINT_ROWS = 40  # the ModelCheckpoint chart draws at most this many rows
-_JOINED_VALUES = 3  # a row's label lists up to this many values of a parameter
-
-
-def _joined_values(values: Sequence[Any]) -> str:
-    """``0.1|0.2``; more than :data:`_JOINED_VALUES` as ``0.1..0.5 (5 values)``."""
-    if len(values) <= _JOINED_VALUES:
-        return "|".join(format_value(v) for v in values)
-    ordered = sorted(values, key=sort_key)
-    return f"{format_value(ordered[0])}..{format_value(ordered[-1])} ({len(values)} values)"
-
-
-def checkpoint_label(params: Sequence[Mapping[str, Any]]) -> str:
-    """The chart name of the ModelCheckpoint settings ``params`` (one or several that
-    share a row): ``best only`` or ``every epoch``, then ``threshold`` (Keras's
-    ``initial_value_threshold``) and ``period`` where any is set; several values joined.
-
-    >>> checkpoint_label([{"save_best_only": True, "initial_value_threshold": None}])
-    'best only'
-    >>> checkpoint_label([{"save_best_only": True, "initial_value_threshold": t, "period": 3}
-    ...                   for t in (0.5, 0.6)])
-    'best only, threshold 0.5|0.6, period 3'
-    """
-
-    def distinct(name: str, default: Any) -> list[Any]:
-        seen: dict[Hashable, Any] = {}
-        for p in params:
-            v = p.get(name, default)
-            seen.setdefault(freeze(v), v)
-        return list(seen.values())
-
-    best = distinct("save_best_only", False)
-    parts = ["|".join("best only" if b else "every epoch" for b in sorted(best))]
-    thresholds = distinct("initial_value_threshold", None)
-    if thresholds != [None]:
-        parts.append(f"threshold {_joined_values(thresholds)}")
-    periods = distinct("period", 1)
-    if periods != [1]:
-        parts.append(f"period {_joined_values(periods)}")
-    return ", ".join(parts)
-
-
-def checkpoint_rows(
-    records: Sequence[Mapping[str, Any]],
-    n_epochs: int,
-    *,
-    max_rows: int = MAX_CHECKPOINT_ROWS,
-) -> dict[str, Any]:
-    """One row per distinct ModelCheckpoint outcome (the epochs saved), in the order the
-    grid first reaches it; settings with the same saved epochs share a row.
-
-    Returns ``{"rows": [{"label" (:func:`checkpoint_label` of its settings), "saved"
-    (epochs saved), "final" (the epoch of the file you end with, None when nothing was
-    saved), "checked" (the epochs Keras 2's ``period`` looks at, when it is above 1 for
-    every setting of the row, else None), "value" (the held-out metric of the kept
-    file; the monitor's where there is none), "regret", "settings" (how many)}],
-    "metric" (whose ``value``), "regret_metric", "settings", "outcomes" (distinct, before
-    any cut), "note"}``. Where there are more than ``max_rows`` outcomes, the rows kept
-    are the ``max_rows`` of least regret (unknown last), still in grid order, and
-    ``note`` says so. Records of other policies are ignored.
-
-    >>> recs = [{"policy": "model_checkpoint", "params": {"monitor": "val_loss",
-    ...          "save_best_only": b}, "saved_epochs": s, "final_epoch": s[-1],
-    ...          "final_metrics": {"test_loss": v}, "regret": r, "regret_metric": "test_loss"}
-    ...         for b, s, v, r in ((False, [0, 1, 2], 0.3, 0.1), (True, [0, 1], 0.2, 0.0))]
-    >>> [(r["label"], r["final"], r["regret"]) for r in checkpoint_rows(recs, 3)["rows"]]
-    [('every epoch', 2, 0.1), ('best only', 1, 0.0)]
-    """
-    recs = [r for r in records if r.get("policy") == MODEL_CHECKPOINT]
-    regret_metric = next((r.get("regret_metric") for r in recs if r.get("regret_metric")), None)
-    monitor = next(((r.get("params") or {}).get("monitor") for r in recs), None)
-    metric = regret_metric or monitor
-    groups: dict[tuple, list[Mapping[str, Any]]] = {}
-    for r in recs:
-        groups.setdefault((tuple(r.get("saved_epochs") or ()), r.get("final_epoch")), []).append(r)
-    rows = []
-    for (saved, final), members in groups.items():
-        params = [m.get("params") or {} for m in members]
-        periods = {int(p.get("period", 1)) for p in params}
-        period = periods.pop() if len(periods) == 1 else 1
-        first = members[0]
-        value = (first.get("final_metrics") or {}).get(metric) if final is not None else None
-        regret = first.get("regret")
-        rows.append(
-            {
-                "label": checkpoint_label(params),
-                "saved": list(saved),
-                "final": final,
-                "checked": list(range(period - 1, n_epochs, period)) if period > 1 else None,
-                "value": None if is_missing(value) else float(value),
-                "regret": None if is_missing(regret) else float(regret),
-                "settings": len(members),
-            }
-        )
-    note = ""
-    if len(rows) > max_rows:
-        order = sorted(
-            range(len(rows)),
-            key=lambda i: (rows[i]["regret"] is None, rows[i]["regret"] or 0.0, i),
-        )
-        keep = sorted(order[:max_rows])
-        note = (
-            f"showing the {max_rows} of {len(rows)} distinct outcomes with the least regret "
-            "(all in results.csv)"
-        )
-        rows = [rows[i] for i in keep]
-    return {
-        "rows": rows,
-        "metric": metric,
-        "regret_metric": regret_metric,
-        "settings": len(recs),
-        "outcomes": len(groups),
-        "note": note,
-    }
-
-
-# ----------------------------------------------------------------------------------
-# 6. Spread over runs (several seeds): each run's regret, the mean and its spread
-
-
-def spread_series(records: Sequence[Mapping[str, Any]], x_param: str = "patience",
-                  split_param: str = "restore_best_weights") -> dict[str, Any]:  # fmt: skip
-    """Regret against ``x_param`` over several runs: what :func:`analysis.charts.spread_figure`
-    draws, one panel per value of ``split_param``.
-
-    ``records`` are the stopping records of one slice of the grid (one value of each
-    parameter other than ``x_param`` and ``split_param``) from every run. Each panel:
-    ``split`` (the value), ``title``, ``x`` (the ``x_param`` values, sorted), per x the
-    ``mean``, ``low`` / ``high`` (min and max over runs), ``ci_low`` / ``ci_high`` (the
-    bootstrap interval of the mean, None with fewer than two runs) and ``n`` (runs with a
-    regret); ``points``: ``(x, regret, run index)`` for each run; ``best``: the x with
-    the least mean regret (the first of equals). Returns ``{"runs": [names, in first-seen
-    order], "metric": the regret metric (when all agree, else None), "panels": [...]}``.
-    Records with no regret are left out; panels with none are not made.
-
-    >>> recs = [{"run": r, "policy": "early_stopping", "regret": v, "regret_metric": "m",
-    ...          "params": {"patience": p, "restore_best_weights": True}}
-    ...         for r, p, v in (("a", 1, 0.2), ("b", 1, 0.4), ("a", 2, 0.0), ("b", 2, 0.2))]
-    >>> (panel,) = spread_series(recs)["panels"]
-    >>> panel["x"], panel["mean"], panel["low"], panel["high"], panel["best"]
-    ([1, 2], [0.30000000000000004, 0.1], [0.2, 0.0], [0.4, 0.2], 2)
-    """
-    from analysis.records import aggregate
-
-    runs = list(dict.fromkeys(r["run"] for r in records))
-    index = {name: i for i, name in enumerate(runs)}
-    metrics = {r.get("regret_metric") for r in records if not is_missing(r.get("regret"))}
-    panels = []
-    splits = sorted({freeze(r["params"].get(split_param)) for r in records}, key=sort_key,
-                    reverse=True)  # fmt: skip
-    for split in splits:
-        mine = [r for r in records if freeze(r["params"].get(split_param)) == split
-                and not is_missing(r.get("regret"))]  # fmt: skip
-        if not mine:
-            continue
-        by_x = {}
-        for row in aggregate(mine, fields=("regret",)):
-            by_x[freeze(row["params"].get(x_param))] = row
-        xs = sorted(by_x, key=sort_key)
-        rows = [by_x[x] for x in xs]
-        means = [row["regret_mean"] for row in rows]
-        panels.append({
-            "split": split,
-            "title": f"{humanize(split_param)}: {format_value(split)}",
-            "x": xs,
-            "mean": means,
-            "low": [row["regret_min"] for row in rows],
-            "high": [row["regret_worst"] for row in rows],
-            "ci_low": [row["regret_ci_low"] for row in rows],
-            "ci_high": [row["regret_ci_high"] for row in rows],
-            "n": [row["runs"] for row in rows],
-            "points": [(r["params"].get(x_param), float(r["regret"]), index[r["run"]])
-                       for r in mine],
-            "best": xs[means.index(min(means))],
-        })  # fmt: skip
-    return {"runs": runs, "metric": metrics.pop() if len(metrics) == 1 else None,
-            "panels": panels}  # fmt: skip

@@ -1,20 +1,30 @@
 """``checkpoints.png``: the recorded curves and, per ModelCheckpoint setting, the epochs
 it saves, the file you end with and its regret (data:
-:func:`analysis.chartdata.checkpoint_rows`)."""
+:func:`checkpoint_rows`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from analysis.chartdata import (
-    checkpoint_rows,
-)
-
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+
+from collections.abc import Hashable
+from typing import TYPE_CHECKING
+
+from analysis.records import (
+    MODEL_CHECKPOINT,
+    format_value,
+    freeze,
+    is_missing,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 from analysis.chart_style import (
     BEST,
@@ -32,8 +42,9 @@ from analysis.chart_style import (
     new_figure,
     themed,
 )
+from analysis.chartdata import sort_key
 
-__all__ = ["checkpoints_figure"]
+__all__ = ["checkpoints_figure", "MAX_CHECKPOINT_ROWS", "checkpoint_label", "checkpoint_rows"]
 
 # ----------------------------------------------------------------------------------
 # 6. ModelCheckpoint: the epochs each setting saves and the file you end with
@@ -62,8 +73,8 @@ def checkpoints_figure(
 
     Top: the recorded curves of ``monitor``'s base metric (as :func:`curves_figure`),
     the legend to their right. Below, one row per distinct outcome
-    (:func:`analysis.chartdata.checkpoint_rows`: settings with the same saved epochs
-    share a row; at most :data:`~analysis.chartdata.MAX_CHECKPOINT_ROWS`, the title
+    (:func:`checkpoint_rows`: settings with the same saved epochs
+    share a row; at most :data:`MAX_CHECKPOINT_ROWS`, the title
     says when some are left out): a grey dot per epoch saved, the epoch of the file
     you end with as a large orange dot, and Keras 2's ``period`` checks as ticks. To
     the right of each row, a bar of the kept file's regret, labelled with its held-out
@@ -194,3 +205,122 @@ def _checkpoint_legend(
                  label="epoch Keras 2 looks at\n(period: others never checked)")
         )  # fmt: skip
     ax.legend(handles=handles, loc="upper left", borderaxespad=0.0)
+
+
+# ----------------------------------------------------------------------------------
+# 5. ModelCheckpoint: the epochs each setting saves and the file you end with
+
+MAX_CHECKPOINT_ROWS = 40  # the ModelCheckpoint chart draws at most this many rows
+_JOINED_VALUES = 3  # a row's label lists up to this many values of a parameter
+
+
+def _joined_values(values: Sequence[Any]) -> str:
+    """``0.1|0.2``; more than :data:`_JOINED_VALUES` as ``0.1..0.5 (5 values)``."""
+    if len(values) <= _JOINED_VALUES:
+        return "|".join(format_value(v) for v in values)
+    ordered = sorted(values, key=sort_key)
+    return f"{format_value(ordered[0])}..{format_value(ordered[-1])} ({len(values)} values)"
+
+
+def checkpoint_label(params: Sequence[Mapping[str, Any]]) -> str:
+    """The chart name of the ModelCheckpoint settings ``params`` (one or several that
+    share a row): ``best only`` or ``every epoch``, then ``threshold`` (Keras's
+    ``initial_value_threshold``) and ``period`` where any is set; several values joined.
+
+    >>> checkpoint_label([{"save_best_only": True, "initial_value_threshold": None}])
+    'best only'
+    >>> checkpoint_label([{"save_best_only": True, "initial_value_threshold": t, "period": 3}
+    ...                   for t in (0.5, 0.6)])
+    'best only, threshold 0.5|0.6, period 3'
+    """
+
+    def distinct(name: str, default: Any) -> list[Any]:
+        seen: dict[Hashable, Any] = {}
+        for p in params:
+            v = p.get(name, default)
+            seen.setdefault(freeze(v), v)
+        return list(seen.values())
+
+    best = distinct("save_best_only", False)
+    parts = ["|".join("best only" if b else "every epoch" for b in sorted(best))]
+    thresholds = distinct("initial_value_threshold", None)
+    if thresholds != [None]:
+        parts.append(f"threshold {_joined_values(thresholds)}")
+    periods = distinct("period", 1)
+    if periods != [1]:
+        parts.append(f"period {_joined_values(periods)}")
+    return ", ".join(parts)
+
+
+def checkpoint_rows(
+    records: Sequence[Mapping[str, Any]],
+    n_epochs: int,
+    *,
+    max_rows: int = MAX_CHECKPOINT_ROWS,
+) -> dict[str, Any]:
+    """One row per distinct ModelCheckpoint outcome (the epochs saved), in the order the
+    grid first reaches it; settings with the same saved epochs share a row.
+
+    Returns ``{"rows": [{"label" (:func:`checkpoint_label` of its settings), "saved"
+    (epochs saved), "final" (the epoch of the file you end with, None when nothing was
+    saved), "checked" (the epochs Keras 2's ``period`` looks at, when it is above 1 for
+    every setting of the row, else None), "value" (the held-out metric of the kept
+    file; the monitor's where there is none), "regret", "settings" (how many)}],
+    "metric" (whose ``value``), "regret_metric", "settings", "outcomes" (distinct, before
+    any cut), "note"}``. Where there are more than ``max_rows`` outcomes, the rows kept
+    are the ``max_rows`` of least regret (unknown last), still in grid order, and
+    ``note`` says so. Records of other policies are ignored.
+
+    >>> recs = [{"policy": "model_checkpoint", "params": {"monitor": "val_loss",
+    ...          "save_best_only": b}, "saved_epochs": s, "final_epoch": s[-1],
+    ...          "final_metrics": {"test_loss": v}, "regret": r, "regret_metric": "test_loss"}
+    ...         for b, s, v, r in ((False, [0, 1, 2], 0.3, 0.1), (True, [0, 1], 0.2, 0.0))]
+    >>> [(r["label"], r["final"], r["regret"]) for r in checkpoint_rows(recs, 3)["rows"]]
+    [('every epoch', 2, 0.1), ('best only', 1, 0.0)]
+    """
+    recs = [r for r in records if r.get("policy") == MODEL_CHECKPOINT]
+    regret_metric = next((r.get("regret_metric") for r in recs if r.get("regret_metric")), None)
+    monitor = next(((r.get("params") or {}).get("monitor") for r in recs), None)
+    metric = regret_metric or monitor
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for r in recs:
+        groups.setdefault((tuple(r.get("saved_epochs") or ()), r.get("final_epoch")), []).append(r)
+    rows = []
+    for (saved, final), members in groups.items():
+        params = [m.get("params") or {} for m in members]
+        periods = {int(p.get("period", 1)) for p in params}
+        period = periods.pop() if len(periods) == 1 else 1
+        first = members[0]
+        value = (first.get("final_metrics") or {}).get(metric) if final is not None else None
+        regret = first.get("regret")
+        rows.append(
+            {
+                "label": checkpoint_label(params),
+                "saved": list(saved),
+                "final": final,
+                "checked": list(range(period - 1, n_epochs, period)) if period > 1 else None,
+                "value": None if is_missing(value) else float(value),
+                "regret": None if is_missing(regret) else float(regret),
+                "settings": len(members),
+            }
+        )
+    note = ""
+    if len(rows) > max_rows:
+        order = sorted(
+            range(len(rows)),
+            key=lambda i: (rows[i]["regret"] is None, rows[i]["regret"] or 0.0, i),
+        )
+        keep = sorted(order[:max_rows])
+        note = (
+            f"showing the {max_rows} of {len(rows)} distinct outcomes with the least regret "
+            "(all in results.csv)"
+        )
+        rows = [rows[i] for i in keep]
+    return {
+        "rows": rows,
+        "metric": metric,
+        "regret_metric": regret_metric,
+        "settings": len(recs),
+        "outcomes": len(groups),
+        "note": note,
+    }

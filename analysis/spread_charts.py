@@ -1,5 +1,5 @@
 """``spread.png`` (several runs): each run's regret against patience, with the mean and
-its spread (data: :func:`analysis.chartdata.spread_series`)."""
+its spread (data: :func:`spread_series`)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,23 @@ from typing import TYPE_CHECKING, Any
 
 from analysis.chartdata import (
     humanize,
-    spread_series,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+
+from typing import TYPE_CHECKING
+
+from analysis.records import (
+    format_value,
+    freeze,
+    is_missing,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
 
 from analysis.chart_style import (
     FIG_WIDTH,
@@ -25,8 +36,9 @@ from analysis.chart_style import (
     new_figure,
     themed,
 )
+from analysis.chartdata import sort_key
 
-__all__ = ["spread_figure"]
+__all__ = ["spread_figure", "spread_series"]
 
 # ----------------------------------------------------------------------------------
 # 7. Spread over runs (several seeds): regret against patience, each run and the mean
@@ -53,7 +65,7 @@ def spread_figure(
     """Regret against ``x_param`` over several runs (seeds): one faint point per run and
     setting, the mean over runs as a line with its min-max band and the bootstrap 95%
     interval of the mean as bars, a star at the least mean regret; one panel per value of
-    ``split_param`` (:func:`analysis.chartdata.spread_series`). ``note`` goes under the
+    ``split_param`` (:func:`spread_series`). ``note`` goes under the
     axes. Returns the Figure."""
     data = spread_series(records, x_param=x_param, split_param=split_param)
     panels = data["panels"]
@@ -123,3 +135,66 @@ def _spread_legend(fig: Figure, ax: Axes, n_runs: int) -> None:
                    label="least mean regret (in its panel)"),
     ]  # fmt: skip
     ax.legend(handles=handles, **LEGEND_RIGHT)
+
+
+# ----------------------------------------------------------------------------------
+# 6. Spread over runs (several seeds): each run's regret, the mean and its spread
+
+
+def spread_series(records: Sequence[Mapping[str, Any]], x_param: str = "patience",
+                  split_param: str = "restore_best_weights") -> dict[str, Any]:  # fmt: skip
+    """Regret against ``x_param`` over several runs: what :func:`analysis.charts.spread_figure`
+    draws, one panel per value of ``split_param``.
+
+    ``records`` are the stopping records of one slice of the grid (one value of each
+    parameter other than ``x_param`` and ``split_param``) from every run. Each panel:
+    ``split`` (the value), ``title``, ``x`` (the ``x_param`` values, sorted), per x the
+    ``mean``, ``low`` / ``high`` (min and max over runs), ``ci_low`` / ``ci_high`` (the
+    bootstrap interval of the mean, None with fewer than two runs) and ``n`` (runs with a
+    regret); ``points``: ``(x, regret, run index)`` for each run; ``best``: the x with
+    the least mean regret (the first of equals). Returns ``{"runs": [names, in first-seen
+    order], "metric": the regret metric (when all agree, else None), "panels": [...]}``.
+    Records with no regret are left out; panels with none are not made.
+
+    >>> recs = [{"run": r, "policy": "early_stopping", "regret": v, "regret_metric": "m",
+    ...          "params": {"patience": p, "restore_best_weights": True}}
+    ...         for r, p, v in (("a", 1, 0.2), ("b", 1, 0.4), ("a", 2, 0.0), ("b", 2, 0.2))]
+    >>> (panel,) = spread_series(recs)["panels"]
+    >>> panel["x"], panel["mean"], panel["low"], panel["high"], panel["best"]
+    ([1, 2], [0.30000000000000004, 0.1], [0.2, 0.0], [0.4, 0.2], 2)
+    """
+    from analysis.records import aggregate
+
+    runs = list(dict.fromkeys(r["run"] for r in records))
+    index = {name: i for i, name in enumerate(runs)}
+    metrics = {r.get("regret_metric") for r in records if not is_missing(r.get("regret"))}
+    panels = []
+    splits = sorted({freeze(r["params"].get(split_param)) for r in records}, key=sort_key,
+                    reverse=True)  # fmt: skip
+    for split in splits:
+        mine = [r for r in records if freeze(r["params"].get(split_param)) == split
+                and not is_missing(r.get("regret"))]  # fmt: skip
+        if not mine:
+            continue
+        by_x = {}
+        for row in aggregate(mine, fields=("regret",)):
+            by_x[freeze(row["params"].get(x_param))] = row
+        xs = sorted(by_x, key=sort_key)
+        rows = [by_x[x] for x in xs]
+        means = [row["regret_mean"] for row in rows]
+        panels.append({
+            "split": split,
+            "title": f"{humanize(split_param)}: {format_value(split)}",
+            "x": xs,
+            "mean": means,
+            "low": [row["regret_min"] for row in rows],
+            "high": [row["regret_worst"] for row in rows],
+            "ci_low": [row["regret_ci_low"] for row in rows],
+            "ci_high": [row["regret_ci_high"] for row in rows],
+            "n": [row["runs"] for row in rows],
+            "points": [(r["params"].get(x_param), float(r["regret"]), index[r["run"]])
+                       for r in mine],
+            "best": xs[means.index(min(means))],
+        })  # fmt: skip
+    return {"runs": runs, "metric": metrics.pop() if len(metrics) == 1 else None,
+            "panels": panels}  # fmt: skip

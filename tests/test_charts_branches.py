@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from test_sweep_branches import BRANCH_TEST, BRANCH_VAL, csv, make_tree
 
-from analysis import chartdata, charts
+from analysis import branch_charts, chartdata, charts
 from analysis.formats import load_run
 from replay.charting import chart_jobs, draw_sweep_charts
 from replay.sweeping import Grid, sweep
@@ -206,14 +206,14 @@ def b(id_, parent, fork, n=8, value=0.3):
     ],
 )  # fmt: skip
 def test_branch_tree_rows(branches, rows, parents):
-    tree = chartdata.branch_tree("r", 8, 0.4, branches, "test_loss", higher_is_better=False)
+    tree = branch_charts.branch_tree("r", 8, 0.4, branches, "test_loss", higher_is_better=False)
     assert [n["id"] for n in tree["nodes"]] == rows
     assert [n["parent_y"] for n in tree["nodes"]] == parents
     assert tree["n_branches"] == len(branches)
 
 
 def test_branch_tree_labels_missing_values():
-    tree = chartdata.branch_tree("r", 8, None, [b("x", None, 4, value=None)], "test_loss")
+    tree = branch_charts.branch_tree("r", 8, None, [b("x", None, 4, value=None)], "test_loss")
     assert [n["label"] for n in tree["nodes"]] == ["test_loss ?", "test_loss ?"]
     assert not any(n["best"] for n in tree["nodes"])
 

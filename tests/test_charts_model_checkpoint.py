@@ -16,7 +16,7 @@ import pytest
 from conftest import run
 
 from analysis import charts
-from analysis.chartdata import checkpoint_label, checkpoint_rows
+from analysis.checkpoint_charts import checkpoint_label, checkpoint_rows
 from analysis.formats import load_run
 from replay.aggregates import render_checkpoint_aggregate
 from replay.charting import chart_jobs

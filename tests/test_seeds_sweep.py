@@ -277,8 +277,8 @@ def test_spread_chart_is_written_for_a_folder_of_seeds(seeds, tmp_path):
 
 @pytest.mark.usefixtures("figures")
 def test_spread_figure_shows_every_run_and_the_mean(seeds, tmp_path, figures):
-    from analysis.chartdata import spread_series
     from analysis.charts import spread_figure
+    from analysis.spread_charts import spread_series
 
     out = tmp_path / "o"
     sweep(seeds, out, "--no-charts", "--policy", "early_stopping")
