@@ -13,9 +13,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 from typing import TYPE_CHECKING
 
-from analysis.records import (
-    is_missing,
-)
+from analysis.records import is_missing
 
 if TYPE_CHECKING:  # pragma: no cover
     pass

@@ -15,9 +15,7 @@ from analysis.chartdata import (
     humanize,
 )
 from analysis.names import base_name
-from analysis.records import (
-    is_missing,
-)
+from analysis.records import is_missing
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

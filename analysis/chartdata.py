@@ -1,6 +1,6 @@
 """What the sweep charts show, computed from records as plain data (no drawing).
 
-Each function here turns sweep records (or :func:`analysis.records.aggregate` rows)
+Each function here turns sweep records (or :func:`analysis.aggregation.aggregate` rows)
 into lists, dicts and tuples that :mod:`analysis.charts` draws; they are tested as
 tables, without matplotlib, which this module never imports.
 """

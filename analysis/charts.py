@@ -23,7 +23,7 @@ Charts (``replay sweep --out DIR`` writes them):
 - :func:`checkpoints_figure` (``--policy model_checkpoint``): the curves, and per
   setting the epochs ModelCheckpoint saves, the file you end with and its regret.
 
-Multi-run sweeps: pass :func:`analysis.records.aggregate` rows to
+Multi-run sweeps: pass :func:`analysis.aggregation.aggregate` rows to
 :func:`early_stopping_figure` with ``value_fields=("epochs_trained_mean",
 "regret_mean")`` and to :func:`tradeoff_figure` with ``x_field="epochs_trained_mean",
 metrics_field="final_metrics_mean"``.
@@ -313,7 +313,7 @@ def early_stopping_figure(
 ) -> Figure:
     """Annotated heatmaps (patience x other parameters) of each of ``value_fields``.
 
-    Uses the ``early_stopping`` records (or :func:`analysis.records.aggregate` rows,
+    Uses the ``early_stopping`` records (or :func:`analysis.aggregation.aggregate` rows,
     with ``value_fields=("epochs_trained_mean", "regret_mean")``); columns are chosen
     by :func:`analysis.chartdata.choose_heatmap_axes`, and the footnote names any
     parameter averaged over. Cells read ``≥n`` where every setting ran to the end of

@@ -163,7 +163,7 @@ def spread_series(records: Sequence[Mapping[str, Any]], x_param: str = "patience
     >>> panel["x"], panel["mean"], panel["low"], panel["high"], panel["best"]
     ([1, 2], [0.30000000000000004, 0.1], [0.2, 0.0], [0.4, 0.2], 2)
     """
-    from analysis.records import aggregate
+    from analysis.aggregation import aggregate
 
     runs = list(dict.fromkeys(r["run"] for r in records))
     index = {name: i for i, name in enumerate(runs)}

@@ -1,5 +1,5 @@
 """Across runs (several runs swept together): one row per setting, its mean regret and
-spread over runs (:func:`analysis.records.aggregate`), as a table, a verdict and the
+spread over runs (:func:`analysis.aggregation.aggregate`), as a table, a verdict and the
 files aggregate.json and aggregate.csv."""
 
 from __future__ import annotations
@@ -13,17 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from analysis.aggregation import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, aggregate, run_best_regrets
 from analysis.records import (
-    BOOTSTRAP_RESAMPLES,
-    BOOTSTRAP_SEED,
     MODEL_CHECKPOINT,
     STOP_POLICIES,
     AggregateRow,
     Record,
-    aggregate,
     freeze,
     ranges,
-    run_best_regrets,
     setting_label,
 )
 from replay.blocks import Block, Records
@@ -44,7 +41,7 @@ __all__ = [
 
 
 def render_aggregate(records: Iterable[Record], limit: int = TABLE_ROWS) -> str:
-    """The across-runs table: :func:`analysis.records.aggregate` of the stop-policy
+    """The across-runs table: :func:`analysis.aggregation.aggregate` of the stop-policy
     records, best mean regret first (computed over the blocks, building only the rows
     shown), then :func:`aggregate_verdict`.
 
@@ -147,7 +144,7 @@ def aggregate_verdict(rows: _AggregateRows) -> str:
 def render_checkpoint_aggregate(records: Iterable[Record], limit: int = TABLE_ROWS) -> str:
     """The across-runs table of the ModelCheckpoint records (its own table: they keep a
     file instead of stopping): per setting, the epochs kept over runs and the kept
-    file's regret (:func:`analysis.records.aggregate`), least mean regret first; ``""``
+    file's regret (:func:`analysis.aggregation.aggregate`), least mean regret first; ``""``
     when there are none."""
     recs = list(Records.of(records).where(policy=MODEL_CHECKPOINT))
     if not recs:
@@ -239,7 +236,7 @@ def _metric_names(rows: _AggregateRows) -> list[str]:
 
 
 class _AggregateRows:
-    """:func:`analysis.records.aggregate`'s rows (the fields the table shows) over blocks.
+    """:func:`analysis.aggregation.aggregate`'s rows (the fields the table shows) over blocks.
 
     Blocks of one policy, monitor and constant parameters whose axes are the same in
     every run (the usual case: one grid over several runs) line up record for record:
@@ -318,7 +315,7 @@ class _AggregateRows:
 
     def full_row(self, i: int) -> dict[str, Any]:
         """Row ``i`` with every field of :class:`analysis.records.AggregateRow`, as
-        :func:`analysis.records.aggregate` gives it."""
+        :func:`analysis.aggregation.aggregate` gives it."""
         k = int(np.searchsorted(self.starts, i, side="right")) - 1
         kind, what = self.parts[k]
         local = i - int(self.starts[k])
@@ -342,7 +339,7 @@ class _AggregateRows:
 
 
 def _run_best(blocks: Sequence[Block]) -> dict[tuple[str, str], float]:
-    """:func:`analysis.records.run_best_regrets` over the blocks' distinct outcomes."""
+    """:func:`analysis.aggregation.run_best_regrets` over the blocks' distinct outcomes."""
     return run_best_regrets({"run": b.run, "params": {"monitor": b.monitor},
                              "regret": b.outcomes[o].get("regret")}
                             for b in blocks for o in b.present())  # fmt: skip
@@ -365,7 +362,7 @@ def _aligned_stats(
 
     A setting's row depends only on its outcome in each run: each distinct combination
     of outcomes (a few, however large the grid: :func:`_outcome_combos`) is aggregated
-    once by :func:`analysis.records.aggregate` itself, and its settings share the row.
+    once by :func:`analysis.aggregation.aggregate` itself, and its settings share the row.
     Also returned: ``combos``, ``combo`` (each setting's combination) and ``rows``.
     """
     combos, inverse = _outcome_combos(blocks)

@@ -10,13 +10,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analysis.aggregation import aggregate
 from analysis.records import (
     EARLY_STOPPING,
     MODEL_CHECKPOINT,
     REDUCE_LR_ON_PLATEAU,
     STOP_POLICIES,
     Oracle,
-    aggregate,
     format_value,
     monitor_higher_is_better,
 )

@@ -17,7 +17,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from analysis.records import EARLY_STOPPING, MODEL_CHECKPOINT, REDUCE_LR_ON_PLATEAU
+from analysis.records import (
+    EARLY_STOPPING,
+    MODEL_CHECKPOINT,
+    REDUCE_LR_ON_PLATEAU,
+)
 from replay.dialects import DIALECT_NAMES, DIALECTS
 from replay.grid import GridError
 from replay.policies import PolicyError

@@ -52,7 +52,12 @@ from pathlib import Path
 from typing import Any
 
 from analysis.errors import ReplayError
-from analysis.records import Oracle, Record, distinct_label, freeze
+from analysis.records import (
+    Oracle,
+    Record,
+    distinct_label,
+    freeze,
+)
 from analysis.tb import masked_crc32c
 
 __all__ = [

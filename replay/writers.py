@@ -25,9 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 
 from analysis.errors import ReplayError
-from analysis.records import (
-    Record,
-)
+from analysis.records import Record
 from replay.blocks import CONST, Block, Records
 
 if TYPE_CHECKING:  # pragma: no cover

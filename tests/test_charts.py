@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from analysis import chartdata, charts
-from analysis.records import aggregate, records_higher_is_better
+from analysis.aggregation import aggregate
+from analysis.records import records_higher_is_better
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NAN = math.nan
@@ -746,7 +747,7 @@ def test_save_figure_into_missing_directory_raises_and_writes_nothing(tmp_path):
 
 def test_importing_charts_loads_neither_matplotlib_nor_tensorflow_nor_replay():
     code = (
-        "import sys, analysis.charts, analysis.chartdata as c, analysis.records as r;"
+        "import sys, analysis.charts, analysis.chartdata as c, analysis.aggregation as r;"
         "r.aggregate([]); c.pareto_front([]);"
         "bad = [m for m in ('matplotlib', 'tensorflow', 'keras', 'replay') if m in sys.modules];"
         "assert not bad, bad"

@@ -14,7 +14,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import make_run
 
-from analysis.records import DialectModelCheckpointRecord, ModelCheckpointRecord
+from analysis.records import (
+    DialectModelCheckpointRecord,
+    ModelCheckpointRecord,
+)
 from replay.cli import cli
 from replay.dialects.model_checkpoint import VERSIONS, model_checkpoint
 from replay.grid import GridError

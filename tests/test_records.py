@@ -8,7 +8,10 @@ import sys
 import pytest
 
 from analysis import records
-from analysis.records import setting_label, varying_values
+from analysis.records import (
+    setting_label,
+    varying_values,
+)
 from replay.sweeping import Grid, RunFacts, sweep
 
 VAL = [0.50, 0.40, 0.35, 0.36, 0.34, 0.37, 0.38, 0.39, 0.40, 0.41]

@@ -18,15 +18,15 @@ import numpy as np
 import pytest
 from conftest import HEADER, error_line, make_run, run
 
-from analysis.formats import load_logs, natural_key, run_folder_children
-from analysis.records import (
+from analysis.aggregation import (
     BOOTSTRAP_LEVEL,
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
     aggregate,
     bootstrap_interval,
-    record_label,
 )
+from analysis.formats import load_logs, natural_key, run_folder_children
+from analysis.records import record_label
 
 SEEDS = (0, 1, 2, 10)  # seed-10 sorts after seed-2 only in natural order
 N_EPOCHS = 24
@@ -212,7 +212,7 @@ def test_folder_sweep_aggregate_matches_the_per_run_records(seeds, tmp_path):
     # Best mean regret first; among equals, fewer mean epochs.
     ranks = [(r["regret_mean"], r["epochs_trained_mean"]) for r in rows]
     assert ranks == sorted(ranks)
-    # The same rows as analysis.records.aggregate over plain records.
+    # The same rows as analysis.aggregation.aggregate over plain records.
     assert {key(r): r for r in json.loads(json.dumps(aggregate(stops)))} == {
         key(r): r for r in rows
     }

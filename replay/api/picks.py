@@ -152,7 +152,11 @@ def _holder(run, record: dict, epoch: int):
 
 
 def _describe_pick(record: dict) -> str:
-    from analysis.records import MODEL_CHECKPOINT, REDUCE_LR_ON_PLATEAU, record_label
+    from analysis.records import (
+        MODEL_CHECKPOINT,
+        REDUCE_LR_ON_PLATEAU,
+        record_label,
+    )
 
     dialect = f" ({record['dialect']} dialect)" if record.get("dialect") else ""
     setting = (f"{record['policy']}{dialect} {record_label(record)} on "
