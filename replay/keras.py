@@ -47,6 +47,7 @@ from analysis.rundir import (
     read_manifest,
 )
 from replay.faults import Hooks
+from replay.recipe import recipe_record
 from replay.record import (
     SHADOW_EARLY_STOPPING,
     BadConfig,
@@ -65,7 +66,13 @@ from replay.record import (
 )
 from replay.resume import ResumePlan, plan_resume
 
-__all__ = ["RecordCallback", "commit_callback", "metric_columns", "restore"]  # noqa: F822 (lazy)
+__all__ = [  # noqa: F822 (RecordCallback is lazy)
+    "RecordCallback",
+    "commit_callback",
+    "fit",
+    "metric_columns",
+    "restore",
+]
 
 RECORDER = "replay.keras.RecordCallback"
 """run.json's ``model.recorder`` of a run written by :class:`RecordCallback`."""
@@ -206,7 +213,8 @@ class _UserRun(_RunWriter):
         self.columns = None  # from metrics.csv's header, or the first epoch's logs
         self.replayed = False  # shadows built and fed the committed rows
 
-    def open(self, model: Any, epoch: int, description: dict[str, Any]) -> None:
+    def open(self, model: Any, epoch: int, description: dict[str, Any],
+             extra: dict[str, Any] | None = None) -> None:  # fmt: skip
         """Start the run, or continue it when ``epoch`` is its number of committed epochs.
 
         Raises:
@@ -223,10 +231,10 @@ class _UserRun(_RunWriter):
                 "starts at initial_epoch=0"
             )
         else:
-            self._start(description)
+            self._start(description, extra or {})
         self.board = _Board(self.out / "tensorboard")
 
-    def _start(self, description: dict[str, Any]) -> None:
+    def _start(self, description: dict[str, Any], extra: dict[str, Any]) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         self.ckdir.mkdir(exist_ok=True)
         (self.out / "tensorboard").mkdir(exist_ok=True)
@@ -248,6 +256,7 @@ class _UserRun(_RunWriter):
             "checkpoints_included": True,
             "epochs": [],
             "shadow": [],
+            **extra,
         }
         self._write_manifest()
 
@@ -342,6 +351,56 @@ def _describe(model: Any, params: dict[str, Any], test_data: Any) -> dict[str, A
     }
 
 
+def determinism(seed: int | None) -> dict[str, Any]:
+    """run.json's ``determinism`` of a run recorded through a recipe: the seed of the
+    model's seed generators, the Keras backend, and whether TensorFlow's op determinism
+    was on (null on other backends)."""
+    import keras
+
+    backend = keras.backend.backend()
+    op = None
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        op = bool(tf.config.experimental.is_op_determinism_enabled())
+    return {"seed": seed, "backend": backend, "op_determinism": op,
+            "seed_generators": "replay.inputs.generator_state(seed, epoch, index)"}  # fmt: skip
+
+
+def fit(model: Any, recipe: Any, *, epochs: int, initial_epoch: int = 0,
+        callbacks: Any = (), verbose: Any = "auto") -> Any:  # fmt: skip
+    """``model.fit`` with a :class:`replay.recipe.Recipe`'s data, reproducibly: the
+    recipe's training source set to each epoch (and the model's seed generators to
+    ``(recipe.seed, epoch)``) by :func:`replay.inputs.epoch_callback`, ``shuffle=False``,
+    then the recipe's callbacks and ``callbacks`` (a :class:`RecordCallback` among them
+    records the recipe's input order, seed and ``test_data``). Returns the History.
+
+    Put a live callback that changes the learning rate (``ReduceLROnPlateau``) before the
+    ``RecordCallback``, so that the checkpoint holds the rate the next epoch starts with.
+    """
+    from replay.inputs import epoch_callback
+    from replay.recipe import BadRecipe, Recipe
+
+    if isinstance(recipe, dict):
+        recipe = Recipe(**recipe)
+    if not isinstance(recipe, Recipe):
+        raise BadRecipe(f"fit: expected a replay.recipe.Recipe but got {type(recipe).__name__}")
+    callbacks = list(callbacks)
+    for callback in callbacks:
+        if hasattr(callback, "attach"):
+            callback.attach(recipe)
+    return model.fit(
+        recipe.train,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        validation_data=recipe.validation_data,
+        shuffle=False,
+        verbose=verbose,
+        callbacks=[epoch_callback(recipe.train, seed=recipe.seed), *recipe.callbacks, *callbacks],
+        **recipe.fit_kwargs,
+    )
+
+
 def _classes() -> dict[str, type]:
     """Build the callback classes on first use (importing Keras then)."""
     if _CLASSES:
@@ -420,6 +479,7 @@ def _classes() -> dict[str, type]:
             test_data: Any = None,
             *,
             test_batch_size: int | None = None,
+            recipe: str | None = None,
         ) -> None:
             if test_batch_size is not None and not (
                 isinstance(test_batch_size, int) and test_batch_size >= 1
@@ -431,6 +491,21 @@ def _classes() -> dict[str, type]:
             super().__init__(None, test_data, test_batch_size)
             self._opened = False
             self._created = False
+            self.recipe = None if recipe is None else recipe_record(recipe, self.out)
+            self.input_order: dict[str, Any] | None = None  # set by replay.keras.fit
+            self.seed: int | None = None
+
+        def attach(self, made: Any) -> None:
+            """Take what ``replay.keras.fit`` trains with from its :class:`Recipe`: the
+            input order and seed to record, and its ``test_data`` unless given here."""
+            from replay.inputs import describe
+
+            self.input_order = describe(made.train)
+            self.seed = made.seed
+            if self.test_data is None and made.test_data is not None:
+                _check_test_data(made.test_data)
+                self.test_data = made.test_data
+                self.test_batch_size = made.test_batch_size
 
         def on_train_begin(self, logs: Any = None) -> None:
             _check_out(self.out)
@@ -451,7 +526,7 @@ def _classes() -> dict[str, type]:
                 try:
                     with self._guard():
                         description = _describe(self.model, self.params or {}, self.test_data)
-                        self.writer.open(self.model, epoch, description)
+                        self.writer.open(self.model, epoch, description, self._extra())
                 except WrongEpoch:
                     if self._created:  # refused: leave no empty directory behind
                         with contextlib.suppress(OSError):
@@ -469,6 +544,13 @@ def _classes() -> dict[str, type]:
                 with self._guard():
                     self.writer.finish()
             self._release()
+
+        def _extra(self) -> dict[str, Any]:
+            """run.json's ``recipe``, ``input_order`` and ``determinism`` of a new run."""
+            if self.recipe is None and self.input_order is None:
+                return {}
+            return {"recipe": self.recipe, "input_order": self.input_order,
+                    "determinism": determinism(self.seed)}  # fmt: skip
 
         @contextlib.contextmanager
         def _guard(self, abandon: bool = False) -> Iterator[None]:

@@ -1044,9 +1044,18 @@ class _Recorder(_RunWriter):
         # touching weights or optimizer state (a fresh run builds them in its first fit).
         self.model.evaluate(self.batches.val.take(1), verbose=0)
 
-    def start(self, argv: list[str]) -> None:
+    def _prepare_inputs(self) -> None:
+        """Seed everything and build the batches (before the model is built or loaded)."""
         seed_everything(self.config.seed)
         self.batches = _Data(self.data, self.config.batch_size, self.config.seed)
+
+    def _refresh_manifest(self) -> None:
+        """On resume: run.json's config and command as this process trains them."""
+        self.manifest["config"] = self.config.to_json()
+        self.manifest["command"] = self.config.command(self.out, self.data_arg)
+
+    def start(self, argv: list[str]) -> None:
+        self._prepare_inputs()
         self.ckdir.mkdir(exist_ok=True)
         (self.out / "tensorboard").mkdir(exist_ok=True)
         self.manifest = self._base_manifest(argv)
@@ -1069,12 +1078,10 @@ class _Recorder(_RunWriter):
         if plan.verify is not None:
             self._verify(plan.verify)
         self._apply(plan, manifest, rows or [])
-        seed_everything(self.config.seed)
-        self.batches = _Data(self.data, self.config.batch_size, self.config.seed)
+        self._prepare_inputs()
         self.rows = rows or []
         self.manifest = manifest
-        self.manifest["config"] = self.config.to_json()
-        self.manifest["command"] = self.config.command(self.out, self.data_arg)
+        self._refresh_manifest()
         self.manifest["resumed"].append(
             {"at": _now(), "from_epoch": plan.committed, "argv": argv, "versions": versions()}
         )
