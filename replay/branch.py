@@ -196,7 +196,7 @@ def _node(root: Path, bid: str) -> Node:
     path = root / BRANCHES / bid
     manifest = read_manifest(path)
     csv = path / METRICS_CSV
-    rows = read_rows(csv) if csv.is_file() else []
+    rows = read_rows(csv, columns=None) if csv.is_file() else []
     return Node(bid, path, rows, manifest)
 
 
@@ -910,7 +910,7 @@ def train_task(task: _Task) -> _TaskResult:
     if getattr(task.config, "recipe", None) is not None:  # a run of the user's own model
         from replay.branch_user import UserTree, load_recipe_data
 
-        data, kind = load_recipe_data(task.config, task.data_arg), UserTree
+        data, kind = load_recipe_data(task.config, task.root.path), UserTree
     else:
         data, kind = load_data(task.root, task.config, task.data_arg), Tree
     tree = kind(task.root, task.config, task.plan, data, data_arg=task.data_arg,

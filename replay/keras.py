@@ -360,9 +360,9 @@ def determinism(seed: int | None) -> dict[str, Any]:
     backend = keras.backend.backend()
     op = None
     if backend == "tensorflow":
-        import tensorflow as tf
+        from tensorflow.python.framework import config  # no public reader of the switch
 
-        op = bool(tf.config.experimental.is_op_determinism_enabled())
+        op = bool(config.is_op_determinism_enabled())
     return {"seed": seed, "backend": backend, "op_determinism": op,
             "seed_generators": "replay.inputs.generator_state(seed, epoch, index)"}  # fmt: skip
 

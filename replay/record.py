@@ -1067,7 +1067,7 @@ class _Recorder(_RunWriter):
 
     def resume(self, manifest: Manifest, argv: list[str]) -> None:
         # Everything is checked before anything in the run directory is changed.
-        rows = read_rows(self.csv) if self.csv.is_file() else None
+        rows = read_rows(self.csv, columns=self.columns) if self.csv.is_file() else None
         files = [p.name for p in self.ckdir.iterdir() if p.is_file()] if self.ckdir.is_dir() else []
         plan = plan_resume(manifest, rows, files, root=self.out)
         if plan.committed > self.config.epochs:
