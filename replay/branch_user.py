@@ -176,14 +176,17 @@ def _warm_up(model: Any, data: Any) -> None:
 
 
 def _fit(model: Any, recipe: Recipe, first: int, last: int, commit: Any) -> None:
-    from replay.inputs import epoch_callback
+    from replay.inputs import epoch_callback, is_reproducible
 
+    ordered = is_reproducible(recipe.train)
+    x, y = recipe.train if isinstance(recipe.train, tuple) else (recipe.train, None)
     model.fit(
-        recipe.train,
+        x,
+        y,
         epochs=last,
         initial_epoch=first,
         validation_data=recipe.validation_data,
-        shuffle=False,
+        shuffle=not ordered,  # arrays: as Keras trains them (an order no process can repeat)
         verbose=0,
         callbacks=[epoch_callback(recipe.train, seed=recipe.seed), *recipe.callbacks, commit],
         **recipe.fit_kwargs,

@@ -12,7 +12,7 @@ N_TRAIN, N_VAL, N_TEST, SIDE = 192, 64, 64, 8
 
 def _split(rng, n):
     x = rng.random((n, SIDE, SIDE, 1), dtype=np.float32)
-    y = (x[:, : SIDE // 2].mean(axis=(1, 2, 3)) > x[:, SIDE // 2 :].mean(axis=(1, 2, 3)))
+    y = x[:, : SIDE // 2].mean(axis=(1, 2, 3)) > x[:, SIDE // 2 :].mean(axis=(1, 2, 3))
     return x, y.astype("int64")
 
 
