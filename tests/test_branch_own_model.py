@@ -139,3 +139,24 @@ def test_plain_shuffle_is_refused_with_its_cause(tmp_path):
     assert "(4) another machine or library build" in line
     assert line.endswith("Pass --allow-drift to branch anyway (marked drift: true)")
     assert not [p for p in (root / "branches").iterdir() if p.is_dir()]
+
+
+def test_branch_is_exact_on_jax_too(tmp_path):
+    """The same proof under ``KERAS_BACKEND=jax``, in a subprocess (the backend is chosen
+    when Keras is first imported)."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": str(Path(__file__).parents[1])}  # fmt: skip
+    script = RECIPES / "jax_proof.py"
+    done = subprocess.run([sys.executable, str(script), str(tmp_path), "4"], env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "exact: epoch" in done.stdout and "bit for bit" in done.stdout
+    root = tmp_path / "constant"
+    assert read_manifest(root)["determinism"]["backend"] == "jax"
+    (branch,) = [p for p in (root / "branches").iterdir() if p.is_dir()]
+    assert _without_seconds(branch) == _without_seconds(tmp_path / "plateau")
+    rates = [r["learning_rate"] for r in read_rows(branch / "metrics.csv", columns=None)]
+    assert len(set(rates)) > 1  # the branch really runs under another schedule
