@@ -111,13 +111,14 @@ def load_recipe_data(config: UserConfig, root: Path | None = None,
     spec = config.recipe
     manifest = read_manifest(root) if root is not None else {}
     record = manifest.get("recipe") or {}
+    args = record.get("args") or {}
     try:
-        made, path = call_recipe(spec)
+        made, path = call_recipe(spec, args=args)
     except BadRecipe:
         if root is None or record.get("name") != spec or not record.get("file"):
             raise
         _, fn = _split(spec)
-        made, path = call_recipe(f"{root / record['file']}:{fn}")
+        made, path = call_recipe(f"{root / record['file']}:{fn}", args=args)
     if echo is not None and record.get("sha256") and file_changed(record, path):
         echo(
             f"note: the recipe's file {path} changed since the run was recorded (sha256 "

@@ -467,6 +467,11 @@ def _classes() -> dict[str, type]:
         otherwise). ``out`` must be new, empty, or a run this callback recorded whose
         committed epochs equal the fit's ``initial_epoch``.
 
+        ``recipe``: ``module:function`` or ``path/to/train.py:function`` returning a
+        :class:`replay.recipe.Recipe` (called with ``recipe_args``, JSON values); run.json
+        then records it with its file's sha256, and ``replay branch`` can train the run
+        again. Train through :func:`replay.keras.fit`, which also records the input order.
+
         Raises (one line each, before anything is trained or written):
             RunExists: ``out`` is a file, or a directory holding anything else, or is
                 being written by another process.
@@ -480,6 +485,7 @@ def _classes() -> dict[str, type]:
             *,
             test_batch_size: int | None = None,
             recipe: str | None = None,
+            recipe_args: dict[str, Any] | None = None,
         ) -> None:
             if test_batch_size is not None and not (
                 isinstance(test_batch_size, int) and test_batch_size >= 1
@@ -491,7 +497,7 @@ def _classes() -> dict[str, type]:
             super().__init__(None, test_data, test_batch_size)
             self._opened = False
             self._created = False
-            self.recipe = None if recipe is None else recipe_record(recipe, self.out)
+            self.recipe = None if recipe is None else recipe_record(recipe, self.out, recipe_args)
             self.input_order: dict[str, Any] | None = None  # set by replay.keras.fit
             self.seed: int | None = None
 

@@ -107,14 +107,29 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def recipe_record(spec: str, run: Path) -> dict[str, Any]:
+def recipe_record(spec: str, run: Path, args: dict[str, Any] | None = None) -> dict[str, Any]:
     """run.json's ``recipe``: the name as given, its file (relative to the run directory
-    when it is a path) and the file's sha256."""
+    when it is a path), the file's sha256, and ``args``: the keyword arguments it is
+    called with (JSON values: e.g. ``{"limit": 1000}``).
+
+    Raises:
+        BadRecipe: no such file or module, or ``args`` that JSON cannot hold.
+    """
+    import json
+
     path = recipe_file(spec)
     where, _ = _split(spec)
     is_path = where.endswith(".py") or "/" in where
     rel = os.path.relpath(path, run.resolve()) if is_path else None
-    return {"name": str(spec), "file": rel, "sha256": _sha256(path)}
+    args = dict(args or {})
+    try:
+        if json.loads(json.dumps(args, allow_nan=False)) != args:
+            raise ValueError("changed by a JSON round trip")
+    except (TypeError, ValueError) as e:
+        raise BadRecipe(
+            f"recipe_args must be JSON values (numbers, strings, lists) ({e})"
+        ) from None
+    return {"name": str(spec), "file": rel, "sha256": _sha256(path), "args": args}
 
 
 def _import(spec: str, path: Path) -> Any:
@@ -147,15 +162,20 @@ def _import(spec: str, path: Path) -> Any:
     return fn
 
 
-def call_recipe(spec: str, base: Path | None = None) -> tuple[Recipe, Path]:
-    """Import ``spec``'s function, call it, return its :class:`Recipe` and its file.
+def call_recipe(spec: str, base: Path | None = None,
+                args: dict[str, Any] | None = None) -> tuple[Recipe, Path]:  # fmt: skip
+    """Import ``spec``'s function, call it with ``args``, return its :class:`Recipe` and
+    its file.
 
     Raises:
         BadRecipe: not found, not importable, or it returns something else.
     """
     path = recipe_file(spec, base)
     fn = _import(spec, path)
-    made = fn()
+    try:
+        made = fn(**(args or {}))
+    except TypeError as e:
+        raise BadRecipe(f"recipe {spec!r}: cannot be called with {args or {}} ({e})") from None
     if isinstance(made, dict):
         try:
             made = Recipe(**made)
