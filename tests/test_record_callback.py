@@ -342,13 +342,17 @@ def test_test_data_without_targets_is_refused_before_training(tmp_path, test_dat
 
 
 @pytest.mark.slow
-def test_replay_record_resume_and_branch_refuse_a_callback_run(recorded):
+def test_replay_record_resume_and_branch_refuse_a_callback_run_without_recipe(recorded):
     out = recorded[0]
     result = run("record", "--resume", "--out", out, catch_exceptions=True)
     assert "was recorded by replay.keras.RecordCallback" in error_line(result)
     branch = run("branch", out, "--policy", "reduce_lr_on_plateau", "--factor", "0.5",
                  "--lr-patience", "1", catch_exceptions=True)  # fmt: skip
-    assert "a run of your own model cannot be re-trained" in error_line(branch)
+    assert error_line(branch) == (
+        f"Error: {out}: recorded by RecordCallback without a recipe, so replay branch cannot "
+        "train it again; record it with RecordCallback(..., recipe='train.py:function') and "
+        "replay.keras.fit, or pass --recipe PATH:FUNCTION"
+    )
 
 
 @pytest.mark.slow
