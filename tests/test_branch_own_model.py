@@ -160,3 +160,18 @@ def test_branch_is_exact_on_jax_too(tmp_path):
     assert _without_seconds(branch) == _without_seconds(tmp_path / "plateau")
     rates = [r["learning_rate"] for r in read_rows(branch / "metrics.csv", columns=None)]
     assert len(set(rates)) > 1  # the branch really runs under another schedule
+
+
+def test_max_epochs_then_resume_gives_the_same_branch(runs, tmp_path):
+    root = tmp_path / "constant"
+    shutil.copytree(runs["constant"], root)
+    cut = run("branch", root, *SETTING, "-y", "--max-epochs", "2")  # the check + 1 epoch
+    assert cut.exit_code == 0, cut.output
+    assert "--max-epochs is spent: b001-e03-lr0.025 stops after epoch 3" in cut.output
+    branch = root / "branches" / "b001-e03-lr0.025"
+    assert read_manifest(branch)["status"] == "interrupted"
+    resumed = run("branch", root, *SETTING, "-y", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "found, interrupted, 4 epochs" in resumed.output
+    assert read_manifest(branch)["status"] == "complete"
+    assert _without_seconds(branch) == _without_seconds(runs["plateau"])
