@@ -211,6 +211,7 @@ class _UserRun(_RunWriter):
     def __init__(self, out: Path, hooks: Hooks) -> None:
         super().__init__(out, hooks)
         self.columns = None  # from metrics.csv's header, or the first epoch's logs
+        self.histograms = True  # TensorBoard weight histograms after each epoch
         self.replayed = False  # shadows built and fed the committed rows
 
     def open(self, model: Any, epoch: int, description: dict[str, Any],
@@ -232,7 +233,7 @@ class _UserRun(_RunWriter):
             )
         else:
             self._start(description, extra or {})
-        self.board = _Board(self.out / "tensorboard")
+        self.board = _Board(self.out / "tensorboard", self.histograms)
 
     def _start(self, description: dict[str, Any], extra: dict[str, Any]) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -467,6 +468,9 @@ def _classes() -> dict[str, type]:
         otherwise). ``out`` must be new, empty, or a run this callback recorded whose
         committed epochs equal the fit's ``initial_epoch``.
 
+        ``histograms=False`` leaves out the TensorBoard weight histograms (their cost
+        grows with the model; they are written off the training path either way).
+
         ``recipe``: ``module:function`` or ``path/to/train.py:function`` returning a
         :class:`replay.recipe.Recipe` (called with ``recipe_args``, JSON values); run.json
         then records it with its file's sha256, and ``replay branch`` can train the run
@@ -486,6 +490,7 @@ def _classes() -> dict[str, type]:
             test_batch_size: int | None = None,
             recipe: str | None = None,
             recipe_args: dict[str, Any] | None = None,
+            histograms: bool = True,
         ) -> None:
             if test_batch_size is not None and not (
                 isinstance(test_batch_size, int) and test_batch_size >= 1
@@ -497,6 +502,7 @@ def _classes() -> dict[str, type]:
             super().__init__(None, test_data, test_batch_size)
             self._opened = False
             self._created = False
+            self.histograms = bool(histograms)
             self.recipe = None if recipe is None else recipe_record(recipe, self.out, recipe_args)
             self.input_order: dict[str, Any] | None = None  # set by replay.keras.fit
             self.seed: int | None = None
@@ -525,6 +531,7 @@ def _classes() -> dict[str, type]:
                 os.close(_HELD.pop(key))
             _HELD[key] = lock_dir(self.out, RunExists, "process")
             self.writer = _UserRun(self.out, Hooks.from_env())
+            self.writer.histograms = self.histograms
             self._opened = False
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:

@@ -15,7 +15,8 @@ deferred until the commit is over:
    ``epoch-NNN.keras`` and the directory fsynced;
 3. the ``metrics.csv`` row is appended, flushed and fsynced (the row is the commit
    point of the epoch: a row exists only for an epoch whose checkpoint is committed);
-4. the TensorBoard scalars and weight histograms are written and flushed;
+4. the TensorBoard scalars and weight histograms are queued; a background thread
+   writes and flushes them in order while the next epoch trains (:class:`_Board`);
 5. ``run.json`` is written to ``.run.json.tmp``, fsynced and ``os.replace``d.
 
 Resume (``resume=True``) reads ``metrics.csv``: a partial trailing line is cut off,
@@ -624,16 +625,29 @@ class _Data:
 
 class _Board:
     """TensorBoard writers in Keras's layout: train/, validation/, test/ (each made
-    when a row first has a column of its split)."""
+    when a row first has a column of its split).
+
+    Off the training path: :meth:`write` copies the epoch's weights (for the histograms)
+    and hands the row to a background thread, which writes the events in order while the
+    next epoch trains; :meth:`close` waits for it. TensorBoard files are for viewing and
+    may lag after a crash (never hold an extra epoch); an error of the writing thread is
+    raised by the next :meth:`write` or by :meth:`close`.
+    """
 
     SPLITS = (("validation", "val_"), ("test", "test_"))
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, histograms: bool = True) -> None:
+        import queue
+
         import tensorflow as tf
 
         self.tf = tf
         self.root = root
+        self.histograms = histograms
         self.writers: dict[str, Any] = {}
+        self.queue: queue.Queue = queue.Queue()
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
 
     def _writer(self, split: str) -> Any:
         if split not in self.writers:
@@ -641,9 +655,40 @@ class _Board:
         return self.writers[split]
 
     def write(self, row: dict[str, float], model: Any) -> None:
-        """Write one epoch's scalars (``epoch_<metric>`` in the metric's split), and
-        ``model``'s weight histograms unless it is None (a branch's rows copied from
-        its parent: their weights are the parent's)."""
+        """Queue one epoch's scalars (``epoch_<metric>`` in the metric's split), and
+        ``model``'s weight histograms unless it is None (a branch's rows copied from its
+        parent: their weights are the parent's) or histograms are off."""
+        self._raise()
+        weights = None
+        if model is not None and self.histograms:
+            weights = [
+                (weight.path.replace(":", "_") + "/histogram", np.array(weight.numpy()))
+                for layer in model.layers
+                for weight in layer.weights
+            ]
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="replay-tensorboard",
+                                           daemon=True)  # fmt: skip
+            self.thread.start()
+        self.queue.put((dict(row), weights))
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    self._write(*item)
+                except BaseException as e:  # raised in the training thread
+                    self.error = e
+
+    def _write(self, row: dict[str, float], weights: list | None) -> None:
         tf, step = self.tf, int(row["epoch"])
         scalars: dict[str, list[tuple[str, float]]] = {"train": []}
         for column, value in row.items():
@@ -658,25 +703,33 @@ class _Board:
             with self._writer(split).as_default():
                 for tag, value in values:
                     tf.summary.scalar(tag, value, step=step)
-                if split == "train" and model is not None:
-                    self._histograms(model, step)
+                if split == "train" and weights is not None:
+                    self._histograms(weights, step)
         for writer in self.writers.values():
             writer.flush()
 
-    def _histograms(self, model: Any, step: int) -> None:
+    def _histograms(self, weights: list, step: int) -> None:
         # Keras's tag names ("dense_1/kernel/histogram"); the buckets are computed with
         # NumPy by TensorBoard's own histogram_pb, 3x faster than tf.summary.histogram.
         from tensorboard.plugins.histogram.summary_v2 import histogram_pb
 
-        for layer in model.layers:
-            for weight in layer.weights:
-                name = weight.path.replace(":", "_") + "/histogram"
-                summary = histogram_pb(name, np.asarray(weight.numpy()))
-                self.tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=step)
+        for name, values in weights:
+            summary = histogram_pb(name, values)
+            self.tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=step)
 
     def close(self) -> None:
+        """Write what is queued and close the files. An error of the writing thread that
+        no :meth:`write` raised is reported on stderr (the run itself is committed)."""
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join()
+            self.thread = None
         for writer in self.writers.values():
             writer.close()
+        if self.error is not None:
+            print(f"warning: {self.root}: the last TensorBoard events were not written "
+                  f"({_one_line(self.error)})", file=sys.stderr)  # fmt: skip
+            self.error = None
 
 
 # ---------------------------------------------------------------- recording
