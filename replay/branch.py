@@ -411,10 +411,12 @@ class _BranchRecorder(_Recorder):
         return float(self.model.optimizer.learning_rate)
 
     def _finished(self, epoch: int) -> bool:
+        self.drain()  # the settings riding on read the branch's committed rows
         return self.on_epoch(epoch, self.live_rate())
 
     def finish(self) -> None:
         """Mark the branch complete without training (its settings need no more epochs)."""
+        self.drain()
         self.manifest["status"] = "complete"
         self._write_manifest()
 

@@ -313,11 +313,14 @@ class _UserRun(_RunWriter):
         self.replayed = True
 
     def finish(self) -> None:
-        """Mark the run complete (the fit ended)."""
+        """Mark the run complete (the fit ended) once its last epoch is committed."""
+        self.drain()
         self.manifest["status"] = "complete"
         self._write_manifest()
 
     def close(self) -> None:
+        with contextlib.suppress(BaseException):  # an error was raised by now, or is moot
+            self.committer.wait()
         if self.board is not None:
             self.board.close()
             self.board = None
@@ -554,7 +557,7 @@ def _classes() -> dict[str, type]:
 
         def on_train_end(self, logs: Any = None) -> None:
             if self._opened:
-                with self._guard():
+                with self._guard(abandon=True):  # the last commit may fail in the background
                     self.writer.finish()
             self._release()
 

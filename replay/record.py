@@ -625,70 +625,39 @@ class _Data:
 
 class _Board:
     """TensorBoard writers in Keras's layout: train/, validation/, test/ (each made
-    when a row first has a column of its split).
-
-    Off the training path: :meth:`write` copies the epoch's weights (for the histograms)
-    and hands the row to a background thread, which writes the events in order while the
-    next epoch trains; :meth:`close` waits for it. TensorBoard files are for viewing and
-    may lag after a crash (never hold an extra epoch); an error of the writing thread is
-    raised by the next :meth:`write` or by :meth:`close`.
-    """
+    when a row first has a column of its split). The weights of an epoch's histograms
+    are copied by :meth:`snapshot` when the epoch ends; :meth:`write` may then run in the
+    background committer while the next epoch trains."""
 
     SPLITS = (("validation", "val_"), ("test", "test_"))
 
     def __init__(self, root: Path, histograms: bool = True) -> None:
-        import queue
-
         import tensorflow as tf
 
         self.tf = tf
         self.root = root
         self.histograms = histograms
         self.writers: dict[str, Any] = {}
-        self.queue: queue.Queue = queue.Queue()
-        self.thread: threading.Thread | None = None
-        self.error: BaseException | None = None
 
     def _writer(self, split: str) -> Any:
         if split not in self.writers:
             self.writers[split] = self.tf.summary.create_file_writer(str(self.root / split))
         return self.writers[split]
 
-    def write(self, row: dict[str, float], model: Any) -> None:
-        """Queue one epoch's scalars (``epoch_<metric>`` in the metric's split), and
-        ``model``'s weight histograms unless it is None (a branch's rows copied from its
-        parent: their weights are the parent's) or histograms are off."""
-        self._raise()
-        weights = None
-        if model is not None and self.histograms:
-            weights = [
-                (weight.path.replace(":", "_") + "/histogram", np.array(weight.numpy()))
-                for layer in model.layers
-                for weight in layer.weights
-            ]
-        if self.thread is None:
-            self.thread = threading.Thread(target=self._run, name="replay-tensorboard",
-                                           daemon=True)  # fmt: skip
-            self.thread.start()
-        self.queue.put((dict(row), weights))
+    def snapshot(self, model: Any) -> list[tuple[str, np.ndarray]] | None:
+        """``model``'s weights now, named by Keras's histogram tags (None: no histograms)."""
+        if model is None or not self.histograms:
+            return None
+        return [
+            (weight.path.replace(":", "_") + "/histogram", np.array(weight.numpy()))
+            for layer in model.layers
+            for weight in layer.weights
+        ]
 
-    def _raise(self) -> None:
-        if self.error is not None:
-            error, self.error = self.error, None
-            raise error
-
-    def _run(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            if self.error is None:
-                try:
-                    self._write(*item)
-                except BaseException as e:  # raised in the training thread
-                    self.error = e
-
-    def _write(self, row: dict[str, float], weights: list | None) -> None:
+    def write(self, row: dict[str, float], weights: list | None) -> None:
+        """Write one epoch's scalars (``epoch_<metric>`` in the metric's split), and the
+        histograms of ``weights`` (a :meth:`snapshot`) unless None (a branch's rows
+        copied from its parent: their weights are the parent's)."""
         tf, step = self.tf, int(row["epoch"])
         scalars: dict[str, list[tuple[str, float]]] = {"train": []}
         for column, value in row.items():
@@ -718,18 +687,39 @@ class _Board:
             self.tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=step)
 
     def close(self) -> None:
-        """Write what is queued and close the files. An error of the writing thread that
-        no :meth:`write` raised is reported on stderr (the run itself is committed)."""
-        if self.thread is not None:
-            self.queue.put(None)
-            self.thread.join()
-            self.thread = None
         for writer in self.writers.values():
             writer.close()
+
+
+class _Committer:
+    """Commits epochs in a background thread, one at a time and in order: the files of
+    epoch ``e`` are written while epoch ``e + 1`` trains. :meth:`wait` returns once the
+    last submitted commit is over and raises its error, if any (an ``OSError`` from a
+    full disk becomes :class:`WriteFailed` in the training thread). The thread is not a
+    daemon: a process that ends (Ctrl-C through ``fit``) finishes the commit first."""
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def submit(self, commit: Callable[[], None]) -> None:
+        self.wait()
+        self.thread = threading.Thread(target=self._run, args=(commit,), name="replay-commit")
+        self.thread.start()
+
+    def _run(self, commit: Callable[[], None]) -> None:
+        try:
+            commit()
+        except BaseException as e:  # raised in the training thread by wait()
+            self.error = e
+
+    def wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
         if self.error is not None:
-            print(f"warning: {self.root}: the last TensorBoard events were not written "
-                  f"({_one_line(self.error)})", file=sys.stderr)  # fmt: skip
-            self.error = None
+            error, self.error = self.error, None
+            raise error
 
 
 # ---------------------------------------------------------------- recording
@@ -912,6 +902,8 @@ class _RunWriter:
         self.shadows: list[_Shadow] = []
         self.plateau: _Plateau | None = None
         self.observed = 0  # epochs the callbacks have seen
+        self.committer = _Committer()
+        self.background = True  # commit while the next epoch trains
 
     def _csv_start(self) -> str:
         """metrics.csv before the first epoch: the header (a branch adds its parent's rows)."""
@@ -965,18 +957,48 @@ class _RunWriter:
         metrics = {c: float(logs.get(c, math.nan)) for c in self.columns[1:-2]}
         row = {"epoch": epoch, **metrics, "learning_rate": learning_rate, "epoch_seconds": seconds}
         self.hooks("after_fit", epoch)
+        self.committer.wait()  # the epoch before is committed (or its error raised here)
         with _sigint_deferred():
             self._callbacks(epoch, metrics)
-            entry = self._write_checkpoint(epoch, seconds)
-            _append_line(self.csv, format_row(row, self.columns))
-            self.rows.append(row)
-            self.hooks("after_metrics_row", epoch)
-            self.board.write(row, self.model)
-            self.hooks("after_tensorboard", epoch)
-            self.manifest["epochs"].append(entry)
-            self._write_manifest()
-            self.hooks("after_manifest", epoch)
+            image = self._checkpoint_bytes()  # the state the next epoch starts from
+            weights = self.board.snapshot(self.model)
+
+            def files() -> None:
+                self._commit_files(epoch, row, image, weights, seconds)
+
+            if self.background:
+                self.committer.submit(files)
+            else:
+                files()
         return row
+
+    def _commit_files(self, epoch: int, row: dict[str, float], image: bytes,
+                      weights: list | None, seconds: float) -> None:  # fmt: skip
+        """Steps 2 to 5 of the commit (module docstring), from the epoch's checkpoint
+        bytes and weights: in the background committer while the next epoch trains."""
+        entry = self._write_checkpoint(epoch, seconds, image)
+        _append_line(self.csv, format_row(row, self.columns))
+        self.rows.append(row)
+        self.hooks("after_metrics_row", epoch)
+        self.board.write(row, weights)
+        self.hooks("after_tensorboard", epoch)
+        self.manifest["epochs"].append(entry)
+        self._write_manifest()
+        self.hooks("after_manifest", epoch)
+
+    def _checkpoint_bytes(self) -> bytes:
+        """The ``.keras`` file of the model now (``model.save`` into memory)."""
+        import io
+
+        from keras.src.saving import saving_lib  # model.save's writer, into a file object
+
+        buffer = io.BytesIO()
+        saving_lib.save_model(self.model, buffer)
+        return buffer.getvalue()
+
+    def drain(self) -> None:
+        """Wait until every epoch handed to the committer is committed (raise its error)."""
+        self.committer.wait()
 
     def _finished(self, epoch: int) -> bool:
         """Whether the run is complete after committing ``epoch`` before its last epoch
@@ -984,6 +1006,8 @@ class _RunWriter:
         return False
 
     def _abandon(self) -> None:
+        with contextlib.suppress(BaseException):
+            self.committer.wait()  # a commit in flight finishes first (its error is moot)
         with contextlib.suppress(Exception):
             listed = first_own_epoch(self.manifest) + len(self.manifest["epochs"])
             if listed < len(self.rows):  # failed after the row
@@ -995,10 +1019,11 @@ class _RunWriter:
             self.manifest["status"] = "interrupted"
             self._write_manifest()
 
-    def _write_checkpoint(self, epoch: int, seconds: float) -> dict[str, Any]:
+    def _write_checkpoint(self, epoch: int, seconds: float, image: bytes) -> dict[str, Any]:
         name = checkpoint_name(epoch)
         tmp = self.ckdir / f"{TMP_PREFIX}{name}"
-        self.model.save(tmp)
+        with open(tmp, "wb") as f:
+            f.write(image)
         fsync_file(tmp)
         self.hooks("after_checkpoint_tmp", epoch)
         os.replace(tmp, self.ckdir / name)
@@ -1183,6 +1208,7 @@ class _Recorder(_RunWriter):
         try:
             if len(self.rows) < self.config.epochs:
                 self._fit(len(self.rows))
+            self.drain()
             self.manifest["status"] = "complete"
             self._write_manifest()
         except KeyboardInterrupt:
