@@ -7,9 +7,10 @@
 
 The directory is the one ``replay record`` writes (``docs/run-directory.md``), so
 ``replay sweep``, ``show`` and ``pick`` read it as they read an MNIST run. After each
-epoch it commits, in ``replay record``'s order and with Ctrl-C held until the commit is
-over (:meth:`replay.record._RunWriter.commit`): the checkpoint (``model.save``), the
-metrics.csv row, TensorBoard scalars and weight histograms, run.json. Columns: every
+epoch it commits, in ``replay record``'s order (:meth:`replay.record._RunWriter.commit`):
+the checkpoint (the model serialized at the epoch's end), the metrics.csv row,
+TensorBoard scalars and weight histograms, run.json, written by a background thread
+while the next epoch trains. Columns: every
 metric of the fit's logs (``loss`` first, then its ``val_`` twins), the held-out
 ``test_*`` metrics when ``test_data`` is given (``model.evaluate`` after each epoch),
 then ``learning_rate`` (the optimizer's rate at the epoch's first training step: the

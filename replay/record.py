@@ -6,17 +6,21 @@ this module stays cheap.
 Run directory and commit order: see docs/run-directory.md; the format (names, run.json's
 schema and validation, checkpoint verification, atomic writes) is defined once, in
 :mod:`analysis.rundir`, which the readers use too. After each epoch, with Ctrl-C
-deferred until the commit is over:
+deferred until step 1 is over:
 
 1. the real ``ReduceLROnPlateau`` (if configured) and the shadow ``EarlyStopping``
    callbacks see the epoch's logs; the plateau callback may cut the learning rate,
-   so the checkpoint below is exactly the state the next epoch starts from;
+   so the checkpoint below is exactly the state the next epoch starts from; the model
+   is serialized into memory (its ``.keras`` bytes) and its weights copied;
+
+then :class:`_Committer` does the rest in a background thread, in order, while the next
+epoch trains (the next commit waits for it; its error is raised in the training thread):
+
 2. ``checkpoints/.tmp-epoch-NNN.keras`` is written, fsynced, renamed to
    ``epoch-NNN.keras`` and the directory fsynced;
 3. the ``metrics.csv`` row is appended, flushed and fsynced (the row is the commit
    point of the epoch: a row exists only for an epoch whose checkpoint is committed);
-4. the TensorBoard scalars and weight histograms are queued; a background thread
-   writes and flushes them in order while the next epoch trains (:class:`_Board`);
+4. the TensorBoard scalars and weight histograms are written and flushed;
 5. ``run.json`` is written to ``.run.json.tmp``, fsynced and ``os.replace``d.
 
 Resume (``resume=True``) reads ``metrics.csv``: a partial trailing line is cut off,
