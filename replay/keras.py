@@ -73,6 +73,7 @@ __all__ = [  # noqa: F822 (RecordCallback is lazy)
     "fit",
     "metric_columns",
     "restore",
+    "wait_for_commits",
 ]
 
 RECORDER = "replay.keras.RecordCallback"
@@ -80,6 +81,22 @@ RECORDER = "replay.keras.RecordCallback"
 
 _CLASSES: dict[str, type] = {}
 _HELD: dict[str, int] = {}  # resolved run directory -> flock descriptor held by this process
+_WRITERS: dict[str, Any] = {}  # resolved run directory -> its last writer in this process
+
+
+def wait_for_commits(out: str | os.PathLike[str] | None = None) -> None:
+    """Wait until the epochs this process handed to the background committer of run
+    ``out`` (of every run when None) are on disk. A fit that ends normally waits by
+    itself; after a fit that raised (a later callback's error, Ctrl-C), the commit in
+    flight finishes in the background, before the process exits; :func:`restore` and a
+    new :class:`RecordCallback` on that run wait for it first. Its error, if any, is moot
+    (the run keeps the epochs committed before)."""
+    keys = list(_WRITERS) if out is None else [str(Path(out).resolve())]
+    for key in keys:
+        writer = _WRITERS.get(key)
+        if writer is not None:
+            with contextlib.suppress(BaseException):
+                writer.committer.wait()
 
 
 class WrongEpoch(ReplayError):
@@ -132,6 +149,7 @@ def restore(out: str | os.PathLike[str]) -> tuple[Any, int]:
             a damaged run or checkpoint (one line each).
     """
     root = Path(out)
+    wait_for_commits(root)
     manifest, rows, plan = _plan(root)
     if plan.load is None:
         raise WrongEpoch(
@@ -531,10 +549,11 @@ def _classes() -> dict[str, type]:
             except OSError as e:
                 raise RunExists(f"{self.out}: cannot be created ({e.strerror or e})") from None
             key = str(self.out.resolve())
-            if key in _HELD:  # left by a fit of this process that stopped with an error
+            wait_for_commits(self.out)  # a fit of this process that stopped with an error
+            if key in _HELD:  # left by such a fit
                 os.close(_HELD.pop(key))
             _HELD[key] = lock_dir(self.out, RunExists, "process")
-            self.writer = _UserRun(self.out, Hooks.from_env())
+            self.writer = _WRITERS[key] = _UserRun(self.out, Hooks.from_env())
             self.writer.histograms = self.histograms
             self._opened = False
 

@@ -60,7 +60,7 @@ def record(out: Path, live: bool = False, plain: bool = False) -> Path:
         model.fit(x, y, batch_size=32, epochs=EPOCHS, validation_data=val, shuffle=True,
                   verbose=0, callbacks=[callback])  # fmt: skip
     else:
-        callback = RecordCallback(out, recipe=RECIPE)
+        callback = RecordCallback(out, recipe=RECIPE, histograms=not live)
         fit(model, own.recipe(), epochs=EPOCHS, verbose=0, callbacks=[*live_cb, callback])
     return out
 
@@ -90,6 +90,24 @@ def test_recorded_run_names_its_recipe_and_input_order(runs):
     }
     rates = [r["learning_rate"] for r in read_rows(runs["plateau"] / "metrics.csv", columns=None)]
     assert rates[3] == rates[0] / 2  # the live callback cut the rate at the end of epoch 2
+
+
+def _tags(run_dir: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    return {
+        v.tag
+        for p in (run_dir / "tensorboard" / "train").glob("events.*")
+        for e in EventFileLoader(str(p)).Load()
+        for v in e.summary.value
+    }
+
+
+def test_histograms_can_be_left_out(runs):
+    with_histograms, without = _tags(runs["constant"]), _tags(runs["plateau"])
+    assert {"epoch_loss", "epoch_learning_rate"} <= with_histograms & without
+    assert any(t.endswith("/histogram") for t in with_histograms)
+    assert not any(t.endswith("/histogram") for t in without)  # histograms=False
 
 
 def test_branch_equals_the_run_recorded_with_the_setting_live(runs, tmp_path):

@@ -244,7 +244,7 @@ def test_a_stopped_fit_leaves_a_run_that_continues_bit_for_bit(
 ):
     import keras
 
-    from replay.keras import restore
+    from replay.keras import restore, wait_for_commits
 
     reference, _ = recorded
     out = tmp_path / "run"
@@ -258,6 +258,9 @@ def test_a_stopped_fit_leaves_a_run_that_continues_bit_for_bit(
         error = ReplayError
     with pytest.raises(error) as caught:
         _fit(_model(), out, after=[_halving(), *after])
+    # the commit in flight when fit raised finishes in the background (before the
+    # process exits); wait for it here, before reading the run from outside
+    wait_for_commits(out)
     if stop == "commit_fails":
         assert "\n" not in str(caught.value) and "initial_epoch=2" in str(caught.value)
         monkeypatch.delenv("REPLAY_TEST_HOOK")
