@@ -158,6 +158,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3, help="trials of each side")
     parser.add_argument("--plain-deterministic", action="store_true")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help="comma-separated sides to run (default: all)")  # fmt: skip
     parser.add_argument("--trial", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.trial:
@@ -170,9 +172,10 @@ def main() -> None:
         )
         return
 
-    results: dict[str, list[dict]] = {mode: [] for mode in MODES}
+    modes = [m for m in MODES if m in args.modes.split(",")]
+    results: dict[str, list[dict]] = {mode: [] for mode in modes}
     for i in range(args.repeats):
-        for mode in MODES:
+        for mode in modes:
             cmd = [
                 sys.executable,
                 __file__,
@@ -194,40 +197,38 @@ def main() -> None:
             results[mode].append(result)
             print(f"trial {i + 1} {mode:8s} {result['seconds']:8.2f} s", flush=True)
 
-    med = {m: statistics.median(r["seconds"] for r in results[m]) for m in MODES}
-    plain, rec, callback, by_hand = med["plain"], med["record"], med["callback"], med["keras"]
-    p = results["plain"][0]
-    checkpoints = results["record"][0]["checkpoint_bytes"]
-    epoch_seconds = [s for r in results["record"] for s in r["epoch_seconds"]]
+    med = {m: statistics.median(r["seconds"] for r in results[m]) for m in modes}
     print(
         f"\nsetting: mlp, {args.epochs} epochs, batch {args.batch_size}, "
-        f"train {args.limit or 50000}, validation 10000 (+ test 10000 in record); "
-        f"plain jit_compile={p['jit_compile']}, "
+        f"train {args.limit or 50000}, validation 10000 (+ test 10000 where evaluated); "
         f"plain op determinism={'on' if args.plain_deterministic else 'off'}"
     )
-    print(f"plain model.fit  median {plain:8.2f} s")
-    print(
-        f"replay record    median {rec:8.2f} s  (epoch_seconds median "
-        f"{statistics.median(epoch_seconds):.2f} s)"
-    )
-    print(f"RecordCallback   median {callback:8.2f} s  (plain's fit + the callback)")
-    print(f"Keras callbacks  median {by_hand:8.2f} s  (plain's fit + test evaluation, "
-          "CSVLogger, TensorBoard with histograms, ModelCheckpoint every epoch)")  # fmt: skip
-    print(f"plain + test evaluation by hand  median {med['plain+eval']:8.2f} s")
-    print(f"RecordCallback without test_data median {med['callback-notest']:8.2f} s")
-    print(f"RecordCallback, histograms=False median {med['callback-nohist']:8.2f} s")
-    print(f"overhead ratio   record {rec / plain:.3f}, callback {callback / plain:.3f}")
-    print(f"  RecordCallback without test_data / plain fit: "
-          f"{med['callback-notest'] / plain:.3f}  (target <= 1.03)")  # fmt: skip
-    print(f"  RecordCallback with test_data / (plain fit + the same evaluation by hand): "
-          f"{callback / med['plain+eval']:.3f}  (target <= 1.03)")  # fmt: skip
-    print(f"  the same, histograms=False: {med['callback-nohist'] / med['plain+eval']:.3f}")
-    print(f"callback over the same logging done with Keras callbacks: {callback / by_hand:.3f}")
-    print(
-        f"checkpoint bytes per epoch: {checkpoints[0]:,} "
-        f"(parameters {p['param_bytes']:,} + optimizer state {p['optimizer_bytes']:,} = "
-        f"{p['param_bytes'] + p['optimizer_bytes']:,})"
-    )
+    labels = {
+        "plain": "plain model.fit",
+        "plain+eval": "plain + test evaluation by hand",
+        "callback": "RecordCallback (test_data)",
+        "callback-notest": "RecordCallback without test_data",
+        "callback-nohist": "RecordCallback, histograms=False",
+        "record": "replay record",
+        "keras": "Keras callbacks (test eval, CSVLogger, TensorBoard+histograms, ModelCheckpoint)",
+    }
+    for mode in modes:
+        print(f"{labels[mode]:40s} median {med[mode]:8.2f} s")
+    ratios = [
+        ("callback-notest", "plain", "RecordCallback without test_data / plain fit "
+         "(target <= 1.03)"),
+        ("callback", "plain+eval", "RecordCallback / (plain fit + the same evaluation by hand) "
+         "(target <= 1.03)"),
+        ("callback-nohist", "plain+eval", "the same with histograms=False"),
+        ("record", "plain", "replay record / plain fit"),
+        ("callback", "keras", "RecordCallback / the same logging with Keras callbacks"),
+    ]  # fmt: skip
+    for a, b, text in ratios:
+        if a in med and b in med:
+            print(f"  {med[a] / med[b]:.3f}  {text}")
+    if "record" in results:
+        checkpoints = results["record"][0]["checkpoint_bytes"]
+        print(f"checkpoint bytes per epoch: {checkpoints[0]:,}")
 
 
 if __name__ == "__main__":
