@@ -158,6 +158,13 @@ def test_plain_shuffle_is_refused_with_its_cause(tmp_path):
     assert line.endswith("Pass --allow-drift to branch anyway (marked drift: true)")
     assert not [p for p in (root / "branches").iterdir() if p.is_dir()]
 
+    drifting = run("branch", root, "--factor", "0.5", "--lr-patience", "1", "--lr-min-delta",
+                   "10", "-y", "--allow-drift", "--max-epochs", "2")  # fmt: skip
+    assert drifting.exit_code == 0, drifting.output
+    assert "DRIFT at epoch 2" in drifting.output and "going on (--allow-drift)" in drifting.output
+    (branch,) = [p for p in (root / "branches").iterdir() if p.is_dir()]
+    assert read_manifest(branch)["drift"] is True
+
 
 def test_branch_is_exact_on_jax_too(tmp_path):
     """The same proof under ``KERAS_BACKEND=jax``, in a subprocess (the backend is chosen
