@@ -17,11 +17,15 @@ TensorFlow is imported and the data is loaded; it covers model build + training.
 - callback: plain's fit (same seeding, ``shuffle=True``) with
   ``RecordCallback(out, test_data=(x_test, y_test))``: everything record writes, for a
   user's own fit.
+- callback-notest: plain's fit with ``RecordCallback(out)`` (no test_data), against plain.
+- plain+eval: plain's fit with the test set evaluated after every epoch by hand (a tiny
+  callback), what callback's test columns cost without recording: callback's baseline.
+- callback-nohist: callback with ``histograms=False``.
 - keras: plain's fit with what a user would run to log as much with Keras alone: the
   test set evaluated after every epoch, ``CSVLogger``, ``TensorBoard(histogram_freq=1)``
   and ``ModelCheckpoint`` of every epoch (callback's cost against doing it by hand).
 
-    .venv/bin/python benchmarks/bench_record.py --epochs 3 --repeats 2
+    .venv/bin/python benchmarks/bench_record.py --epochs 3 --repeats 3
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-MODES = ("plain", "record", "callback", "keras")
+MODES = ("plain", "plain+eval", "callback", "callback-notest", "callback-nohist", "record",
+         "keras")  # fmt: skip
 
 
 def _keras_callbacks(keras, out: Path, test: tuple, batch_size: int) -> list:
@@ -75,15 +80,29 @@ def _trial(mode: str, epochs: int, limit: int | None, batch_size: int, determini
 
     data = load_mnist().limited(limit)
     config = RecordConfig(epochs=epochs, batch_size=batch_size, limit=limit)
-    if mode in ("plain", "callback", "keras"):
+    if mode != "record":
         tmp = tempfile.TemporaryDirectory()
         callbacks = []
-        if mode == "callback":
+        test = (data.x_test, data.y_test)
+        out = Path(tmp.name) / "run"
+        if mode.startswith("callback"):
             from replay.keras import RecordCallback
 
-            test = (data.x_test, data.y_test)
-            out = Path(tmp.name) / "run"
-            callbacks.append(RecordCallback(out, test, test_batch_size=batch_size))
+            callbacks.append(
+                RecordCallback(
+                    out,
+                    None if mode == "callback-notest" else test,
+                    test_batch_size=batch_size,
+                    histograms=mode != "callback-nohist",
+                )
+            )
+        if mode == "plain+eval":
+
+            class TestMetrics(keras.callbacks.Callback):
+                def on_epoch_end(self, epoch, logs=None):
+                    self.model.evaluate(*test, batch_size=batch_size, verbose=0)
+
+            callbacks.append(TestMetrics())
         if mode == "keras":
             test = (data.x_test, data.y_test)
             callbacks = _keras_callbacks(keras, Path(tmp.name) / "run", test, batch_size)
@@ -137,8 +156,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--limit", type=int, default=None, help="training samples (default all)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=2, help="trials of each side")
+    parser.add_argument("--repeats", type=int, default=3, help="trials of each side")
     parser.add_argument("--plain-deterministic", action="store_true")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help="comma-separated sides to run (default: all)")  # fmt: skip
     parser.add_argument("--trial", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.trial:
@@ -151,9 +172,10 @@ def main() -> None:
         )
         return
 
-    results: dict[str, list[dict]] = {mode: [] for mode in MODES}
+    modes = [m for m in MODES if m in args.modes.split(",")]
+    results: dict[str, list[dict]] = {mode: [] for mode in modes}
     for i in range(args.repeats):
-        for mode in MODES:
+        for mode in modes:
             cmd = [
                 sys.executable,
                 __file__,
@@ -175,35 +197,38 @@ def main() -> None:
             results[mode].append(result)
             print(f"trial {i + 1} {mode:8s} {result['seconds']:8.2f} s", flush=True)
 
-    plain = statistics.median(r["seconds"] for r in results["plain"])
-    rec = statistics.median(r["seconds"] for r in results["record"])
-    callback = statistics.median(r["seconds"] for r in results["callback"])
-    by_hand = statistics.median(r["seconds"] for r in results["keras"])
-    p = results["plain"][0]
-    checkpoints = results["record"][0]["checkpoint_bytes"]
-    epoch_seconds = [s for r in results["record"] for s in r["epoch_seconds"]]
+    med = {m: statistics.median(r["seconds"] for r in results[m]) for m in modes}
     print(
         f"\nsetting: mlp, {args.epochs} epochs, batch {args.batch_size}, "
-        f"train {args.limit or 50000}, validation 10000 (+ test 10000 in record); "
-        f"plain jit_compile={p['jit_compile']}, "
+        f"train {args.limit or 50000}, validation 10000 (+ test 10000 where evaluated); "
         f"plain op determinism={'on' if args.plain_deterministic else 'off'}"
     )
-    print(f"plain model.fit  median {plain:8.2f} s")
-    print(
-        f"replay record    median {rec:8.2f} s  (epoch_seconds median "
-        f"{statistics.median(epoch_seconds):.2f} s)"
-    )
-    print(f"RecordCallback   median {callback:8.2f} s  (plain's fit + the callback)")
-    print(f"Keras callbacks  median {by_hand:8.2f} s  (plain's fit + test evaluation, "
-          "CSVLogger, TensorBoard with histograms, ModelCheckpoint every epoch)")  # fmt: skip
-    print(f"overhead ratio   record {rec / plain:.3f}, callback {callback / plain:.3f}  "
-          "(target <= 1.05)")  # fmt: skip
-    print(f"callback over the same logging done with Keras callbacks: {callback / by_hand:.3f}")
-    print(
-        f"checkpoint bytes per epoch: {checkpoints[0]:,} "
-        f"(parameters {p['param_bytes']:,} + optimizer state {p['optimizer_bytes']:,} = "
-        f"{p['param_bytes'] + p['optimizer_bytes']:,})"
-    )
+    labels = {
+        "plain": "plain model.fit",
+        "plain+eval": "plain + test evaluation by hand",
+        "callback": "RecordCallback (test_data)",
+        "callback-notest": "RecordCallback without test_data",
+        "callback-nohist": "RecordCallback, histograms=False",
+        "record": "replay record",
+        "keras": "Keras callbacks (test eval, CSVLogger, TensorBoard+histograms, ModelCheckpoint)",
+    }
+    for mode in modes:
+        print(f"{labels[mode]:40s} median {med[mode]:8.2f} s")
+    ratios = [
+        ("callback-notest", "plain", "RecordCallback without test_data / plain fit "
+         "(target <= 1.03)"),
+        ("callback", "plain+eval", "RecordCallback / (plain fit + the same evaluation by hand) "
+         "(target <= 1.03)"),
+        ("callback-nohist", "plain+eval", "the same with histograms=False"),
+        ("record", "plain", "replay record / plain fit"),
+        ("callback", "keras", "RecordCallback / the same logging with Keras callbacks"),
+    ]  # fmt: skip
+    for a, b, text in ratios:
+        if a in med and b in med:
+            print(f"  {med[a] / med[b]:.3f}  {text}")
+    if "record" in results:
+        checkpoints = results["record"][0]["checkpoint_bytes"]
+        print(f"checkpoint bytes per epoch: {checkpoints[0]:,}")
 
 
 if __name__ == "__main__":

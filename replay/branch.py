@@ -60,7 +60,6 @@ from replay.data import BadData, Mnist, load_mnist
 from replay.faults import Hooks
 from replay.rates import f32
 from replay.record import (
-    HEADER,
     METRICS,
     RecordConfig,
     RunInterrupted,
@@ -70,6 +69,7 @@ from replay.record import (
     _locked,
     _Recorder,
     format_row,
+    header,
     load_checkpoint,
     read_rows,
     seed_everything,
@@ -204,7 +204,7 @@ def _node(root: Path, bid: str) -> Node:
     path = root / BRANCHES / bid
     manifest = read_manifest(path)
     csv = path / METRICS_CSV
-    rows = read_rows(csv) if csv.is_file() else []
+    rows = read_rows(csv, columns=None) if csv.is_file() else []
     return Node(bid, path, rows, manifest)
 
 
@@ -369,10 +369,12 @@ class _BranchRecorder(_Recorder):
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines(keepends=True)
         copied = lines[1 : self.fork.epoch + 1]
-        expected = [format_row(row) for row in self.fork.parent.rows[: self.fork.epoch]]
-        if lines[:1] != [HEADER] or copied != expected:
+        head = header(self.columns)
+        rows = self.fork.parent.rows[: self.fork.epoch]
+        expected = [format_row(row, self.columns) for row in rows]
+        if lines[:1] != [head] or copied != expected:
             raise BadLog(f"{path}: changed while branching; branch again")
-        return HEADER + "".join(copied)
+        return head + "".join(copied)
 
     def _start_model(self, plan: ResumePlan) -> Any:
         if plan.load is not None:
@@ -406,8 +408,7 @@ class _BranchRecorder(_Recorder):
                 board.write(row, None)  # the parent's epochs: scalars, no histograms
         finally:
             board.close()
-        seed_everything(self.config.seed)
-        self.batches = _Data(self.data, self.config.batch_size, self.config.seed)
+        self._prepare_inputs()
         self.model = _load_verified(self.fork.parent.path, self.fork.checkpoint)
         self._warm_up()
         self._init_callbacks()
@@ -418,10 +419,12 @@ class _BranchRecorder(_Recorder):
         return float(self.model.optimizer.learning_rate)
 
     def _finished(self, epoch: int) -> bool:
+        self.drain()  # the settings riding on read the branch's committed rows
         return self.on_epoch(epoch, self.live_rate())
 
     def finish(self) -> None:
         """Mark the branch complete without training (its settings need no more epochs)."""
+        self.drain()
         self.manifest["status"] = "complete"
         self._write_manifest()
 
@@ -721,7 +724,7 @@ class Tree:
         if check is None:
             self.echo(f"  exactness: re-training epoch {job.fork} of {job.parent.name} from its "
                       f"checkpoint of epoch {job.fork - 1}")  # fmt: skip
-            check = check_fork(job.parent, job.fork, self.config, self.data)
+            check = self._check_fork(job.parent, job.fork)
             self.checks.add(check)
             self.summary.checks_run += 1
             if self.budget is not None:
@@ -737,16 +740,24 @@ class Tree:
             f"{c} {check['recorded'][c]!r} vs {check['retrained'][c]!r}" for c in check["columns"]
         )
         if not self.allow_drift:
-            raise Drift(
-                f"{job.parent.path}: re-training epoch {job.fork} from its checkpoint does not "
-                f"reproduce the recorded row ({diffs}): this machine or library build is not "
-                "the one that trained it, so branches would not be exact; pass --allow-drift "
-                "to branch anyway (marked drift: true)"
-            )
+            raise Drift(self._drift_message(job, diffs))
         self.echo(f"  DRIFT at epoch {job.fork} ({diffs}); going on (--allow-drift)")
         return brief, True
 
+    def _check_fork(self, parent: Node, fork: int) -> dict[str, Any]:
+        return check_fork(parent, fork, self.config, self.data)
+
+    def _drift_message(self, job: Job, diffs: str) -> str:
+        return (
+            f"{job.parent.path}: re-training epoch {job.fork} from its checkpoint does not "
+            f"reproduce the recorded row ({diffs}): this machine or library build is not "
+            "the one that trained it, so branches would not be exact; pass --allow-drift "
+            "to branch anyway (marked drift: true)"
+        )
+
     # -- training
+
+    recorder_class: type = None  # set below: _BranchRecorder
 
     def _train(self, job: Job, bid: str, node: Node | None, riders: tuple[int, ...]) -> None:
         import keras
@@ -772,7 +783,7 @@ class Tree:
                     "changed since the branch was made; delete the branch"
                 )
         ride = _Ride(self, bid, riders)
-        recorder = _BranchRecorder(out, config, self.data, self.data_arg, self.hooks,
+        recorder = self.recorder_class(out, config, self.data, self.data_arg, self.hooks,
                                    lambda line: self.echo("  " + line), fork,
                                    ride.on_epoch)  # fmt: skip
         ride.recorder = recorder
@@ -820,6 +831,9 @@ class Tree:
                 "reduce_lr_on_plateau); delete the branch"
             )
         return config
+
+
+Tree.recorder_class = _BranchRecorder
 
 
 class _Ride:
@@ -904,8 +918,13 @@ def train_task(task: _Task) -> _TaskResult:
     Raises what :meth:`Tree._train` raises; the branch is left resumable.
     """
     lines: list[str] = []
-    data = load_data(task.root, task.config, task.data_arg)
-    tree = Tree(task.root, task.config, task.plan, data, data_arg=task.data_arg,
+    if getattr(task.config, "recipe", None) is not None:  # a run of the user's own model
+        from replay.branch_user import UserTree, load_recipe_data
+
+        data, kind = load_recipe_data(task.config, task.root.path), UserTree
+    else:
+        data, kind = load_data(task.root, task.config, task.data_arg), Tree
+    tree = kind(task.root, task.config, task.plan, data, data_arg=task.data_arg,
                 allow_drift=task.allow_drift, resume=task.resume, argv=task.argv,
                 echo=lines.append)  # fmt: skip
     tree.checks.write = False

@@ -34,7 +34,7 @@ LIST_SETTINGS = 12
 class RootRun:
     """What planning needs of the recorded run: its rows, config and manifest (no TF)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, recipe: str | None = None) -> None:
         from analysis.rundir import MANIFEST, METRICS_CSV, read_manifest
         from replay.branch_plan import BranchPlanError
         from replay.record import RecordConfig, read_rows
@@ -50,14 +50,17 @@ class RootRun:
             raise BranchPlanError(
                 f"{path}: is a branch; branch its run ({(path / '../..').resolve()}) instead"
             )
-        if not isinstance(self.manifest.get("config"), dict):
-            own = isinstance(self.manifest.get("model"), dict)  # replay.keras.RecordCallback's
-            raise BranchPlanError(
-                f"{path / MANIFEST}: has no training config to branch with"
-                + ("; a run of your own model cannot be re-trained by replay branch" if own else "")
-            )
-        self.config = RecordConfig.from_json(self.manifest["config"])
-        self.rows = read_rows(path / METRICS_CSV)
+        self.own = isinstance(self.manifest.get("model"), dict)  # replay.keras.RecordCallback's
+        if self.own:
+            from replay.branch_user import user_config
+
+            self.rows = read_rows(path / METRICS_CSV, columns=None)
+            self.config = user_config(path, self.manifest, len(self.rows), recipe)
+        elif not isinstance(self.manifest.get("config"), dict):
+            raise BranchPlanError(f"{path / MANIFEST}: has no training config to branch with")
+        else:
+            self.config = RecordConfig.from_json(self.manifest["config"])
+            self.rows = read_rows(path / METRICS_CSV)
         self.status = self.manifest.get("status")
         self.curves = {c: [r[c] for r in self.rows] for c in (self.rows[0] if self.rows else {})}
 
@@ -88,9 +91,13 @@ def build_plan(root: RootRun, grid) -> RootPlan:
     from replay.record import METRICS
 
     if root.status != "complete":
+        how = (
+            "continue its fit (replay.keras.restore gives the model and initial_epoch)"
+            if root.own
+            else f"finish it with `replay record --resume --out {root.path}`"
+        )
         raise BranchPlanError(
-            f"{root.path}: the run is {root.status} ({len(root.rows)} epochs); finish it with "
-            f"`replay record --resume --out {root.path}` first"
+            f"{root.path}: the run is {root.status} ({len(root.rows)} epochs); {how} first"
         )
     initial = root.config.learning_rate
     if grid.initial_lr is not None and grid.initial_lr != initial:
@@ -99,10 +106,12 @@ def build_plan(root: RootRun, grid) -> RootPlan:
             "continues the recorded training, so leave --initial-lr out"
         )
     monitors = grid.monitors or ("val_loss",)
+    watchable = [c for c in root.curves if c not in ("epoch", "learning_rate", "epoch_seconds")
+                 and not c.startswith("test_")] if root.own else METRICS  # fmt: skip
     for monitor in monitors:
-        if monitor not in METRICS:
+        if monitor not in watchable:
             raise BranchPlanError(
-                f"--monitor {monitor}: the run's callbacks can watch {', '.join(METRICS)}"
+                f"--monitor {monitor}: the run's callbacks can watch {', '.join(watchable)}"
             )
     settings = settings_for(grid, monitors)
     return plan_root(settings, root.curves, initial_lr=initial, horizon=root.config.epochs)
@@ -392,11 +401,18 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
         default=None,
         help="The MNIST file the run was recorded from, if not found as recorded.",
     )
+    @click.option(
+        "--recipe",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="A run of your own model (RecordCallback): the recipe to train it with, "
+        "instead of the one run.json names (e.g. after its file moved).",
+    )
     @executor_options("branches", "RUN")
     @click.pass_context
     def branch(ctx: click.Context, run: Path, dry_run: bool, max_epochs: int | None, yes: bool,
-               resume: bool, allow_drift: bool, data: Path | None, executor: str,
-               address: str | None, **opts: Any) -> None:  # fmt: skip
+               resume: bool, allow_drift: bool, data: Path | None, recipe: str | None,
+               executor: str, address: str | None, **opts: Any) -> None:  # fmt: skip
         """Re-train RUN from the epochs where learning-rate settings leave it: exact answers.
 
         For each ReduceLROnPlateau setting of the grid (alone, or with an EarlyStopping:
@@ -431,7 +447,7 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
             )
         grid = Grid.from_options(Grid(policies=("reduce_lr_on_plateau",)), **opts)
         _refuse_unused(ctx, grid.policies)
-        root = RootRun(run)
+        root = RootRun(run, recipe)
         plan = build_plan(root, grid)
         if not dry_run and plan.groups:
             root.require_checkpoints()  # refused before the plan is printed
@@ -446,12 +462,21 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
         import_tensorflow_quietly()
         from replay.branch import BranchInterrupted, Tree, load_data, load_root
 
-        node, config = load_root(run)
-        dataset = load_data(node, config, data)
         argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv else []
-        tree = Tree(node, config, plan, dataset, data_arg=data, max_epochs=max_epochs,
-                    allow_drift=allow_drift, resume=resume, argv=argv,
-                    echo=click.echo)  # fmt: skip
+        if root.own:
+            from replay.branch_user import UserTree, load_recipe_data, load_user_root
+
+            node, config = load_user_root(run, recipe)
+            made = load_recipe_data(config, run, echo=click.echo)
+            tree = UserTree(node, config, plan, made, data_arg=config.recipe,
+                            max_epochs=max_epochs, allow_drift=allow_drift, resume=resume,
+                            argv=argv, echo=click.echo)  # fmt: skip
+        else:
+            node, config = load_root(run)
+            dataset = load_data(node, config, data)
+            tree = Tree(node, config, plan, dataset, data_arg=data, max_epochs=max_epochs,
+                        allow_drift=allow_drift, resume=resume, argv=argv,
+                        echo=click.echo)  # fmt: skip
         try:
             tree.grow(runner)
         except (BranchInterrupted, JobsInterrupted) as e:

@@ -7,9 +7,10 @@
 
 The directory is the one ``replay record`` writes (``docs/run-directory.md``), so
 ``replay sweep``, ``show`` and ``pick`` read it as they read an MNIST run. After each
-epoch it commits, in ``replay record``'s order and with Ctrl-C held until the commit is
-over (:meth:`replay.record._RunWriter.commit`): the checkpoint (``model.save``), the
-metrics.csv row, TensorBoard scalars and weight histograms, run.json. Columns: every
+epoch it commits, in ``replay record``'s order (:meth:`replay.record._RunWriter.commit`):
+the checkpoint (the model serialized at the epoch's end), the metrics.csv row,
+TensorBoard scalars and weight histograms, run.json, written by a background thread
+while the next epoch trains. Columns: every
 metric of the fit's logs (``loss`` first, then its ``val_`` twins), the held-out
 ``test_*`` metrics when ``test_data`` is given (``model.evaluate`` after each epoch),
 then ``learning_rate`` (the optimizer's rate at the epoch's first training step: the
@@ -43,6 +44,7 @@ from typing import Any
 from analysis.errors import ReplayError
 from analysis.rundir import MANIFEST, SCHEMA_VERSION, atomic_write, read_manifest
 from replay.faults import Hooks
+from replay.recipe import recipe_record
 from replay.record import (
     SHADOW_EARLY_STOPPING,
     BadConfig,
@@ -61,7 +63,14 @@ from replay.record import (
 )
 from replay.resume import ResumePlan, plan_resume
 
-__all__ = ["RecordCallback", "commit_callback", "metric_columns", "restore"]  # noqa: F822 (lazy)
+__all__ = [  # noqa: F822 (RecordCallback is lazy)
+    "RecordCallback",
+    "commit_callback",
+    "fit",
+    "metric_columns",
+    "restore",
+    "wait_for_commits",
+]
 
 RECORDER = "replay.keras.RecordCallback"
 """run.json's ``model.recorder`` of a run written by :class:`RecordCallback`."""
@@ -77,7 +86,25 @@ def _mark_stopped_fits() -> None:
     (Ctrl-C in a training step: Keras then calls no callback); each ends on a whole commit."""
     for writer in list(_OPEN.values()):
         if writer.manifest and writer.manifest.get("status") == "running":
-            writer._abandon()
+            writer._abandon()  # after the commit in flight
+
+
+_WRITERS: dict[str, Any] = {}  # resolved run directory -> its last writer in this process
+
+
+def wait_for_commits(out: str | os.PathLike[str] | None = None) -> None:
+    """Wait until the epochs this process handed to the background committer of run
+    ``out`` (of every run when None) are on disk. A fit that ends normally waits by
+    itself; after a fit that raised (a later callback's error, Ctrl-C), the commit in
+    flight finishes in the background, before the process exits; :func:`restore` and a
+    new :class:`RecordCallback` on that run wait for it first. Its error, if any, is moot
+    (the run keeps the epochs committed before)."""
+    keys = list(_WRITERS) if out is None else [str(Path(out).resolve())]
+    for key in keys:
+        writer = _WRITERS.get(key)
+        if writer is not None:
+            with contextlib.suppress(BaseException):
+                writer.committer.wait()
 
 
 class WrongEpoch(ReplayError):
@@ -130,6 +157,7 @@ def restore(out: str | os.PathLike[str]) -> tuple[Any, int]:
             a damaged run or checkpoint (one line each).
     """
     root = Path(out)
+    wait_for_commits(root)
     manifest, rows, plan = _plan(root)
     if plan.load is None:
         raise WrongEpoch(
@@ -210,9 +238,11 @@ class _UserRun(_RunWriter):
     def __init__(self, out: Path, hooks: Hooks) -> None:
         super().__init__(out, hooks)
         self.columns = None  # from metrics.csv's header, or the first epoch's logs
+        self.histograms = True  # TensorBoard weight histograms after each epoch
         self.replayed = False  # shadows built and fed the committed rows
 
-    def open(self, model: Any, epoch: int, description: dict[str, Any]) -> None:
+    def open(self, model: Any, epoch: int, description: dict[str, Any],
+             extra: dict[str, Any] | None = None) -> None:  # fmt: skip
         """Start the run, or continue it when ``epoch`` is its number of committed epochs.
 
         Raises:
@@ -229,10 +259,10 @@ class _UserRun(_RunWriter):
                 "starts at initial_epoch=0"
             )
         else:
-            self._start(description)
-        self.board = _Board(self.out / "tensorboard")
+            self._start(description, extra or {})
+        self.board = _Board(self.out / "tensorboard", self.histograms)
 
-    def _start(self, description: dict[str, Any]) -> None:
+    def _start(self, description: dict[str, Any], extra: dict[str, Any]) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         self.ckdir.mkdir(exist_ok=True)
         (self.out / "tensorboard").mkdir(exist_ok=True)
@@ -254,6 +284,7 @@ class _UserRun(_RunWriter):
             "checkpoints_included": True,
             "epochs": [],
             "shadow": [],
+            **extra,
         }
         self._write_manifest()
 
@@ -309,11 +340,14 @@ class _UserRun(_RunWriter):
         self.replayed = True
 
     def finish(self) -> None:
-        """Mark the run complete (the fit ended)."""
+        """Mark the run complete (the fit ended) once its last epoch is committed."""
+        self.drain()
         self.manifest["status"] = "complete"
         self._write_manifest()
 
     def close(self) -> None:
+        with contextlib.suppress(BaseException):  # an error was raised by now, or is moot
+            self.committer.wait()
         if self.board is not None:
             self.board.close()
             self.board = None
@@ -346,6 +380,56 @@ def _describe(model: Any, params: dict[str, Any], test_data: Any) -> dict[str, A
         "test_samples": _samples(test_data),
         "test_data": test_data is not None,
     }
+
+
+def determinism(seed: int | None) -> dict[str, Any]:
+    """run.json's ``determinism`` of a run recorded through a recipe: the seed of the
+    model's seed generators, the Keras backend, and whether TensorFlow's op determinism
+    was on (null on other backends)."""
+    import keras
+
+    backend = keras.backend.backend()
+    op = None
+    if backend == "tensorflow":
+        from tensorflow.python.framework import config  # no public reader of the switch
+
+        op = bool(config.is_op_determinism_enabled())
+    return {"seed": seed, "backend": backend, "op_determinism": op,
+            "seed_generators": "replay.inputs.generator_state(seed, epoch, index)"}  # fmt: skip
+
+
+def fit(model: Any, recipe: Any, *, epochs: int, initial_epoch: int = 0,
+        callbacks: Any = (), verbose: Any = "auto") -> Any:  # fmt: skip
+    """``model.fit`` with a :class:`replay.recipe.Recipe`'s data, reproducibly: the
+    recipe's training source set to each epoch (and the model's seed generators to
+    ``(recipe.seed, epoch)``) by :func:`replay.inputs.epoch_callback`, ``shuffle=False``,
+    then the recipe's callbacks and ``callbacks`` (a :class:`RecordCallback` among them
+    records the recipe's input order, seed and ``test_data``). Returns the History.
+
+    Put a live callback that changes the learning rate (``ReduceLROnPlateau``) before the
+    ``RecordCallback``, so that the checkpoint holds the rate the next epoch starts with.
+    """
+    from replay.inputs import epoch_callback
+    from replay.recipe import BadRecipe, Recipe
+
+    if isinstance(recipe, dict):
+        recipe = Recipe(**recipe)
+    if not isinstance(recipe, Recipe):
+        raise BadRecipe(f"fit: expected a replay.recipe.Recipe but got {type(recipe).__name__}")
+    callbacks = list(callbacks)
+    for callback in callbacks:
+        if hasattr(callback, "attach"):
+            callback.attach(recipe)
+    return model.fit(
+        recipe.train,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        validation_data=recipe.validation_data,
+        shuffle=False,
+        verbose=verbose,
+        callbacks=[epoch_callback(recipe.train, seed=recipe.seed), *recipe.callbacks, *callbacks],
+        **recipe.fit_kwargs,
+    )
 
 
 def _classes() -> dict[str, type]:
@@ -414,6 +498,14 @@ def _classes() -> dict[str, type]:
         otherwise). ``out`` must be new, empty, or a run this callback recorded whose
         committed epochs equal the fit's ``initial_epoch``.
 
+        ``histograms=False`` leaves out the TensorBoard weight histograms (their cost
+        grows with the model; they are written off the training path either way).
+
+        ``recipe``: ``module:function`` or ``path/to/train.py:function`` returning a
+        :class:`replay.recipe.Recipe` (called with ``recipe_args``, JSON values); run.json
+        then records it with its file's sha256, and ``replay branch`` can train the run
+        again. Train through :func:`replay.keras.fit`, which also records the input order.
+
         Raises (one line each, before anything is trained or written):
             RunExists: ``out`` is a file, or a directory holding anything else, or is
                 being written by another process.
@@ -426,6 +518,9 @@ def _classes() -> dict[str, type]:
             test_data: Any = None,
             *,
             test_batch_size: int | None = None,
+            recipe: str | None = None,
+            recipe_args: dict[str, Any] | None = None,
+            histograms: bool = True,
         ) -> None:
             if test_batch_size is not None and not (
                 isinstance(test_batch_size, int) and test_batch_size >= 1
@@ -437,6 +532,22 @@ def _classes() -> dict[str, type]:
             super().__init__(None, test_data, test_batch_size)
             self._opened = False
             self._created = False
+            self.histograms = bool(histograms)
+            self.recipe = None if recipe is None else recipe_record(recipe, self.out, recipe_args)
+            self.input_order: dict[str, Any] | None = None  # set by replay.keras.fit
+            self.seed: int | None = None
+
+        def attach(self, made: Any) -> None:
+            """Take what ``replay.keras.fit`` trains with from its :class:`Recipe`: the
+            input order and seed to record, and its ``test_data`` unless given here."""
+            from replay.inputs import describe
+
+            self.input_order = describe(made.train)
+            self.seed = made.seed
+            if self.test_data is None and made.test_data is not None:
+                _check_test_data(made.test_data)
+                self.test_data = made.test_data
+                self.test_batch_size = made.test_batch_size
 
         def on_train_begin(self, logs: Any = None) -> None:
             _check_out(self.out)
@@ -446,10 +557,12 @@ def _classes() -> dict[str, type]:
             except OSError as e:
                 raise RunExists(f"{self.out}: cannot be created ({e.strerror or e})") from None
             key = str(self.out.resolve())
-            if key in _HELD:  # left by a fit of this process that stopped with an error
+            wait_for_commits(self.out)  # a fit of this process that stopped with an error
+            if key in _HELD:  # left by such a fit
                 os.close(_HELD.pop(key))
             _HELD[key] = lock_dir(self.out, RunExists, "process")
-            self.writer = _UserRun(self.out, Hooks.from_env())
+            self.writer = _WRITERS[key] = _UserRun(self.out, Hooks.from_env())
+            self.writer.histograms = self.histograms
             _OPEN[key] = self.writer
             self._opened = False
 
@@ -458,7 +571,7 @@ def _classes() -> dict[str, type]:
                 try:
                     with self._guard():
                         description = _describe(self.model, self.params or {}, self.test_data)
-                        self.writer.open(self.model, epoch, description)
+                        self.writer.open(self.model, epoch, description, self._extra())
                 except WrongEpoch:
                     if self._created:  # refused: leave no empty directory behind
                         with contextlib.suppress(OSError):
@@ -473,9 +586,16 @@ def _classes() -> dict[str, type]:
 
         def on_train_end(self, logs: Any = None) -> None:
             if self._opened:
-                with self._guard():
+                with self._guard(abandon=True):  # the last commit may fail in the background
                     self.writer.finish()
             self._release()
+
+        def _extra(self) -> dict[str, Any]:
+            """run.json's ``recipe``, ``input_order`` and ``determinism`` of a new run."""
+            if self.recipe is None and self.input_order is None:
+                return {}
+            return {"recipe": self.recipe, "input_order": self.input_order,
+                    "determinism": determinism(self.seed)}  # fmt: skip
 
         @contextlib.contextmanager
         def _guard(self, abandon: bool = False) -> Iterator[None]:

@@ -6,11 +6,16 @@ this module stays cheap.
 Run directory and commit order: see docs/run-directory.md; the format (names, run.json's
 schema and validation, checkpoint verification, atomic writes) is defined once, in
 :mod:`analysis.rundir`, which the readers use too. After each epoch, with Ctrl-C
-deferred until the commit is over:
+deferred until step 1 is over:
 
 1. the real ``ReduceLROnPlateau`` (if configured) and the shadow ``EarlyStopping``
    callbacks see the epoch's logs; the plateau callback may cut the learning rate,
-   so the checkpoint below is exactly the state the next epoch starts from;
+   so the checkpoint below is exactly the state the next epoch starts from; the model
+   is serialized into memory (its ``.keras`` bytes) and its weights copied;
+
+then :class:`_Committer` does the rest in a background thread, in order, while the next
+epoch trains (the next commit waits for it; its error is raised in the training thread):
+
 2. ``checkpoints/.tmp-epoch-NNN.keras`` is written, fsynced, renamed to
    ``epoch-NNN.keras`` and the directory fsynced;
 3. the ``metrics.csv`` row is appended, flushed and fsynced (the row is the commit
@@ -620,15 +625,18 @@ class _Data:
 
 class _Board:
     """TensorBoard writers in Keras's layout: train/, validation/, test/ (each made
-    when a row first has a column of its split)."""
+    when a row first has a column of its split). The weights of an epoch's histograms
+    are copied by :meth:`snapshot` when the epoch ends; :meth:`write` may then run in the
+    background committer while the next epoch trains."""
 
     SPLITS = (("validation", "val_"), ("test", "test_"))
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, histograms: bool = True) -> None:
         import tensorflow as tf
 
         self.tf = tf
         self.root = root
+        self.histograms = histograms
         self.writers: dict[str, Any] = {}
 
     def _writer(self, split: str) -> Any:
@@ -636,10 +644,20 @@ class _Board:
             self.writers[split] = self.tf.summary.create_file_writer(str(self.root / split))
         return self.writers[split]
 
-    def write(self, row: dict[str, float], model: Any) -> None:
-        """Write one epoch's scalars (``epoch_<metric>`` in the metric's split), and
-        ``model``'s weight histograms unless it is None (a branch's rows copied from
-        its parent: their weights are the parent's)."""
+    def snapshot(self, model: Any) -> list[tuple[str, np.ndarray]] | None:
+        """``model``'s weights now, named by Keras's histogram tags (None: no histograms)."""
+        if model is None or not self.histograms:
+            return None
+        return [
+            (weight.path.replace(":", "_") + "/histogram", np.array(weight.numpy()))
+            for layer in model.layers
+            for weight in layer.weights
+        ]
+
+    def write(self, row: dict[str, float], weights: list | None) -> None:
+        """Write one epoch's scalars (``epoch_<metric>`` in the metric's split), and the
+        histograms of ``weights`` (a :meth:`snapshot`) unless None (a branch's rows
+        copied from its parent: their weights are the parent's)."""
         tf, step = self.tf, int(row["epoch"])
         scalars: dict[str, list[tuple[str, float]]] = {"train": []}
         for column, value in row.items():
@@ -654,25 +672,54 @@ class _Board:
             with self._writer(split).as_default():
                 for tag, value in values:
                     tf.summary.scalar(tag, value, step=step)
-                if split == "train" and model is not None:
-                    self._histograms(model, step)
+                if split == "train" and weights is not None:
+                    self._histograms(weights, step)
         for writer in self.writers.values():
             writer.flush()
 
-    def _histograms(self, model: Any, step: int) -> None:
+    def _histograms(self, weights: list, step: int) -> None:
         # Keras's tag names ("dense_1/kernel/histogram"); the buckets are computed with
         # NumPy by TensorBoard's own histogram_pb, 3x faster than tf.summary.histogram.
         from tensorboard.plugins.histogram.summary_v2 import histogram_pb
 
-        for layer in model.layers:
-            for weight in layer.weights:
-                name = weight.path.replace(":", "_") + "/histogram"
-                summary = histogram_pb(name, np.asarray(weight.numpy()))
-                self.tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=step)
+        for name, values in weights:
+            summary = histogram_pb(name, values)
+            self.tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=step)
 
     def close(self) -> None:
         for writer in self.writers.values():
             writer.close()
+
+
+class _Committer:
+    """Commits epochs in a background thread, one at a time and in order: the files of
+    epoch ``e`` are written while epoch ``e + 1`` trains. :meth:`wait` returns once the
+    last submitted commit is over and raises its error, if any (an ``OSError`` from a
+    full disk becomes :class:`WriteFailed` in the training thread). The thread is not a
+    daemon: a process that ends (Ctrl-C through ``fit``) finishes the commit first."""
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def submit(self, commit: Callable[[], None]) -> None:
+        self.wait()
+        self.thread = threading.Thread(target=self._run, args=(commit,), name="replay-commit")
+        self.thread.start()
+
+    def _run(self, commit: Callable[[], None]) -> None:
+        try:
+            commit()
+        except BaseException as e:  # raised in the training thread by wait()
+            self.error = e
+
+    def wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
 
 
 # ---------------------------------------------------------------- recording
@@ -855,6 +902,8 @@ class _RunWriter:
         self.shadows: list[_Shadow] = []
         self.plateau: _Plateau | None = None
         self.observed = 0  # epochs the callbacks have seen
+        self.committer = _Committer()
+        self.background = True  # commit while the next epoch trains
 
     def _csv_start(self) -> str:
         """metrics.csv before the first epoch: the header (a branch adds its parent's rows)."""
@@ -908,18 +957,48 @@ class _RunWriter:
         metrics = {c: float(logs.get(c, math.nan)) for c in self.columns[1:-2]}
         row = {"epoch": epoch, **metrics, "learning_rate": learning_rate, "epoch_seconds": seconds}
         self.hooks("after_fit", epoch)
+        self.committer.wait()  # the epoch before is committed (or its error raised here)
         with _sigint_deferred():
             self._callbacks(epoch, metrics)
-            entry = self._write_checkpoint(epoch, seconds)
-            _append_line(self.csv, format_row(row, self.columns))
-            self.rows.append(row)
-            self.hooks("after_metrics_row", epoch)
-            self.board.write(row, self.model)
-            self.hooks("after_tensorboard", epoch)
-            self.manifest["epochs"].append(entry)
-            self._write_manifest()
-            self.hooks("after_manifest", epoch)
+            image = self._checkpoint_bytes()  # the state the next epoch starts from
+            weights = self.board.snapshot(self.model)
+
+            def files() -> None:
+                self._commit_files(epoch, row, image, weights, seconds)
+
+            if self.background:
+                self.committer.submit(files)
+            else:
+                files()
         return row
+
+    def _commit_files(self, epoch: int, row: dict[str, float], image: bytes,
+                      weights: list | None, seconds: float) -> None:  # fmt: skip
+        """Steps 2 to 5 of the commit (module docstring), from the epoch's checkpoint
+        bytes and weights: in the background committer while the next epoch trains."""
+        entry = self._write_checkpoint(epoch, seconds, image)
+        _append_line(self.csv, format_row(row, self.columns))
+        self.rows.append(row)
+        self.hooks("after_metrics_row", epoch)
+        self.board.write(row, weights)
+        self.hooks("after_tensorboard", epoch)
+        self.manifest["epochs"].append(entry)
+        self._write_manifest()
+        self.hooks("after_manifest", epoch)
+
+    def _checkpoint_bytes(self) -> bytes:
+        """The ``.keras`` file of the model now (``model.save`` into memory)."""
+        import io
+
+        from keras.src.saving import saving_lib  # model.save's writer, into a file object
+
+        buffer = io.BytesIO()
+        saving_lib.save_model(self.model, buffer)
+        return buffer.getvalue()
+
+    def drain(self) -> None:
+        """Wait until every epoch handed to the committer is committed (raise its error)."""
+        self.committer.wait()
 
     def _finished(self, epoch: int) -> bool:
         """Whether the run is complete after committing ``epoch`` before its last epoch
@@ -927,6 +1006,8 @@ class _RunWriter:
         return False
 
     def _abandon(self) -> None:
+        with contextlib.suppress(BaseException):
+            self.committer.wait()  # a commit in flight finishes first (its error is moot)
         with contextlib.suppress(Exception):
             listed = first_own_epoch(self.manifest) + len(self.manifest["epochs"])
             if listed < len(self.rows):  # failed after the row
@@ -938,10 +1019,11 @@ class _RunWriter:
             self.manifest["status"] = "interrupted"
             self._write_manifest()
 
-    def _write_checkpoint(self, epoch: int, seconds: float) -> dict[str, Any]:
+    def _write_checkpoint(self, epoch: int, seconds: float, image: bytes) -> dict[str, Any]:
         name = checkpoint_name(epoch)
         tmp = self.ckdir / f"{TMP_PREFIX}{name}"
-        self.model.save(tmp)
+        with open(tmp, "wb") as f:
+            f.write(image)
         fsync_file(tmp)
         self.hooks("after_checkpoint_tmp", epoch)
         os.replace(tmp, self.ckdir / name)
@@ -1040,9 +1122,18 @@ class _Recorder(_RunWriter):
         # touching weights or optimizer state (a fresh run builds them in its first fit).
         self.model.evaluate(self.batches.val.take(1), verbose=0)
 
-    def start(self, argv: list[str]) -> None:
+    def _prepare_inputs(self) -> None:
+        """Seed everything and build the batches (before the model is built or loaded)."""
         seed_everything(self.config.seed)
         self.batches = _Data(self.data, self.config.batch_size, self.config.seed)
+
+    def _refresh_manifest(self) -> None:
+        """On resume: run.json's config and command as this process trains them."""
+        self.manifest["config"] = self.config.to_json()
+        self.manifest["command"] = self.config.command(self.out, self.data_arg)
+
+    def start(self, argv: list[str]) -> None:
+        self._prepare_inputs()
         self.ckdir.mkdir(exist_ok=True)
         (self.out / "tensorboard").mkdir(exist_ok=True)
         self.manifest = self._base_manifest(argv)
@@ -1054,7 +1145,7 @@ class _Recorder(_RunWriter):
 
     def resume(self, manifest: Manifest, argv: list[str]) -> None:
         # Everything is checked before anything in the run directory is changed.
-        rows = read_rows(self.csv) if self.csv.is_file() else None
+        rows = read_rows(self.csv, columns=self.columns) if self.csv.is_file() else None
         files = [p.name for p in self.ckdir.iterdir() if p.is_file()] if self.ckdir.is_dir() else []
         plan = plan_resume(manifest, rows, files, root=self.out)
         if plan.committed > self.config.epochs:
@@ -1065,12 +1156,10 @@ class _Recorder(_RunWriter):
         if plan.verify is not None:
             self._verify(plan.verify)
         self._apply(plan, manifest, rows or [])
-        seed_everything(self.config.seed)
-        self.batches = _Data(self.data, self.config.batch_size, self.config.seed)
+        self._prepare_inputs()
         self.rows = rows or []
         self.manifest = manifest
-        self.manifest["config"] = self.config.to_json()
-        self.manifest["command"] = self.config.command(self.out, self.data_arg)
+        self._refresh_manifest()
         self.manifest["resumed"].append(
             {"at": _now(), "from_epoch": plan.committed, "argv": argv, "versions": versions()}
         )
@@ -1119,6 +1208,7 @@ class _Recorder(_RunWriter):
         try:
             if len(self.rows) < self.config.epochs:
                 self._fit(len(self.rows))
+            self.drain()
             self.manifest["status"] = "complete"
             self._write_manifest()
         except KeyboardInterrupt:
