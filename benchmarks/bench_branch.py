@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from replay.branch_plan import COMBINED, RootPlan, plan_root, settings_for  # noqa: E402
-from replay.record import read_rows  # noqa: E402
+from replay.run_writer import read_rows  # noqa: E402
 from replay.sweeping import Grid  # noqa: E402
 
 LR_GRID = {"policies": ("reduce_lr_on_plateau",), "patience": tuple(range(3, 11))}

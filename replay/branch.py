@@ -11,7 +11,7 @@ the real ``keras.callbacks.ReduceLROnPlateau`` is in the state the setting's wou
 have been in, and cuts the rate at the end of ``k - 1`` as the plan said (its rate
 must equal the replay's float32 rate, or the branch refuses); then epochs ``k, k+1,
 ...`` train with it live and are committed exactly as ``replay record`` commits them
-(:class:`replay.record._Recorder`: Ctrl-C and kill safety, resume).
+(:class:`replay.record.Recorder`: Ctrl-C and kill safety, resume).
 
 Exactness is proven before a branch trains: epoch ``k`` is re-trained from the same
 checkpoint under the parent's recorded rate and compared with the parent's row ``k``,
@@ -60,23 +60,26 @@ from replay.data import BadData, Mnist, load_mnist
 from replay.faults import Hooks
 from replay.rates import f32
 from replay.record import (
-    METRICS,
+    MnistBatches,
     RecordConfig,
+    Recorder,
+    seed_everything,
+    train_epoch,
+)
+from replay.resume import ResumePlan
+from replay.run_writer import (
+    METRICS,
+    Board,
     RunInterrupted,
     WriteFailed,
-    _Board,
-    _Data,
-    _locked,
-    _Recorder,
     format_row,
     header,
     load_checkpoint,
+    locked,
     read_rows,
-    seed_everything,
-    train_epoch,
+    utc_now,
     versions,
 )
-from replay.resume import ResumePlan
 
 __all__ = [
     "EXACTNESS",
@@ -220,16 +223,10 @@ def environment() -> dict[str, Any]:
             "cpu": cpu}  # fmt: skip
 
 
-def _now() -> str:
-    import datetime
-
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
 # ---------------------------------------------------------------- the exactness check
 
 
-def _same(a: float, b: float) -> bool:
+def same_value(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
 
@@ -245,14 +242,14 @@ def check_fork(parent: Node, fork: int, config: RecordConfig, data: Mnist) -> di
     info = parent.checkpoint(fork - 1)
     keras.backend.clear_session()
     seed_everything(config.seed)
-    batches = _Data(data, config.batch_size, config.seed)
-    model = _load_verified(parent.path, info)
+    batches = MnistBatches(data, config.batch_size, config.seed)
+    model = load_verified(parent.path, info)
     model.evaluate(batches.val.take(1), verbose=0)  # as a resumed run does (record.py)
     rate = float(model.optimizer.learning_rate)
     logs, seconds = train_epoch(model, batches, fork)
     retrained = {**logs, "learning_rate": rate}
     recorded = {c: parent.rows[fork][c] for c in retrained}
-    columns = [c for c in (*METRICS, "learning_rate") if not _same(recorded[c], retrained[c])]
+    columns = [c for c in (*METRICS, "learning_rate") if not same_value(recorded[c], retrained[c])]
     keras.backend.clear_session()
     return {
         "parent": parent.ref,
@@ -263,12 +260,12 @@ def check_fork(parent: Node, fork: int, config: RecordConfig, data: Mnist) -> di
         "recorded": recorded,
         "retrained": retrained,
         "seconds": seconds,
-        "at": _now(),
+        "at": utc_now(),
         "environment": environment(),
     }
 
 
-def _load_verified(run: Path, info: CheckpointInfo) -> Any:
+def load_verified(run: Path, info: CheckpointInfo) -> Any:
     try:
         verify_checkpoint(run / info.path, info.sha256, info.bytes, epoch=info.epoch)
     except CheckpointMismatch as e:
@@ -339,7 +336,7 @@ class Fork:
         return self.parent.checkpoint(self.epoch - 1)
 
 
-class _BranchRecorder(_Recorder):
+class BranchRecorder(Recorder):
     """``replay record``'s recorder for a branch: it starts from the parent's checkpoint
     of ``fork.epoch - 1`` with the parent's rows, and ends when ``on_epoch`` says so."""
 
@@ -379,7 +376,7 @@ class _BranchRecorder(_Recorder):
     def _start_model(self, plan: ResumePlan) -> Any:
         if plan.load is not None:
             return super()._start_model(plan)
-        return _load_verified(self.fork.parent.path, self.fork.checkpoint)
+        return load_verified(self.fork.parent.path, self.fork.checkpoint)
 
     def _check_replayed_rate(self, restored: float) -> None:
         if len(self.rows) > self.fork.epoch:
@@ -402,14 +399,14 @@ class _BranchRecorder(_Recorder):
         self._write_manifest()  # run.json first: a directory with it can always be resumed
         atomic_write(self.csv, self._csv_start())
         self.rows = [dict(r) for r in self.fork.parent.rows[: self.fork.epoch]]
-        board = _Board(self.out / "tensorboard")
+        board = Board(self.out / "tensorboard")
         try:
             for row in self.rows:
                 board.write(row, None)  # the parent's epochs: scalars, no histograms
         finally:
             board.close()
         self._prepare_inputs()
-        self.model = _load_verified(self.fork.parent.path, self.fork.checkpoint)
+        self.model = load_verified(self.fork.parent.path, self.fork.checkpoint)
         self._warm_up()
         self._init_callbacks()
         self._replay_callbacks()
@@ -484,6 +481,11 @@ class Summary:
 class Tree:
     """The branches of one recorded run, grown for the settings of a plan."""
 
+    @classmethod
+    def task_data(cls, root: Node, config: RecordConfig, data_arg: Any) -> Any:
+        """The data a branch job of this tree trains on, loaded in the job's process."""
+        return load_data(root, config, data_arg)
+
     def __init__(self, root: Node, config: RecordConfig, plan: RootPlan, data: Mnist, *,
                  data_arg: Any = None, max_epochs: int | None = None,
                  allow_drift: bool = False, resume: bool = False, argv: Sequence[str] = (),
@@ -556,7 +558,7 @@ class Tree:
         jobs.sort(key=lambda j: (-len(j.riders), j.fork, j.rate))
         self.queue.extend(jobs)
         self.dir.mkdir(exist_ok=True)
-        with _locked(self.dir, BranchRefused, "replay branch"):  # one per run at a time
+        with locked(self.dir, BranchRefused, "replay branch"):  # one per run at a time
             self._remove_unstarted()
             if executor is not None and executor.name != "local":
                 self._grow_on(executor)
@@ -630,7 +632,7 @@ class Tree:
                 if node is None:
                     (self.dir / bid).mkdir()  # the id is taken before the job runs
                 where[bid] = f"fork at epoch {job.fork} of {job.parent.name}, lr {job.rate:g}"
-                spec = _Task(self.root, self.config, self.plan, self.data_arg,
+                spec = _Task(type(self), self.root, self.config, self.plan, self.data_arg,
                              self.allow_drift, self.resume, tuple(self.argv), job, bid,
                              node, riders)  # fmt: skip
                 tasks.append(Task(bid, train_task, (spec,)))
@@ -757,7 +759,7 @@ class Tree:
 
     # -- training
 
-    recorder_class: type = None  # set below: _BranchRecorder
+    recorder_class: type = None  # set below: BranchRecorder
 
     def _train(self, job: Job, bid: str, node: Node | None, riders: tuple[int, ...]) -> None:
         import keras
@@ -774,7 +776,7 @@ class Tree:
             manifest = read_manifest(out, resume=True)
             config = self._branch_config(out, manifest)
             drift = drift or bool(manifest.get("drift", False))
-            setting = _setting_of(out, manifest)
+            setting = setting_of(out, manifest)
             fork = Fork(job.parent, job.fork, job.rate, setting, exactness, drift)
             if manifest.get("parent_checkpoint_sha256") != fork.checkpoint.sha256:
                 raise BranchRefused(
@@ -792,7 +794,7 @@ class Tree:
             if manifest is None:
                 out.mkdir(exist_ok=True)  # the driver of an executor creates it first
                 self.summary.created.append(bid)
-            with _locked(out):
+            with locked(out):
                 if manifest is None:
                     recorder.start(self.argv)
                 else:
@@ -833,7 +835,7 @@ class Tree:
         return config
 
 
-Tree.recorder_class = _BranchRecorder
+Tree.recorder_class = BranchRecorder
 
 
 class _Ride:
@@ -843,7 +845,7 @@ class _Ride:
         self.tree = tree
         self.bid = bid
         self.riders = riders
-        self.recorder: _BranchRecorder | None = None
+        self.recorder: BranchRecorder | None = None
 
     def node(self) -> Node:
         """The branch as a node of the tree (its rows and run.json, as they grow)."""
@@ -885,8 +887,10 @@ class _Ride:
 
 @dataclasses.dataclass(frozen=True)
 class _Task:
-    """What a branch job needs to train one branch in another process."""
+    """What a branch job needs to train one branch in another process (``tree``: the
+    tree's class, which loads the data its runs train on: :meth:`Tree.task_data`)."""
 
+    tree: type
     root: Node
     config: RecordConfig
     plan: RootPlan
@@ -918,22 +922,17 @@ def train_task(task: _Task) -> _TaskResult:
     Raises what :meth:`Tree._train` raises; the branch is left resumable.
     """
     lines: list[str] = []
-    if getattr(task.config, "recipe", None) is not None:  # a run of the user's own model
-        from replay.branch_user import UserTree, load_recipe_data
-
-        data, kind = load_recipe_data(task.config, task.root.path), UserTree
-    else:
-        data, kind = load_data(task.root, task.config, task.data_arg), Tree
-    tree = kind(task.root, task.config, task.plan, data, data_arg=task.data_arg,
-                allow_drift=task.allow_drift, resume=task.resume, argv=task.argv,
-                echo=lines.append)  # fmt: skip
+    data = task.tree.task_data(task.root, task.config, task.data_arg)
+    tree = task.tree(task.root, task.config, task.plan, data, data_arg=task.data_arg,
+                     allow_drift=task.allow_drift, resume=task.resume, argv=task.argv,
+                     echo=lines.append)  # fmt: skip
     tree.checks.write = False
     tree._train(task.job, task.bid, task.node, task.riders)
     nodes = {k: v for k, v in tree.nodes.items() if k}
     return _TaskResult(lines, tree.summary, nodes, tree.checks.new, list(tree.queue))
 
 
-def _setting_of(out: Path, manifest: dict[str, Any]) -> Setting:
+def setting_of(out: Path, manifest: dict[str, Any]) -> Setting:
     """The setting a branch's run.json names (its live ReduceLROnPlateau goes on live).
 
     Raises:
@@ -960,9 +959,9 @@ def load_data(root: Node, config: RecordConfig, data: str | os.PathLike | None) 
     """
     recorded = root.manifest["data"]
     if data is None and recorded.get("origin") == "--data":
-        from replay.record import _option
+        from replay.record import command_option
 
-        data = recorded.get("path") or _option(root.manifest.get("command"), "--data")
+        data = recorded.get("path") or command_option(root.manifest.get("command"), "--data")
     dataset = load_mnist(data)
     if dataset.source["content_sha256"] != recorded.get("content_sha256"):
         raise BadData(

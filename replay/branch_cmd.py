@@ -37,7 +37,8 @@ class RootRun:
     def __init__(self, path: Path, recipe: str | None = None) -> None:
         from analysis.rundir import MANIFEST, METRICS_CSV, read_manifest
         from replay.branch_plan import BranchPlanError
-        from replay.record import RecordConfig, read_rows
+        from replay.record import RecordConfig
+        from replay.run_writer import read_rows
 
         if not (path / MANIFEST).is_file():
             raise BranchPlanError(
@@ -88,7 +89,7 @@ def build_plan(root: RootRun, grid) -> RootPlan:
             ``--initial-lr`` other than the run's, an incomplete run.
     """
     from replay.branch_plan import BranchPlanError, plan_root, settings_for
-    from replay.record import METRICS
+    from replay.run_writer import METRICS
 
     if root.status != "complete":
         how = (

@@ -26,26 +26,28 @@ from typing import Any
 from analysis.errors import BadManifest
 from analysis.rundir import MANIFEST, METRICS_CSV, read_manifest
 from replay.branch import (
+    BranchRecorder,
     BranchRefused,
     Job,
     Node,
     Tree,
-    _BranchRecorder,
-    _load_verified,
-    _now,
-    _same,
-    _setting_of,
     environment,
+    load_verified,
+    same_value,
+    setting_of,
+    utc_now,
 )
 from replay.faults import Hooks
-from replay.recipe import BadRecipe, Recipe, _split, call_recipe, file_changed
+from replay.recipe import BadRecipe, Recipe, call_recipe, file_changed, split_name
 from replay.record import (
     SCHEMA_VERSION,
+    Recorder,
+)
+from replay.run_writer import (
     SHADOW_EARLY_STOPPING,
-    _Plateau,
-    _Recorder,
-    _RunWriter,
-    _Shadow,
+    LivePlateau,
+    RunWriter,
+    Shadow,
     read_columns,
     read_rows,
     versions,
@@ -117,7 +119,7 @@ def load_recipe_data(config: UserConfig, root: Path | None = None,
     except BadRecipe:
         if root is None or record.get("name") != spec or not record.get("file"):
             raise
-        _, fn = _split(spec)
+        _, fn = split_name(spec)
         made, path = call_recipe(f"{root / record['file']}:{fn}", args=args)
     if echo is not None and record.get("sha256") and file_changed(record, path):
         echo(
@@ -221,7 +223,7 @@ def check_user_fork(parent: Node, fork: int, config: UserConfig, recipe: Recipe)
     columns = read_columns(parent.path / METRICS_CSV)[1:-1]
     keras.backend.clear_session()
     _seed(config)
-    model = _load_verified(parent.path, info)
+    model = load_verified(parent.path, info)
     _warm_up(model, recipe.validation_data)
     capture = _Capture()
     _fit(model, recipe, fork, fork + 1,
@@ -229,7 +231,7 @@ def check_user_fork(parent: Node, fork: int, config: UserConfig, recipe: Recipe)
     retrained = {c: float(capture.logs.get(c, math.nan)) for c in columns[:-1]}
     retrained["learning_rate"] = capture.rate
     recorded = {c: parent.rows[fork][c] for c in columns}
-    differ = [c for c in columns if not _same(recorded[c], retrained[c])]
+    differ = [c for c in columns if not same_value(recorded[c], retrained[c])]
     keras.backend.clear_session()
     return {
         "parent": parent.ref,
@@ -240,13 +242,13 @@ def check_user_fork(parent: Node, fork: int, config: UserConfig, recipe: Recipe)
         "recorded": recorded,
         "retrained": retrained,
         "seconds": capture.seconds,
-        "at": _now(),
+        "at": utc_now(),
         "environment": environment(),
     }
 
 
-class _UserBase(_Recorder):
-    """A :class:`replay.record._Recorder` that trains the user's model over a recipe."""
+class _UserBase(Recorder):
+    """A :class:`replay.record.Recorder` that trains the user's model over a recipe."""
 
     config: UserConfig
     data: Recipe
@@ -264,12 +266,12 @@ class _UserBase(_Recorder):
         import keras
 
         monitors = [(m, p) for m, p in SHADOW_EARLY_STOPPING if m in self.columns]
-        self.shadows = [_Shadow(keras, self.model, m, p) for m, p in monitors]
+        self.shadows = [Shadow(keras, self.model, m, p) for m, p in monitors]
         params = self.config.reduce_lr_on_plateau
         self.plateau = (
             None
             if params is None
-            else _Plateau(keras, self.model, params, self.config.learning_rate)
+            else LivePlateau(keras, self.model, params, self.config.learning_rate)
         )
 
     def _fit(self, first: int) -> None:
@@ -280,14 +282,14 @@ class _UserBase(_Recorder):
 
     def commit(self, epoch: int, logs: dict[str, Any], learning_rate: float,
                seconds: float) -> dict[str, float]:  # fmt: skip
-        row = _RunWriter.commit(self, epoch, logs, learning_rate, seconds)
+        row = RunWriter.commit(self, epoch, logs, learning_rate, seconds)
         shown = "  ".join(f"{c} {row[c]:.4f}" for c in self.columns[1:-2][:6])
         self.echo(f"epoch {epoch + 1}/{self.config.epochs}  {shown}  "
                   f"lr {learning_rate:.3g}  {seconds:.1f}s")  # fmt: skip
         return row
 
 
-class _UserBranch(_BranchRecorder, _UserBase):
+class _UserBranch(BranchRecorder, _UserBase):
     """A branch of a user's run: ``replay.branch``'s branch recorder over a recipe."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -299,7 +301,7 @@ class _UserBranch(_BranchRecorder, _UserBase):
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "name": self.out.resolve().name,
-            "created": _now(),
+            "created": utc_now(),
             "updated": None,
             "status": "running",
             "command": None,
@@ -368,6 +370,11 @@ class UserTree(Tree):
 
     recorder_class = _UserBranch
 
+    @classmethod
+    def task_data(cls, root: Node, config: Any, data_arg: Any) -> Recipe:
+        """A user's run trains on its recipe (imported and called in the job's process)."""
+        return load_recipe_data(config, root.path)
+
     def _check_fork(self, parent: Node, fork: int) -> dict[str, Any]:
         return check_user_fork(parent, fork, self.config, self.data)
 
@@ -381,5 +388,5 @@ class UserTree(Tree):
         )
 
     def _branch_config(self, out: Path, manifest: dict[str, Any]) -> UserConfig:
-        setting = _setting_of(out, manifest)
+        setting = setting_of(out, manifest)
         return dataclasses.replace(self.config, reduce_lr_on_plateau=setting.plateau.params())

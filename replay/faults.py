@@ -28,6 +28,8 @@ import signal
 import time
 from pathlib import Path
 
+from analysis.errors import ReplayError
+
 HOOK_POINTS = (
     "epoch_start",
     "in_fit",
@@ -42,6 +44,10 @@ HOOK_ACTIONS = ("kill", "interrupt", "fail", "enospc", "eio", "pause")
 
 
 @dataclasses.dataclass(frozen=True)
+class BadConfig(ReplayError):
+    """An option value that cannot be used (bad --reduce-lr-on-plateau, --limit, ...)."""
+
+
 class Hooks:
     """Parsed ``REPLAY_TEST_HOOK`` rules: (point, epoch or None, action)."""
 
@@ -49,14 +55,12 @@ class Hooks:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Hooks:
-        """Parse ``REPLAY_TEST_HOOK``; raise :class:`~replay.record.BadConfig` on a
+        """Parse ``REPLAY_TEST_HOOK``; raise :class:`BadConfig` on a
         malformed rule.
 
         >>> Hooks.from_env({"REPLAY_TEST_HOOK": "after_manifest@1:pause"}).rules
         (('after_manifest', 1, 'pause'),)
         """
-        from replay.record import BadConfig  # replay.record imports this module
-
         spec = (environ if environ is not None else os.environ).get("REPLAY_TEST_HOOK", "")
         rules = []
         for item in filter(None, (s.strip() for s in spec.split(";"))):

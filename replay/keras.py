@@ -7,7 +7,7 @@
 
 The directory is the one ``replay record`` writes (``docs/run-directory.md``), so
 ``replay sweep``, ``show`` and ``pick`` read it as they read an MNIST run. After each
-epoch it commits, in ``replay record``'s order (:meth:`replay.record._RunWriter.commit`):
+epoch it commits, in ``replay record``'s order (:meth:`replay.run_writer.RunWriter.commit`):
 the checkpoint (the model serialized at the epoch's end), the metrics.csv row,
 TensorBoard scalars and weight histograms, run.json, written by a background thread
 while the next epoch trains. Columns: every
@@ -43,25 +43,24 @@ from typing import Any
 
 from analysis.errors import ReplayError
 from analysis.rundir import MANIFEST, SCHEMA_VERSION, atomic_write, read_manifest
-from replay.faults import Hooks
+from replay.faults import BadConfig, Hooks
 from replay.recipe import recipe_record
-from replay.record import (
+from replay.resume import ResumePlan, plan_resume
+from replay.run_writer import (
     SHADOW_EARLY_STOPPING,
-    BadConfig,
+    Board,
     RunExists,
+    RunWriter,
+    Shadow,
     WriteFailed,
-    _Board,
-    _now,
-    _RunWriter,
-    _Shadow,
     header,
     load_checkpoint,
     lock_dir,
     read_columns,
     read_rows,
+    utc_now,
     versions,
 )
-from replay.resume import ResumePlan, plan_resume
 
 __all__ = [  # noqa: F822 (RecordCallback is lazy)
     "RecordCallback",
@@ -140,9 +139,9 @@ def current_rate(model: Any) -> float:
     return float(model.optimizer.learning_rate)
 
 
-def commit_callback(writer: _RunWriter, test_data: Any = None, test_batch_size: int | None = None):
+def commit_callback(writer: RunWriter, test_data: Any = None, test_batch_size: int | None = None):
     """A Keras callback that commits each epoch of a ``fit`` through ``writer``
-    (:meth:`replay.record._RunWriter.commit`), with the ``test_`` metrics of
+    (:meth:`replay.run_writer.RunWriter.commit`), with the ``test_`` metrics of
     ``test_data`` (a dataset, or ``(x, y)`` / ``(x, y, sample_weight)`` arrays)."""
     return _classes()["CommitCallback"](writer, test_data, test_batch_size)
 
@@ -165,7 +164,7 @@ def restore(out: str | os.PathLike[str]) -> tuple[Any, int]:
             "with RecordCallback"
         )
     if plan.verify is not None:
-        _RunWriter(root, Hooks())._verify(plan.verify)
+        RunWriter(root, Hooks())._verify(plan.verify)
     return load_checkpoint(root / plan.load), plan.committed
 
 
@@ -232,7 +231,7 @@ def _samples(data: Any) -> int | None:
     return None
 
 
-class _UserRun(_RunWriter):
+class _UserRun(RunWriter):
     """The run directory of :class:`RecordCallback`: any model, columns from its logs."""
 
     def __init__(self, out: Path, hooks: Hooks) -> None:
@@ -260,7 +259,7 @@ class _UserRun(_RunWriter):
             )
         else:
             self._start(description, extra or {})
-        self.board = _Board(self.out / "tensorboard", self.histograms)
+        self.board = Board(self.out / "tensorboard", self.histograms)
 
     def _start(self, description: dict[str, Any], extra: dict[str, Any]) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -269,7 +268,7 @@ class _UserRun(_RunWriter):
         self.manifest = {
             "schema_version": SCHEMA_VERSION,
             "name": self.out.resolve().name,
-            "created": _now(),
+            "created": utc_now(),
             "updated": None,
             "status": "running",
             "command": None,
@@ -309,7 +308,7 @@ class _UserRun(_RunWriter):
         self.rows = rows or []
         self.manifest = manifest
         self.manifest["resumed"].append(
-            {"at": _now(), "from_epoch": plan.committed, "argv": _argv(), "versions": versions()}
+            {"at": utc_now(), "from_epoch": plan.committed, "argv": _argv(), "versions": versions()}
         )
         self.manifest["status"] = "running"
         self._write_manifest()
@@ -334,7 +333,7 @@ class _UserRun(_RunWriter):
         import keras
 
         monitors = [(m, p) for m, p in SHADOW_EARLY_STOPPING if m in self.columns]
-        self.shadows = [_Shadow(keras, self.model, m, p) for m, p in monitors]
+        self.shadows = [Shadow(keras, self.model, m, p) for m, p in monitors]
         for row in self.rows:
             self._callbacks(int(row["epoch"]), self._logs(row))
         self.replayed = True
@@ -439,7 +438,7 @@ def _classes() -> dict[str, type]:
     import keras
 
     class CommitCallback(keras.callbacks.Callback):
-        """Commits each epoch of one ``fit`` through a :class:`replay.record._RunWriter`."""
+        """Commits each epoch of one ``fit`` through a :class:`replay.run_writer.RunWriter`."""
 
         def __init__(self, writer: Any, test_data: Any = None, test_batch_size: Any = None):
             super().__init__()

@@ -73,7 +73,7 @@ class Recipe:
                             "use the Recipe's own fields")  # fmt: skip
 
 
-def _split(spec: str) -> tuple[str, str]:
+def split_name(spec: str) -> tuple[str, str]:
     where, colon, name = str(spec).rpartition(":")
     if not colon or not where or not name.isidentifier():
         raise BadRecipe(f"recipe {spec!r}: expected module:function or path/to/train.py:function")
@@ -86,7 +86,7 @@ def recipe_file(spec: str, base: Path | None = None) -> Path:
     ``base``: a directory to try a relative ``path/to/train.py`` against after the
     current one. Raises :class:`BadRecipe` when no such file or module exists.
     """
-    where, _ = _split(spec)
+    where, _ = split_name(spec)
     if where.endswith(".py") or os.sep in where or "/" in where:
         path = Path(where)
         for candidate in (path, *(() if base is None or path.is_absolute() else (base / path,))):
@@ -118,7 +118,7 @@ def recipe_record(spec: str, run: Path, args: dict[str, Any] | None = None) -> d
     import json
 
     path = recipe_file(spec)
-    where, _ = _split(spec)
+    where, _ = split_name(spec)
     is_path = where.endswith(".py") or "/" in where
     rel = os.path.relpath(path, run.resolve()) if is_path else None
     args = dict(args or {})
@@ -133,7 +133,7 @@ def recipe_record(spec: str, run: Path, args: dict[str, Any] | None = None) -> d
 
 
 def _import(spec: str, path: Path) -> Any:
-    where, name = _split(spec)
+    where, name = split_name(spec)
     if where.endswith(".py") or "/" in where:
         module_name = f"_replay_recipe_{_sha256(path)[:12]}"
         module = sys.modules.get(module_name)

@@ -157,8 +157,12 @@ def record(
       replay record --seeds 0..4 --out /shared/runs/mlp --executor ray
       tensorboard --logdir runs
     """
-    from replay.record import RecordConfig, RunInterrupted, parse_plateau
+    from replay.record import (
+        RecordConfig,
+        parse_plateau,
+    )
     from replay.record import record as run_record
+    from replay.run_writer import RunInterrupted
 
     try:
         config = RecordConfig(
@@ -208,7 +212,8 @@ def _record_seeds(
     quiet: bool = False,
 ) -> None:
     """``--seeds`` (or one seed on Ray): the seeds' runs as jobs of ``runner``."""
-    from replay.record import BadConfig, default_out
+    from replay.faults import BadConfig
+    from replay.record import default_out
     from replay.seeds import record_seeds
 
     if seeds is None:

@@ -2,7 +2,7 @@
 
 :func:`plan_resume` compares run.json, the complete rows of metrics.csv and the files in
 ``checkpoints/`` and returns a :class:`ResumePlan`; the recorder
-(:meth:`replay.record._Recorder.resume`) verifies the checkpoint it names, applies it
+(:meth:`replay.record.Recorder.resume`) verifies the checkpoint it names, applies it
 and loads the model. Pure: no Keras, no file access, so every crash state of the commit
 order (``docs/run-directory.md``) is a row of a table test.
 """

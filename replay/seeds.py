@@ -18,7 +18,7 @@ from typing import Any
 from analysis.errors import ReplayError
 from analysis.rundir import MANIFEST
 from replay.executor import Done, Job, LocalExecutor, RayExecutor
-from replay.record import RunInterrupted
+from replay.run_writer import RunInterrupted
 
 __all__ = ["SeedsFailed", "SeedsInterrupted", "check_folder", "record_seeds", "seed_dir"]
 
@@ -55,7 +55,8 @@ def check_folder(out: Path, *, force: bool, resume: bool) -> None:
     Raises:
         RunExists: as ``replay record`` does for one run.
     """
-    from replay.record import BadConfig, RunExists
+    from replay.faults import BadConfig
+    from replay.run_writer import RunExists
 
     if resume and force:
         raise BadConfig("--resume and --force cannot be used together")
@@ -101,7 +102,8 @@ def record_one(
     seed's folder; a Ray task prints nothing (its line comes from the driver).
     """
     from analysis.rundir import read_manifest
-    from replay.record import read_rows, record
+    from replay.record import record
+    from replay.run_writer import read_rows
 
     before = 0
     if resume and (out / MANIFEST).is_file():

@@ -20,7 +20,10 @@ from conftest import error_line, run
 
 from analysis.rundir import read_manifest, sha256_file
 from replay import record_cmd
-from replay.record import COLUMNS, read_rows
+from replay.run_writer import (
+    COLUMNS,
+    read_rows,
+)
 
 pytestmark = pytest.mark.slow
 

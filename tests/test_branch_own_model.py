@@ -21,7 +21,7 @@ import pytest
 from conftest import error_line, run
 
 from analysis.rundir import read_manifest
-from replay.record import read_rows
+from replay.run_writer import read_rows
 
 pytestmark = pytest.mark.slow
 

@@ -208,7 +208,7 @@ def test_the_combined_grid_is_the_product_with_separate_patiences():
 
 
 def test_planning_a_thousand_settings_takes_under_a_second():
-    from replay.record import read_rows
+    from replay.run_writer import read_rows
 
     rows = read_rows(SAMPLE / "metrics.csv")
     grid = Grid.from_options(Grid(policies=("reduce_lr_on_plateau",)), patience=tuple(range(20)),

@@ -21,7 +21,10 @@ from pathlib import Path
 import pytest
 from conftest import error_line, run
 
-from replay.record import COLUMNS, read_rows
+from replay.run_writer import (
+    COLUMNS,
+    read_rows,
+)
 
 pytestmark = pytest.mark.slow
 

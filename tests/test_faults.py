@@ -46,9 +46,9 @@ from click.testing import CliRunner
 from analysis.errors import BadLog
 from analysis.formats import load_run
 from analysis.logs import checkpoint_path
+from analysis.rundir import checkpoint_name
 from replay.cli import cli
 from replay.data import sha256_file
-from replay.record import checkpoint_name
 
 pytestmark = pytest.mark.slow
 

@@ -480,7 +480,10 @@ def test_a_run_json_nested_100000_deep_is_a_bad_manifest(tmp_path):
 def test_resume_checkpoint_with_lambda_layer_is_refused_with_a_clear_message(tmp_path):
     import keras
 
-    from replay.record import UnsafeCheckpoint, load_checkpoint
+    from replay.run_writer import (
+        UnsafeCheckpoint,
+        load_checkpoint,
+    )
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda x: x * 2)])
     path = tmp_path / "lambda.keras"
@@ -495,7 +498,10 @@ def test_resume_checkpoint_with_lambda_layer_is_refused_with_a_clear_message(tmp
 
 @pytest.mark.slow
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
-    from replay.record import BadCheckpoint, load_checkpoint
+    from replay.run_writer import (
+        BadCheckpoint,
+        load_checkpoint,
+    )
 
     path = tmp_path / "epoch-001.keras"
     path.write_bytes(b"PK\x03\x04 not really a zip")

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from replay.record import _option, data_provenance
+from replay.record import (
+    command_option,
+    data_provenance,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,4 +50,4 @@ def test_sample_manifests_hold_no_absolute_paths(run):
      (["replay", "record", "--data"], None), (["replay", "record"], None), (None, None)],
 )  # fmt: skip
 def test_resume_finds_the_data_option_in_the_recorded_command(command, expected):
-    assert _option(command, "--data") == expected
+    assert command_option(command, "--data") == expected

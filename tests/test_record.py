@@ -20,16 +20,18 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from analysis.rundir import checkpoint_name
 from replay import record_cmd
 from replay.data import sha256_file
+from replay.faults import BadConfig
 from replay.record import (
+    Hooks,
+    parse_plateau,
+)
+from replay.run_writer import (
     COLUMNS,
     HEADER,
     PLATEAU_DEFAULTS,
-    BadConfig,
-    Hooks,
-    checkpoint_name,
-    parse_plateau,
     read_rows,
 )
 
@@ -332,14 +334,14 @@ def test_observe_only_shadow_freezes_at_its_first_stop_request():
     import keras
 
     from replay.policies import early_stopping
-    from replay.record import _Shadow
+    from replay.run_writer import Shadow
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.evaluate(np.zeros((2, 2)), np.zeros(2), verbose=0)  # builds the metrics
     curve = [0.5, 0.4, 0.45, 0.46, 0.3, 0.2, 0.5, 0.6, 0.7]
     for monitor, patience in (("val_loss", 2), ("val_accuracy", 2), ("val_loss", 0)):
-        shadow = _Shadow(keras, model, monitor, patience)
+        shadow = Shadow(keras, model, monitor, patience)
         for epoch, value in enumerate(curve):
             shadow.observe(epoch, {monitor: value})
             assert model.stop_training is False
@@ -350,7 +352,7 @@ def test_observe_only_shadow_freezes_at_its_first_stop_request():
         )
         assert shadow.callback.stopped_epoch >= (shadow.stopped_epoch or 0)
     # Keras itself would have moved on to later epochs; the record did not.
-    assert _Shadow(keras, model, "val_loss", 2).to_json()["stopped_epoch"] is None
+    assert Shadow(keras, model, "val_loss", 2).to_json()["stopped_epoch"] is None
 
 
 @pytest.mark.slow

@@ -310,7 +310,7 @@ def test_a_fit_that_does_not_start_where_the_run_stands_is_refused(recorded, tmp
 @pytest.mark.slow
 def test_bad_out_paths_are_refused_in_one_line(tmp_path):
     from replay.keras import RecordCallback
-    from replay.record import RunExists
+    from replay.run_writer import RunExists
 
     (tmp_path / "file").write_text("x")
     (tmp_path / "full").mkdir()
@@ -336,8 +336,8 @@ def test_bad_out_paths_are_refused_in_one_line(tmp_path):
     ],
 )
 def test_test_data_without_targets_is_refused_before_training(tmp_path, test_data, message):
+    from replay.faults import BadConfig
     from replay.keras import RecordCallback
-    from replay.record import BadConfig
 
     with pytest.raises(BadConfig) as caught:
         RecordCallback(tmp_path / "run", test_data=test_data)
@@ -385,7 +385,10 @@ def test_a_metric_name_with_a_comma_and_a_quote_is_written_and_read_back(tmp_pat
     import keras
 
     from analysis.logs import load_csv
-    from replay.record import read_columns, read_rows
+    from replay.run_writer import (
+        read_columns,
+        read_rows,
+    )
 
     name = 'mae, "x"'
     model = _model()

@@ -383,7 +383,7 @@ def test_a_readers_probe_never_makes_a_writer_fail(tmp_path):
     """Another process probes (has_writer: a shared lock for an instant) as fast as it
     can while this one takes and drops the write lock thousands of times: no take fails
     (before the fix, about 3% did: 'being written by another replay record process')."""
-    from replay.record import lock_dir
+    from replay.run_writer import lock_dir
 
     probe = subprocess.Popen([sys.executable, "-c", _PROBE, str(tmp_path), "2.5"],
                              stdout=subprocess.PIPE, text=True)  # fmt: skip
@@ -405,7 +405,10 @@ def test_a_writer_waits_out_a_shared_lock_but_not_another_writer(tmp_path):
     import threading
     import time
 
-    from replay.record import RunExists, lock_dir
+    from replay.run_writer import (
+        RunExists,
+        lock_dir,
+    )
 
     held = os.open(tmp_path, os.O_RDONLY)
     fcntl.flock(held, fcntl.LOCK_SH)  # a probe caught between its lock and its close
