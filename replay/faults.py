@@ -43,11 +43,11 @@ HOOK_POINTS = (
 HOOK_ACTIONS = ("kill", "interrupt", "fail", "enospc", "eio", "pause")
 
 
-@dataclasses.dataclass(frozen=True)
 class BadConfig(ReplayError):
     """An option value that cannot be used (bad --reduce-lr-on-plateau, --limit, ...)."""
 
 
+@dataclasses.dataclass(frozen=True)
 class Hooks:
     """Parsed ``REPLAY_TEST_HOOK`` rules: (point, epoch or None, action)."""
 

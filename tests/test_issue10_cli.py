@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import VAL, run, write_log
 
-from replay import cli as cli_module
+from replay import writers as writers_module
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def test_two_sweeps_in_the_same_second_get_two_default_folders(log, tmp_path, mo
         def now(cls, tz=None):
             return frozen
 
-    monkeypatch.setattr(cli_module, "datetime", Clock)
+    monkeypatch.setattr(writers_module, "datetime", Clock)  # the default folder: replay.writers
     for _ in range(3):
         result = run("sweep", log, "--patience", "2", "--no-charts")
         assert result.exit_code == 0, result.output
@@ -97,7 +97,9 @@ def test_monitor_takes_commas_and_repeats_alike(log, args):
     [
         (["--policy", "early_stopping,earlystopping"],
          "Error: --policy: 'earlystopping' is not one of early_stopping, "
-         "reduce_lr_on_plateau, prechelt, early_stopping+reduce_lr_on_plateau, model_checkpoint."),
+         "reduce_lr_on_plateau, prechelt, early_stopping+reduce_lr_on_plateau, model_checkpoint, "
+         "median_pruner, percentile_pruner, successive_halving_pruner, hyperband_pruner, "
+         "threshold_pruner, patient_pruner."),
         (["--policy", "early_stopping,"], "Error: --policy: empty item in 'early_stopping,'."),
         (["--monitor", "val_loss", "--monitor", ""], "Error: --monitor: empty item in ''."),
     ],
