@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from replay.version import __version__
 
-__all__ = ["Pick", "PrunerSweep", "Summary", "Sweep", "__version__", "load", "pick",
-           "plan_sweep", "show", "sweep", "sweep_study"]  # fmt: skip
+__all__ = ["BranchPlan", "Pick", "PrunerSweep", "Summary", "Sweep", "__version__", "load",
+           "pick", "plan_branch", "plan_sweep", "show", "sweep", "sweep_study"]  # fmt: skip
 
 _API = frozenset(__all__) - {"__version__"}
 

@@ -369,3 +369,32 @@ def test_a_log_given_twice_is_one_run_in_the_api_too(at_root):
     assert "sample_logs/mnist-mlp: given twice; read once" in s.warnings
     _same(["sample_logs/mnist-mlp", "./sample_logs/mnist-mlp"], ["--patience", "3"],
           {"patience": 3})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        (["--patience", "3..10"], {"patience": range(3, 11)}),
+        (["--patience", "2,5", "--factor", "0.1,0.5", "--cooldown", "0..1"],
+         {"patience": [2, 5], "factor": [0.1, 0.5], "cooldown": range(2)}),
+        (["--policy", "early_stopping+reduce_lr_on_plateau", "--patience", "5", "--min-delta", "0",
+          "--lr-patience", "3", "--lr-min-delta", "1e-4", "--factor", "0.25",
+          "--restore-best-weights", "no"],
+         {"policy": "early_stopping+reduce_lr_on_plateau", "patience": 5, "min_delta": 0,
+          "lr_patience": 3, "lr_min_delta": 1e-4, "factor": 0.25, "restore_best_weights": False}),
+        (["--baseline", "0.5"], {"baseline": 0.5}),
+        (["--policy", "early_stopping"], {"policy": "early_stopping"}),
+    ],
+)  # fmt: skip
+def test_plan_branch_is_the_dry_run(at_root, args, kwargs):
+    """replay.plan_branch(RUN, ...) gives the plan `replay branch RUN ... --dry-run`
+    prints, or its one-line error."""
+    result = run("branch", "sample_logs/mnist-mlp", *args, "--dry-run")
+    try:
+        plan = replay.plan_branch("sample_logs/mnist-mlp", **kwargs)
+    except ReplayError as e:
+        assert error_line(result) == f"Error: {e}"
+        return
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == plan.text
+    assert len(plan.settings) == len(plan.plan.settings) > 0

@@ -18,6 +18,7 @@ Grid options take Python values: a scalar for one value, any iterable for severa
 
 from __future__ import annotations
 
+from replay.api.branching import BranchPlan, plan_branch
 from replay.api.loading import load
 from replay.api.options import GRID_OPTIONS, check_monitors, choose_dialect, grid_options
 from replay.api.picks import Pick, pick
@@ -27,6 +28,7 @@ from replay.api.sweeps import Sweep, SweepPlan, plan_sweep, sweep
 
 __all__ = [
     "GRID_OPTIONS",
+    "BranchPlan",
     "Pick",
     "PrunerSweep",
     "Summary",
@@ -37,6 +39,7 @@ __all__ = [
     "grid_options",
     "load",
     "pick",
+    "plan_branch",
     "plan_sweep",
     "show",
     "sweep",
