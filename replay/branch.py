@@ -335,6 +335,18 @@ class Fork:
     def checkpoint(self) -> CheckpointInfo:
         return self.parent.checkpoint(self.epoch - 1)
 
+    def manifest_fields(self) -> dict[str, Any]:
+        """What a branch's run.json says of its fork (``docs/run-directory.md``)."""
+        return {
+            "parent": self.parent.ref,
+            "fork_epoch": self.epoch,
+            "fork_lr": self.rate,
+            "setting": self.setting.to_json(),
+            "parent_checkpoint_sha256": self.checkpoint.sha256,
+            "exactness": self.exactness,
+            "drift": self.drift,
+        }
+
 
 class BranchRecorder(Recorder):
     """``replay record``'s recorder for a branch: it starts from the parent's checkpoint
@@ -349,15 +361,7 @@ class BranchRecorder(Recorder):
 
     def _base_manifest(self, argv: list[str]) -> dict[str, Any]:
         manifest = super()._base_manifest(argv)
-        manifest.update(
-            parent=self.fork.parent.ref,
-            fork_epoch=self.fork.epoch,
-            fork_lr=self.fork.rate,
-            setting=self.fork.setting.to_json(),
-            parent_checkpoint_sha256=self.fork.checkpoint.sha256,
-            exactness=self.fork.exactness,
-            drift=self.fork.drift,
-        )
+        manifest.update(self.fork.manifest_fields())
         return manifest
 
     def _csv_start(self) -> str:

@@ -319,15 +319,7 @@ class _UserBranch(BranchRecorder, _UserBase):
             "epochs": [],
             "shadow": [],
         }
-        manifest.update(
-            parent=self.fork.parent.ref,
-            fork_epoch=self.fork.epoch,
-            fork_lr=self.fork.rate,
-            setting=self.fork.setting.to_json(),
-            parent_checkpoint_sha256=self.fork.checkpoint.sha256,
-            exactness=self.fork.exactness,
-            drift=self.fork.drift,
-        )
+        manifest.update(self.fork.manifest_fields())
         return manifest
 
 
