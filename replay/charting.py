@@ -92,7 +92,7 @@ def chart_jobs(result: SweepResult, runs, out: Path) -> list[tuple]:
     per chart, the data computed and nothing drawn yet.
     """
     _agg()
-    from replay.sweeping import recorded_lr
+    from replay.run_facts import recorded_lr
 
     multi = len(runs) > 1
     monitor = result.oracles[0]["monitor"] if result.oracles else None
@@ -370,7 +370,7 @@ def run_figure(run):
     """The recorded curves of one log as a matplotlib Figure, no policy marks."""
     _agg()
     from analysis import charts
-    from replay.sweeping import RunFacts
+    from replay.run_facts import RunFacts
 
     facts = RunFacts.from_runlog(run)
     monitor = "val_loss" if "val_loss" in facts.metrics else facts.columns[0]

@@ -65,7 +65,7 @@ def _never_finite(run, facts, columns: list[str]) -> list[str]:
 def render_summary(run) -> tuple[str, bool]:
     """Return (text, shadow mismatch?) for an :class:`analysis.logs.RunLog`."""
     from replay.lr_alignment import align_lr
-    from replay.sweeping import RunFacts, best_epoch, check_shadow, recorded_lr
+    from replay.run_facts import RunFacts, best_epoch, check_shadow, recorded_lr
 
     run = align_lr(run)  # a TensorBoard learning rate's epochs, where the log left them open
     facts = RunFacts.from_runlog(run)
@@ -151,7 +151,7 @@ def render_folder_summary(folder: str, runs) -> tuple[str, bool]:
     """Return (text, shadow mismatch?) for the runs of a folder of runs (``replay record
     --seeds``): a line per run (seed, epochs, status, the best epoch of the metric it
     would monitor), its warnings, and how to see one run or sweep them all."""
-    from replay.sweeping import RunFacts, best_epoch, check_shadow
+    from replay.run_facts import RunFacts, best_epoch, check_shadow
 
     rows, notes, mismatch = [], [], False
     for run in runs:

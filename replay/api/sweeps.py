@@ -38,7 +38,7 @@ class SweepPlan:
 
     def run(self) -> Sweep:
         """Replay every run through every setting; return the :class:`Sweep`."""
-        from replay.sweeping import check_shadow
+        from replay.run_facts import check_shadow
         from replay.sweeping import sweep as run_sweep
 
         result = run_sweep(self.runs, self.grid)
