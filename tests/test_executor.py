@@ -133,8 +133,14 @@ def test_a_killed_seed_is_reported_with_its_resume_command(ray_instance, seeds, 
     assert line.endswith(f"; resume it with: {command}") and "worker died" in line
     assert f"[seed 0] {out / 'seed-0'}: complete, 3 epochs" in result.stdout
     killed = json.loads((out / "seed-1" / "run.json").read_text())
-    assert killed["status"] == "running" and len(killed["epochs"]) == 1  # epoch 0 committed
-    assert len(read_rows(out / "seed-1" / "metrics.csv")) == 1
+    # Epoch 0 is committed by the background committer while epoch 1 trains (issue 18): the
+    # kill may come before, inside or after that commit; resume takes the run as it is.
+    rows = (
+        read_rows(out / "seed-1" / "metrics.csv")
+        if (out / "seed-1" / "metrics.csv").exists()
+        else []
+    )
+    assert killed["status"] == "running" and len(killed["epochs"]) <= len(rows) <= 1
     monkeypatch.delenv("REPLAY_TEST_HOOK")
     ok(run(*shlex.split(command)[1:]))  # the command the report gave
     assert values(out / "seed-1") == values(seeds["local"] / "seed-1")[:3]
