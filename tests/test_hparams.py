@@ -14,10 +14,10 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -310,6 +310,7 @@ class Chromium:
              f"--user-data-dir={profile}", "--window-size=1600,1200", "about:blank"],
             preexec_fn=fds, close_fds=False, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its helper processes too: killed as a group
         )  # fmt: skip
         os.close(r_in)
         os.close(w_out)
@@ -338,7 +339,10 @@ class Chromium:
         for f in (self._w, self._r):
             with contextlib.suppress(OSError):
                 f.close()
-        self.proc.kill()
+        # Chromium's helper processes (renderer, crashpad) outlive the browser process and
+        # may still write to the profile: kill the whole group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
 
@@ -408,8 +412,9 @@ def test_dashboard_sessions_table_lists_every_setting(tmp_path):
     assert n == 8 * 3 * 2 + 8 * 3
     with tensorboard(tb, "true", tmp_path) as base:
         loaded_groups(base, n)
-        with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
-            table = dashboard_table(base, Path(profile), n)
+        profile = tmp_path / "chromium-profile"  # left to pytest's tmp_path cleanup
+        profile.mkdir()
+        table = dashboard_table(base, profile, n)
     header = table["header"]
     assert header[0] == "Trial ID"
     assert {"patience", "min_delta", "policy", "regret"} <= set(header)
