@@ -93,6 +93,16 @@ class Range(click.ParamType):
         return tuple(values)
 
 
+def _range(flag: str, single: bool) -> Range:
+    """The values of grid option ``flag`` under the rules the API applies too
+    (:data:`replay.api.options.GRID_OPTIONS`: integer, minimum, ``none`` allowed)."""
+    from replay.api.options import GRID_OPTIONS
+
+    rules = GRID_OPTIONS[flag[2:].replace("-", "_")]
+    return Range(single=single, **{k: v for k, v in rules.items()
+                                   if k in ("integer", "minimum", "allow_none")})  # fmt: skip
+
+
 def _name_list(choices=None):
     """A click callback for a repeatable option whose values may also be comma lists.
 
@@ -135,12 +145,12 @@ def _grid_options(command: str = "sweep"):
     if command not in ("sweep", "pick", "branch"):
         raise ValueError(f"command must be sweep, pick or branch but got {command!r}.")
 
-    def grid(flag: str, what: str, sweep: str, pick: str | None = None, **rules):
+    def grid(flag: str, what: str, sweep: str, pick: str | None = None):
         """A grid option: ranges (sweep, branch), or one value (pick)."""
         kind = "" if single else " grid"
         default = pick if single and pick is not None else sweep
         return click.option(
-            flag, type=Range(single=single, **rules), help=f"{what}{kind}. Default: {default}."
+            flag, type=_range(flag, single), help=f"{what}{kind}. Default: {default}."
         )
 
     def choice(flag: str, what: str, sweep: str, pick: str):
@@ -149,7 +159,6 @@ def _grid_options(command: str = "sweep"):
                             metavar="[yes|no]" if single else None, callback=_yes_no_both,
                             help=f"{what}. Default: {pick if single else sweep}.")  # fmt: skip
 
-    count, positive = {"integer": True, "minimum": 0}, {"integer": True, "minimum": 1}
     policy_help = {
         "sweep": "Policies to replay: early_stopping, reduce_lr_on_plateau, prechelt, "
         "early_stopping+reduce_lr_on_plateau, model_checkpoint (comma-separated or "
@@ -196,7 +205,6 @@ def _grid_options(command: str = "sweep"):
             "EarlyStopping patience (and ReduceLROnPlateau's unless --lr-patience)",
             "0..10",
             "0 (10 for --policy reduce_lr_on_plateau alone)",
-            **count,
         ),  # fmt: skip
         grid(
             "--min-delta",
@@ -204,20 +212,19 @@ def _grid_options(command: str = "sweep"):
             "0,0.0001,0.001",
             "0",
         ),  # fmt: skip
-        grid("--baseline", "EarlyStopping baseline; 'none' allowed", "none", allow_none=True),
-        grid("--start-from-epoch", "EarlyStopping start_from_epoch", "0", **count),
+        grid("--baseline", "EarlyStopping baseline; 'none' allowed", "none"),
+        grid("--start-from-epoch", "EarlyStopping start_from_epoch", "0"),
         choice("--restore-best-weights", "EarlyStopping restore_best_weights", "both", "no"),
         grid(
             "--lr-patience",
             "ReduceLROnPlateau patience",
             "--patience",
             "10, or --patience where given (not with the combined policy)",
-            **count,
         ),  # fmt: skip
         grid("--lr-min-delta", "ReduceLROnPlateau min_delta", "--min-delta if given, else 1e-4"),
         grid("--factor", "ReduceLROnPlateau factor", "0.1,0.2,0.5", "0.1"),
-        grid("--cooldown", "ReduceLROnPlateau cooldown", "0", **count),
-        grid("--min-lr", "ReduceLROnPlateau min_lr", "0", minimum=0),
+        grid("--cooldown", "ReduceLROnPlateau cooldown", "0"),
+        grid("--min-lr", "ReduceLROnPlateau min_lr", "0"),
     ]
     options.append(
         click.option(
@@ -239,8 +246,8 @@ def _grid_options(command: str = "sweep"):
                 "2 (only the criterion given, else GL, is replayed)",
             ),  # fmt: skip
             grid("--pq-alpha", "Prechelt PQ alpha", "0.5,1,2", "1"),
-            grid("--up-strips", "Prechelt UP strips", "2,3,4", "3", **positive),
-            grid("--strip-length", "Prechelt training strip length", "5", **positive),
+            grid("--up-strips", "Prechelt UP strips", "2,3,4", "3"),
+            grid("--strip-length", "Prechelt training strip length", "5"),
             choice(
                 "--save-best-only", "ModelCheckpoint save_best_only", "both", "no (Keras's default)"
             ),  # fmt: skip
@@ -248,7 +255,6 @@ def _grid_options(command: str = "sweep"):
                 "--initial-value-threshold",
                 "ModelCheckpoint initial_value_threshold; 'none' allowed",
                 "none",
-                allow_none=True,
             ),  # fmt: skip
         ]
 
@@ -267,9 +273,9 @@ def _flag_tuple(ctx, param, value):
 def _dialect_options(*, single: bool = False):
     """``--dialect`` and the parameters only some dialects have (sweep and pick)."""
 
-    def grid(flag: str, what: str, default: str, **rules):
+    def grid(flag: str, what: str, default: str):
         kind = "" if single else " grid"
-        return click.option(flag, type=Range(single=single, **rules),
+        return click.option(flag, type=_range(flag, single),
                             help=f"{what}{kind}. Default: {default}.")  # fmt: skip
 
     options = [
@@ -286,7 +292,7 @@ def _dialect_options(*, single: bool = False):
             "e.g. 2.15; hf: 4.47+ or legacy; ultralytics: strict or ties. Default: 2.21; "
             "4.47+; strict.",
         ),
-        grid("--threshold", "torch ReduceLROnPlateau threshold", "0.0001", minimum=0),
+        grid("--threshold", "torch ReduceLROnPlateau threshold", "0.0001"),
         click.option(
             "--threshold-mode",
             multiple=True,
@@ -296,24 +302,20 @@ def _dialect_options(*, single: bool = False):
             + ("rel or abs" if single else "rel, abs, or both (rel,abs)")
             + ". Default: rel.",
         ),
-        grid("--eps", "torch ReduceLROnPlateau eps", "1e-8", minimum=0),
+        grid("--eps", "torch ReduceLROnPlateau eps", "1e-8"),
         click.option(
             "--check-finite/--no-check-finite",
             default=None,
             callback=_flag_tuple,
             help="lightning EarlyStopping check_finite. Default: on.",
         ),
-        grid("--stopping-threshold", "lightning stopping_threshold", "none", allow_none=True),
-        grid(
-            "--divergence-threshold", "lightning divergence_threshold", "none", allow_none=True
-        ),  # fmt: skip
+        grid("--stopping-threshold", "lightning stopping_threshold", "none"),
+        grid("--divergence-threshold", "lightning divergence_threshold", "none"),  # fmt: skip
         grid("--early-stopping-threshold", "hf early_stopping_threshold", "0"),
         grid(
             "--period",
             "tf-keras ModelCheckpoint period (Keras 2: every period-th epoch)",
             "1",
-            integer=True,
-            minimum=1,
         ),  # fmt: skip
     ]
 
@@ -425,7 +427,8 @@ def sweep(runs, fmt, out, no_charts, force, tensorboard, max_settings, **opts):
         if refusal:
             click.echo(f"note: {refusal}", err=True)
         tee = (fmt, sys.stdout) if fmt != "table" else None
-        written = result._write(out, charts=not no_charts, tee=tee)
+        # --out was checked before the sweep, under the user's --force
+        written = result.save(out, charts=not no_charts, force=True, tee=tee)
         click.echo(f"wrote {', '.join(written)} to {out}", err=True)
     if tensorboard is not None:
         n = result.to_tensorboard(tensorboard, force=force)

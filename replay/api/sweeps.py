@@ -240,15 +240,10 @@ class Sweep:
         Raises:
             ReplayError: ``out`` is a file, or a non-empty directory without ``force``.
         """
-        from replay.writers import check_output_dir
+        from replay.writers import atomic_text, check_output_dir, write_csv, write_json
 
         out = Path(out)
         check_output_dir(out, "--out", force, "overwrite its results")
-        return self._write(out, charts=charts, tee=tee)
-
-    def _write(self, out: Path, *, charts: bool, tee: tuple[str, TextIO] | None) -> list[str]:
-        from replay.writers import atomic_text, write_csv, write_json
-
         out.mkdir(parents=True, exist_ok=True)
         writers = {"json": write_json, "csv": write_csv}
         for kind, write in writers.items():
