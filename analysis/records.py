@@ -52,9 +52,13 @@ __all__ = [
     "PolicyName",
     "PrecheltParams",
     "PrecheltRecord",
+    "PrunerRecord",
     "Record",
     "StopOutcome",
     "StopRecord",
+    "TrialEarlyStoppingRecord",
+    "TrialFields",
+    "TrialPlateauRecord",
     "format_value",
     "freeze",
     "is_censored",
@@ -295,6 +299,27 @@ class DialectModelCheckpointRecord(
     """A ModelCheckpoint record in the tf-keras dialect (Keras 2's rules, ``period``)."""
 
 
+class TrialFields(TypedDict):
+    """The last fields of every record whose run is a trial of a study (an Optuna study
+    or a KerasTuner project swept as a folder of runs, one run per trial), after the
+    dialect's fields if any: the trial's number, state (``complete``, ``pruned``,
+    ``fail``, ``running``), final value (null unless complete) and parameters. Records of
+    other logs have none of them (docs/sweep-output.md)."""
+
+    trial_number: int
+    trial_state: str
+    trial_value: float | None
+    trial_params: dict[str, Any]
+
+
+class TrialEarlyStoppingRecord(EarlyStoppingRecord, TrialFields):
+    """An EarlyStopping record of a study's trial: Keras's fields, then the trial's."""
+
+
+class TrialPlateauRecord(PlateauRecord, TrialFields):
+    """A ReduceLROnPlateau record of a study's trial: Keras's fields, then the trial's."""
+
+
 StopRecord = EarlyStoppingRecord | PrecheltRecord
 Record = (
     EarlyStoppingRecord | PrecheltRecord | PlateauRecord | CombinedRecord | ModelCheckpointRecord
@@ -338,6 +363,33 @@ class AggregateRow(TypedDict, total=False):
     regret_ci_high: float | None
     best_runs: int
     best_run_names: list[str]
+
+
+class PrunerRecord(TypedDict):
+    """One pruner setting replayed over a study (``replay sweep STUDY --policy
+    median_pruner ...``; built by ``replay/study_sweep.py``): the JSON record, which
+    results.csv flattens (docs/sweep-output.md)."""
+
+    run: str
+    source: str
+    policy: str
+    setting: str
+    params: dict[str, Any]
+    pruned_at: dict[int, int]  # trial number -> step it is pruned at
+    n_pruned: int
+    steps_trained: int  # a lower bound when censored is not empty
+    steps_recorded: int
+    steps_saved_fraction: float
+    censored: list[int]  # trials whose outcome is unknown under this setting
+    exact_until: int | None  # first censored trial: later decisions assume it ended there
+    best_trial: int | None
+    best_value: float | None
+    best_known: bool
+    recorded_best_trial: int | None
+    recorded_best_value: float | None
+    regret: float | None
+    recorded_best_survives: bool | None
+    reproduces_recorded: bool
 
 
 # ----------------------------------------------------------------------------------

@@ -362,7 +362,8 @@ def _format_option(func):
     type=click.Path(path_type=Path),
     metavar="DIR",
     help="Also write the sweep as a TensorBoard HParams experiment: one session per "
-    "(run, setting), up to 10,000. An empty or new DIR; with --force, replaces the "
+    "(run, setting), or per pruner setting over a study, up to 10,000. An empty or new "
+    "DIR; with --force, replaces the "
     "experiment an earlier --tensorboard wrote there.",
 )
 @click.option(

@@ -21,6 +21,13 @@ is None is left out of that session): ``epochs_trained``, ``stopped_epoch``,
 under its own name (``test_loss``, ...), ``regret``, and ``final_lr`` for settings with
 a learning-rate schedule.
 
+A pruner sweep over a study (``replay sweep STUDY --policy median_pruner ...
+--tensorboard DIR``) is written the same way by :func:`write_pruner_experiment`: one
+session per setting, its hyperparameters ``policy`` and the pruner's parameters, its
+metrics :data:`PRUNER_METRICS` (steps trained, compute saved, trials pruned and
+censored, the best trial found and its value where known, regret, whether the recorded
+best survives, whether the setting reproduces the recorded pruning).
+
 The stages: :func:`check_size` and :func:`check_dir` refuse before the sweep,
 :func:`sessions` says what each session holds (plain values, no protobuf),
 :func:`experiment_pb` and :func:`session_events` turn them into tensorboard's own
@@ -62,16 +69,19 @@ from analysis.tb import masked_crc32c
 
 __all__ = [
     "MAX_SESSIONS",
+    "PRUNER_METRICS",
     "SUFFIX",
     "Session",
     "check_dir",
     "check_size",
     "describe",
     "experiment_pb",
+    "pruner_sessions",
     "session_events",
     "session_names",
     "sessions",
     "write_experiment",
+    "write_pruner_experiment",
 ]
 
 #: The most sessions ``--tensorboard`` writes: each is a folder that TensorBoard loads
@@ -94,6 +104,26 @@ _METRICS_AFTER = (
     ("regret", "regret", "held-out metric at the kept epoch minus its best; 0 is best"),
     ("final_lr", "final learning rate", "learning rate after the last epoch trained"),
 )
+
+
+#: A pruner sweep's metrics (``replay sweep STUDY --policy median_pruner ...
+#: --tensorboard DIR``), in order: (tag, display name, description).
+PRUNER_METRICS = (
+    ("steps_trained", "steps trained",
+     "reported steps the trials would have run (a lower bound when n_censored > 0)"),
+    ("steps_saved_fraction", "compute saved",
+     "1 - steps trained / steps recorded (an upper bound when n_censored > 0)"),
+    ("n_pruned", "trials pruned", "trials the setting prunes"),
+    ("n_censored", "trials censored",
+     "trials pruned or running in the record that the setting lets run on: outcome unknown"),
+    ("best_known", "best known", "1 when no censored trial might beat the best found, else 0"),
+    ("best_trial", "best trial", "number of the best trial found (only when best known)"),
+    ("best_value", "best value", "its final value (only when best known)"),
+    ("regret", "regret", "best value found against the recorded best; 0 is best"),
+    ("recorded_best_survives", "recorded best survives",
+     "1 when the setting lets the recorded best trial complete, else 0"),
+    ("reproduces_recorded", "reproduces recorded", "1 when its pruning is the recorded one"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -205,6 +235,39 @@ def sessions(records: Iterable[Record], oracles: Sequence[Oracle] = ()) -> Itera
         yield Session(name, f"{name} {where}{rec['policy']} {label}", hp, kept)
 
 
+def pruner_sessions(records: Iterable[Mapping[str, Any]]) -> Iterator[Session]:
+    """One :class:`Session` per pruner-sweep record (:class:`analysis.records.PrunerRecord`),
+    in order, named ``0000``, ``0001``, ... (trial ids ``0000 median_pruner
+    n_startup_trials=0 ...``: the record's ``setting``).
+
+    Hyperparameters: ``policy`` and every parameter (None left out, as ``wrapped`` of a
+    patient pruner that wraps none). Metrics: :data:`PRUNER_METRICS`, booleans as 1 or 0;
+    a value that is None or not finite is left out of that session, and so are
+    ``best_trial`` and ``best_value`` where ``best_known`` is false (a censored trial
+    might have beaten them), as ``regret`` is.
+    """
+    records = list(records)
+    for name, rec in zip(session_names(len(records)), records, strict=True):
+        hp: dict[str, Any] = {"policy": rec["policy"], **rec["params"]}
+        hp = {k: v for k, v in hp.items() if v is not None and _hparam_ok(v)}
+        known = bool(rec["best_known"])
+        metrics = {
+            "steps_trained": rec["steps_trained"],
+            "steps_saved_fraction": rec["steps_saved_fraction"],
+            "n_pruned": rec["n_pruned"],
+            "n_censored": len(rec["censored"]),
+            "best_known": known,
+            "best_trial": rec["best_trial"] if known else None,
+            "best_value": rec["best_value"] if known else None,
+            "regret": rec["regret"],
+            "recorded_best_survives": rec["recorded_best_survives"],
+            "reproduces_recorded": rec["reproduces_recorded"],
+        }
+        kept = {k: f for k, v in metrics.items()
+                if (f := _finite(float(v) if isinstance(v, bool) else v)) is not None}  # fmt: skip
+        yield Session(name, f"{name} {rec['setting']}", hp, kept)
+
+
 def session_names(n: int) -> list[str]:
     """The folder names of ``n`` sessions: ``0000``, ``0001``, ... (wider past 9999)."""
     width = max(4, len(str(n - 1)))
@@ -258,10 +321,14 @@ def _typed(all_sessions: list[Session]) -> list[Session]:
 _DISCRETE_NUMBERS = 200  # more distinct values than this: an interval domain
 
 
-def experiment_pb(all_sessions: Sequence[Session], metric_names: Sequence[str], created: float):
+def experiment_pb(
+    all_sessions: Sequence[Session], metric_names: Sequence[str], created: float,
+    labels: Sequence[tuple[str, str, str]] = _METRICS_BEFORE + _METRICS_AFTER,
+):  # fmt: skip
     """The experiment summary (``summary_pb2.Summary``): every hyperparameter with its
     type and values (``differs`` where they vary), and every metric some session has,
-    in ``metric_names``'s order."""
+    in ``metric_names``'s order (``labels``: (tag, display name, description) of the
+    metrics; any other is a held-out metric at the kept epoch)."""
     from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
     values: dict[str, dict[Any, None]] = {}
@@ -279,7 +346,7 @@ def experiment_pb(all_sessions: Sequence[Session], metric_names: Sequence[str], 
         else:
             info.domain_discrete.extend(vals)
         infos.append(info)
-    labels = {tag: (shown, about) for tag, shown, about in _METRICS_BEFORE + _METRICS_AFTER}
+    labels = {tag: (shown, about) for tag, shown, about in labels}
     present = {k for s in all_sessions for k in s.metrics}
     metrics = []
     for tag in metric_names:
@@ -364,20 +431,43 @@ def write_experiment(
         ReplayError: too many sessions (:func:`check_size`), or with ``force`` a
             folder of ``path`` that is not ours has a session's name.
     """
-    path = Path(path)
-    all_sessions = _typed(list(sessions(records, oracles)))
-    check_size(len(all_sessions))
+    all_sessions = list(sessions(records, oracles))
     order = [m for m, _, _ in _METRICS_BEFORE]
     order += sorted({k for s in all_sessions for k in s.metrics} - {m for m, _, _ in
                     _METRICS_BEFORE + _METRICS_AFTER})  # fmt: skip
     order += [m for m, _, _ in _METRICS_AFTER]
+    return _write_sessions(all_sessions, order, _METRICS_BEFORE + _METRICS_AFTER, Path(path))
+
+
+def write_pruner_experiment(
+    records: Iterable[Mapping[str, Any]], path: Path, *, force: bool = False
+) -> int:
+    """Write a pruner sweep's records (:class:`analysis.records.PrunerRecord`) as an
+    HParams experiment in ``path`` (one session per setting: :func:`pruner_sessions`),
+    as :func:`write_experiment` does; return the number of sessions.
+
+    Raises:
+        ReplayError: as :func:`write_experiment`.
+    """
+    order = [m for m, _, _ in PRUNER_METRICS]
+    return _write_sessions(list(pruner_sessions(records)), order, PRUNER_METRICS, Path(path))
+
+
+def _write_sessions(
+    all_sessions: list[Session], order: list[str], labels: Sequence[tuple[str, str, str]],
+    path: Path,
+) -> int:  # fmt: skip
+    """Write ``all_sessions`` (metrics listed in ``order``) into ``path``."""
+    all_sessions = _typed(all_sessions)
+    check_size(len(all_sessions))
     if path.is_dir():
         _check_names(path, session_names(len(all_sessions)))
     now = time.time()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _new_folder(path, "tmp")
     try:
-        _write_events(tmp, _experiment_events(experiment_pb(all_sessions, order, now), now), now)
+        summary = experiment_pb(all_sessions, order, now, labels)
+        _write_events(tmp, _experiment_events(summary, now), now)
         for s in all_sessions:
             _write_events(tmp / s.name, session_events(s, now), now)
         _put_in_place(tmp, path)

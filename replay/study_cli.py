@@ -147,17 +147,20 @@ def run_pruner_sweep(runs, study_opts: dict, *, fmt, out, no_charts, force, tens
         to_csv,
         to_json,
     )
-    from replay.writers import atomic_text, check_out_dir, default_out_dir
+    from replay.writers import check_out_dir, default_out_dir
 
     if len(runs) != 1:
         raise ReplayError(f"a pruner sweep reads one study; got {len(runs)} logs.")
-    if tensorboard is not None:
-        raise ReplayError("--tensorboard: not written for pruner sweeps yet; drop it.")
     opts = dict(study_opts)
     policies, study_name = opts.pop("policies"), opts.pop("study")
     recorded = opts.pop("recorded_pruner")
     grid = pruner_grid(policies, **opts)
     check_out_dir(out, force, fmt)
+    if tensorboard is not None:
+        from replay import hparams
+
+        hparams.check_size(grid.size())
+        hparams.check_dir(tensorboard, force, out, grid.size())
     study = load_study(runs[0], study_name)
     for w in study.warnings:
         click.echo(f"warning: {w}", err=True)
@@ -167,10 +170,23 @@ def run_pruner_sweep(runs, study_opts: dict, *, fmt, out, no_charts, force, tens
         click.echo(render_table(result), nl=False)
     else:
         sys.stdout.write(text[fmt](result.records))
-    if out is None and fmt != "table":
-        return
-    if out is None:
-        out = default_out_dir([study])
+    if out is not None or fmt == "table":
+        _save(result, out if out is not None else default_out_dir([study]), policies,
+              no_charts)  # fmt: skip
+    if tensorboard is not None:
+        from replay.api.studies import PrunerSweep
+
+        n = PrunerSweep(result).to_tensorboard(tensorboard, force=force)
+        click.echo(hparams.describe(n, tensorboard), err=True)
+
+
+def _save(result, out: Path, policies, no_charts: bool) -> None:
+    """results.json, results.csv and a chart per pruner into ``out``."""
+    from replay.study_sweep import to_csv, to_json
+    from replay.writers import atomic_text
+
+    study = result.study
+    text = {"json": to_json, "csv": to_csv}
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for kind, render in text.items():

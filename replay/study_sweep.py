@@ -4,7 +4,7 @@
 through the pruner's own guard clauses; an option no chosen pruner takes is refused).
 :func:`sweep_study` replays the study's trials under each setting, in the order they
 were started (trial number), one after the other (:func:`replay.pruners.replay_study`),
-and returns one :class:`PrunerRecord` per setting.
+and returns one :class:`~analysis.records.PrunerRecord` per setting.
 
 Honesty: a trial the recorded study pruned, or left running, has no values after its
 last step. A setting that does not prune it by then cannot know how it would have ended:
@@ -24,10 +24,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 from analysis.errors import AmbiguousLog, LogNotFound, ReplayError
 from analysis.formats.studylog import StudyLog
+from analysis.records import PrunerRecord
 from replay import pruners as rp
 from replay.grid import GridError
 from replay.pruner_options import (
@@ -46,7 +47,6 @@ __all__ = [
     "load_study",
     "pruner_grid",
     "PrunerGrid",
-    "PrunerRecord",
     "StudySweep",
     "pruned_map",
     "sweep_study",
@@ -200,31 +200,6 @@ class PrunerGrid:
         if policy == HYPERBAND:  # Optuna checks these only when its brackets are set up
             rp.SuccessiveHalvingPruner(params["min_resource"], params["reduction_factor"])
         return _CLASSES[policy](**params)
-
-
-class PrunerRecord(TypedDict):
-    """One setting's replay of a study (the JSON record; CSV flattens it)."""
-
-    run: str
-    source: str
-    policy: str
-    setting: str
-    params: dict[str, Any]
-    pruned_at: dict[int, int]  # trial number -> step it is pruned at
-    n_pruned: int
-    steps_trained: int  # a lower bound when censored is not empty
-    steps_recorded: int
-    steps_saved_fraction: float
-    censored: list[int]  # trials whose outcome is unknown under this setting
-    exact_until: int | None  # first censored trial: later decisions assume it ended there
-    best_trial: int | None
-    best_value: float | None
-    best_known: bool
-    recorded_best_trial: int | None
-    recorded_best_value: float | None
-    regret: float | None
-    recorded_best_survives: bool | None
-    reproduces_recorded: bool
 
 
 def pruned_map(study: StudyLog) -> dict[int, int]:

@@ -424,3 +424,162 @@ def test_dashboard_sessions_table_lists_every_setting(tmp_path):
         assert float(cells[column["patience"]]) == record["params"]["patience"]
         assert float(cells[column["min_delta"]]) == pytest.approx(record["params"]["min_delta"])
         assert cells[column["policy"]] == record["policy"]
+
+
+# ----------------------------------------------------------------------------------
+# Pruner sweeps over a study (issue 19): one session per pruner setting
+
+
+@pytest.fixture(scope="module")
+def study_db(tmp_path_factory) -> str:
+    """A real Optuna study (10 trials, 6 steps each, the median pruner pruning some)."""
+    optuna = pytest.importorskip("optuna")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = f"sqlite:///{tmp_path_factory.mktemp('study') / 'study.db'}"
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0.0, 1.0)
+        width = trial.suggest_int("width", 8, 64)
+        v = 0.0
+        for step in range(6):
+            v = x + 1.0 / (step + 1) + width / 1000
+            trial.report(v, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return v
+
+    study = optuna.create_study(
+        storage=url, study_name="hp", sampler=optuna.samplers.RandomSampler(seed=1),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+    )  # fmt: skip
+    study.optimize(objective, n_trials=10)
+    assert any(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+    return url
+
+
+def session_contents(folder: Path) -> tuple[dict, dict, str]:
+    """One session's hyperparameters, metrics (step-0 float32 scalars) and trial id, read
+    back from its event file by the project's TFRecord reader."""
+    from google.protobuf import json_format
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    (path,) = folder.iterdir()
+    hp, metrics, group = {}, {}, None
+    for v in summaries(path):
+        if v.tag == "_hparams_/session_start_info":
+            data = plugin_data_pb2.HParamsPluginData.FromString(v.metadata.plugin_data.content)
+            start = data.session_start_info
+            hp = {k: json_format.MessageToDict(x) for k, x in start.hparams.items()}
+            group = start.group_name
+        elif not v.tag.startswith("_hparams_/"):
+            assert list(v.tensor.tensor_shape.dim) == []  # a scalar
+            metrics[v.tag] = v.tensor.float_val[0]
+    return hp, metrics, group
+
+
+def expected_pruner_metrics(record: dict) -> dict:
+    known = record["best_known"]
+    values = {
+        "steps_trained": record["steps_trained"],
+        "steps_saved_fraction": record["steps_saved_fraction"],
+        "n_pruned": record["n_pruned"],
+        "n_censored": len(record["censored"]),
+        "best_known": float(known),
+        "best_trial": record["best_trial"] if known else None,
+        "best_value": record["best_value"] if known else None,
+        "regret": record["regret"],
+        "recorded_best_survives": record["recorded_best_survives"],
+        "reproduces_recorded": float(record["reproduces_recorded"]),
+    }
+    return {k: f32(v) for k, v in values.items() if v is not None}
+
+
+def test_pruner_sweep_one_session_per_setting_read_back(study_db, tmp_path):
+    """`replay sweep STUDY --policy median_pruner ... --tensorboard DIR`: every setting a
+    session (the pruner's parameters as hyperparameters, its outcome as metrics), the
+    unknown values (regret, best of a setting with censored trials) left out."""
+    tb, records = sweep_to(tmp_path, study_db, "--policy", "median_pruner,patient_pruner",
+                           "--n-startup-trials", "0,2", "--n-warmup-steps", "1,5",
+                           "--patience", "0,1")  # fmt: skip
+    assert len(records) == 4 + 2
+    folders = sorted(p for p in tb.iterdir() if p.is_dir())
+    assert [p.name for p in folders] == [f"{i:04d}" for i in range(len(records))]
+    censored = [r for r in records if r["censored"]]
+    assert censored and any(not r["censored"] for r in records)  # both kinds checked
+    for folder, record in zip(folders, records, strict=True):
+        hp, metrics, group = session_contents(folder)
+        want = {"policy": record["policy"]}
+        want.update({k: v for k, v in record["params"].items() if v is not None})
+        assert hp == {k: float(v) if isinstance(v, int) else v for k, v in want.items()}
+        assert metrics == expected_pruner_metrics(record), record["setting"]
+        assert group == f"{folder.name} {record['setting']}"
+        if record["censored"]:
+            assert not {"regret", "best_value", "best_trial"} & set(metrics)
+            assert metrics["best_known"] == 0.0 and metrics["n_censored"] > 0
+    (top,) = [p for p in tb.iterdir() if p.is_file()]
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    (value,) = summaries(top)
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(
+        value.metadata.plugin_data.content
+    ).experiment
+    assert [m.name.tag for m in experiment.metric_infos] == [m for m, _, _ in
+                                                            hparams.PRUNER_METRICS]  # fmt: skip
+    infos = {h.name: h for h in experiment.hparam_infos}
+    assert sorted(v.number_value for v in infos["n_startup_trials"].domain_discrete.values) == [
+        0.0, 2.0]  # fmt: skip
+    assert infos["n_startup_trials"].differs and not infos["interval_steps"].differs
+    assert "wrapped" not in infos  # None for every patient_pruner setting: left out
+
+
+def test_pruner_sweep_api_to_tensorboard_as_the_cli(study_db, tmp_path):
+    """PrunerSweep.to_tensorboard writes what the CLI writes, and refuses as it does."""
+    import replay
+
+    answer = replay.sweep(study_db, policy="median_pruner", n_warmup_steps=[0, 5])
+    tb = tmp_path / "api"
+    assert answer.to_tensorboard(tb) == 2
+    cli_tb, _ = sweep_to(tmp_path, study_db, "--policy", "median_pruner",
+                         "--n-warmup-steps", "0,5")  # fmt: skip
+    for name in ("0000", "0001"):
+        assert session_contents(tb / name) == session_contents(cli_tb / name)
+    from analysis.errors import ReplayError
+
+    with pytest.raises(ReplayError, match="directory exists and is not empty; pass --force"):
+        answer.to_tensorboard(tb)
+    assert answer.to_tensorboard(tb, force=True) == 2
+
+
+def test_pruner_sweep_refusals_before_any_work(study_db, tmp_path, monkeypatch):
+    """The ordinary export's refusals: a non-empty folder without --force, the --out
+    folder itself, more sessions than MAX_SESSIONS; one line, nothing written."""
+    tb = tmp_path / "tb"
+    tb.mkdir()
+    (tb / "notes.txt").write_text("mine")
+    args = ("sweep", study_db, "--policy", "median_pruner", "--n-startup-trials", "0..3")
+    result = run(*args, "--format", "csv", "--tensorboard", tb)
+    assert error_line(result) == (
+        f"Error: --tensorboard {tb}: directory exists and is not empty; pass --force to "
+        "replace the experiment written there, or choose another directory."
+    )
+    assert result.stdout == "" and [p.name for p in tb.iterdir()] == ["notes.txt"]
+    out = tmp_path / "out"
+    result = run(*args, "--no-charts", "--out", out, "--tensorboard", out)
+    assert error_line(result).startswith(f"Error: --tensorboard {out}: holds the --out directory")
+    assert not out.exists()
+    monkeypatch.setattr(hparams, "MAX_SESSIONS", 3)
+    result = run(*args, "--out", out, "--tensorboard", tmp_path / "tb2")
+    assert error_line(result) == (
+        "Error: --tensorboard: the sweep has 4 settings, more than the 3 sessions the "
+        "HParams dashboard is written for (one folder each); narrow the grid (fewer values, "
+        "one --policy) or leave out --tensorboard."
+    )
+    assert not out.exists() and not (tmp_path / "tb2").exists()
+    result = run(*args, "--format", "csv", "--tensorboard", tb, "--force")
+    assert error_line(result).startswith("Error: --tensorboard: the sweep has 4 settings")
+    monkeypatch.setattr(hparams, "MAX_SESSIONS", 10)
+    result = run(*args, "--format", "csv", "--tensorboard", tb, "--force")
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in tb.iterdir())
+    assert names[:4] == ["0000", "0001", "0002", "0003"] and names[-1] == "notes.txt"
+    assert len(names) == 6 and names[4].endswith(hparams.SUFFIX)

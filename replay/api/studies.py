@@ -91,6 +91,24 @@ class PrunerSweep:
                                                           if r["policy"] == p])
                 for p in policies}  # fmt: skip
 
+    def to_tensorboard(self, logdir: str | os.PathLike[str], *, force: bool = False) -> int:
+        """Write the sweep as a TensorBoard HParams experiment (one session per setting:
+        the pruner's parameters as hyperparameters; steps trained, compute saved, trials
+        pruned, best found, regret, ... as metrics) into ``logdir``, as ``replay sweep
+        STUDY --policy ... --tensorboard DIR`` does; return the number of sessions.
+
+        Raises:
+            ReplayError: too many sessions, or ``logdir`` not empty without ``force``.
+        """
+        from pathlib import Path
+
+        from replay import hparams
+
+        logdir = Path(logdir)
+        hparams.check_size(len(self.records))
+        hparams.check_dir(logdir, force, None, len(self.records))
+        return hparams.write_pruner_experiment(self.records, logdir, force=force)
+
     def _repr_html_(self) -> str:
         import html
 
