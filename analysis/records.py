@@ -9,7 +9,9 @@ by ``replay/blocks.py``; ``replay/report.py``, ``replay/charting.py``,
 - the policy names: :data:`POLICIES`, :data:`STOP_POLICIES`;
 - the record types, as TypedDicts (records stay plain JSON-able dicts): the order of
   their fields is the order of the keys in a record, and so the column order of
-  results.csv;
+  results.csv; with them the fields that end the records of a study's trials
+  (:class:`TrialFields`) and the record of a pruner sweep over a study
+  (:class:`PrunerRecord`, built by ``replay/study_sweep.py``);
 - how a setting is named: :func:`setting_label`, one vocabulary for tables and charts;
 - which direction the records' metric improves in, and :func:`aggregate` (statistics of
   each setting over several runs: mean, min-max, a bootstrap interval of the mean,

@@ -14,12 +14,13 @@ parallel coordinates and scatter plots::
 
 Hyperparameters: ``policy``, every parameter of the setting (``patience``,
 ``min_delta``, ``restore_best_weights``, ``factor``, ...; a parameter that is None for a
-setting is left out of that session), ``run`` when the sweep has several runs, and
-``dialect`` for records replayed in another framework's dialect. Metrics (a value that
-is None is left out of that session): ``epochs_trained``, ``stopped_epoch``,
-``kept_epoch`` (the record's ``final_epoch``), the held-out metric at the kept epoch
-under its own name (``test_loss``, ...), ``regret``, and ``final_lr`` for settings with
-a learning-rate schedule.
+setting is left out of that session), ``run`` when the sweep has several runs,
+``dialect`` for records replayed in another framework's dialect, and
+``trial_params.NAME`` for the runs that are a study's trials (the trial's parameters).
+Metrics (a value that is None is left out of that session): ``epochs_trained``,
+``stopped_epoch``, ``kept_epoch`` (the record's ``final_epoch``), the held-out metric at
+the kept epoch under its own name (``test_loss``, ...), ``regret``, and ``final_lr`` for
+settings with a learning-rate schedule.
 
 A pruner sweep over a study (``replay sweep STUDY --policy median_pruner ...
 --tensorboard DIR``) is written the same way by :func:`write_pruner_experiment`: one
@@ -217,6 +218,8 @@ def sessions(records: Iterable[Record], oracles: Sequence[Oracle] = ()) -> Itera
         hp.update(rec["params"])
         if rec.get("dialect"):
             hp["dialect"] = rec["dialect"]
+        for k, v in (rec.get("trial_params") or {}).items():  # a study's trial (a run)
+            hp[f"trial_params.{k}"] = v
         hp = {k: v for k, v in hp.items() if v is not None and _hparam_ok(v)}
         metrics = {
             "epochs_trained": rec.get("epochs_trained"),

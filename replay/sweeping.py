@@ -102,6 +102,8 @@ def _sweep(runs: Iterable, grid: Grid) -> SweepResult:
     notes: list[str] = []
     all_facts: list[RunFacts] = []
     for run in runs:
+        trial = _trial_fields(run)
+        first = len(blocks)
         if not isinstance(run, RunFacts):
             # A TensorBoard learning rate whose epochs the log left open is aligned by
             # the ReduceLROnPlateau settings that reproduce it (replay/lr_alignment.py).
@@ -156,8 +158,19 @@ def _sweep(runs: Iterable, grid: Grid) -> SweepResult:
                     blocks.append(_sweep_combined(ctx, curve, grid, notes))
                 else:
                     blocks.append(_listed(_sweep_prechelt(ctx, values, grid, notes)))
+        if trial is not None:  # a study's trial: its fields end each of its records
+            for b in blocks[first:]:
+                if b is not None:
+                    b.outcomes = [{**o, **trial} for o in b.outcomes]
     return SweepResult(records=Records(b for b in blocks if b is not None), oracles=oracles,
                        notes=_unique(notes), facts=all_facts)  # fmt: skip
+
+
+def _trial_fields(run) -> dict | None:
+    """The fields of a study's trial (:class:`analysis.records.TrialFields`) for a run
+    read from a study (:meth:`analysis.formats.studylog.StudyLog.runs`), else None."""
+    trial = getattr(run, "trial", None) or getattr(getattr(run, "log", None), "trial", None)
+    return None if trial is None else dict(trial.record_fields())
 
 
 def _sweep_dialect(ctx: _Context, policy: str, values, grid: Grid, notes: list[str]) -> list:

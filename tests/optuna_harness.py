@@ -230,3 +230,29 @@ def random_setting(rng: random.Random, kind: str, direction: str) -> dict:
         "patience": rng.choice([0, 1, 2, 4]),
         "min_delta": rng.choice([0.0, 0.0, 0.1, 1.0]),
     }
+
+
+def small_study(url: str, name: str = "hp", n_trials: int = 10, steps: int = 6) -> Any:
+    """A small real Optuna study at storage ``url``: trials over ``x`` (float) and
+    ``width`` (int), ``steps`` values reported each (a dip at step 3, so that
+    EarlyStopping stops some), the median pruner (2 startup trials, 1 warm-up step)
+    pruning some of them. Returns the study."""
+    optuna = quiet_optuna()
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0.0, 1.0)
+        width = trial.suggest_int("width", 8, 64)
+        v = 0.0
+        for step in range(steps):
+            v = x + 1.0 / (step + 1) + width / 1000 + (0.2 if step == 3 else 0.0)
+            trial.report(v, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return v
+
+    study = optuna.create_study(
+        storage=url, study_name=name, sampler=optuna.samplers.RandomSampler(seed=1),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+    )  # fmt: skip
+    study.optimize(objective, n_trials=n_trials)
+    return study

@@ -434,25 +434,10 @@ def test_dashboard_sessions_table_lists_every_setting(tmp_path):
 def study_db(tmp_path_factory) -> str:
     """A real Optuna study (10 trials, 6 steps each, the median pruner pruning some)."""
     optuna = pytest.importorskip("optuna")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from optuna_harness import small_study
+
     url = f"sqlite:///{tmp_path_factory.mktemp('study') / 'study.db'}"
-
-    def objective(trial):
-        x = trial.suggest_float("x", 0.0, 1.0)
-        width = trial.suggest_int("width", 8, 64)
-        v = 0.0
-        for step in range(6):
-            v = x + 1.0 / (step + 1) + width / 1000
-            trial.report(v, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return v
-
-    study = optuna.create_study(
-        storage=url, study_name="hp", sampler=optuna.samplers.RandomSampler(seed=1),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
-    )  # fmt: skip
-    study.optimize(objective, n_trials=10)
+    study = small_study(url)
     assert any(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
     return url
 

@@ -6,7 +6,8 @@ order, each a :class:`StudyTrial` with the steps it reported (step = epoch when 
 callback reported them), its state, final value, parameters and times.
 :meth:`StudyLog.runs` gives each trial as a :class:`~analysis.logs.RunLog` (one column,
 the objective; step k is epoch k, steps never reported are "not logged"), so that the
-EarlyStopping and ReduceLROnPlateau sweeps read a study as a folder of runs.
+EarlyStopping and ReduceLROnPlateau sweeps read a study as a folder of runs, each of
+their records ending with the trial's fields (:meth:`StudyTrial.record_fields`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from analysis.errors import BadLog
+from analysis.records import TrialFields
 
 __all__ = ["STATES", "StudyLog", "StudyTrial"]
 
@@ -42,6 +44,12 @@ class StudyTrial:
     @property
     def last_step(self) -> int | None:
         return self.steps[-1] if self.steps else None
+
+    def record_fields(self) -> TrialFields:
+        """The fields that end every sweep record of this trial's run
+        (:class:`analysis.records.TrialFields`)."""
+        return TrialFields(trial_number=self.number, trial_state=self.state,
+                           trial_value=self.value, trial_params=dict(self.params))  # fmt: skip
 
 
 @dataclass
@@ -99,7 +107,7 @@ class StudyLog:
                 validation=frozenset({self.metric}),
                 default_monitor=self.metric,
             )
-            run.trial = t  # the trial's state, value and parameters, for the records
+            run.trial = t  # its number, state, value and parameters end each record
             out.append(run)
         if not out:
             raise BadLog(
