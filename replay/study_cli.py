@@ -138,15 +138,10 @@ def pop_study_options(runs: tuple, opts: dict) -> tuple[tuple, dict | None]:
 
 def run_pruner_sweep(runs, study_opts: dict, *, fmt, out, no_charts, force, tensorboard):
     """``replay sweep STUDY --policy median_pruner ...``: the pruner sweep, printed and
-    written as the other sweeps are (results.json, results.csv, a chart)."""
-    from replay.study_sweep import (
-        load_study,
-        pruner_grid,
-        render_table,
-        sweep_study,
-        to_csv,
-        to_json,
-    )
+    written as the other sweeps are (:meth:`PrunerSweep.save`: results.json, results.csv,
+    a chart per pruner)."""
+    from replay.api.studies import PrunerSweep
+    from replay.study_sweep import load_study, pruner_grid, sweep_study, to_csv, to_json
     from replay.writers import check_out_dir, default_out_dir
 
     if len(runs) != 1:
@@ -164,45 +159,20 @@ def run_pruner_sweep(runs, study_opts: dict, *, fmt, out, no_charts, force, tens
     study = load_study(runs[0], study_name)
     for w in study.warnings:
         click.echo(f"warning: {w}", err=True)
-    result = sweep_study(study, grid, recorded_pruner=recorded)
-    text = {"json": to_json, "csv": to_csv}
+    result = PrunerSweep(sweep_study(study, grid, recorded_pruner=recorded))
     if fmt == "table":
-        click.echo(render_table(result), nl=False)
-    else:
-        sys.stdout.write(text[fmt](result.records))
+        click.echo(result.table(), nl=False)
+    elif out is None:  # csv/json alone on stdout, for a pipe: no folder
+        sys.stdout.write({"json": to_json, "csv": to_csv}[fmt](result.records))
     if out is not None or fmt == "table":
-        _save(result, out if out is not None else default_out_dir([study]), policies,
-              no_charts)  # fmt: skip
+        out = default_out_dir([study]) if out is None else out
+        tee = (fmt, sys.stdout) if fmt != "table" else None
+        # --out was checked before the sweep, under the user's --force
+        written = result.save(out, charts=not no_charts, force=True, tee=tee)
+        click.echo(f"wrote {', '.join(written)} to {out}", err=True)
     if tensorboard is not None:
-        from replay.api.studies import PrunerSweep
-
-        n = PrunerSweep(result).to_tensorboard(tensorboard, force=force)
+        n = result.to_tensorboard(tensorboard, force=force)
         click.echo(hparams.describe(n, tensorboard), err=True)
-
-
-def _save(result, out: Path, policies, no_charts: bool) -> None:
-    """results.json, results.csv and a chart per pruner into ``out``."""
-    from replay.study_sweep import to_csv, to_json
-    from replay.writers import atomic_text
-
-    study = result.study
-    text = {"json": to_json, "csv": to_csv}
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for kind, render in text.items():
-        with atomic_text(out / f"results.{kind}") as f:
-            f.write(render(result.records))
-        written.append(f"results.{kind}")
-    if not no_charts:
-        from analysis.study_charts import draw_pruner_sweep
-
-        for policy in policies:
-            path = out / f"{policy}.png"
-            records = [r for r in result.records if r["policy"] == policy]
-            fig = draw_pruner_sweep(study, records)
-            fig.savefig(path, dpi=100)
-            written.append(path.name)
-    click.echo(f"wrote {', '.join(written)} to {out}", err=True)
 
 
 def is_study(spec: str) -> bool:

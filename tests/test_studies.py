@@ -364,3 +364,96 @@ def test_the_python_api_sweeps_a_study_as_the_cli_does(db, args, kwargs):
     assert len(answer.to_pandas()) == len(answer.records)
     assert set(answer.figures()) == {f"{p}.png" for p in dict.fromkeys(
         r["policy"] for r in answer.records)}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        (["--policy", "median_pruner", "--n-warmup-steps", "0..2"],
+         {"policy": "median_pruner", "n_warmup_steps": range(3)}),
+        (["--policy", "hyperband_pruner,successive_halving_pruner", "--reduction-factor", "2,3",
+          "--format", "csv"],
+         {"policy": ["hyperband_pruner", "successive_halving_pruner"],
+          "reduction_factor": [2, 3]}),
+        (["--policy", "patient_pruner", "--patience", "1,2", "--wrapped", "none,median_pruner",
+          "--no-charts", "--format", "json"],
+         {"policy": "patient_pruner", "patience": [1, 2], "wrapped": [None, "median_pruner"]}),
+    ],
+)  # fmt: skip
+def test_pruner_sweep_save_writes_what_the_cli_writes(db, tmp_path, args, kwargs):
+    """PrunerSweep.save is the one writer of a pruner sweep's --out folder: the CLI's
+    files and the API's are the same names, byte for byte (charts: by name)."""
+    import replay
+
+    cli_out, api_out = tmp_path / "cli", tmp_path / "api"
+    result = run("sweep", f"sqlite:///{db}", *args, "--out", cli_out)
+    assert result.exit_code == 0, result.stderr
+    answer = replay.sweep(f"sqlite:///{db}", **kwargs)
+    written = answer.save(api_out, charts="--no-charts" not in args)
+    assert f"wrote {', '.join(written)} to {cli_out}" in result.stderr
+    assert sorted(p.name for p in cli_out.iterdir()) == sorted(written)
+    assert sorted(p.name for p in api_out.iterdir()) == sorted(written)
+    charts = [n for n in written if n.endswith(".png")]
+    assert charts == ([] if "--no-charts" in args else [f"{p}.png" for p in dict.fromkeys(
+        r["policy"] for r in answer.records)])  # fmt: skip
+    for name in written:
+        if name.endswith(".png"):
+            assert (api_out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        else:
+            assert (api_out / name).read_bytes() == (cli_out / name).read_bytes(), name
+    if "--format" in args:  # the chosen format also went to stdout
+        fmt = args[args.index("--format") + 1]
+        assert result.stdout == (api_out / f"results.{fmt}").read_text()
+
+
+def test_pruner_sweep_save_refuses_as_the_cli_and_writes_nothing(db, tmp_path):
+    import replay
+    from analysis.errors import ReplayError
+
+    answer = replay.sweep(f"sqlite:///{db}", policy="median_pruner", n_warmup_steps=[0, 1])
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("mine")
+    cli = error_line(run("sweep", f"sqlite:///{db}", "--policy", "median_pruner", "--out", full))
+    with pytest.raises(ReplayError) as e:
+        answer.save(full)
+    assert (
+        f"Error: {e.value}"
+        == cli
+        == (
+            f"Error: --out {full}: directory exists and is not empty; pass --force to overwrite "
+            "its results, or choose another directory."
+        )
+    )
+    assert [p.name for p in full.iterdir()] == ["keep.txt"]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(ReplayError, match="exists and is not a directory; choose another path"):
+        answer.save(a_file)
+    assert a_file.read_text() == "x"
+    assert answer.save(full, force=True, charts=False) == ["results.json", "results.csv"]
+    assert sorted(p.name for p in full.iterdir()) == ["keep.txt", "results.csv", "results.json"]
+
+
+def test_pruner_sweep_in_python_table_pandas_and_notebook_view(db, tmp_path):
+    """table() is the CLI's text, to_pandas() the columns and rows of results.csv, and a
+    notebook shows the table and a chart inline."""
+    import html
+
+    import replay
+
+    args = ["--policy", "median_pruner", "--n-startup-trials", "0,2", "--n-warmup-steps", "0,1"]
+    result = run("sweep", f"sqlite:///{db}", *args, "--no-charts", "--out", tmp_path / "o")
+    answer = replay.sweep(f"sqlite:///{db}", policy="median_pruner", n_startup_trials=[0, 2],
+                          n_warmup_steps=[0, 1])  # fmt: skip
+    assert answer.table() == result.stdout
+    df = answer.to_pandas()
+    with open(tmp_path / "o" / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(df.columns) == list(rows[0])
+    assert list(df["setting"]) == [r["setting"] for r in rows]
+    assert [int(n) for n in df["n_pruned"]] == [int(r["n_pruned"]) for r in rows]
+    view = answer._repr_html_()
+    assert html.escape(answer.table()) in view
+    assert f"{len(answer.records):,} settings" in view
+    assert view.count('<img src="data:image/png;base64,iVBORw0KGgo') == 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from analysis.errors import ReplayError
 
@@ -81,15 +81,56 @@ class PrunerSweep:
 
         return render_table(self.result)
 
-    def figures(self) -> dict[str, Figure]:
-        """One chart per pruner (``<policy>.png``): the trials' curves with each
-        setting's prune points, and compute saved against regret."""
+    def _policies(self) -> list[str]:
+        """The pruners swept, in the order of their first setting (one chart each)."""
+        return list(dict.fromkeys(r["policy"] for r in self.records))
+
+    def _figure(self, policy: str) -> Figure:
         from analysis.study_charts import draw_pruner_sweep
 
-        policies = dict.fromkeys(r["policy"] for r in self.records)
-        return {f"{p}.png": draw_pruner_sweep(self.study, [r for r in self.records
-                                                          if r["policy"] == p])
-                for p in policies}  # fmt: skip
+        return draw_pruner_sweep(self.study, [r for r in self.records if r["policy"] == policy])
+
+    def figures(self) -> dict[str, Figure]:
+        """One chart per pruner (``<policy>.png``): the trials' curves with each
+        setting's prune points, and compute saved against regret; nothing written."""
+        return {f"{p}.png": self._figure(p) for p in self._policies()}
+
+    def save(
+        self, out: str | os.PathLike[str], *, charts: bool = True, force: bool = False,
+        tee: tuple[str, TextIO] | None = None,
+    ) -> list[str]:  # fmt: skip
+        """Write results.json, results.csv and (``charts``) one chart per pruner
+        (``<policy>.png``) into ``out``, as ``replay sweep STUDY --policy ... --out DIR``
+        does; return the names written. ``tee=(fmt, stream)`` also writes that format
+        (``json`` or ``csv``) to ``stream``.
+
+        Raises:
+            ReplayError: ``out`` is a file, or a non-empty directory without ``force``
+                (nothing written).
+        """
+        from pathlib import Path
+
+        from replay.study_sweep import to_csv, to_json
+        from replay.writers import atomic_text, check_output_dir
+
+        out = Path(out)
+        check_output_dir(out, "--out", force, "overwrite its results")
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for kind, render in {"json": to_json, "csv": to_csv}.items():
+            text = render(self.records)
+            with atomic_text(out / f"results.{kind}") as f:
+                f.write(text)
+            if tee and tee[0] == kind:
+                tee[1].write(text)
+            written.append(f"results.{kind}")
+        if charts:
+            for policy in self._policies():
+                fig = self._figure(policy)
+                fig.savefig(out / f"{policy}.png", dpi=100)
+                fig.clear()
+                written.append(f"{policy}.png")
+        return written
 
     def to_tensorboard(self, logdir: str | os.PathLike[str], *, force: bool = False) -> int:
         """Write the sweep as a TensorBoard HParams experiment (one session per setting:
@@ -110,9 +151,25 @@ class PrunerSweep:
         return hparams.write_pruner_experiment(self.records, logdir, force=force)
 
     def _repr_html_(self) -> str:
+        """A notebook cell's view: the table (each setting, the sum-up lines), the
+        study's warnings and the first pruner's chart inline."""
+        import base64
         import html
+        import io
 
-        return f"<pre>{html.escape(self.table())}</pre>"
+        parts = [f"<p><b>callback-replay pruner sweep</b> of {html.escape(self.study.name)}: "
+                 f"{len(self.records):,} settings</p>",
+                 f"<pre>{html.escape(self.table())}</pre>"]  # fmt: skip
+        parts += [f"<p>warning: {html.escape(w)}</p>" for w in self.warnings]
+        policies = self._policies()
+        if policies:
+            fig = self._figure(policies[0])
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=80)
+            fig.clear()
+            data = base64.b64encode(buf.getvalue()).decode("ascii")
+            parts.append(f'<img src="data:image/png;base64,{data}"/>')
+        return "\n".join(parts)
 
     def __repr__(self) -> str:
         return f"<PrunerSweep of {self.study.name}: {len(self.records):,} settings>"
