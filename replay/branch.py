@@ -44,7 +44,7 @@ from replay.executor import Done
 from replay.executor import Job as ExecutorJob
 from replay.faults import Hooks
 from replay.rates import f32
-from replay.record import RecordConfig
+from replay.record_config import RecordConfig
 from replay.run_writer import RunInterrupted, WriteFailed, locked
 
 __all__ = ["Job", "Summary", "Tree", "grow", "train_task"]

@@ -21,7 +21,8 @@ from analysis.errors import BadManifest
 from analysis.rundir import atomic_write
 from replay.branch_nodes import Node, load_verified
 from replay.data import Mnist
-from replay.record import MnistBatches, RecordConfig, seed_everything, train_epoch
+from replay.record import MnistBatches, seed_everything, train_epoch
+from replay.record_config import RecordConfig
 from replay.run_writer import METRICS, utc_now, versions
 
 __all__ = ["EXACTNESS", "Checks", "check_fork", "environment", "same_value"]

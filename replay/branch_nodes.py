@@ -24,7 +24,8 @@ from analysis.rundir import (
 )
 from replay.branch_plan import Plateau, Setting, Stopping
 from replay.data import BadData, Mnist, load_mnist
-from replay.record import RecordConfig, command_option
+from replay.record import command_option
+from replay.record_config import RecordConfig
 from replay.run_writer import load_checkpoint, read_rows
 
 __all__ = [

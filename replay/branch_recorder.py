@@ -26,7 +26,8 @@ from replay.branch_plan import Setting
 from replay.data import Mnist
 from replay.faults import Hooks
 from replay.rates import f32
-from replay.record import RecordConfig, Recorder
+from replay.record import Recorder
+from replay.record_config import RecordConfig
 from replay.resume import ResumePlan
 from replay.run_writer import Board, format_row, header
 
