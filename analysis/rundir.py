@@ -144,7 +144,7 @@ class Manifest(TypedDict, total=False):
     command: list[str]  # the `replay record` command line that reproduces the run
     argv: list[str]
     resumed: list[dict[str, Any]]  # {"at", "from_epoch", "argv", "versions"} per resume
-    config: dict[str, Any] | None  # replay.record.RecordConfig; null for a `model` run
+    config: dict[str, Any] | None  # replay.record_config.RecordConfig; null for a `model` run
     data: dict[str, Any] | None  # origin, file name, sha256s, split sizes (never an absolute
     # path); null for a `model` run
     # A run recorded by replay.keras.RecordCallback (any Keras model) has config and data

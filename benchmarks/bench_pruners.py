@@ -22,17 +22,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from optuna_harness import make_pruner, optuna_prune_points  # noqa: E402
 
-from replay import pruners as rp  # noqa: E402
+from replay.pruner_replay import TrialCurve, prepare, replay_study  # noqa: E402
+from replay.pruner_study import COMPLETE, MINIMIZE  # noqa: E402
 
 
-def study(n_trials: int, n_steps: int, seed: int = 0) -> list[rp.TrialCurve]:
+def study(n_trials: int, n_steps: int, seed: int = 0) -> list[TrialCurve]:
     """Learning curves: a level, a decay rate and noise per trial, all complete."""
     rng = random.Random(seed)
     curves = []
     for number in range(n_trials):
         level, rate = rng.uniform(0.2, 1.0), rng.uniform(0.01, 0.1)
         values = tuple(level * math.exp(-rate * s) + rng.gauss(0, 0.01) for s in range(n_steps))
-        curves.append(rp.TrialCurve(number, tuple(range(n_steps)), values, rp.COMPLETE))
+        curves.append(TrialCurve(number, tuple(range(n_steps)), values, COMPLETE))
     return curves
 
 
@@ -77,7 +78,7 @@ def main() -> None:
     ap.add_argument("--settings", type=int, default=100)
     ap.add_argument("--optuna-settings", type=int, default=3)
     args = ap.parse_args()
-    curves = rp.prepare(study(args.trials, args.steps))
+    curves = prepare(study(args.trials, args.steps))
     print(f"study: {args.trials} trials x {args.steps} steps; {args.settings} settings each")
     print(f"{'pruner':20s} {'replay s':>9s} {'settings/s':>11s} {'optuna s/setting':>17s} "
           f"{'ratio':>8s}")  # fmt: skip
@@ -103,7 +104,7 @@ def main() -> None:
 
 
 def replay(curves, kind, kw):
-    return rp.replay_study(curves, make_pruner(kind, kw, real=False), rp.MINIMIZE, "bench")
+    return replay_study(curves, make_pruner(kind, kw, real=False), MINIMIZE, "bench")
 
 
 if __name__ == "__main__":

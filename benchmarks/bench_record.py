@@ -76,12 +76,8 @@ def _trial(mode: str, epochs: int, limit: int | None, batch_size: int, determini
     import tensorflow as tf
 
     from replay.data import load_mnist
-    from replay.record import (
-        RecordConfig,
-        build_model,
-        record,
-        seed_everything,
-    )
+    from replay.record import build_model, record, seed_everything
+    from replay.record_config import RecordConfig
 
     data = load_mnist().limited(limit)
     config = RecordConfig(epochs=epochs, batch_size=batch_size, limit=limit)

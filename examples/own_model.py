@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from analysis.errors import ReplayError
     from replay.keras import RecordCallback, fit
-    from replay.record import parse_plateau
+    from replay.record_config import parse_plateau
 
     try:
         live = []

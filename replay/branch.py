@@ -1,436 +1,59 @@
 """The training half of ``replay branch``: grow the tree of branches that a plan needs.
 
 A branch is a run directory under ``RUN/branches/<id>/`` in the format of
-``replay record`` (docs/run-directory.md, "Branches"): its ``metrics.csv`` starts with
-its parent's rows ``0 .. k-1``, copied, then holds the rows of the epochs it trained
-itself, from ``k`` = ``fork_epoch`` on; its checkpoints are those of its own epochs.
-It is trained as a resumed run whose ReduceLROnPlateau is the setting's: the parent's
-checkpoint of epoch ``k - 1`` is loaded (sha256-verified), fresh real callbacks are fed
-the rows ``0 .. k-1`` (the optimizer's rate set back to the initial rate first), so that
-the real ``keras.callbacks.ReduceLROnPlateau`` is in the state the setting's would
-have been in, and cuts the rate at the end of ``k - 1`` as the plan said (its rate
-must equal the replay's float32 rate, or the branch refuses); then epochs ``k, k+1,
-...`` train with it live and are committed exactly as ``replay record`` commits them
-(:class:`replay.record.Recorder`: Ctrl-C and kill safety, resume).
-
-Exactness is proven before a branch trains: epoch ``k`` is re-trained from the same
-checkpoint under the parent's recorded rate and compared with the parent's row ``k``,
-bit for bit (every column but ``epoch_seconds``). A difference means another machine
-or library build: the branch refuses, unless ``allow_drift`` (then its run.json says
-``drift: true``). Checks are kept in ``RUN/branches/exactness.json``, one per (parent,
-fork epoch, checkpoint, environment), so sibling branches do not repeat them.
+``replay record`` (docs/run-directory.md, "Branches"), trained from its parent's
+checkpoint of the epoch before its fork with the setting's ReduceLROnPlateau live
+(:mod:`replay.branch_recorder`), after the fork epoch was re-trained and compared with
+the parent's row, bit for bit (:mod:`replay.branch_exactness`).
 
 The tree is built adaptively (:func:`replay.branch_plan.step`): after each committed
 epoch, every setting riding on the branch is replayed over its curve; settings that
 part get a sub-branch (queued), settings that are done leave; the branch ends, as
-``complete``, when none rides on. TensorFlow is imported only inside the functions
-that train.
+``complete``, when none rides on. With an executor other than the local one
+(:mod:`replay.executor`, e.g. Ray), each branch is a job of its own
+(:func:`train_task`). TensorFlow is imported only inside the functions that train.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
-import math
-import os
-import platform
 import re
+import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from analysis.errors import BadLog, BadManifest, ChecksumMismatch, LogNotFound, ReplayError
-from analysis.rundir import (
-    BRANCHES,
-    MANIFEST,
-    METRICS_CSV,
-    CheckpointInfo,
-    CheckpointMismatch,
-    atomic_write,
-    first_own_epoch,
-    parse_checkpoints,
-    read_manifest,
-    verify_checkpoint,
+from analysis.rundir import BRANCHES, MANIFEST, first_own_epoch, read_manifest
+from replay.branch_exactness import EXACTNESS, Checks, check_fork, environment
+from replay.branch_nodes import (
+    BranchInterrupted,
+    BranchRefused,
+    Drift,
+    Node,
+    epochs_of,
+    load_data,
+    read_node,
+    setting_of,
 )
-from replay.branch_plan import RootPlan, Setting, step, stopped
-from replay.data import BadData, Mnist, load_mnist
+from replay.branch_plan import RootPlan, step, stopped
+from replay.branch_recorder import BranchRecorder, Fork
+from replay.data import Mnist
+from replay.executor import Done
+from replay.executor import Job as ExecutorJob
 from replay.faults import Hooks
 from replay.rates import f32
-from replay.record import (
-    MnistBatches,
-    RecordConfig,
-    Recorder,
-    seed_everything,
-    train_epoch,
-)
-from replay.resume import ResumePlan
-from replay.run_writer import (
-    METRICS,
-    Board,
-    RunInterrupted,
-    WriteFailed,
-    format_row,
-    header,
-    load_checkpoint,
-    locked,
-    read_rows,
-    utc_now,
-    versions,
-)
+from replay.record_config import RecordConfig
+from replay.run_writer import RunInterrupted, WriteFailed, locked
 
-__all__ = [
-    "EXACTNESS",
-    "BranchInterrupted",
-    "BranchRefused",
-    "Drift",
-    "Fork",
-    "Job",
-    "Node",
-    "Summary",
-    "Tree",
-    "check_fork",
-    "environment",
-    "grow",
-    "load_data",
-    "load_root",
-]
+__all__ = ["Job", "Summary", "Tree", "grow", "train_task"]
 
-EXACTNESS = "exactness.json"
-ROOT_REF = "../.."
 _ID_RE = re.compile(r"b(\d+)-")
-
-
-class BranchRefused(ReplayError):
-    """A run or a branch that cannot be branched (not recorded, incomplete, changed, ...)."""
-
-
-class Drift(BranchRefused):
-    """Re-training the fork epoch did not reproduce the recorded row."""
-
-
-class BranchInterrupted(ReplayError):
-    """Ctrl-C or a failed write stopped a branch; it is marked interrupted."""
 
 
 class _BudgetSpent(Exception):
     """--max-epochs is spent while settings still ride on a branch (internal)."""
-
-
-# ---------------------------------------------------------------- the tree's nodes
-
-
-@dataclasses.dataclass
-class Node:
-    """A run directory of the tree: the recorded run (``id`` "") or a branch."""
-
-    id: str
-    path: Path
-    rows: list[dict[str, float]]
-    manifest: dict[str, Any]
-
-    @property
-    def ref(self) -> str:
-        """How a child's run.json names it as ``parent``: ``../..`` or ``../<id>``."""
-        return ROOT_REF if not self.id else f"../{self.id}"
-
-    @property
-    def name(self) -> str:
-        return "the run" if not self.id else self.id
-
-    def curves(self) -> dict[str, list[float]]:
-        return {c: [r[c] for r in self.rows] for c in (self.rows[0] if self.rows else {})}
-
-    def checkpoint(self, epoch: int) -> CheckpointInfo:
-        """Its own checkpoint of ``epoch`` as run.json records it.
-
-        Raises:
-            LogNotFound: none is recorded (an epoch before a branch's fork).
-        """
-        info = parse_checkpoints(self.manifest).get(epoch)
-        if info is None:
-            raise LogNotFound(f"{self.path / MANIFEST}: no checkpoint of epoch {epoch}")
-        return info
-
-
-def load_root(path: Path) -> tuple[Node, RecordConfig]:
-    """The recorded run to branch, and its training configuration.
-
-    Raises:
-        BranchRefused: not a complete run directory of ``replay record`` with its
-            checkpoints (or a branch itself).
-        BadManifest, UnsafePath, BadLog: a damaged run.json or metrics.csv.
-    """
-    if not (path / MANIFEST).is_file():
-        raise BranchRefused(
-            f"{path}: no run.json; replay branch needs a run directory recorded by "
-            "`replay record` (with its checkpoints)"
-        )
-    manifest = read_manifest(path)
-    if "fork_epoch" in manifest:
-        raise BranchRefused(
-            f"{path}: is a branch; branch its run ({(path / ROOT_REF).resolve()}) instead"
-        )
-    if manifest.get("checkpoints_included") is False:
-        raise BranchRefused(
-            f"{path}: was published without its checkpoints, so no epoch can be re-trained; "
-            "branch the original run directory (--dry-run plans it)"
-        )
-    manifest = read_manifest(path, resume=True)
-    status = manifest.get("status")
-    if status != "complete":
-        raise BranchRefused(
-            f"{path}: the run is {status} ({len(manifest['epochs'])} epochs); finish it with "
-            f"`replay record --resume --out {path}` first"
-        )
-    config = RecordConfig.from_json(manifest["config"])
-    rows = read_rows(path / METRICS_CSV)
-    if len(rows) != len(manifest["epochs"]) or len(rows) != config.epochs:
-        raise BadManifest(
-            f"{path}: run.json lists {len(manifest['epochs'])} epochs of {config.epochs} but "
-            f"metrics.csv has {len(rows)} rows; restore the run or re-record it"
-        )
-    return Node("", path, rows, manifest), config
-
-
-def _epochs_of(node: Node, fork: int) -> str:
-    """``18 epochs, 6 of its own``: a branch's curve holds its parent's epochs before the
-    fork (copied) and its own from ``fork`` on."""
-    total = len(node.rows)
-    own = max(total - fork, 0)
-    return f"{total} epoch{'s' if total != 1 else ''}, {own} of its own"
-
-
-def _node(root: Path, bid: str) -> Node:
-    path = root / BRANCHES / bid
-    manifest = read_manifest(path)
-    csv = path / METRICS_CSV
-    rows = read_rows(csv, columns=None) if csv.is_file() else []
-    return Node(bid, path, rows, manifest)
-
-
-def environment() -> dict[str, Any]:
-    """What a fork check is valid for: library versions and the machine."""
-    cpu = platform.processor()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {**versions(), "platform": platform.platform(), "machine": platform.machine(),
-            "cpu": cpu}  # fmt: skip
-
-
-# ---------------------------------------------------------------- the exactness check
-
-
-def same_value(a: float, b: float) -> bool:
-    return a == b or (math.isnan(a) and math.isnan(b))
-
-
-def check_fork(parent: Node, fork: int, config: RecordConfig, data: Mnist) -> dict[str, Any]:
-    """Re-train epoch ``fork`` from ``parent``'s checkpoint of ``fork - 1`` under its
-    recorded rate; return the check (``matched``, differing ``columns``, both rows).
-
-    Raises:
-        ChecksumMismatch, LogNotFound: the checkpoint is damaged or missing.
-    """
-    import keras
-
-    info = parent.checkpoint(fork - 1)
-    keras.backend.clear_session()
-    seed_everything(config.seed)
-    batches = MnistBatches(data, config.batch_size, config.seed)
-    model = load_verified(parent.path, info)
-    model.evaluate(batches.val.take(1), verbose=0)  # as a resumed run does (record.py)
-    rate = float(model.optimizer.learning_rate)
-    logs, seconds = train_epoch(model, batches, fork)
-    retrained = {**logs, "learning_rate": rate}
-    recorded = {c: parent.rows[fork][c] for c in retrained}
-    columns = [c for c in (*METRICS, "learning_rate") if not same_value(recorded[c], retrained[c])]
-    keras.backend.clear_session()
-    return {
-        "parent": parent.ref,
-        "epoch": fork,
-        "parent_checkpoint_sha256": info.sha256,
-        "matched": not columns,
-        "columns": columns,
-        "recorded": recorded,
-        "retrained": retrained,
-        "seconds": seconds,
-        "at": utc_now(),
-        "environment": environment(),
-    }
-
-
-def load_verified(run: Path, info: CheckpointInfo) -> Any:
-    try:
-        verify_checkpoint(run / info.path, info.sha256, info.bytes, epoch=info.epoch)
-    except CheckpointMismatch as e:
-        raise ChecksumMismatch(
-            f"{e.path}: sha256 {e.sha256} ({e.bytes} bytes) differs from run.json's "
-            f"{e.expected_sha256} ({e.expected_bytes} bytes); restore the checkpoint"
-        ) from None
-    return load_checkpoint(run / info.path)
-
-
-class _Checks:
-    """``RUN/branches/exactness.json``: the fork checks made so far."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.entries: list[dict[str, Any]] = []
-        self.new: list[dict[str, Any]] = []  # added by this process
-        self.write = True  # False in a Ray task: the driver writes the file
-        if path.is_file():
-            try:
-                self.entries = list(json.loads(path.read_text())["checks"])
-            except (ValueError, KeyError, TypeError):
-                raise BadManifest(
-                    f"{path}: not a list of checks; delete it (the checks are made again)"
-                ) from None
-
-    def find(self, parent: str, epoch: int, sha: str | None, env: dict) -> dict | None:
-        """The check of (parent, epoch) from that checkpoint in this environment, if made."""
-        wanted = (parent, epoch, sha, env)
-        for entry in self.entries:
-            key = tuple(entry.get(k) for k in ("parent", "epoch", "parent_checkpoint_sha256",
-                                               "environment"))  # fmt: skip
-            if key == wanted:
-                return entry
-        return None
-
-    def add(self, entry: dict[str, Any]) -> None:
-        self.entries.append(entry)
-        self.new.append(entry)
-        if self.write:
-            atomic_write(self.path, json.dumps({"checks": self.entries}, indent=2) + "\n")
-
-    def merge(self, entries: Sequence[dict[str, Any]]) -> None:
-        """Add the checks a task made (the driver's side), each one once."""
-        for entry in entries:
-            key = (entry.get(k) for k in ("parent", "epoch", "parent_checkpoint_sha256",
-                                          "environment"))  # fmt: skip
-            if self.find(*key) is None:
-                self.add(entry)
-
-
-# ---------------------------------------------------------------- one branch
-
-
-@dataclasses.dataclass(frozen=True)
-class Fork:
-    """Where a branch starts: its parent, first own epoch, rate then, and live setting."""
-
-    parent: Node
-    epoch: int
-    rate: float  # float32 value: the setting's rate during ``epoch``
-    setting: Setting  # whose ReduceLROnPlateau is live
-    exactness: dict[str, Any]
-    drift: bool
-
-    @property
-    def checkpoint(self) -> CheckpointInfo:
-        return self.parent.checkpoint(self.epoch - 1)
-
-    def manifest_fields(self) -> dict[str, Any]:
-        """What a branch's run.json says of its fork (``docs/run-directory.md``)."""
-        return {
-            "parent": self.parent.ref,
-            "fork_epoch": self.epoch,
-            "fork_lr": self.rate,
-            "setting": self.setting.to_json(),
-            "parent_checkpoint_sha256": self.checkpoint.sha256,
-            "exactness": self.exactness,
-            "drift": self.drift,
-        }
-
-
-class BranchRecorder(Recorder):
-    """``replay record``'s recorder for a branch: it starts from the parent's checkpoint
-    of ``fork.epoch - 1`` with the parent's rows, and ends when ``on_epoch`` says so."""
-
-    def __init__(self, out: Path, config: RecordConfig, data: Mnist, data_arg: Any,
-                 hooks: Hooks, echo: Callable[[str], None], fork: Fork,
-                 on_epoch: Callable[[int, float], bool]) -> None:  # fmt: skip
-        super().__init__(out, config, data, data_arg, True, hooks, echo)
-        self.fork = fork
-        self.on_epoch = on_epoch
-
-    def _base_manifest(self, argv: list[str]) -> dict[str, Any]:
-        manifest = super()._base_manifest(argv)
-        manifest.update(self.fork.manifest_fields())
-        return manifest
-
-    def _csv_start(self) -> str:
-        """The header and the parent's rows before the fork, copied byte for byte."""
-        path = self.fork.parent.path / METRICS_CSV
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines(keepends=True)
-        copied = lines[1 : self.fork.epoch + 1]
-        head = header(self.columns)
-        rows = self.fork.parent.rows[: self.fork.epoch]
-        expected = [format_row(row, self.columns) for row in rows]
-        if lines[:1] != [head] or copied != expected:
-            raise BadLog(f"{path}: changed while branching; branch again")
-        return head + "".join(copied)
-
-    def _start_model(self, plan: ResumePlan) -> Any:
-        if plan.load is not None:
-            return super()._start_model(plan)
-        return load_verified(self.fork.parent.path, self.fork.checkpoint)
-
-    def _check_replayed_rate(self, restored: float) -> None:
-        if len(self.rows) > self.fork.epoch:
-            super()._check_replayed_rate(restored)
-            return
-        replayed = float(self.model.optimizer.learning_rate)
-        if f32(replayed) != self.fork.rate:
-            raise BranchRefused(
-                f"{self.out}: the real ReduceLROnPlateau({self.fork.setting.label}) fed the "
-                f"rows before epoch {self.fork.epoch} sets the rate {replayed!r}, but its "
-                f"replay gives {self.fork.rate!r}; refusing to branch (a bug in callback-replay)"
-            )
-
-    def start(self, argv: list[str]) -> None:
-        """Prepare the branch (run.json, then metrics.csv with the parent's rows), load the
-        parent's checkpoint and bring the callbacks to the fork."""
-        self.ckdir.mkdir(exist_ok=True)
-        (self.out / "tensorboard").mkdir(exist_ok=True)
-        self.manifest = self._base_manifest(argv)
-        self._write_manifest()  # run.json first: a directory with it can always be resumed
-        atomic_write(self.csv, self._csv_start())
-        self.rows = [dict(r) for r in self.fork.parent.rows[: self.fork.epoch]]
-        board = Board(self.out / "tensorboard")
-        try:
-            for row in self.rows:
-                board.write(row, None)  # the parent's epochs: scalars, no histograms
-        finally:
-            board.close()
-        self._prepare_inputs()
-        self.model = load_verified(self.fork.parent.path, self.fork.checkpoint)
-        self._warm_up()
-        self._init_callbacks()
-        self._replay_callbacks()
-        self._write_manifest()
-
-    def live_rate(self) -> float:
-        return float(self.model.optimizer.learning_rate)
-
-    def _finished(self, epoch: int) -> bool:
-        self.drain()  # the settings riding on read the branch's committed rows
-        return self.on_epoch(epoch, self.live_rate())
-
-    def finish(self) -> None:
-        """Mark the branch complete without training (its settings need no more epochs)."""
-        self.drain()
-        self.manifest["status"] = "complete"
-        self._write_manifest()
-
-
-# ---------------------------------------------------------------- the tree
 
 
 @dataclasses.dataclass
@@ -509,7 +132,7 @@ class Tree:
         self.nodes: dict[str, Node] = {"": root}
         self.summary = Summary()
         self.queue: deque[Job] = deque()
-        self.checks = _Checks(self.dir / EXACTNESS)
+        self.checks = Checks(self.dir / EXACTNESS)
         self.env: dict[str, Any] | None = None
         self.hooks = Hooks.from_env()
 
@@ -529,8 +152,6 @@ class Tree:
 
     def _remove_unstarted(self) -> None:
         """Remove branch folders that a kill left before their run.json (no file in them)."""
-        import shutil
-
         for path in self.dir.iterdir():
             if path.is_dir() and not (path / MANIFEST).exists():
                 if not any(p.is_file() for p in path.rglob("*")):
@@ -587,11 +208,11 @@ class Tree:
         head = f"[branch {number} of {number + len(self.queue)}]"
         where = (f"fork at epoch {job.fork} of {job.parent.name}, lr {job.rate:g}, "
                  f"{n} setting{'s' if n != 1 else ''}")  # fmt: skip
-        node = None if bid is None else _node(self.root.path, bid)
+        node = None if bid is None else read_node(self.root.path, bid)
         riders = job.riders
         if node is not None:
             status = node.manifest.get("status")
-            epochs = _epochs_of(node, job.fork)
+            epochs = epochs_of(node, job.fork)
             self.echo(f"{head} {bid} ({where}): found, {status}, {epochs}")
             if status != "complete" and not self.resume:
                 raise BranchRefused(
@@ -618,13 +239,10 @@ class Tree:
         """Run each branch as a job of ``executor``. The driver alone decides branch ids
         (it creates the folder before the job starts) and writes exactness.json (from the
         checks the jobs return); a job starts once its parent branch's job returned."""
-        from replay.executor import Done
-        from replay.executor import Job as Task
-
         count = [0]
         where: dict[str, str] = {}
 
-        def submit() -> list[Task]:
+        def submit() -> list[ExecutorJob]:
             tasks = []
             while self.queue:
                 job = self.queue.popleft()
@@ -639,10 +257,10 @@ class Tree:
                 spec = _Task(type(self), self.root, self.config, self.plan, self.data_arg,
                              self.allow_drift, self.resume, tuple(self.argv), job, bid,
                              node, riders)  # fmt: skip
-                tasks.append(Task(bid, train_task, (spec,)))
+                tasks.append(ExecutorJob(bid, train_task, (spec,)))
             return tasks
 
-        def on_done(done: Done) -> list[Task]:
+        def on_done(done: Done) -> list[ExecutorJob]:
             bid = done.job.name
             if not done.ok:
                 self.echo(f"  {bid}: FAILED: {done.error}")
@@ -763,7 +381,7 @@ class Tree:
 
     # -- training
 
-    recorder_class: type = None  # set below: BranchRecorder
+    recorder_class: type = BranchRecorder
 
     def _train(self, job: Job, bid: str, node: Node | None, riders: tuple[int, ...]) -> None:
         import keras
@@ -837,9 +455,6 @@ class Tree:
                 "reduce_lr_on_plateau); delete the branch"
             )
         return config
-
-
-Tree.recorder_class = BranchRecorder
 
 
 class _Ride:
@@ -934,45 +549,6 @@ def train_task(task: _Task) -> _TaskResult:
     tree._train(task.job, task.bid, task.node, task.riders)
     nodes = {k: v for k, v in tree.nodes.items() if k}
     return _TaskResult(lines, tree.summary, nodes, tree.checks.new, list(tree.queue))
-
-
-def setting_of(out: Path, manifest: dict[str, Any]) -> Setting:
-    """The setting a branch's run.json names (its live ReduceLROnPlateau goes on live).
-
-    Raises:
-        BadManifest: ``setting`` lacks a parameter.
-    """
-    from replay.branch_plan import Plateau, Stopping
-
-    raw = manifest["setting"]
-    try:
-        plateau = Plateau(**raw["reduce_lr_on_plateau"])
-        e = raw.get("early_stopping")
-        return Setting(plateau, None if e is None else Stopping(**e))
-    except TypeError as err:
-        raise BadManifest(
-            f"{out / MANIFEST}: setting is malformed ({err}); restore run.json or delete the branch"
-        ) from None
-
-
-def load_data(root: Node, config: RecordConfig, data: str | os.PathLike | None) -> Mnist:
-    """The data the run was recorded with (its content sha256 checked), limited as it was.
-
-    Raises:
-        BadData: not the same data.
-    """
-    recorded = root.manifest["data"]
-    if data is None and recorded.get("origin") == "--data":
-        from replay.record import command_option
-
-        data = recorded.get("path") or command_option(root.manifest.get("command"), "--data")
-    dataset = load_mnist(data)
-    if dataset.source["content_sha256"] != recorded.get("content_sha256"):
-        raise BadData(
-            f"{dataset.source['path']} does not hold the data {root.path} was recorded with "
-            "(content sha256 differs); pass the original file with --data"
-        )
-    return dataset.limited(config.limit)
 
 
 def grow(root: Node, config: RecordConfig, plan: RootPlan, **options: Any) -> Summary:

@@ -173,7 +173,8 @@ def make_command(grid_options: Callable[[], Callable]) -> click.Command:
         from replay.record_cmd import import_tensorflow_quietly
 
         import_tensorflow_quietly()
-        from replay.branch import BranchInterrupted, Tree, load_data, load_root
+        from replay.branch import Tree
+        from replay.branch_nodes import BranchInterrupted, load_data, load_root
 
         argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv else []
         if root.own:

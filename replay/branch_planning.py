@@ -33,7 +33,7 @@ class RootRun:
     def __init__(self, path: Path, recipe: str | None = None) -> None:
         from analysis.rundir import MANIFEST, METRICS_CSV, read_manifest
         from replay.branch_plan import BranchPlanError
-        from replay.record import RecordConfig
+        from replay.record_config import RecordConfig
         from replay.run_writer import read_rows
 
         if not (path / MANIFEST).is_file():

@@ -1,7 +1,8 @@
 """``replay branch`` on a run of the user's own model (``replay.keras.RecordCallback``
 with a recipe): the same tree, exactness check and commits as for ``replay record`` runs
-(:mod:`replay.branch`), with the model loaded from the checkpoints and everything else a
-fit needs from the recorded recipe (:mod:`replay.recipe`).
+(:mod:`replay.branch`, :mod:`replay.branch_exactness`, :mod:`replay.branch_recorder`),
+with the model loaded from the checkpoints and everything else a fit needs from the
+recorded recipe (:mod:`replay.recipe`).
 
 A branch loads the parent's checkpoint of epoch ``k - 1`` (sha256-verified), feeds the
 rows ``0 .. k-1`` to a fresh real ``ReduceLROnPlateau`` (the optimizer's rate set back
@@ -25,18 +26,10 @@ from typing import Any
 
 from analysis.errors import BadManifest
 from analysis.rundir import MANIFEST, METRICS_CSV, read_manifest
-from replay.branch import (
-    BranchRecorder,
-    BranchRefused,
-    Job,
-    Node,
-    Tree,
-    environment,
-    load_verified,
-    same_value,
-    setting_of,
-    utc_now,
-)
+from replay.branch import Job, Tree
+from replay.branch_exactness import environment, same_value
+from replay.branch_nodes import BranchRefused, Node, load_verified, setting_of
+from replay.branch_recorder import BranchRecorder
 from replay.faults import Hooks
 from replay.recipe import BadRecipe, Recipe, call_recipe, file_changed, split_name
 from replay.record import (
@@ -50,6 +43,7 @@ from replay.run_writer import (
     Shadow,
     read_columns,
     read_rows,
+    utc_now,
     versions,
 )
 
@@ -290,7 +284,7 @@ class _UserBase(Recorder):
 
 
 class _UserBranch(BranchRecorder, _UserBase):
-    """A branch of a user's run: ``replay.branch``'s branch recorder over a recipe."""
+    """A branch of a user's run: ``replay.branch_recorder``'s branch recorder over a recipe."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

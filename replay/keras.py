@@ -46,6 +46,7 @@ from analysis.rundir import MANIFEST, SCHEMA_VERSION, atomic_write, read_manifes
 from replay.faults import BadConfig, Hooks
 from replay.recipe import recipe_record
 from replay.resume import ResumePlan, plan_resume
+from replay.run_dir_check import OutRules, check_out
 from replay.run_writer import (
     SHADOW_EARLY_STOPPING,
     Board,
@@ -186,17 +187,18 @@ def _plan(root: Path) -> tuple[dict[str, Any], list[dict[str, float]] | None, Re
     return manifest, rows, plan_resume(manifest, rows, files, root=root)
 
 
+# What RecordCallback says of an ``out`` it will not record into (replay.run_dir_check):
+# a run is continued if this callback recorded it (_plan refuses any other).
+OUT_RULES = OutRules(
+    run=None,
+    other="{out} is not empty and holds no run.json; record into an empty or new directory",
+    file_hint="; pass a directory for the run",
+)
+
+
 def _check_out(out: Path) -> None:
     """Refuse, before any training, a run directory that cannot be one."""
-    if out.exists() and not out.is_dir():
-        raise RunExists(f"{out} exists and is not a directory; pass a directory for the run")
-    parent = next((p for p in out.parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise RunExists(f"{out}: {parent} is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise RunExists(
-            f"{out} is not empty and holds no run.json; record into an empty or new directory"
-        )
+    check_out(out, OUT_RULES)
 
 
 def _check_test_data(data: Any) -> None:

@@ -5,12 +5,10 @@ Each class here takes the arguments of the Optuna pruner of the same name (Optun
 ``prune(study, trial)`` as Optuna's ``prune`` does, with :class:`Study` and
 :class:`Trial` standing in for ``optuna.study.Study`` and ``FrozenTrial``: only what the
 pruners read (direction, study name, each trial's state, intermediate values and the
-system attributes Successive Halving writes). Nothing here imports Optuna; the proof of
-exactness is ``tests/test_pruners_optuna.py``, which runs real Optuna beside it.
-
-:func:`replay_study` runs the trials of a study one after another, in trial-number
-order, each seeing the trials before it in the state this pruner left them, and says
-where each trial is pruned.
+system attributes Successive Halving writes: :mod:`replay.pruner_study`). Nothing here
+imports Optuna; the proof of exactness is ``tests/test_pruners_optuna.py``, which runs
+real Optuna beside it. :func:`replay.pruner_replay.replay_study` runs a study's trials
+under one of them.
 
 The rules (Optuna's traps, each reproduced on purpose):
 
@@ -57,133 +55,19 @@ from __future__ import annotations
 import binascii
 import bisect
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
+from collections.abc import Iterable, Sequence
 
-import numpy as np
+from replay.pruner_study import COMPLETE, MAXIMIZE, MINIMIZE, Pruner, Study, Trial
 
 __all__ = [
-    "COMPLETE",
-    "FAIL",
-    "MAXIMIZE",
-    "MINIMIZE",
-    "PRUNED",
-    "RUNNING",
     "HyperbandPruner",
     "MedianPruner",
     "PatientPruner",
     "PercentilePruner",
-    "Pruner",
-    "Study",
     "SuccessiveHalvingPruner",
     "ThresholdPruner",
-    "Trial",
-    "TrialCurve",
-    "PreparedStudy",
     "linear_percentile",
-    "prepare",
-    "replay_study",
 ]
-
-MINIMIZE = "minimize"
-MAXIMIZE = "maximize"
-RUNNING = "running"
-COMPLETE = "complete"
-PRUNED = "pruned"
-FAIL = "fail"
-
-
-# --------------------------------------------------------------------------- study state
-
-
-@dataclass(eq=False)
-class Trial:
-    """A trial as a pruner sees it (Optuna's FrozenTrial, the fields pruners read).
-
-    ``report`` keeps, beside the values, what the pruners need at each call without
-    looking at all steps again (the steps must come in increasing order).
-    """
-
-    number: int
-    state: str = RUNNING
-    intermediate_values: dict[int, float] = field(default_factory=dict)
-    system_attrs: dict[str, float] = field(default_factory=dict)
-    last_step: int | None = None
-    second_last_step: int = -1  # the greatest reported step before last_step, or -1
-    best_min: float = math.nan  # nanmin of the values so far (NaN while all are NaN)
-    best_max: float = math.nan
-    values: list[float] = field(default_factory=list)  # in step order
-    prefix_min: list[float] = field(default_factory=list)  # best_min after each value
-    prefix_max: list[float] = field(default_factory=list)
-    rung: int = 0  # Successive Halving's completed rungs (keys completed_rung_0, 1, ...)
-
-    def report(self, step: int, value: float) -> None:
-        """Add the value at ``step`` (greater than every step reported before)."""
-        if self.last_step is not None and step <= self.last_step:
-            raise ValueError(f"steps must increase: {step} after {self.last_step}")
-        value = float(value)
-        self.intermediate_values[step] = value
-        self.second_last_step = -1 if self.last_step is None else self.last_step
-        self.last_step = step
-        if not math.isnan(value):
-            if math.isnan(self.best_min) or value < self.best_min:
-                self.best_min = value
-            if math.isnan(self.best_max) or value > self.best_max:
-                self.best_max = value
-        self.values.append(value)
-        self.prefix_min.append(self.best_min)
-        self.prefix_max.append(self.best_max)
-
-
-class Study:
-    """The trials a pruner sees: in trial-number order, with an index of the complete
-    trials' values per step (what Median and Percentile read)."""
-
-    def __init__(self, direction: str = MINIMIZE, study_name: str = "study") -> None:
-        if direction not in (MINIMIZE, MAXIMIZE):
-            raise ValueError(f"direction must be 'minimize' or 'maximize' but got {direction!r}.")
-        self.direction = direction
-        self.study_name = study_name
-        self.trials: list[Trial] = []
-        self.n_complete = 0
-        # step -> (sorted non-NaN values of complete trials at that step, count incl. NaN)
-        self._at_step: dict[int, tuple[list[float], list[int]]] = {}
-
-    def add(self, trial: Trial) -> Trial:
-        """Start ``trial`` (running) after the ones already in the study."""
-        self.trials.append(trial)
-        return trial
-
-    def finish(self, trial: Trial, state: str) -> None:
-        """End ``trial`` in ``state`` (complete, pruned, fail)."""
-        trial.state = state
-        if state != COMPLETE:
-            return
-        self.n_complete += 1
-        for step, value in trial.intermediate_values.items():
-            values, count = self._at_step.setdefault(step, ([], [0]))
-            count[0] += 1
-            if not math.isnan(value):
-                bisect.insort(values, value)
-
-    def get_trials(self, states: Iterable[str] | None = None) -> list[Trial]:
-        if states is None:
-            return list(self.trials)
-        wanted = set(states)
-        return [t for t in self.trials if t.state in wanted]
-
-    def complete_at(self, step: int) -> tuple[list[float], int]:
-        """The complete trials' values at ``step``: sorted non-NaN values, count with NaN."""
-        found = self._at_step.get(step)
-        return ([], 0) if found is None else (found[0], found[1][0])
-
-
-class Pruner:
-    """Optuna's ``BasePruner``: ``prune(study, trial)`` says whether to stop the trial."""
-
-    def prune(self, study: Study, trial: Trial) -> bool:  # pragma: no cover - abstract
-        raise NotImplementedError
 
 
 # --------------------------------------------------------------------------- percentile
@@ -216,11 +100,6 @@ def _is_first_in_interval_step(trial: Trial, step: int, warmup: int, interval: i
     """Optuna's ``_is_first_in_interval_step`` (steps reported in increasing order)."""
     nearest_lower_pruning_step = (step - warmup) // interval * interval + warmup
     return trial.second_last_step < nearest_lower_pruning_step
-
-
-def _check_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer but got {value!r}.")
 
 
 class PercentilePruner(Pruner):
@@ -392,13 +271,6 @@ def _estimate_min_resource(trials: Iterable[Trial]) -> int | None:
     return max(max(n_steps) // 100, 1)
 
 
-def _current_rung(trial: Trial) -> int:
-    rung = 0
-    while f"completed_rung_{rung}" in trial.system_attrs:
-        rung += 1
-    return rung
-
-
 class SuccessiveHalvingPruner(Pruner):
     """Optuna's ``SuccessiveHalvingPruner`` (asynchronous successive halving)."""
 
@@ -450,7 +322,7 @@ class SuccessiveHalvingPruner(Pruner):
         step = trial.last_step
         if step is None:
             return False
-        rung = trial.rung  # = _current_rung(trial): the rung keys are set in order
+        rung = trial.rung  # = Optuna's _get_current_rung(trial): keys are set in order
         value = trial.intermediate_values[step]
         while True:
             if self.min_resource is None:
@@ -539,9 +411,16 @@ class HyperbandPruner(Pruner):
             if not n_steps:
                 return
             self.max_resource = max(n_steps) + 1
-        self._initialize_brackets()
+        self.initialize_brackets()
 
-    def _initialize_brackets(self) -> None:
+    @property
+    def has_brackets(self) -> bool:
+        """Whether the brackets are set up (once ``max_resource`` is known)."""
+        return bool(self._pruners)
+
+    def initialize_brackets(self) -> None:
+        """Set up the brackets and their Successive Halving pruners (``max_resource``
+        known: an integer, or ``"auto"`` already fixed)."""
         if self._n_brackets is None:
             self._n_brackets = (
                 math.floor(math.log(self.max_resource / self.min_resource, self.reduction_factor))
@@ -591,287 +470,3 @@ class _BracketStudy:
     def trials(self) -> list[Trial]:
         name, pruner = self.study_name, self._pruner
         return [t for t in self._study.trials if pruner.bracket_id(name, t.number) == self._bracket]
-
-
-# --------------------------------------------------------------------------- sequential replay
-
-
-@dataclass(frozen=True)
-class TrialCurve:
-    """A recorded trial: its number, reported steps (increasing) and values, and the
-    state the recorded study left it in (complete, pruned, fail, running)."""
-
-    number: int
-    steps: tuple[int, ...]
-    values: tuple[float, ...]
-    state: str = COMPLETE
-
-
-class PreparedStudy(tuple):
-    """The trials of a study (a tuple of :class:`TrialCurve`) with their curves as 2-D
-    arrays, built once for many replays (:func:`prepare`): the vectorized fast paths
-    (threshold, patient) read them."""
-
-    @cached_property
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(steps, values, valid)``, one row per trial, padded with -1 / NaN / False."""
-        width = max((len(c.steps) for c in self), default=0)
-        steps = np.full((len(self), width), -1, dtype=np.int64)
-        values = np.full((len(self), width), np.nan)
-        valid = np.zeros((len(self), width), dtype=bool)
-        for row, c in enumerate(self):
-            k = len(c.steps)
-            steps[row, :k] = c.steps
-            values[row, :k] = c.values
-            valid[row, :k] = True
-        return steps, values, valid
-
-
-def prepare(trials: Sequence[TrialCurve]) -> PreparedStudy:
-    """``trials`` ready for many replays (the same decisions, faster)."""
-    return trials if isinstance(trials, PreparedStudy) else PreparedStudy(trials)
-
-
-def replay_study(
-    trials: Sequence[TrialCurve],
-    pruner: Pruner | Callable[[], Pruner],
-    direction: str = MINIMIZE,
-    study_name: str = "study",
-) -> dict[int, int]:
-    """Run ``trials`` in order under ``pruner``; return ``{trial number: pruned step}``.
-
-    Each trial reports its steps one by one and asks the pruner after each, as an
-    objective calling ``trial.report`` then ``trial.should_prune`` does. A trial not
-    pruned ends in its recorded state: complete, fail, or (recorded pruned or still
-    running) pruned at its last step, which is what the recorded study holds.
-
-    >>> curves = [TrialCurve(0, (0, 1), (1.0, 0.5)), TrialCurve(1, (0, 1), (2.0, 2.0))]
-    >>> replay_study(curves, MedianPruner(n_startup_trials=1))
-    {1: 0}
-    """
-    if callable(pruner) and not isinstance(pruner, Pruner):
-        pruner = pruner()
-    fast = _FAST.get(type(pruner))
-    if fast is not None and not (
-        isinstance(pruner, PatientPruner) and pruner.wrapped_pruner is not None
-    ):
-        return fast(trials, pruner, direction == MAXIMIZE, study_name)
-    return replay_study_generic(trials, pruner, direction, study_name)
-
-
-def replay_study_generic(
-    trials: Sequence[TrialCurve], pruner: Pruner, direction: str, study_name: str = "study"
-) -> dict[int, int]:
-    """:func:`replay_study` through ``pruner.prune`` at every step (the reference the
-    fast paths are tested against)."""
-    study = Study(direction, study_name)
-    pruned: dict[int, int] = {}
-    for curve in trials:
-        trial = study.add(Trial(curve.number))
-        for step, value in zip(curve.steps, curve.values, strict=True):
-            trial.report(step, value)
-            if pruner.prune(study, trial):
-                pruned[curve.number] = step
-                break
-        if curve.number in pruned:
-            study.finish(trial, PRUNED)
-        elif curve.state == COMPLETE:
-            study.finish(trial, COMPLETE)
-        elif curve.state == FAIL:
-            study.finish(trial, FAIL)
-        else:
-            study.finish(trial, PRUNED)
-    return pruned
-
-
-# --------------------------------------------------------------------------- fast paths
-#
-# The same decisions as replay_study_generic for the pruners whose state is simple
-# (tests/test_pruners_fast.py compares them on generated studies): no Trial objects, the
-# percentile of each step cached until the next trial completes.
-
-
-def _replay_percentile(
-    trials: Sequence[TrialCurve], pr: PercentilePruner, maximize: bool, study_name: str = "study"
-):
-    q = ((100 - pr.percentile) if maximize else pr.percentile) / 100
-    warm, interval, n_min = pr.n_warmup_steps, pr.interval_steps, pr.n_min_trials
-    startup = pr.n_startup_trials
-    at_step: dict[int, list[float]] = {}
-    counts: dict[int, int] = {}
-    cache: dict[int, float] = {}
-    n_complete = 0
-    pruned: dict[int, int] = {}
-    for curve in trials:
-        stop = None
-        if n_complete > 0 and n_complete >= startup:
-            best = math.nan
-            prev = -1
-            for step, v in zip(curve.steps, curve.values, strict=True):
-                if v == v and (best != best or (v > best if maximize else v < best)):
-                    best = v
-                if step >= warm and prev < (step - warm) // interval * interval + warm:
-                    if best != best:
-                        stop = step
-                        break
-                    p = cache.get(step)
-                    if p is None:
-                        values = at_step.get(step)
-                        if counts.get(step, 0) < n_min or not values:
-                            p = math.nan
-                        else:
-                            p = linear_percentile(values, q)
-                        cache[step] = p
-                    if p == p and (best < p if maximize else best > p):
-                        stop = step
-                        break
-                prev = step
-        if stop is not None:
-            pruned[curve.number] = stop
-        elif curve.state == COMPLETE:
-            n_complete += 1
-            cache.clear()
-            for step, v in zip(curve.steps, curve.values, strict=True):
-                counts[step] = counts.get(step, 0) + 1
-                if v == v:
-                    bisect.insort(at_step.setdefault(step, []), v)
-    return pruned
-
-
-def _replay_threshold(
-    trials: Sequence[TrialCurve], pr: ThresholdPruner, maximize: bool, study_name: str = "study"
-):
-    steps, values, valid = prepare(trials).arrays
-    if not steps.size:
-        return {}
-    warm, interval = pr.n_warmup_steps, pr.interval_steps
-    prev = np.full_like(steps, -1)
-    prev[:, 1:] = steps[:, :-1]
-    with np.errstate(invalid="ignore"):
-        checked = valid & (steps >= warm) & (prev < (steps - warm) // interval * interval + warm)
-        hit = checked & (np.isnan(values) | (values < pr.lower) | (values > pr.upper))
-    return _first_hits(trials, steps, hit)
-
-
-def _first_hits(trials: Sequence[TrialCurve], steps: np.ndarray, hit: np.ndarray):
-    """``{trial number: step}`` of the first True of each row of ``hit``."""
-    rows = np.flatnonzero(hit.any(axis=1))
-    cols = hit[rows].argmax(axis=1)
-    return {trials[int(r)].number: int(steps[r, c]) for r, c in zip(rows, cols, strict=True)}
-
-
-def _replay_patient(
-    trials: Sequence[TrialCurve], pr: PatientPruner, maximize: bool, study_name: str = "study"
-):
-    steps, values, valid = prepare(trials).arrays
-    window = pr.patience + 1
-    if steps.shape[1] <= window:
-        return {}
-    best = np.fmax if maximize else np.fmin  # NaN-ignoring, NaN where all are NaN
-    n = values.shape[1] - window  # checks at i = window .. width - 1
-    before = best.accumulate(values, axis=1)[:, :n]  # best of values[: i - window + 1]
-    after = values[:, 1 : 1 + n].copy()  # best of values[i - window + 1 : i + 1]
-    for k in range(1, window):
-        best(after, values[:, 1 + k : 1 + k + n], out=after)
-    with np.errstate(invalid="ignore"):
-        if maximize:
-            hit = before - pr.min_delta > after
-        else:
-            hit = before + pr.min_delta < after
-    hit &= valid[:, window:]
-    return _first_hits(trials, steps[:, window:], hit)
-
-
-def _halve(
-    curve: TrialCurve,
-    min_resource: int,
-    rf: int,
-    rate: int,
-    bootstrap: int,
-    rungs: list[list[float]],
-    maximize: bool,
-) -> int | None:
-    """One trial under Successive Halving (the rungs' sorted values, shared by the
-    trials of one halving); the step it is pruned at, or None."""  # fmt: skip
-    rung = 0
-    promotion = min_resource * rf ** (rate + rung)
-    for step, value in zip(curve.steps, curve.values, strict=True):
-        while step >= promotion:
-            if value != value:
-                return step
-            if len(rungs) == rung:
-                rungs.append([])
-            competing = rungs[rung]
-            bisect.insort(competing, value)
-            if len(competing) <= bootstrap:
-                return step
-            idx = len(competing) // rf - 1
-            if idx == -1:
-                idx = 0
-            if not (value >= competing[-(idx + 1)] if maximize else value <= competing[idx]):
-                return step
-            rung += 1
-            promotion = min_resource * rf ** (rate + rung)
-    return None
-
-
-def _replay_successive_halving(
-    trials: Sequence[TrialCurve],
-    pr: SuccessiveHalvingPruner,
-    maximize: bool,
-    study_name: str = "study",
-):
-    min_resource = pr.min_resource
-    last_complete: int | None = None  # the greatest last step of a complete trial
-    rungs: list[list[float]] = []
-    pruned: dict[int, int] = {}
-    for curve in trials:
-        if curve.steps and min_resource is None and last_complete is not None:
-            min_resource = max(last_complete // 100, 1)  # fixed at its first check
-        stop = None
-        if curve.steps and min_resource is not None:
-            rate, bootstrap = pr.min_early_stopping_rate, pr.bootstrap_count
-            stop = _halve(
-                curve, min_resource, pr.reduction_factor, rate, bootstrap, rungs, maximize
-            )
-        if stop is not None:
-            pruned[curve.number] = stop
-        elif curve.state == COMPLETE and curve.steps:
-            last = curve.steps[-1]
-            last_complete = last if last_complete is None else max(last_complete, last)
-    return pruned
-
-
-def _replay_hyperband(
-    trials: Sequence[TrialCurve], pr: HyperbandPruner, maximize: bool, study_name: str = "study"
-):
-    pruned: dict[int, int] = {}
-    last_complete: int | None = None
-    rungs: dict[int, list[list[float]]] = {}
-    for curve in trials:
-        if curve.steps and not pr._pruners:
-            if pr.max_resource != "auto" or last_complete is not None:
-                if pr.max_resource == "auto":
-                    pr.max_resource = last_complete + 1
-                pr._initialize_brackets()
-        stop = None
-        if curve.steps and pr._pruners:
-            bracket = pr.bracket_id(study_name, curve.number)
-            stop = _halve(curve, pr.min_resource, pr.reduction_factor, bracket,
-                          pr.bootstrap_count, rungs.setdefault(bracket, []), maximize)  # fmt: skip
-        if stop is not None:
-            pruned[curve.number] = stop
-        elif curve.state == COMPLETE and curve.steps:
-            last = curve.steps[-1]
-            last_complete = last if last_complete is None else max(last_complete, last)
-    return pruned
-
-
-_FAST: dict[type, Callable] = {
-    SuccessiveHalvingPruner: _replay_successive_halving,
-    HyperbandPruner: _replay_hyperband,
-    PercentilePruner: _replay_percentile,
-    MedianPruner: _replay_percentile,
-    ThresholdPruner: _replay_threshold,
-    PatientPruner: _replay_patient,
-}

@@ -48,7 +48,8 @@ Each epoch is one ``model.fit`` over its batches; the commit above runs in its
 ``on_epoch_end``, in ``replay.keras``'s commit callback, the one ``RecordCallback`` uses
 for any model. The writer itself (:class:`~replay.run_writer.RunWriter`, the committer,
 the TensorBoard board, metrics.csv's rows) is :mod:`replay.run_writer`'s; this module
-is ``replay record``'s MNIST recipe (its config, model, data order and training loop).
+is ``replay record``'s MNIST recipe (model, data order and training loop; its config is
+:mod:`replay.record_config`'s, the check of ``--out`` :mod:`replay.run_dir_check`'s).
 
 Determinism: ``keras.utils.set_random_seed(seed)``, op determinism enabled (which
 also makes Keras choose ``jit_compile=False``), and each epoch's order is
@@ -62,8 +63,6 @@ a recording at named points of the commit sequence: see :mod:`replay.faults`.
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import math
 import os
 import sys
 import time
@@ -81,17 +80,17 @@ from analysis.rundir import (
     atomic_write,
     read_manifest,
 )
-from replay.data import N_TRAIN, BadData, Mnist, load_mnist
+from replay.data import BadData, Mnist, load_mnist
 from replay.faults import BadConfig, Hooks
+from replay.record_config import RecordConfig, default_out
 from replay.resume import ResumePlan, plan_resume
+from replay.run_dir_check import OutRules, check_out
 from replay.run_writer import (
     COLUMNS,
     METRICS,
-    PLATEAU_DEFAULTS,
     SHADOW_EARLY_STOPPING,
     Board,
     LivePlateau,
-    RunExists,
     RunInterrupted,
     RunWriter,
     Shadow,
@@ -103,158 +102,13 @@ from replay.run_writer import (
     versions,
 )
 
-# ---------------------------------------------------------------- configuration
-
-
-@dataclasses.dataclass(frozen=True)
-class RecordConfig:
-    """What is trained and how; stored in run.json as ``config``."""
-
-    epochs: int = 30
-    model: str = "mlp"
-    batch_size: int = 128
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    seed: int = 0
-    limit: int | None = None
-    reduce_lr_on_plateau: dict[str, Any] | None = None
-
-    def validate(self) -> None:
-        """Raise :class:`BadConfig` on the first unusable value."""
-        if self.epochs < 1:
-            raise BadConfig(f"--epochs must be at least 1 but got {self.epochs}")
-        if self.model not in ("mlp", "cnn"):
-            raise BadConfig(f"--model must be mlp or cnn but got {self.model!r}")
-        if self.batch_size < 1:
-            raise BadConfig(f"--batch-size must be at least 1 but got {self.batch_size}")
-        if self.optimizer not in ("adam", "sgd"):
-            raise BadConfig(f"--optimizer must be adam or sgd but got {self.optimizer!r}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise BadConfig(f"--learning-rate must be positive but got {self.learning_rate}")
-        if not 0 <= self.seed < 2**32:
-            raise BadConfig(f"--seed must be in 0..2**32-1 but got {self.seed}")
-        if self.limit is not None and not 1 <= self.limit <= N_TRAIN:
-            raise BadConfig(f"--limit must be in 1..{N_TRAIN} but got {self.limit}")
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the config as a JSON-ready dict."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, obj: Any) -> RecordConfig:
-        """Rebuild a config stored in run.json; raise :class:`BadManifest` if malformed."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        if not isinstance(obj, dict) or not names >= set(obj) or "epochs" not in obj:
-            raise BadManifest(f"run.json config is malformed: {obj!r}")
-        try:
-            config = cls(**obj)
-            config.validate()
-            if config.reduce_lr_on_plateau is not None:
-                parse_plateau(format_plateau(config.reduce_lr_on_plateau))
-        except (TypeError, KeyError, BadConfig) as e:
-            raise BadManifest(f"run.json config is malformed: {e}") from None
-        return config
-
-    def command(self, out: Path, data: str | None) -> list[str]:
-        """Return the ``replay record`` command line that reproduces this run."""
-        cmd = [
-            "replay",
-            "record",
-            "--out",
-            str(out),
-            "--epochs",
-            str(self.epochs),
-            "--model",
-            self.model,
-            "--batch-size",
-            str(self.batch_size),
-            "--optimizer",
-            self.optimizer,
-            "--learning-rate",
-            repr(self.learning_rate),
-            "--seed",
-            str(self.seed),
-        ]
-        if self.limit is not None:
-            cmd += ["--limit", str(self.limit)]
-        if self.reduce_lr_on_plateau is not None:
-            cmd += ["--reduce-lr-on-plateau", format_plateau(self.reduce_lr_on_plateau)]
-        if data is not None:
-            cmd += ["--data", data]
-        return cmd
-
-
-def parse_plateau(spec: str) -> dict[str, Any]:
-    """Parse ``"factor=0.5,patience=2"`` into full ReduceLROnPlateau params (defaults filled).
-
-    Keys: monitor, factor, patience, mode, min_delta, cooldown, min_lr. Raises
-    :class:`BadConfig` naming the offending key or value.
-
-    >>> parse_plateau("factor=0.5,patience=2")["patience"]
-    2
-    """
-    params = dict(PLATEAU_DEFAULTS)
-    seen: set[str] = set()
-    for item in spec.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        key, eq, value = item.partition("=")
-        key, value = key.strip(), value.strip()
-        if not eq or not value:
-            raise BadConfig(f"--reduce-lr-on-plateau: expected KEY=VALUE but got {item!r}")
-        if key not in PLATEAU_DEFAULTS:
-            known = ", ".join(PLATEAU_DEFAULTS)
-            raise BadConfig(f"--reduce-lr-on-plateau: unknown key {key!r} (known: {known})")
-        if key in seen:
-            raise BadConfig(f"--reduce-lr-on-plateau: key {key!r} given twice")
-        seen.add(key)
-        params[key] = _plateau_value(key, value)
-    if not seen:
-        raise BadConfig("--reduce-lr-on-plateau: no settings given (e.g. factor=0.5,patience=2)")
-    return params
-
-
-def _plateau_value(key: str, value: str) -> Any:
-    bad = f"--reduce-lr-on-plateau: {key} "
-    if key == "monitor":
-        if value not in METRICS:
-            raise BadConfig(bad + f"must be one of {', '.join(METRICS)} but got {value!r}")
-        return value
-    if key == "mode":
-        if value not in ("auto", "min", "max"):
-            raise BadConfig(bad + f"must be auto, min or max but got {value!r}")
-        return value
-    if key in ("patience", "cooldown"):
-        try:
-            number = int(value)
-        except ValueError:
-            raise BadConfig(bad + f"must be an integer but got {value!r}") from None
-        if number < 0:
-            raise BadConfig(bad + f"cannot be negative but got {number}")
-        return number
-    try:
-        real = float(value)
-    except ValueError:
-        raise BadConfig(bad + f"must be a number but got {value!r}") from None
-    if not math.isfinite(real):
-        raise BadConfig(bad + f"must be finite but got {value!r}")
-    if key == "factor" and not 0 < real < 1:
-        raise BadConfig(bad + f"must be in (0, 1) but got {real}")
-    if real < 0:
-        raise BadConfig(bad + f"cannot be negative but got {real}")
-    return real
-
-
-def format_plateau(params: dict[str, Any]) -> str:
-    """Return the canonical ``key=value,...`` spelling of full plateau params."""
-    return ",".join(f"{k}={params[k]}" for k in PLATEAU_DEFAULTS)
-
-
-def default_out(model: str, now: datetime.datetime | None = None) -> Path:
-    """Return ``runs/<model>-<UTC timestamp>``, e.g. ``runs/mlp-20250101T120000Z``."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    return Path("runs") / f"{model}-{now:%Y%m%dT%H%M%SZ}"
+# What `replay record` says of an --out it will not record into (replay.run_dir_check).
+_HOLDS = "{out} already holds a run; pass --force to overwrite it, or --resume to continue it"
+OUT_RULES = OutRules(run=_HOLDS, other=_HOLDS)
+OUT_RULES_FORCE = OutRules(
+    run=None,
+    other="{out} is not empty and holds no run.json; refusing to overwrite it even with --force",
+)
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -377,7 +231,7 @@ def record(
     else:
         config.validate()
         out = Path(out) if out is not None else default_out(config.model)
-        _check_out(out, force)
+        check_out(out, OUT_RULES_FORCE if force else OUT_RULES)
         dataset = load_mnist(data)
         manifest = None
         echo(f"Recording {out}")
@@ -422,21 +276,6 @@ def command_option(command: Any, name: str) -> str | None:
         value = command[command.index(name) + 1]
         return value if isinstance(value, str) else None
     return None
-
-
-def _check_out(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise RunExists(f"{out} exists and is not a directory")
-    if not out.is_dir() or not any(out.iterdir()):
-        return
-    if not force:
-        raise RunExists(
-            f"{out} already holds a run; pass --force to overwrite it, or --resume to continue it"
-        )
-    if not (out / "run.json").is_file():
-        raise RunExists(
-            f"{out} is not empty and holds no run.json; refusing to overwrite it even with --force"
-        )
 
 
 def _clear_run(out: Path) -> None:

@@ -157,11 +157,8 @@ def record(
       replay record --seeds 0..4 --out /shared/runs/mlp --executor ray
       tensorboard --logdir runs
     """
-    from replay.record import (
-        RecordConfig,
-        parse_plateau,
-    )
     from replay.record import record as run_record
+    from replay.record_config import RecordConfig, parse_plateau
     from replay.run_writer import RunInterrupted
 
     try:
@@ -213,7 +210,7 @@ def _record_seeds(
 ) -> None:
     """``--seeds`` (or one seed on Ray): the seeds' runs as jobs of ``runner``."""
     from replay.faults import BadConfig
-    from replay.record import default_out
+    from replay.record_config import default_out
     from replay.seeds import record_seeds
 
     if seeds is None:

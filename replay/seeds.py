@@ -18,6 +18,7 @@ from typing import Any
 from analysis.errors import ReplayError
 from analysis.rundir import MANIFEST
 from replay.executor import Done, Job, LocalExecutor, RayExecutor
+from replay.run_dir_check import OutRules, check_out
 from replay.run_writer import RunInterrupted
 
 __all__ = ["SeedsFailed", "SeedsInterrupted", "check_folder", "record_seeds", "seed_dir"]
@@ -56,23 +57,15 @@ def check_folder(out: Path, *, force: bool, resume: bool) -> None:
         RunExists: as ``replay record`` does for one run.
     """
     from replay.faults import BadConfig
-    from replay.run_writer import RunExists
 
     if resume and force:
         raise BadConfig("--resume and --force cannot be used together")
-    if out.exists() and not out.is_dir():
-        raise RunExists(f"{out} exists and is not a directory")
-    if not out.is_dir() or not any(out.iterdir()):
-        return
-    if (out / MANIFEST).is_file():
-        raise RunExists(
-            f"{out} holds a single run (run.json), not a folder of seeds; pass another --out"
-        )
-    if not (force or resume):
-        raise RunExists(
-            f"{out} already holds runs; pass --force to overwrite its seeds, or --resume to "
-            "continue them"
-        )
+    single = "{out} holds a single run (run.json), not a folder of seeds; pass another --out"
+    held = (
+        "{out} already holds runs; pass --force to overwrite its seeds, or --resume to "
+        "continue them"
+    )
+    check_out(out, OutRules(run=single, other=None if force or resume else held))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +134,7 @@ def record_seeds(
 ) -> list[Done]:
     """Record one run per seed into ``out/seed-N`` through ``executor``; return the jobs.
 
-    ``config`` is the :class:`replay.record.RecordConfig` of every seed (its ``seed``
+    ``config`` is the :class:`replay.record_config.RecordConfig` of every seed (its ``seed``
     replaced). One line per seed job goes to ``echo`` as it completes; each failed job
     gets a line (to ``err``) with the command that resumes it. In process, unless
     ``quiet``, each epoch's line too.

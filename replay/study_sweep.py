@@ -3,8 +3,9 @@
 :class:`PrunerGrid` is the grid of pruner settings, checked when built (every value
 through the pruner's own guard clauses; an option no chosen pruner takes is refused).
 :func:`sweep_study` replays the study's trials under each setting, in the order they
-were started (trial number), one after the other (:func:`replay.pruners.replay_study`),
-and returns one :class:`~analysis.records.PrunerRecord` per setting.
+were started (trial number), one after the other
+(:func:`replay.pruner_replay.replay_study`), and returns one
+:class:`~analysis.records.PrunerRecord` per setting.
 
 Honesty: a trial the recorded study pruned, or left running, has no values after its
 last step. A setting that does not prune it by then cannot know how it would have ended:
@@ -41,6 +42,8 @@ from replay.pruner_options import (
     SUCCESSIVE_HALVING,
     THRESHOLD,
 )
+from replay.pruner_replay import TrialCurve, prepare, replay_study
+from replay.pruner_study import COMPLETE, FAIL, PRUNED, RUNNING, Pruner
 
 __all__ = [
     "PRUNER_POLICIES",
@@ -188,7 +191,7 @@ class PrunerGrid:
         return len(self._expand())
 
     @staticmethod
-    def build(policy: str, params: dict[str, Any]) -> rp.Pruner:
+    def build(policy: str, params: dict[str, Any]) -> Pruner:
         """A fresh pruner for one setting (pruners keep state: one per replay)."""
         if policy == PATIENT:
             wrapped_name = params.get("wrapped")
@@ -207,10 +210,10 @@ def pruned_map(study: StudyLog) -> dict[int, int]:
     return {t.number: t.steps[-1] for t in study.trials if t.state == "pruned" and t.steps}
 
 
-def _curves(study: StudyLog) -> list[rp.TrialCurve]:
-    state = {"complete": rp.COMPLETE, "fail": rp.FAIL, "pruned": rp.PRUNED}
+def _curves(study: StudyLog) -> list[TrialCurve]:
+    state = {"complete": COMPLETE, "fail": FAIL, "pruned": PRUNED}
     return [
-        rp.TrialCurve(t.number, t.steps, t.values, state.get(t.state, rp.RUNNING))
+        TrialCurve(t.number, t.steps, t.values, state.get(t.state, RUNNING))
         for t in study.trials
         if t.state != "waiting"
     ]
@@ -324,7 +327,7 @@ def sweep_study(
     Raises:
         ReplayError: the study has no trial to replay.
     """
-    curves = rp.prepare(_curves(study))  # built once for every setting
+    curves = prepare(_curves(study))  # built once for every setting
     if not any(c.steps for c in curves):
         raise ReplayError(
             f"{study.source}: no trial reported intermediate values (trial.report); "
@@ -333,7 +336,7 @@ def sweep_study(
     records = []
     for policy, params in grid.settings():
         pruner = grid.build(policy, params)
-        pruned = rp.replay_study(curves, pruner, study.direction, study.name)
+        pruned = replay_study(curves, pruner, study.direction, study.name)
         records.append(_record(study, policy, params, pruned))
     return StudySweep(study, records, recorded_pruner)
 

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from replay import pruners as rp
-from replay.pruners import TrialCurve
+from replay.pruner_replay import TrialCurve
+from replay.pruner_study import COMPLETE, FAIL, MAXIMIZE, MINIMIZE, PRUNED, Study, Trial
 
 #: Pruner name -> (Optuna class name, replay class).
 PRUNERS = {
@@ -60,12 +61,12 @@ def make_pruner(kind: str, kwargs: dict, *, real: bool) -> Any:
 def run_script_replay(pruner: Any, direction: str, script: Sequence[tuple]) -> list[bool]:
     """Run a script (``ask``/``report``/``prune?``/``tell`` operations) on
     :mod:`replay.pruners`; return the answer of every ``prune?``."""
-    study = rp.Study(direction, "script")
-    trials: dict[str, rp.Trial] = {}
+    study = Study(direction, "script")
+    trials: dict[str, Trial] = {}
     answers = []
     for op in script:
         if op[0] == "ask":
-            trials[op[1]] = study.add(rp.Trial(len(study.trials)))
+            trials[op[1]] = study.add(Trial(len(study.trials)))
         elif op[0] == "report":
             _, key, value, step = op
             trials[key].report(step, value)
@@ -95,11 +96,11 @@ def run_script_optuna(pruner: Any, direction: str, script: Sequence[tuple]) -> l
             answers.append(trials[op[1]].should_prune())
         elif op[0] == "tell":
             state = {
-                rp.COMPLETE: optuna.trial.TrialState.COMPLETE,
-                rp.PRUNED: optuna.trial.TrialState.PRUNED,
-                rp.FAIL: optuna.trial.TrialState.FAIL,
+                COMPLETE: optuna.trial.TrialState.COMPLETE,
+                PRUNED: optuna.trial.TrialState.PRUNED,
+                FAIL: optuna.trial.TrialState.FAIL,
             }[op[2]]
-            value = last.get(op[1], 0.0) if op[2] == rp.COMPLETE else None
+            value = last.get(op[1], 0.0) if op[2] == COMPLETE else None
             if value is not None and math.isnan(value):
                 value = 0.0  # a complete trial's final value cannot be NaN
             study.tell(trials[op[1]], value, state=state)
@@ -130,9 +131,9 @@ def optuna_prune_points(
             if trial.should_prune():
                 pruned[trial.number] = step
                 raise optuna.TrialPruned()
-        if curve.state == rp.FAIL:
+        if curve.state == FAIL:
             raise _Failed()
-        if curve.state != rp.COMPLETE:
+        if curve.state != COMPLETE:
             raise optuna.TrialPruned()
         return 0.0
 
@@ -145,7 +146,7 @@ def random_study(rng: random.Random, max_trials: int = 50, max_steps: int = 14) 
     infinities, missing steps, some failed or pruned in the record; a direction and a
     study name (Hyperband's brackets hash it)."""
     n_trials = rng.randint(1, max_trials)
-    direction = rng.choice([rp.MINIMIZE, rp.MAXIMIZE])
+    direction = rng.choice([MINIMIZE, MAXIMIZE])
     kind = rng.choice(["smooth", "ties", "noisy"])
     p_nan = rng.choice([0.0, 0.0, 0.05, 0.3])
     p_gap = rng.choice([0.0, 0.0, 0.2])
@@ -172,7 +173,7 @@ def random_study(rng: random.Random, max_trials: int = 50, max_steps: int = 14) 
             steps.append(step)
             values.append(v)
             step += 1 + (rng.randint(1, 3) if rng.random() < p_gap else 0)
-        state = rng.choices([rp.COMPLETE, rp.FAIL, rp.PRUNED], [0.8, 0.1, 0.1])[0]
+        state = rng.choices([COMPLETE, FAIL, PRUNED], [0.8, 0.1, 0.1])[0]
         curves.append(TrialCurve(number, tuple(steps), tuple(values), state))
     return {
         "curves": curves,

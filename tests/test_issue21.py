@@ -197,11 +197,11 @@ def test_dialect_version_says_it_takes_one_version_not_a_range():
 def test_a_found_branch_is_reported_with_its_own_epochs():
     """Item 12: a found branch says how many of its epochs it trained itself (was:
     "complete, 18 epochs" for a branch forked at 12: its curve copies the parent's)."""
-    from replay.branch import Node, _epochs_of
+    from replay.branch_nodes import Node, epochs_of
 
     rows = [{"val_loss": 1.0}] * 18
-    assert _epochs_of(Node("b001", Path("b001"), rows, {}), 12) == "18 epochs, 6 of its own"
-    assert _epochs_of(Node("b001", Path("b001"), rows[:1], {}), 0) == "1 epoch, 1 of its own"
+    assert epochs_of(Node("b001", Path("b001"), rows, {}), 12) == "18 epochs, 6 of its own"
+    assert epochs_of(Node("b001", Path("b001"), rows[:1], {}), 0) == "1 epoch, 1 of its own"
 
 
 def test_tb_folder_of_the_readme_is_ignored_by_git():

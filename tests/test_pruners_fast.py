@@ -10,7 +10,7 @@ import random
 import pytest
 from optuna_harness import make_pruner, random_setting, random_study
 
-from replay import pruners as rp
+from replay.pruner_replay import replay_study, replay_study_generic
 
 
 @pytest.mark.parametrize(
@@ -25,10 +25,8 @@ def test_fast_paths_equal_the_generic_replay(kind):
         if kind == "patient":
             kwargs["wrapped"] = None
         args = (study["direction"], study["study_name"])
-        fast = rp.replay_study(study["curves"], make_pruner(kind, kwargs, real=False), *args)
-        slow = rp.replay_study_generic(
-            study["curves"], make_pruner(kind, kwargs, real=False), *args
-        )
+        fast = replay_study(study["curves"], make_pruner(kind, kwargs, real=False), *args)
+        slow = replay_study_generic(study["curves"], make_pruner(kind, kwargs, real=False), *args)
         assert fast == slow, (kind, kwargs)
         checked += 1
         pruned += len(fast)

@@ -26,10 +26,11 @@ from optuna_harness import (  # noqa: E402
 )
 
 from replay import pruners as rp  # noqa: E402
-from replay.pruners import TrialCurve, replay_study  # noqa: E402
+from replay.pruner_replay import TrialCurve, replay_study  # noqa: E402
+from replay.pruner_study import COMPLETE, FAIL, PRUNED  # noqa: E402
 
 NAN = math.nan
-C, P, F = rp.COMPLETE, rp.PRUNED, rp.FAIL
+C, P, F = COMPLETE, PRUNED, FAIL
 
 
 def _trial(key: str, reports: list[tuple[float, int]], state: str | None = C) -> list[tuple]:
@@ -405,9 +406,9 @@ def test_replay_study_orders_and_states():
     """A trial not pruned ends as recorded; a recorded-pruned one ends pruned (what the
     record holds), and is no complete trial for those after it."""
     curves = [
-        TrialCurve(0, (0, 1), (1.0, 1.0), rp.PRUNED),
-        TrialCurve(1, (0, 1), (5.0, 5.0), rp.COMPLETE),
-        TrialCurve(2, (0, 1), (9.0, 9.0), rp.COMPLETE),
+        TrialCurve(0, (0, 1), (1.0, 1.0), PRUNED),
+        TrialCurve(1, (0, 1), (5.0, 5.0), COMPLETE),
+        TrialCurve(2, (0, 1), (9.0, 9.0), COMPLETE),
     ]
     # Trial 0 ended pruned: trial 1 is the first complete one, so trial 2 is judged
     # against trial 1 alone.

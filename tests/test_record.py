@@ -24,10 +24,8 @@ from analysis.rundir import checkpoint_name
 from replay import record_cmd
 from replay.data import sha256_file
 from replay.faults import BadConfig
-from replay.record import (
-    Hooks,
-    parse_plateau,
-)
+from replay.record import Hooks
+from replay.record_config import parse_plateau
 from replay.run_writer import (
     COLUMNS,
     HEADER,
@@ -141,6 +139,77 @@ def test_force_refuses_a_directory_that_is_not_a_run(tmp_path):
     assert result.exit_code == 1
     assert "holds no run.json; refusing to overwrite it even with --force" in result.output
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("out", "force", "message"),
+    [
+        ("file/run", False, "{out}: {tmp}/file is not a directory"),  # was a traceback
+        (
+            "full",
+            False,
+            "{out} already holds a run; pass --force to overwrite it, or --resume to continue it",
+        ),  # fmt: skip
+        ("file/run", True, "{out}: {tmp}/file is not a directory"),
+    ],
+)
+def test_an_out_that_cannot_hold_a_run_is_refused_in_one_line(tmp_path, out, force, message):
+    """replay record and RecordCallback share one check of --out (replay.run_dir_check);
+    each keeps its own words. A path under a file gave a NotADirectoryError traceback (a
+    file itself is refused by click's option type)."""
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    out = tmp_path / out
+    result = invoke("--out", out, *(["--force"] if force else []), "--limit", "10", "--epochs", "1")
+    assert (result.exit_code, result.output) == (
+        1,
+        "Error: " + message.format(out=out, tmp=tmp_path) + "\n",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "full"]
+    assert (tmp_path / "file").read_text() == "x"
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["notes.txt"]
+
+
+def test_the_three_recorders_share_one_out_check(tmp_path):
+    """replay record (with and without --force), --seeds' folder and RecordCallback
+    refuse through replay.run_dir_check.check_out, each with its own rules."""
+    from replay import keras as replay_keras
+    from replay import record, seeds
+    from replay.run_dir_check import check_out
+    from replay.run_writer import RunExists
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    rules = {
+        "record": record.OUT_RULES,
+        "record --force": record.OUT_RULES_FORCE,
+        "callback": replay_keras.OUT_RULES,
+    }
+    refused = {}
+    for name, rule in rules.items():
+        for out in (run, other, tmp_path / "new"):
+            try:
+                check_out(out, rule)
+            except RunExists as e:
+                refused[name, out.name] = str(e).replace(str(tmp_path), "T")
+    assert refused == {
+        ("record", "run"): "T/run already holds a run; pass --force to overwrite it, or "
+        "--resume to continue it",
+        ("record", "other"): "T/other already holds a run; pass --force to overwrite it, or "
+        "--resume to continue it",
+        ("record --force", "other"): "T/other is not empty and holds no run.json; refusing to "
+        "overwrite it even with --force",
+        ("callback", "other"): "T/other is not empty and holds no run.json; record into an "
+        "empty or new directory",
+    }
+    with pytest.raises(RunExists, match="holds a single run"):
+        seeds.check_folder(run, force=True, resume=False)
+    seeds.check_folder(other, force=True, resume=False)  # a folder of seeds: taken
 
 
 def test_bad_data_is_refused_and_writes_nothing(tmp_path):

@@ -20,7 +20,7 @@ from optuna_harness import optuna_prune_points, quiet_optuna  # noqa: E402
 
 from analysis.formats import load_logs  # noqa: E402
 from analysis.formats.optuna_study import load_study  # noqa: E402
-from replay import pruners as rp  # noqa: E402
+from replay.pruner_replay import TrialCurve  # noqa: E402
 from replay.study_sweep import PrunerGrid, pruned_map, sweep_study  # noqa: E402
 
 
@@ -78,7 +78,7 @@ def test_sweep_of_a_real_study_median_grid(db):
     study = load_study(f"sqlite:///{db}")
     recorded = pruned_map(study)
     assert recorded  # the study pruned some trials
-    curves = [rp.TrialCurve(t.number, t.steps, t.values, t.state) for t in study.trials]
+    curves = [TrialCurve(t.number, t.steps, t.values, t.state) for t in study.trials]
     for r in records:
         params = r["params"]
         real = optuna_prune_points(
