@@ -11,16 +11,19 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from analysis.chartdata import (
+    curve_epochs,
     curve_series,
+    curve_values,
     humanize,
 )
 from analysis.names import base_name
 from analysis.records import is_missing
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from analysis.chartdata import Curves
 
 __all__ = [
     "BEST",
@@ -241,13 +244,13 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> None:
 BEST = "#D55E00"
 
 
-def draw_curves(ax: Axes, metrics: pd.DataFrame, monitor: str) -> None:
-    epochs = [float(e) for e in metrics.index]
+def draw_curves(ax: Axes, metrics: Curves, monitor: str) -> None:
+    epochs = curve_epochs(metrics)
     series = curve_series(metrics, monitor)
     for col, split in series:
         ax.plot(
             epochs,
-            metrics[col].to_numpy(dtype=float),
+            curve_values(metrics, col),
             color=SPLIT_COLORS[split],
             lw=2.2 if col == monitor else 1.5,
             marker="o",

@@ -118,7 +118,7 @@ def chart_jobs(result: SweepResult, runs, out: Path) -> list[tuple]:
         save(
             (
                 "curves_figure",
-                (first.metrics, monitor, stops),
+                (first.curves(), monitor, stops),
                 {
                     "oracle_epoch": oracle["oracle_epoch"],
                     "heldout": oracle["heldout"],
@@ -235,7 +235,7 @@ def checkpoint_job(mine, run, oracle: Oracle, runs) -> tuple | None:
     of = f" (first of {len(runs)} runs)" if len(runs) > 1 else ""
     return (
         "checkpoints_figure",
-        (run.metrics, oracle["monitor"], records),
+        (run.curves(), oracle["monitor"], records),
         {
             "oracle_epoch": oracle["oracle_epoch"],
             "heldout": oracle["heldout"],
@@ -288,7 +288,7 @@ def branch_data(facts, monitor: str, heldout: str | None) -> list[dict]:
     metric = heldout or monitor
     out = []
     for b in found:
-        columns = set(b.run.metrics.columns)
+        columns = set(b.run.columns)
         metrics = {c: b.run.values(c) for c in dict.fromkeys((monitor, heldout)) if c in columns}
         values = metrics.get(metric) or []
         out.append(
@@ -376,5 +376,5 @@ def run_figure(run):
     monitor = "val_loss" if "val_loss" in facts.metrics else facts.columns[0]
     heldout = facts.heldout_for(monitor)
     return charts.curves_figure(
-        run.metrics, monitor, [], oracle_epoch=None, heldout=heldout, title=f"{run.name}"
+        run.curves(), monitor, [], oracle_epoch=None, heldout=heldout, title=f"{run.name}"
     )
