@@ -304,11 +304,21 @@ def branch_data(facts, monitor: str, heldout: str | None) -> list[dict]:
     return out
 
 
+#: True in a forked drawing worker (:func:`_render_all`), which exits when the charts
+#: are drawn: its figures need no clearing after they are saved.
+_IN_WORKER = False
+
+
+def _mark_worker() -> None:
+    global _IN_WORKER
+    _IN_WORKER = True
+
+
 def _render(job: tuple) -> None:
     from analysis import charts
 
     name, args, kwargs, path = job
-    charts.save_figure(getattr(charts, name)(*args, **kwargs), path)
+    charts.save_figure(getattr(charts, name)(*args, **kwargs), path, clear=not _IN_WORKER)
 
 
 #: Libraries whose threads make a fork unsafe (a lock held by one of them stays held in
@@ -347,7 +357,9 @@ def _render_all(jobs: list[tuple]) -> None:
     import matplotlib.figure  # noqa: F401
 
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("fork"), initializer=_mark_worker
+        ) as pool:
             list(pool.map(_render, jobs))
     except BrokenProcessPool:  # a worker died (killed, crashed): draw them here
         for job in jobs:
