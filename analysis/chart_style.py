@@ -11,16 +11,19 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from analysis.chartdata import (
+    curve_epochs,
     curve_series,
+    curve_values,
     humanize,
 )
 from analysis.names import base_name
 from analysis.records import is_missing
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from analysis.chartdata import Curves
 
 __all__ = [
     "BEST",
@@ -208,12 +211,14 @@ def patience_colors(patiences: Sequence[Any]):
     return color, norm, cut
 
 
-def save_figure(fig: Figure, path: str | os.PathLike[str]) -> None:
-    """Write ``fig`` as a PNG (dpi 110) atomically, then close (clear) it.
+def save_figure(fig: Figure, path: str | os.PathLike[str], *, clear: bool = True) -> None:
+    """Write ``fig`` as a PNG (dpi 110) atomically, then close (clear) it unless
+    ``clear`` is False (a process about to exit need not: clearing rebuilds every axes).
 
     The image goes to a temporary file in the same directory and is moved into
     place with :func:`os.replace`, so ``path`` is never left half-written; its
-    permissions follow the umask like any new file's.
+    permissions follow the umask like any new file's. The figure's layout is computed
+    once and then fixed (see :func:`_layout_once`).
     Raises OSError when the directory is missing or not writable.
     """
     import matplotlib
@@ -227,6 +232,7 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> None:
     try:
         # Ticks are made as the figure is drawn: under the theme too.
         with os.fdopen(fd, "wb") as fh, matplotlib.rc_context(THEME):
+            _layout_once(fig)
             # zlib level 3 instead of 6: a few percent larger, noticeably faster.
             fig.savefig(fh, format="png", dpi=DPI, pil_kwargs={"compress_level": 3})
         os.replace(tmp, path)
@@ -235,19 +241,40 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> None:
             os.unlink(tmp)
         raise
     finally:
-        fig.clear()
+        if clear:
+            fig.clear()
+
+
+def _layout_once(fig: Figure) -> None:
+    """Run ``fig``'s layout engine (constrained layout) now, then fix the layout.
+
+    ``savefig`` with a layout engine draws the whole figure twice: once with rendering
+    disabled, only to run the layout, then for real (with the engine off). Running the
+    engine directly places the axes exactly as that first draw would (it reads the same
+    figure, at the same dpi) without drawing every artist for nothing; with the engine
+    removed, ``savefig`` draws once. Same pixels, about a tenth less time per chart.
+    """
+    engine = fig.get_layout_engine()
+    if engine is None or not fig.axes or fig.dpi != DPI:
+        return
+    import matplotlib
+
+    engine.execute(fig)
+    no_default = {"figure.autolayout": False, "figure.constrained_layout.use": False}
+    with matplotlib.rc_context(no_default):
+        fig.set_layout_engine(None)  # None (no engine), not "none" (a placeholder engine)
 
 
 BEST = "#D55E00"
 
 
-def draw_curves(ax: Axes, metrics: pd.DataFrame, monitor: str) -> None:
-    epochs = [float(e) for e in metrics.index]
+def draw_curves(ax: Axes, metrics: Curves, monitor: str) -> None:
+    epochs = curve_epochs(metrics)
     series = curve_series(metrics, monitor)
     for col, split in series:
         ax.plot(
             epochs,
-            metrics[col].to_numpy(dtype=float),
+            curve_values(metrics, col),
             color=SPLIT_COLORS[split],
             lw=2.2 if col == monitor else 1.5,
             marker="o",

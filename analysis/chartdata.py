@@ -28,7 +28,15 @@ from analysis.records import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import TypeAlias
+
     import pandas as pd
+
+    #: A run's recorded values as the curve charts take them: a mapping column ->
+    #: values per epoch 0..n-1 (NaN where not logged: :meth:`RunLog.curves
+    #: <analysis.runlog.RunLog.curves>`), or a pandas DataFrame whose index is the
+    #: epochs (:attr:`RunLog.metrics <analysis.runlog.RunLog.metrics>`).
+    Curves: TypeAlias = Mapping[str, Sequence[float]] | pd.DataFrame
 
 __all__ = [
     "MAX_BRANCH_LEGEND",
@@ -36,7 +44,9 @@ __all__ = [
     "branch_curves",
     "choose_heatmap_axes",
     "col_labels",
+    "curve_epochs",
     "curve_series",
+    "curve_values",
     "dodge",
     "front_listing",
     "heatmap_grid",
@@ -126,15 +136,44 @@ def dodge(keys: Sequence[Hashable], width: float = 0.6) -> list[float]:
 # 1. Curves with stop / kept epochs
 
 
-def curve_series(metrics: pd.DataFrame, monitor: str) -> list[tuple[str, str]]:
+def curve_epochs(metrics: Curves) -> list[float]:
+    """The epochs (x values) of a run's recorded ``metrics``: a mapping column -> values
+    per epoch 0..n-1 (:meth:`analysis.runlog.RunLog.curves`), or a pandas DataFrame whose
+    index is the epochs (:attr:`analysis.runlog.RunLog.metrics`).
+
+    >>> curve_epochs({"loss": [1.0, 0.5, 0.25]})
+    [0.0, 1.0, 2.0]
+    """
+    if isinstance(metrics, Mapping):
+        return [float(e) for e in range(max((len(v) for v in metrics.values()), default=0))]
+    return [float(e) for e in metrics.index]
+
+
+def curve_values(metrics: Curves, column: str) -> list[float]:
+    """Column ``column`` of ``metrics`` (as :func:`curve_epochs` takes them) as floats,
+    NaN where not logged.
+
+    >>> curve_values({"loss": [1, float("nan")]}, "loss")
+    [1.0, nan]
+    """
+    values = metrics[column]
+    if hasattr(values, "to_numpy"):  # a pandas Series
+        values = values.to_numpy(dtype=float)
+    return [float(v) for v in values]
+
+
+def curve_series(metrics: Curves, monitor: str) -> list[tuple[str, str]]:
     """``(column, split)`` of the curves to draw for ``monitor``'s base metric: train,
     validation, test, those the log has values of.
+
+    >>> curve_series({"loss": [1.0], "val_loss": [float("nan")]}, "val_loss")
+    [('loss', 'train')]
     """
     base = base_name(monitor)
     return [
         (col, split)
         for col, split in ((base, "train"), (f"val_{base}", "validation"), (f"test_{base}", "test"))
-        if col in metrics.columns and metrics[col].notna().any()
+        if col in metrics and not all(math.isnan(v) for v in curve_values(metrics, col))
     ]
 
 

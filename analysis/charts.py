@@ -44,6 +44,7 @@ from analysis.chartdata import (
     cell_text,
     choose_heatmap_axes,
     col_labels,
+    curve_epochs,
     dodge,
     front_listing,
     heatmap_grid,
@@ -71,9 +72,10 @@ from analysis.records import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from analysis.chartdata import Curves
 
 from analysis.branch_charts import branches_figure
 from analysis.chart_style import (
@@ -141,7 +143,7 @@ __all__ = [
 
 @themed
 def curves_figure(
-    metrics: pd.DataFrame,
+    metrics: Curves,
     monitor: str,
     records: Sequence[Mapping[str, Any]],
     *,
@@ -163,7 +165,7 @@ def curves_figure(
     (dotted) curves from its fork on, thin, one colour and legend entry per branch
     (the first :data:`~analysis.chartdata.MAX_BRANCH_LEGEND` named). Returns the Figure.
     """
-    n = len(metrics)
+    n = len(curve_epochs(metrics))
     data = stop_marks(records, n)
     fig, top, bottom = _curves_axes(len(data["rows"]))
     fig.suptitle(title or f"{monitor}: where each setting stops and which epoch it keeps")

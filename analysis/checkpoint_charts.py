@@ -4,27 +4,8 @@ it saves, the file you end with and its regret (data:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
-
-
-from collections.abc import Hashable
-from typing import TYPE_CHECKING
-
-from analysis.records import (
-    MODEL_CHECKPOINT,
-    format_value,
-    freeze,
-    is_missing,
-)
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
 
 from analysis.chart_style import (
     BEST,
@@ -42,7 +23,19 @@ from analysis.chart_style import (
     new_figure,
     themed,
 )
-from analysis.chartdata import sort_key
+from analysis.chartdata import curve_epochs, sort_key
+from analysis.records import (
+    MODEL_CHECKPOINT,
+    format_value,
+    freeze,
+    is_missing,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from analysis.chartdata import Curves
 
 __all__ = ["checkpoints_figure", "MAX_CHECKPOINT_ROWS", "checkpoint_label", "checkpoint_rows"]
 
@@ -61,7 +54,7 @@ _ROW_LINE = {"color": "0.85", "lw": 0.8, "zorder": 1}
 
 @themed
 def checkpoints_figure(
-    metrics: pd.DataFrame,
+    metrics: Curves,
     monitor: str,
     records: Sequence[Mapping[str, Any]],
     *,
@@ -80,7 +73,7 @@ def checkpoints_figure(
     the right of each row, a bar of the kept file's regret, labelled with its held-out
     value. The oracle epoch (best ``heldout``) is a vertical line. Returns the Figure.
     """
-    n = len(metrics)
+    n = len(curve_epochs(metrics))
     data = checkpoint_rows(records, n)
     rows = data["rows"]
     fig, (top, legend_ax), (strip, bars) = _checkpoint_axes(len(rows))

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from analysis.errors import (
     AmbiguousLog,
@@ -126,10 +125,11 @@ def _detect_separator(header: str, path: Path) -> str:
 
 @dataclass
 class _Training:
-    """One training of a CSV log: its frames and the warnings that concern it."""
+    """One training of a CSV log: its values and the warnings that concern it."""
 
-    metrics: pd.DataFrame
-    not_logged: pd.DataFrame
+    columns: list[str]
+    table: np.ndarray
+    absent: np.ndarray
     warnings: list[str]
     lines: tuple[int, int]  # first and last line of its rows
 
@@ -232,10 +232,10 @@ def _parse_csv_text(text: str, path: Path) -> list[_Training]:
             )
         if cut_off and k == len(spans) - 1:
             own.append(cut_off)
-        metrics, not_logged = build(
+        table, missing = build(
             path, columns, epochs[a:b], values[a:b], absent[a:b], lines[a:b], own
         )
-        trainings.append(_Training(metrics, not_logged, warnings + own, (first, last)))
+        trainings.append(_Training(columns, table, missing, warnings + own, (first, last)))
     return trainings
 
 
@@ -392,10 +392,10 @@ def runs_from_csv_text(text: str, file: Path, source: str, name: str, fmt: str) 
     trainings = _parse_csv(text, file)
     if len(trainings) == 1:
         t = trainings[0]
-        return [RunLog(name, source, fmt, t.metrics, t.not_logged, None, t.warnings, None)]
+        return [RunLog(name, source, fmt, t.columns, t.table, t.absent, None, t.warnings)]
     return [
-        RunLog(f"{name}#{k}", f"{source}#{k}", fmt, t.metrics, t.not_logged, None, t.warnings,
-               None)
+        RunLog(f"{name}#{k}", f"{source}#{k}", fmt, t.columns, t.table, t.absent, None,
+               t.warnings)
         for k, t in enumerate(trainings, 1)
     ]  # fmt: skip
 

@@ -1,9 +1,9 @@
 """Loading training logs: run directories, Keras CSVLogger files, TensorBoard log dirs.
 
-Every loader returns a :class:`RunLog` whose ``metrics`` frame has one row per epoch
-(index ``epoch`` = 0..n-1, contiguous) and one float64 column per metric, and whose
-``not_logged`` frame marks the cells that were absent (``NA``, empty, a missing epoch)
-as opposed to a logged NaN. Anything wrong with the input raises a
+Every loader returns a :class:`RunLog` whose ``table`` (and ``metrics`` frame) has one
+row per epoch (0..n-1, contiguous) and one float64 column per metric, and whose
+``absent`` array (and ``not_logged`` frame) marks the cells that were absent (``NA``,
+empty, a missing epoch) as opposed to a logged NaN. Anything wrong with the input raises a
 :class:`~analysis.errors.ReplayError` subclass whose message is one line naming the
 file and what would fix it; recoverable oddities become ``RunLog.warnings``.
 
@@ -132,8 +132,8 @@ def _tensorboard_run(logdir: Path, data, name: str, source: str) -> RunLog:
             values[pos[s], j] = v
             absent[pos[s], j] = False
     warnings = list(data.warnings)
-    metrics, not_logged = build(logdir, columns, epochs, values, absent, None, warnings)
-    return RunLog(name, source, "tensorboard", metrics, not_logged, None, warnings, None)
+    table, missing = build(logdir, columns, epochs, values, absent, None, warnings)
+    return RunLog(name, source, "tensorboard", columns, table, missing, None, warnings)
 
 
 def _align_lr(run: RunLog, logdir: Path) -> RunLog:
@@ -211,7 +211,7 @@ def _probes(run: RunLog, k: int = 3) -> list[list[set[str]]]:
     """For ``loss`` (else the first metric), how a CSVLogger may have written its first
     ``k`` values (float32 widened: Keras 3's ``repr``; or the float32's shortest ``str``,
     Keras 2's)."""
-    columns = [c for c in run.metrics.columns if lr_column([c]) is None]
+    columns = [c for c in run.columns if lr_column([c]) is None]
     columns.sort(key=lambda c: c != "loss")
     for c in columns:
         firsts = [v for v in run.values(c) if v is not None and math.isfinite(v)][:k]
@@ -222,9 +222,7 @@ def _probes(run: RunLog, k: int = 3) -> list[list[set[str]]]:
 
 def _same_values(tb: RunLog, other: RunLog) -> bool:
     """Whether two logs hold the same float32 values for every metric both have."""
-    common = [
-        c for c in tb.metrics.columns if c in other.metrics.columns and lr_column([c]) is None
-    ]
+    common = [c for c in tb.columns if c in other.columns and lr_column([c]) is None]
     compared = 0
     with np.errstate(over="ignore"):
         for c in common:

@@ -214,15 +214,15 @@ def with_reading(run: RunLog, reading: LrReading) -> RunLog:
 
     The note of the run's previous reading, if any, is replaced by ``reading.note``.
     """
-    column = reading.column
-    metrics = run.metrics.copy()
-    not_logged = run.not_logged.copy()
+    j = run.columns.index(reading.column)
+    table = run.table.copy()
+    absent = run.absent.copy()
     values = aligned(list(reading.written), reading.order)
-    metrics[column] = [math.nan if v is None else v for v in values]
-    not_logged[column] = [v is None for v in values]
+    table[:, j] = [math.nan if v is None else v for v in values]
+    absent[:, j] = [v is None for v in values]
     warnings = [w for w in run.warnings if run.lr_reading is None or w != run.lr_reading.note]
     if reading.note is not None:
         warnings.append(reading.note)
     return dataclasses.replace(
-        run, metrics=metrics, not_logged=not_logged, warnings=warnings, lr_reading=reading
+        run, table=table, absent=absent, warnings=warnings, lr_reading=reading
     )

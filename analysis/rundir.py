@@ -400,6 +400,10 @@ def _check_epochs(epochs: Any, root: Path, mpath: Path, *, canonical: bool, firs
     if not isinstance(epochs, list):
         raise _bad_field(mpath, "epochs", "a list", epochs)
     seen: set[int] = set()
+    try:
+        root_resolved: Path | None = root.resolve()  # once, not once per checkpoint
+    except (OSError, RuntimeError, ValueError):
+        root_resolved = None  # _safe_relative says why, naming the entry
     for i, entry in enumerate(epochs):
         where = f"epochs[{i}]"
         if not isinstance(entry, dict):
@@ -423,7 +427,7 @@ def _check_epochs(epochs: Any, root: Path, mpath: Path, *, canonical: bool, firs
         if size is not None and not (_is_int(size) and size >= 0):
             raise _bad_field(mpath, f"{where}.bytes", "a byte count or null", size)
         if isinstance(rel, str):
-            _safe_relative(root, rel, mpath, f"{where}.checkpoint")
+            _safe_relative(root, rel, mpath, f"{where}.checkpoint", root_resolved)
         if canonical:
             _check_canonical(mpath, i, entry, first)
 
@@ -441,8 +445,11 @@ def _check_canonical(mpath: Path, i: int, entry: dict[str, Any], first: int = 0)
         raise UnsafePath(f"{mpath}: epochs[{i}] names {rel!r}, expected {expected!r}")
 
 
-def _safe_relative(root: Path, rel: str, manifest: Path, where: str) -> Path:
-    """Return ``root / rel`` after checking that it stays inside ``root``.
+def _safe_relative(
+    root: Path, rel: str, manifest: Path, where: str, root_resolved: Path | None = None
+) -> Path:
+    """Return ``root / rel`` after checking that it stays inside ``root``
+    (``root_resolved``: ``root.resolve()``, where the caller has it already).
 
     Raises:
         UnsafePath: absolute, ``..``, backslashes, or resolving outside ``root``.
@@ -460,7 +467,7 @@ def _safe_relative(root: Path, rel: str, manifest: Path, where: str) -> Path:
     full = root / pp
     try:
         resolved = full.resolve()
-        root_resolved = root.resolve()
+        root_resolved = root_resolved or root.resolve()
     except (OSError, RuntimeError, ValueError) as e:
         raise UnsafePath(f"{prefix} cannot be resolved ({e}); {fix}") from None
     if not resolved.is_relative_to(root_resolved):

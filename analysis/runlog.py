@@ -1,6 +1,10 @@
 """The per-epoch log every reader returns (:class:`RunLog`), and how readers build one
 from columns of values (:func:`build`): one row per epoch, contiguous, duplicates and
 gaps resolved with warnings.
+
+A RunLog holds numpy arrays (``columns``, ``table``, ``absent``); its pandas frames
+(``metrics``, ``not_logged``) are built from them on first use, so that reading a log
+and sweeping it never import pandas.
 """
 
 from __future__ import annotations
@@ -9,10 +13,9 @@ import itertools
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from analysis.errors import (
     BadLog,
@@ -22,6 +25,9 @@ from analysis.lr_reading import LrReading
 from analysis.names import find_column, lr_column
 from analysis.rundir import CheckpointInfo, first_own_epoch, parse_checkpoints
 from analysis.tb import epochs_phrase
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 __all__ = ["RunLog", "build", "dir_name", "gap_limit", "show_cell", "split_trainings", "superseded",
            "warn_resumes"]  # fmt: skip
@@ -43,13 +49,20 @@ def show_cell(value: str, limit: int = 40) -> str:
 
 @dataclass
 class RunLog:
-    """A loaded training log. Treat as immutable."""
+    """A loaded training log. Treat as immutable.
+
+    ``table[e, j]`` is column ``columns[j]``'s value at epoch ``e`` (float64, NaN where
+    not logged); ``absent[e, j]`` is True where the log has no value (``NA``, an empty
+    cell, a missing epoch), as opposed to a logged NaN. ``metrics`` and ``not_logged``
+    are the same as pandas DataFrames (index ``epoch`` = 0..n-1).
+    """
 
     name: str
     source: str
     format: str  # a reader's name: "run_dir", "csv", "tensorboard", "lightning", ...
-    metrics: pd.DataFrame
-    not_logged: pd.DataFrame
+    columns: tuple[str, ...]
+    table: np.ndarray
+    absent: np.ndarray
     manifest: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     root: Path | None = None
@@ -66,9 +79,36 @@ class RunLog:
     #: How a TensorBoard learning rate was aligned to epochs (None for other logs).
     lr_reading: LrReading | None = None
 
+    def __post_init__(self) -> None:
+        self.columns = tuple(self.columns)
+        if self.table.shape != (len(self.table), len(self.columns)) or (
+            self.absent.shape != self.table.shape
+        ):
+            raise ValueError(
+                f"table {self.table.shape} and absent {self.absent.shape} must be "
+                f"(epochs, {len(self.columns)} columns)"
+            )
+
+    @cached_property
+    def metrics(self) -> pd.DataFrame:
+        """The values as a DataFrame: index ``epoch`` (0..n-1), one float64 column per
+        metric, NaN where not logged (built on first use; imports pandas)."""
+        return self._frame(self.table)
+
+    @cached_property
+    def not_logged(self) -> pd.DataFrame:
+        """``absent`` as a DataFrame of bools shaped as :attr:`metrics`."""
+        return self._frame(self.absent)
+
+    def _frame(self, array: np.ndarray) -> pd.DataFrame:
+        import pandas as pd
+
+        index = pd.RangeIndex(len(array), name="epoch")
+        return pd.DataFrame(array, index=index, columns=list(self.columns), copy=True)
+
     def column(self, metric: str) -> str | None:
         """The column holding ``metric``: itself, else its Keras 2 / Keras 3 spelling."""
-        return find_column(metric, self.metrics.columns)
+        return find_column(metric, self.columns)
 
     def has(self, metric: str) -> bool:
         """Return whether ``metric`` is a column of this log (under either spelling)."""
@@ -81,7 +121,7 @@ class RunLog:
         Its value at epoch e is the rate in effect during epoch e: every reader aligns
         it so (TensorBoard's two callback orders: :mod:`analysis.lr_reading`).
         """
-        return lr_column(self.metrics.columns)
+        return lr_column(self.columns)
 
     def values(self, metric: str) -> list[float | None]:
         """Return ``metric`` per epoch: floats (NaN kept), None where not logged.
@@ -92,15 +132,21 @@ class RunLog:
         """
         column = self.column(metric)
         if column is None:
-            raise missing_metric(metric, [str(c) for c in self.metrics.columns], self.source)
-        vals = self.metrics[column].to_numpy(dtype=np.float64)
-        absent = self.not_logged[column].to_numpy(dtype=bool)
-        return [None if a else float(v) for v, a in zip(vals, absent, strict=True)]
+            raise missing_metric(metric, [str(c) for c in self.columns], self.source)
+        j = self.columns.index(column)
+        vals = self.table[:, j].tolist()
+        absent = self.absent[:, j].tolist()
+        return [None if a else v for v, a in zip(vals, absent, strict=True)]
+
+    def curves(self) -> dict[str, np.ndarray]:
+        """Each column's values per epoch (float64, NaN where not logged), by name: what
+        the charts draw (:func:`analysis.chartdata.curve_series`), without pandas."""
+        return {c: self.table[:, j] for j, c in enumerate(self.columns)}
 
     @property
     def n_epochs(self) -> int:
         """Number of epochs (rows), including not-logged ones."""
-        return len(self.metrics)
+        return len(self.table)
 
     @property
     def status(self) -> str:
@@ -153,8 +199,9 @@ def build(
     absent: np.ndarray,
     lines: np.ndarray | None,
     warnings: list[str],
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Apply resumes, fill gaps, return (metrics, not_logged) of one training.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply resumes, fill gaps, return ``(table, absent)`` of one training: one row
+    per epoch 0..n-1, one column per name in ``columns`` (see :class:`RunLog`).
 
     ``epochs``: int64 per row, in the order written; ``values``/``absent``: (rows,
     columns); ``lines``: the CSV line of each row, for messages. An epoch that goes
@@ -187,10 +234,7 @@ def build(
         present[kept_epochs] = True
         missing = np.flatnonzero(~present).tolist()
         warnings.append(f"{path}: {epochs_phrase(missing)} missing; marked their cells not logged")
-    index = pd.RangeIndex(n, name="epoch")
-    metrics = pd.DataFrame(out_vals, index=index, columns=list(columns), copy=False)
-    not_logged = pd.DataFrame(out_absent, index=index, columns=list(columns), copy=False)
-    return metrics, not_logged
+    return out_vals, out_absent
 
 
 def superseded(epochs: np.ndarray) -> np.ndarray:

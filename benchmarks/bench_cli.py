@@ -17,6 +17,13 @@ With two ``--tree`` checkouts (an older commit's worktree beside this one) the r
 both alternate, so that the comparison holds on a busy machine. Each tree's code runs
 from a neutral working folder with ``PYTHONPATH`` set to it (``python -m`` puts the
 working folder first on ``sys.path``).
+
+Bytecode: an installed package has its ``.pyc`` files; a checkout run with
+``PYTHONDONTWRITEBYTECODE=1`` (as some shells here set) compiles every module of the
+project from source at each start (about 0.1 s for a sweep). So the runs write and use
+a bytecode cache in a temporary folder (``PYTHONPYCACHEPREFIX``; the trees are left
+untouched), warmed by one untimed run of each command; ``--no-bytecode`` times them
+with the caller's environment as it is.
 """
 
 from __future__ import annotations
@@ -33,8 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wall(args: list[str], tree: Path, cwd: Path) -> float:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+def wall(args: list[str], tree: Path, cwd: Path, env: dict[str, str]) -> float:
+    env = {**env, "PYTHONPATH": str(tree)}
     start = time.perf_counter()
     subprocess.run(args, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)  # fmt: skip
@@ -48,12 +55,18 @@ def main() -> None:
         "--tree", type=Path, action="append",
         help="a checkout to time (default: this one); give two to compare",
     )  # fmt: skip
+    parser.add_argument("--no-bytecode", action="store_true",
+                        help="no bytecode cache: time the environment as it is")  # fmt: skip
     opts = parser.parse_args()
     trees = [t.resolve() for t in (opts.tree or [ROOT])]
     py = sys.executable
     sample = str(ROOT / "sample_logs" / "mnist-mlp")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        env = dict(os.environ)
+        if not opts.no_bytecode:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
         cases = {
             "python -c pass": [py, "-c", "pass"],
             "import replay": [py, "-c", "import replay"],
@@ -64,22 +77,26 @@ def main() -> None:
                                   "--out", f"{tmp}/out-{{tree}}-{{k}}"],
         }  # fmt: skip
         times = {(t, name): [] for t in range(len(trees)) for name in cases}
-        for k in range(opts.repeat):
+        for k in range(-1 if opts.no_bytecode else -2, opts.repeat):
             for t, tree in enumerate(trees):
                 for name, args in cases.items():
                     argv = [a.replace("{k}", str(k)).replace("{tree}", str(t)) for a in args]
-                    times[(t, name)].append(wall(argv, tree, work))
+                    seconds = wall(argv, tree, work, env)
+                    if k >= 0:  # k < 0: warm-up (bytecode cache, file system cache)
+                        times[(t, name)].append(seconds)
         loaded = [
             subprocess.run(
                 [py, "-c", "import sys, replay; print(' '.join(m for m in ('numpy', 'pandas', "
                  "'matplotlib', 'tensorflow') if m in sys.modules) or 'none')"],
-                cwd=work, env={**os.environ, "PYTHONPATH": str(tree)}, check=True,
+                cwd=work, env={**env, "PYTHONPATH": str(tree)}, check=True,
                 capture_output=True, text=True,
             ).stdout.strip()
             for tree in trees
         ]  # fmt: skip
+    cache = "no bytecode cache" if opts.no_bytecode else "bytecode cached"
     print(f"medians of {opts.repeat} fresh processes, trees alternating ({sys.platform}, "
-          f"{os.cpu_count()} cores, python {sys.version.split()[0]})")  # fmt: skip
+          f"{os.cpu_count()} cores, python {sys.version.split()[0]}, {cache}; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})")  # fmt: skip
     for t, tree in enumerate(trees):
         base = statistics.median(times[(t, "python -c pass")])
         print(f"{tree}  (import replay loads: {loaded[t]})")

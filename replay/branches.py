@@ -175,7 +175,7 @@ def plateau_outcome(
                 "checkpoint": None, "branch": branch}  # fmt: skip
     final = node.n_epochs - 1
     row = {}
-    for column in node.metrics.columns:
+    for column in node.columns:
         v = node.values(column)[final]
         row[str(column)] = None if v is None or not math.isfinite(v) else float(v)
     regret = None

@@ -118,7 +118,7 @@ def chart_jobs(result: SweepResult, runs, out: Path) -> list[tuple]:
         save(
             (
                 "curves_figure",
-                (first.metrics, monitor, stops),
+                (first.curves(), monitor, stops),
                 {
                     "oracle_epoch": oracle["oracle_epoch"],
                     "heldout": oracle["heldout"],
@@ -235,7 +235,7 @@ def checkpoint_job(mine, run, oracle: Oracle, runs) -> tuple | None:
     of = f" (first of {len(runs)} runs)" if len(runs) > 1 else ""
     return (
         "checkpoints_figure",
-        (run.metrics, oracle["monitor"], records),
+        (run.curves(), oracle["monitor"], records),
         {
             "oracle_epoch": oracle["oracle_epoch"],
             "heldout": oracle["heldout"],
@@ -288,7 +288,7 @@ def branch_data(facts, monitor: str, heldout: str | None) -> list[dict]:
     metric = heldout or monitor
     out = []
     for b in found:
-        columns = set(b.run.metrics.columns)
+        columns = set(b.run.columns)
         metrics = {c: b.run.values(c) for c in dict.fromkeys((monitor, heldout)) if c in columns}
         values = metrics.get(metric) or []
         out.append(
@@ -304,11 +304,21 @@ def branch_data(facts, monitor: str, heldout: str | None) -> list[dict]:
     return out
 
 
+#: True in a forked drawing worker (:func:`_render_all`), which exits when the charts
+#: are drawn: its figures need no clearing after they are saved.
+_IN_WORKER = False
+
+
+def _mark_worker() -> None:
+    global _IN_WORKER
+    _IN_WORKER = True
+
+
 def _render(job: tuple) -> None:
     from analysis import charts
 
     name, args, kwargs, path = job
-    charts.save_figure(getattr(charts, name)(*args, **kwargs), path)
+    charts.save_figure(getattr(charts, name)(*args, **kwargs), path, clear=not _IN_WORKER)
 
 
 #: Libraries whose threads make a fork unsafe (a lock held by one of them stays held in
@@ -347,7 +357,9 @@ def _render_all(jobs: list[tuple]) -> None:
     import matplotlib.figure  # noqa: F401
 
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("fork"), initializer=_mark_worker
+        ) as pool:
             list(pool.map(_render, jobs))
     except BrokenProcessPool:  # a worker died (killed, crashed): draw them here
         for job in jobs:
@@ -376,5 +388,5 @@ def run_figure(run):
     monitor = "val_loss" if "val_loss" in facts.metrics else facts.columns[0]
     heldout = facts.heldout_for(monitor)
     return charts.curves_figure(
-        run.metrics, monitor, [], oracle_epoch=None, heldout=heldout, title=f"{run.name}"
+        run.curves(), monitor, [], oracle_epoch=None, heldout=heldout, title=f"{run.name}"
     )

@@ -95,7 +95,7 @@ def _monitors(run: RunLog, asked: Sequence[str]) -> list[str]:
         column = run.column(m)
         if column is not None and column not in out:
             out.append(column)
-    for column in run.metrics.columns:
+    for column in run.columns:
         if column not in out and lr_column([column]) is None:
             out.append(str(column))
     return out
@@ -206,9 +206,8 @@ def align_lr(
     ``monitors`` only). Returns ``run`` itself when there is nothing to decide (no
     TensorBoard learning rate, a reading the log decided, a constant rate).
 
-    >>> import pandas as pd
-    >>> frame = pd.DataFrame({"loss": [1.0]})
-    >>> run = RunLog("r", "r.csv", "csv", frame, frame.isna())  # no TensorBoard rate
+    >>> import numpy as np
+    >>> run = RunLog("r", "r.csv", "csv", ["loss"], np.ones((1, 1)), np.zeros((1, 1), bool))
     >>> align_lr(run) is run
     True
     """

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +238,8 @@ def import_tensorflow_quietly() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" in sys.modules:
         return
+    import tempfile  # here: `replay --help` and `replay sweep` need none of it
+
     sys.stderr.flush()
     with tempfile.TemporaryFile() as log:
         saved = os.dup(2)

@@ -57,7 +57,7 @@ class RunFacts:
         """Build from an :class:`analysis.logs.RunLog` (finding its branches, if any)."""
         from replay.branches import find_branches
 
-        columns = [c for c in run.metrics.columns]
+        columns = list(run.columns)
         metrics = {c: run.values(c) for c in columns}
         branches, branch_notes = find_branches(run)
         return cls(

@@ -231,6 +231,31 @@ def test_sweep_show_pick_runs_never_import_tensorflow(log, tmp_path):
     assert (tmp_path / "o" / "tb" / "0000").is_dir()  # the HParams experiment, TF-free
 
 
+def test_sweep_show_pick_never_import_pandas_or_matplotlib(log, tmp_path):
+    """Issue 17 section 5: reading a run directory or a CSVLogger file, sweeping it and
+    writing its table, CSV and JSON need neither pandas nor matplotlib (RunLog holds
+    numpy arrays; its DataFrames are built on first use)."""
+    run_dir = Path(__file__).resolve().parents[1] / "sample_logs" / "mnist-mlp"
+    code = (
+        "import sys\n"
+        "from replay.cli import cli\n"
+        "for args in (['sweep', {run!r}, '--out', {out!r}, '--no-charts'],\n"
+        "             ['sweep', {log!r}, '--no-charts', '--format', 'json'],\n"
+        "             ['sweep', {run!r}, {log!r}, '--no-charts', '--format', 'csv'],\n"
+        "             ['show', {run!r}], ['pick', {run!r}, '--patience', '2']):\n"
+        "    try:\n"
+        "        cli(args)\n"
+        "    except SystemExit as e:\n"
+        "        assert not e.code, e.code\n"
+        "bad = [m for m in ('pandas', 'matplotlib') if m in sys.modules]\n"
+        "print('IMPORTED', bad)\n"
+    ).format(run=str(run_dir), log=str(log), out=str(tmp_path / "o"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "IMPORTED []" in out.stdout
+    assert (tmp_path / "o" / "results.csv").is_file()
+
+
 def test_python_dash_m_replay_works():
     out = subprocess.run([sys.executable, "-m", "replay", "--version"], capture_output=True,
                          text=True, check=True)  # fmt: skip

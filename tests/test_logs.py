@@ -491,6 +491,25 @@ def test_values_has_missing_metric(tmp_path):
         run.values("zzz")
 
 
+def test_runlog_holds_arrays_and_builds_its_frames_from_them(tmp_path):
+    """RunLog's numpy arrays are the log; metrics / not_logged are DataFrames of the
+    same values, built once on first use."""
+    run = load_csv(write(tmp_path, "epoch,loss,val_loss\n0,1.5,NA\n1,nan,0.5\n3,0.25,0.125\n"))
+    assert run.columns == ("loss", "val_loss")
+    assert run.table.dtype == np.float64 and run.absent.dtype == bool
+    assert run.absent.tolist() == [[False, True], [False, False], [True, True], [False, False]]
+    assert run.values("loss")[0] == 1.5 and math.isnan(run.values("loss")[1])
+    assert run.values("val_loss") == [None, 0.5, None, 0.125]
+    assert list(run.curves()) == ["loss", "val_loss"]
+    assert np.array_equal(run.curves()["val_loss"], [np.nan, 0.5, np.nan, 0.125], equal_nan=True)
+    check_schema(run)
+    assert run.metrics is run.metrics and run.not_logged is run.not_logged
+    assert np.array_equal(run.metrics.to_numpy(), run.table, equal_nan=True)
+    assert np.array_equal(run.not_logged.to_numpy(), run.absent)
+    with pytest.raises(ValueError, match="must be"):
+        RunLog("r", "r", "csv", ("a", "b"), np.zeros((2, 1)), np.zeros((2, 1), bool))
+
+
 # --------------------------------------------------------------------------- run directories
 
 

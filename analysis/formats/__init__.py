@@ -21,6 +21,7 @@ one-line messages.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -28,16 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.errors import AmbiguousLog, BadLog, LogNotFound, ReplayError
-from analysis.formats import (
-    hf,
-    keras_history,
-    kerastuner,
-    lightning,
-    mlflow,
-    optuna_study,
-    torch_tb,
-    ultralytics,
-)
 from analysis.layouts import LAYOUTS, expected_layouts
 from analysis.logs import RunLog
 
@@ -244,19 +235,40 @@ def _format(name: str, claims, load) -> Format:
     return Format(name, layout.describe, claims, load, layout.csv)
 
 
+class _Lazy:
+    """``analysis.formats.<module>.<function>``, the module imported on the first call:
+    detection that stops at an earlier format (a run directory) never imports the other
+    frameworks' readers."""
+
+    def __init__(self, module: str, function: str) -> None:
+        self.module, self.function = module, function
+
+    def __call__(self, *args, **kwargs):
+        module = importlib.import_module(f"analysis.formats.{self.module}")
+        return getattr(module, self.function)(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"analysis.formats.{self.module}.{self.function}"
+
+
+def _reader(name: str, module: str) -> Format:
+    """The format ``name`` whose ``claims`` and ``load`` are those of its own module."""
+    return _format(name, _Lazy(module, "claims"), _Lazy(module, "load"))
+
+
 #: The readers, in :data:`analysis.layouts.LAYOUTS`'s order (detection tries them so).
 FORMATS: list[Format] = [
     _format("run_dir", _is_run_dir, _load_run_dir),
     _format("run_folder", _is_run_folder, _load_run_folder),
-    _format("lightning", lightning.claims, lightning.load),
-    _format("hf", hf.claims, hf.load),
-    _format("ultralytics", ultralytics.claims, ultralytics.load),
-    _format("mlflow", mlflow.claims, mlflow.load),
-    _format("optuna", optuna_study.claims, optuna_study.load),
-    _format("kerastuner", kerastuner.claims, kerastuner.load),
-    _format("torch_tensorboard", torch_tb.claims, torch_tb.load),
+    _reader("lightning", "lightning"),
+    _reader("hf", "hf"),
+    _reader("ultralytics", "ultralytics"),
+    _reader("mlflow", "mlflow"),
+    _reader("optuna", "optuna_study"),
+    _reader("kerastuner", "kerastuner"),
+    _reader("torch_tensorboard", "torch_tb"),
     _format("tensorboard", _is_tensorboard, _load_tensorboard),
-    _format("keras_history", keras_history.claims, keras_history.load),
+    _reader("keras_history", "keras_history"),
     _format("csv", _is_keras_csv, _load_keras_csv),
 ]
 
@@ -328,8 +340,11 @@ def load_logs(spec: str | os.PathLike[str]) -> list[RunLog]:
     """
     text = os.fspath(spec)
     p = Path(text)
-    if not p.exists() and optuna_study.is_study_spec(text):  # a storage URL, not a path
-        return optuna_study.load(p, text)
+    if not p.exists():
+        from analysis.formats import optuna_study
+
+        if optuna_study.is_study_spec(text):  # a storage URL, not a path
+            return optuna_study.load(p, text)
     m = _SELECT.fullmatch(text)
     if m is None or p.exists():
         return detect(p).load(p, text)

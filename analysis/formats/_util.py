@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from analysis.csvlog import csv_rows, decode
 from analysis.errors import BadLog, LogNotFound
@@ -229,7 +228,7 @@ def merge_epochs(
             logged = values[s:e, j][~absent[s:e, j]]
             if not len(logged):
                 continue
-            distinct = pd.unique(logged)  # NaN counted once
+            distinct = np.unique(logged)  # NaN counted once (equal_nan), 0.0 == -0.0
             if len(distinct) > 1:
                 multi[j] = max(multi.get(j, 0), len(logged))
             out_v[b, j] = logged[-1]
@@ -244,8 +243,9 @@ def frame(
     values: np.ndarray,
     absent: np.ndarray,
     warnings: list[str],
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The per-epoch frames (metrics, not_logged) of rows already one per epoch.
+) -> tuple[np.ndarray, np.ndarray]:
+    """The per-epoch ``(table, absent)`` arrays (see :class:`~analysis.runlog.RunLog`) of
+    rows already one per epoch.
 
     Resumes (an epoch going back to k > 0) and gaps are applied by
     :func:`analysis.logs._build`, with its warnings.

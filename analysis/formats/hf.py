@@ -294,10 +294,12 @@ def _load_file(
         for r, v in table[c].items():
             values[r, j] = v
             absent[r, j] = False
-    metrics, not_logged = frame(path, columns, np.arange(len(rows)), values, absent, warnings)
+    table, missing = frame(path, columns, np.arange(len(rows)), values, absent, warnings)
     directions = {c: "min" for c in columns if c.endswith("loss")}
-    monitor = _best_metric(path, state, rows, metrics, not_logged, directions, warnings)
-    run = RunLog(name, source, fmt, metrics, not_logged, warnings=warnings, directions=directions)
+    monitor = _best_metric(path, state, rows, columns, table, missing, directions, warnings)
+    run = RunLog(
+        name, source, fmt, columns, table, missing, warnings=warnings, directions=directions
+    )
     if monitor:
         run.default_monitor = monitor
     return run
@@ -385,8 +387,9 @@ def _best_metric(
     path: Path,
     state: dict[str, Any],
     rows: list[int],
-    metrics,
-    not_logged,
+    columns: list[str],
+    table: np.ndarray,
+    absent: np.ndarray,
     directions: dict[str, str],
     warnings: list[str],
 ) -> str | None:
@@ -396,11 +399,11 @@ def _best_metric(
         return None
     r = rows.index(step)
     found: list[tuple[str, str]] = []
-    for c in metrics.columns:
+    for j, c in enumerate(columns):
         if not c.startswith("val_"):
             continue
-        col = metrics[c].to_numpy()
-        logged = ~not_logged[c].to_numpy() & ~np.isnan(col)
+        col = table[:, j]
+        logged = ~absent[:, j] & ~np.isnan(col)
         if not logged[r] or col[r] != best:
             continue
         seen = col[: r + 1][logged[: r + 1]]

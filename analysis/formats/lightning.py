@@ -624,11 +624,13 @@ def _check_runs(
         note = _check_note(path, checks, rows)
         if note:
             own.append(note)
-        metrics, not_logged = frame(
+        table, unlogged = frame(
             path, columns, np.arange(len(rows)), values[rows], absent[rows], own
         )
         suffix = f"#{k}" if len(spans) > 1 else ""
-        runs.append(RunLog(name + suffix, source + suffix, fmt, metrics, not_logged, warnings=own))
+        runs.append(
+            RunLog(name + suffix, source + suffix, fmt, columns, table, unlogged, warnings=own)
+        )
     return runs
 
 
@@ -658,7 +660,9 @@ def _runs(
     runs = []
     for k, (a, b) in enumerate(spans, 1):
         own = _training_warnings(path, warnings, k, len(spans))
-        metrics, not_logged = frame(path, columns, epochs[a:b], values[a:b], absent[a:b], own)
+        table, unlogged = frame(path, columns, epochs[a:b], values[a:b], absent[a:b], own)
         suffix = f"#{k}" if len(spans) > 1 else ""
-        runs.append(RunLog(name + suffix, source + suffix, fmt, metrics, not_logged, warnings=own))
+        runs.append(
+            RunLog(name + suffix, source + suffix, fmt, columns, table, unlogged, warnings=own)
+        )
     return runs

@@ -154,8 +154,10 @@ def _load_run(run: Path, source: str, skip_deleted: bool) -> RunLog | None:
         shown = ", ".join(f"{a} -> {b}" for a, b in renames.items())
         warnings.append(f"{run}: read metric keys as Keras names: {shown}")
         columns = [renames.get(c, c) for c in columns]
-    metrics, not_logged = frame(run, columns, rows, values, absent, warnings)
-    return RunLog(_run_name(run, meta), source, "mlflow", metrics, not_logged, warnings=warnings)
+    table, missing = frame(run, columns, rows, values, absent, warnings)
+    return RunLog(
+        _run_name(run, meta), source, "mlflow", columns, table, missing, warnings=warnings
+    )
 
 
 Point = tuple[int, int, int, float]  # step, timestamp, line, value

@@ -82,8 +82,6 @@ class StudyLog:
         Raises:
             BadLog: no trial reported any intermediate value.
         """
-        import pandas as pd
-
         from analysis.logs import RunLog
 
         out = []
@@ -96,13 +94,13 @@ class StudyLog:
             absent = np.ones(n, dtype=bool)
             values[list(t.steps)] = t.values
             absent[list(t.steps)] = False
-            index = pd.RangeIndex(n, name="epoch")
             run = RunLog(
                 name=f"{self.name}/trial-{t.number}",
                 source=f"{self.source}#trial-{t.number}",
                 format=self.format,
-                metrics=pd.DataFrame({self.metric: values}, index=index),
-                not_logged=pd.DataFrame({self.metric: absent}, index=index),
+                columns=(self.metric,),
+                table=values.reshape(n, 1),
+                absent=absent.reshape(n, 1),
                 directions={self.metric: mode},
                 validation=frozenset({self.metric}),
                 default_monitor=self.metric,

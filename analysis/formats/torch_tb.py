@@ -458,5 +458,5 @@ def _plain(path: Path, files: list[_File], d: Path, source: str, name: str) -> R
         for s, v in points[t].items():
             values[index[s], j], absent[index[s], j] = v, False
     columns = [renamed[t] for t in tags]
-    metrics, not_logged = frame(path, columns, np.arange(len(steps)), values, absent, warnings)
-    return RunLog(name, source, "tensorboard", metrics, not_logged, warnings=warnings)
+    table, missing = frame(path, columns, np.arange(len(steps)), values, absent, warnings)
+    return RunLog(name, source, "tensorboard", columns, table, missing, warnings=warnings)

@@ -158,13 +158,14 @@ def _load_file(
         columns.append("fitness")
         values = np.column_stack([values, fitness[0]])
         absent = np.column_stack([absent, fitness[1]])
-    metrics, not_logged = frame(path, columns, epochs, values, absent, warnings)
+    table, missing = frame(path, columns, epochs, values, absent, warnings)
     run = RunLog(
         name,
         source,
         fmt,
-        metrics,
-        not_logged,
+        columns,
+        table,
+        missing,
         warnings=warnings,
         directions=_directions(columns),
         validation=frozenset(

@@ -18,13 +18,27 @@ Grid options take Python values: a scalar for one value, any iterable for severa
 
 from __future__ import annotations
 
-from replay.api.branching import BranchPlan, plan_branch
-from replay.api.loading import load
-from replay.api.options import GRID_OPTIONS, check_monitors, choose_dialect, grid_options
-from replay.api.picks import Pick, pick
-from replay.api.studies import PrunerSweep, sweep_study
-from replay.api.summaries import Summary, show
-from replay.api.sweeps import Sweep, SweepPlan, plan_sweep, sweep
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from replay.api.branching import BranchPlan, plan_branch
+    from replay.api.loading import load
+    from replay.api.options import GRID_OPTIONS, check_monitors, choose_dialect, grid_options
+    from replay.api.picks import Pick, pick
+    from replay.api.studies import PrunerSweep, sweep_study
+    from replay.api.summaries import Summary, show
+    from replay.api.sweeps import Sweep, SweepPlan, plan_sweep, sweep
+
+#: Where each public name lives; its module is imported when the name is first used
+#: (the CLI's ``--help`` needs only ``GRID_OPTIONS``).
+_HOMES = {
+    "BranchPlan": "branching", "plan_branch": "branching", "load": "loading",
+    "GRID_OPTIONS": "options", "check_monitors": "options", "choose_dialect": "options",
+    "grid_options": "options", "Pick": "picks", "pick": "picks", "PrunerSweep": "studies",
+    "sweep_study": "studies", "Summary": "summaries", "show": "summaries", "Sweep": "sweeps",
+    "SweepPlan": "sweeps", "plan_sweep": "sweeps", "sweep": "sweeps",
+}  # fmt: skip
 
 __all__ = [
     "GRID_OPTIONS",
@@ -45,3 +59,16 @@ __all__ = [
     "sweep",
     "sweep_study",
 ]
+
+
+def __getattr__(name: str):
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'replay.api' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"replay.api.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

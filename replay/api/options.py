@@ -168,7 +168,7 @@ def check_monitors(runs: Sequence[RunLog], grid: Grid) -> None:
     for run in runs:
         for monitor in grid.monitors_of(run):
             if not run.has(monitor):
-                raise missing_metric(monitor, list(run.metrics.columns), run.source)
+                raise missing_metric(monitor, list(run.columns), run.source)
 
 
 def choose_dialect(runs: Sequence[RunLog], grid: Grid, given: Mapping[str, Any], build):
