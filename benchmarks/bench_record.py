@@ -99,6 +99,8 @@ def _trial(mode: str, epochs: int, limit: int | None, batch_size: int, determini
         if mode.startswith("callback"):
             from replay.keras import RecordCallback
 
+            commit_costs = _time_commits()
+
             callbacks.append(
                 RecordCallback(
                     out,
@@ -145,6 +147,7 @@ def _trial(mode: str, epochs: int, limit: int | None, batch_size: int, determini
             "mode": mode,
             "seconds": seconds,
             "cpu_seconds": cpu,
+            **(commit_costs if mode.startswith("callback") else {}),
             "param_bytes": params,
             "optimizer_bytes": optimizer,
             "jit_compile": bool(model.jit_compile),
@@ -162,6 +165,34 @@ def _trial(mode: str, epochs: int, limit: int | None, batch_size: int, determini
         "checkpoint_bytes": [e["bytes"] for e in entries],
         "epoch_seconds": [e["seconds"] for e in entries],
     }
+
+
+def _time_commits() -> dict[str, float]:
+    """Instrument this process's run writer: the seconds (wall and thread CPU) of each
+    epoch's commit on the training thread, and the thread CPU seconds of the background
+    committer's work; filled in while the trial runs."""
+    from replay import run_writer
+
+    costs = {"commit_wall": 0.0, "commit_cpu": 0.0, "background_cpu": 0.0, "drain_wall": 0.0}
+    commit, files, drain = (run_writer.RunWriter.commit, run_writer.RunWriter._commit_files,
+                            run_writer.RunWriter.drain)  # fmt: skip
+
+    def timed(fn, *keys):
+        def run(*args, **kwargs):
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                for key in keys:
+                    took = time.thread_time() - cpu if "cpu" in key else time.perf_counter() - wall
+                    costs[key] += took
+
+        return run
+
+    run_writer.RunWriter.commit = timed(commit, "commit_wall", "commit_cpu")
+    run_writer.RunWriter._commit_files = timed(files, "background_cpu")
+    run_writer.RunWriter.drain = timed(drain, "drain_wall")
+    return costs
 
 
 def _cpu() -> float:
@@ -256,6 +287,17 @@ def main() -> None:
     for a, b, text in ratios:
         if a in med and b in med:
             print(f"  {med[a] / med[b]:.3f}  (cpu {cpu[a] / cpu[b]:.3f})  {text}")
+    for mode in (m for m in modes if m.startswith("callback")):
+        r = results[mode]
+        wall = statistics.median(x["commit_wall"] for x in r) / args.epochs
+        cpu_ = statistics.median(x["commit_cpu"] for x in r) / args.epochs
+        bg = statistics.median(x["background_cpu"] for x in r) / args.epochs
+        drain = statistics.median(x["drain_wall"] for x in r)
+        print(
+            f"{labels[mode]}: per epoch, the commit takes {wall * 1e3:.0f} ms on the training "
+            f"thread ({cpu_ * 1e3:.0f} ms CPU), the background committer {bg * 1e3:.0f} ms CPU; "
+            f"the fit's end waits {drain * 1e3:.0f} ms for the last commit (medians)"
+        )
     if "record" in results:
         checkpoints = results["record"][0]["checkpoint_bytes"]
         print(f"checkpoint bytes per epoch: {checkpoints[0]:,}")
