@@ -8,8 +8,11 @@ TensorFlow is imported and the data is loaded; it covers model build + training.
 
 - plain: ``model.fit(x, y, epochs, batch_size, validation_data=..., shuffle=True)``,
   Keras defaults (no op determinism, so Keras may pick XLA: ``jit_compile="auto"``).
-  ``--plain-deterministic`` also enables op determinism in plain (same kernels as
-  record), isolating the cost of what record adds.
+  ``--deterministic`` (alias ``--plain-deterministic``) enables TensorFlow's op
+  determinism in every side that calls ``model.fit`` (plain, plain+eval, callback*,
+  keras: the same kernels on both sides of each ratio), as a user recording a run to
+  branch does: ``RecordCallback`` itself never switches it on. ``replay record`` always
+  runs with it.
 - record: :func:`replay.record.record` with ``quiet=True``: per-epoch fit calls over
   the epochs' fixed permutations (op determinism on), test-set evaluation, TensorBoard
   scalars + histograms, a fsynced checkpoint, metrics row and run.json per epoch, shadow
@@ -24,6 +27,9 @@ TensorFlow is imported and the data is loaded; it covers model build + training.
 - keras: plain's fit with what a user would run to log as much with Keras alone: the
   test set evaluated after every epoch, ``CSVLogger``, ``TensorBoard(histogram_freq=1)``
   and ``ModelCheckpoint`` of every epoch (callback's cost against doing it by hand).
+
+Each trial also reports the CPU seconds (user + system) of its process over the timed
+part: on a machine shared with other work, the CPU ratio is steadier than the wall one.
 
     .venv/bin/python benchmarks/bench_record.py --epochs 3 --repeats 3
 """
@@ -89,6 +95,8 @@ def _trial(mode: str, epochs: int, limit: int | None, batch_size: int, determini
         if mode.startswith("callback"):
             from replay.keras import RecordCallback
 
+            commit_costs = _time_commits()
+
             callbacks.append(
                 RecordCallback(
                     out,
@@ -107,7 +115,7 @@ def _trial(mode: str, epochs: int, limit: int | None, batch_size: int, determini
         if mode == "keras":
             test = (data.x_test, data.y_test)
             callbacks = _keras_callbacks(keras, Path(tmp.name) / "run", test, batch_size)
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), _cpu()
         if deterministic:
             seed_everything(0)
         else:
@@ -123,7 +131,7 @@ def _trial(mode: str, epochs: int, limit: int | None, batch_size: int, determini
             verbose=0,
             callbacks=callbacks,
         )
-        seconds = time.perf_counter() - began
+        seconds, cpu = time.perf_counter() - began, _cpu() - cpu
         tmp.cleanup()
         params = sum(
             int(np.prod(w.shape)) * w.dtype.itemsize for w in (v.numpy() for v in model.weights)
@@ -134,22 +142,65 @@ def _trial(mode: str, epochs: int, limit: int | None, batch_size: int, determini
         return {
             "mode": mode,
             "seconds": seconds,
+            "cpu_seconds": cpu,
+            **(commit_costs if mode.startswith("callback") else {}),
             "param_bytes": params,
             "optimizer_bytes": optimizer,
             "jit_compile": bool(model.jit_compile),
             "tf": tf.__version__,
         }
     with tempfile.TemporaryDirectory() as tmp:
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), _cpu()
         manifest = record(Path(tmp) / "run", config, quiet=True, echo=lambda line: None)
-        seconds = time.perf_counter() - began
+        seconds, cpu = time.perf_counter() - began, _cpu() - cpu
         entries = manifest["epochs"]
     return {
         "mode": mode,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "checkpoint_bytes": [e["bytes"] for e in entries],
         "epoch_seconds": [e["seconds"] for e in entries],
     }
+
+
+def _time_commits() -> dict[str, float]:
+    """Instrument this process's run writer: the seconds (wall and thread CPU) of each
+    epoch's commit on the training thread, and the thread CPU seconds of the background
+    committer's work; filled in while the trial runs."""
+    from replay import run_writer
+
+    costs = {"commit_wall": 0.0, "commit_cpu": 0.0, "background_cpu": 0.0, "drain_wall": 0.0}
+    commit, files, drain = (run_writer.RunWriter.commit, run_writer.RunWriter._commit_files,
+                            run_writer.RunWriter.drain)  # fmt: skip
+
+    def timed(fn, *keys):
+        def run(*args, **kwargs):
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                for key in keys:
+                    took = time.thread_time() - cpu if "cpu" in key else time.perf_counter() - wall
+                    costs[key] += took
+
+        return run
+
+    run_writer.RunWriter.commit = timed(commit, "commit_wall", "commit_cpu")
+    run_writer.RunWriter._commit_files = timed(files, "background_cpu")
+    run_writer.RunWriter.drain = timed(drain, "drain_wall")
+    return costs
+
+
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process and its threads so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -158,7 +209,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="training samples (default all)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3, help="trials of each side")
-    parser.add_argument("--plain-deterministic", action="store_true")
+    parser.add_argument("--deterministic", "--plain-deterministic", action="store_true",
+                        dest="plain_deterministic",
+                        help="op determinism on in every model.fit side")  # fmt: skip
     parser.add_argument("--modes", default=",".join(MODES),
                         help="comma-separated sides to run (default: all)")  # fmt: skip
     parser.add_argument("--trial", choices=MODES, help=argparse.SUPPRESS)
@@ -196,13 +249,16 @@ def main() -> None:
                 sys.exit(f"{mode} trial failed:\n{done.stderr[-3000:]}")
             result = json.loads(done.stdout.strip().splitlines()[-1])
             results[mode].append(result)
-            print(f"trial {i + 1} {mode:8s} {result['seconds']:8.2f} s", flush=True)
+            print(f"trial {i + 1} {mode:15s} {result['seconds']:8.2f} s  "
+                  f"cpu {result['cpu_seconds']:8.2f} s  load {_load()}", flush=True)  # fmt: skip
 
     med = {m: statistics.median(r["seconds"] for r in results[m]) for m in modes}
+    cpu = {m: statistics.median(r["cpu_seconds"] for r in results[m]) for m in modes}
     print(
         f"\nsetting: mlp, {args.epochs} epochs, batch {args.batch_size}, "
         f"train {args.limit or 50000}, validation 10000 (+ test 10000 where evaluated); "
-        f"plain op determinism={'on' if args.plain_deterministic else 'off'}"
+        f"op determinism in model.fit sides={'on' if args.plain_deterministic else 'off'}; "
+        f"load average at the end {_load()}"
     )
     labels = {
         "plain": "plain model.fit",
@@ -214,7 +270,7 @@ def main() -> None:
         "keras": "Keras callbacks (test eval, CSVLogger, TensorBoard+histograms, ModelCheckpoint)",
     }
     for mode in modes:
-        print(f"{labels[mode]:40s} median {med[mode]:8.2f} s")
+        print(f"{labels[mode]:40s} median {med[mode]:8.2f} s  cpu {cpu[mode]:8.2f} s")
     ratios = [
         ("callback-notest", "plain", "RecordCallback without test_data / plain fit "
          "(target <= 1.03)"),
@@ -226,7 +282,18 @@ def main() -> None:
     ]  # fmt: skip
     for a, b, text in ratios:
         if a in med and b in med:
-            print(f"  {med[a] / med[b]:.3f}  {text}")
+            print(f"  {med[a] / med[b]:.3f}  (cpu {cpu[a] / cpu[b]:.3f})  {text}")
+    for mode in (m for m in modes if m.startswith("callback")):
+        r = results[mode]
+        wall = statistics.median(x["commit_wall"] for x in r) / args.epochs
+        cpu_ = statistics.median(x["commit_cpu"] for x in r) / args.epochs
+        bg = statistics.median(x["background_cpu"] for x in r) / args.epochs
+        drain = statistics.median(x["drain_wall"] for x in r)
+        print(
+            f"{labels[mode]}: per epoch, the commit takes {wall * 1e3:.0f} ms on the training "
+            f"thread ({cpu_ * 1e3:.0f} ms CPU), the background committer {bg * 1e3:.0f} ms CPU; "
+            f"the fit's end waits {drain * 1e3:.0f} ms for the last commit (medians)"
+        )
     if "record" in results:
         checkpoints = results["record"][0]["checkpoint_bytes"]
         print(f"checkpoint bytes per epoch: {checkpoints[0]:,}")

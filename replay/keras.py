@@ -8,7 +8,8 @@
 The directory is the one ``replay record`` writes (``docs/run-directory.md``), so
 ``replay sweep``, ``show`` and ``pick`` read it as they read an MNIST run. After each
 epoch it commits, in ``replay record``'s order (:meth:`replay.run_writer.RunWriter.commit`):
-the checkpoint (the model serialized at the epoch's end), the metrics.csv row,
+the checkpoint (the ``.keras`` file of the model at the epoch's end, built from a
+copy of its config and variables taken then: :mod:`replay.checkpoint_image`), the metrics.csv row,
 TensorBoard scalars and weight histograms, run.json, written by a background thread
 while the next epoch trains. Columns: every
 metric of the fit's logs (``loss`` first, then its ``val_`` twins), the held-out

@@ -44,6 +44,7 @@ from analysis.rundir import (
     verify_checkpoint,
     write_manifest,
 )
+from replay.checkpoint_image import Image, Walk, checkpoint_image
 from replay.faults import Hooks
 from replay.resume import ResumePlan
 from replay.version import __version__
@@ -364,12 +365,19 @@ class Board:
             self.writers[split] = self.tf.summary.create_file_writer(str(self.root / split))
         return self.writers[split]
 
-    def snapshot(self, model: Any) -> list[tuple[str, np.ndarray]] | None:
-        """``model``'s weights now, named by Keras's histogram tags (None: no histograms)."""
+    def snapshot(
+        self, model: Any, copies: dict[int, np.ndarray] | None = None
+    ) -> list[tuple[str, np.ndarray]] | None:
+        """``model``'s weights now, named by Keras's histogram tags (None: no histograms);
+        ``copies``: values already copied, by the variable's ``id`` (a checkpoint image's)."""
         if model is None or not self.histograms:
             return None
+        copies = copies or {}
         return [
-            (weight.path.replace(":", "_") + "/histogram", np.array(weight.numpy()))
+            (
+                weight.path.replace(":", "_") + "/histogram",
+                copies[id(weight)] if id(weight) in copies else np.array(weight.numpy()),
+            )
             for layer in model.layers
             for weight in layer.weights
         ]
@@ -466,6 +474,7 @@ class RunWriter:
         self.observed = 0  # epochs the callbacks have seen
         self.committer = _Committer()
         self.background = True  # commit while the next epoch trains
+        self.walk = Walk()  # the saveables a checkpoint holds, found at the first commit
 
     def _csv_start(self) -> str:
         """metrics.csv before the first epoch: the header (a branch adds its parent's rows)."""
@@ -522,8 +531,9 @@ class RunWriter:
         self.committer.wait()  # the epoch before is committed (or its error raised here)
         with _sigint_deferred():
             self._callbacks(epoch, metrics)
-            image = self._checkpoint_bytes()  # the state the next epoch starts from
-            weights = self.board.snapshot(self.model)
+            # the state the next epoch starts from: a copy now, its file built in files()
+            image = checkpoint_image(self.model, self.walk)
+            weights = self.board.snapshot(self.model, image.copies)
 
             def files() -> None:
                 self._commit_files(epoch, row, image, weights, seconds)
@@ -534,11 +544,11 @@ class RunWriter:
                 files()
         return row
 
-    def _commit_files(self, epoch: int, row: dict[str, float], image: bytes,
+    def _commit_files(self, epoch: int, row: dict[str, float], image: Image,
                       weights: list | None, seconds: float) -> None:  # fmt: skip
         """Steps 2 to 5 of the commit (module docstring), from the epoch's checkpoint
-        bytes and weights: in the background committer while the next epoch trains."""
-        entry = self._write_checkpoint(epoch, seconds, image)
+        image and weights: in the background committer while the next epoch trains."""
+        entry = self._write_checkpoint(epoch, seconds, image.build())
         _append_line(self.csv, format_row(row, self.columns))
         self.rows.append(row)
         self.hooks("after_metrics_row", epoch)
@@ -547,16 +557,6 @@ class RunWriter:
         self.manifest["epochs"].append(entry)
         self._write_manifest()
         self.hooks("after_manifest", epoch)
-
-    def _checkpoint_bytes(self) -> bytes:
-        """The ``.keras`` file of the model now (``model.save`` into memory)."""
-        import io
-
-        from keras.src.saving import saving_lib  # model.save's writer, into a file object
-
-        buffer = io.BytesIO()
-        saving_lib.save_model(self.model, buffer)
-        return buffer.getvalue()
 
     def drain(self) -> None:
         """Wait until every epoch handed to the committer is committed (raise its error)."""

@@ -41,8 +41,11 @@ def _recipes():
     return own_recipe
 
 
-def record(out: Path, live: bool = False, plain: bool = False) -> Path:
-    """Record ``out`` in this process, from seed 0 with op determinism (as a user would)."""
+def record(out: Path, live: bool = False, plain: bool = False, recipe: str = "recipe",
+           epochs: int = EPOCHS, min_delta: float = 1e-4) -> Path:  # fmt: skip
+    """Record ``out`` in this process, from seed 0 with op determinism (as a user would),
+    through ``own_recipe``'s function ``recipe``; ``live``: with a live
+    ``ReduceLROnPlateau(factor=0.5, patience=1, min_delta=min_delta)``."""
     import keras
     import tensorflow as tf
 
@@ -53,15 +56,18 @@ def record(out: Path, live: bool = False, plain: bool = False) -> Path:
     keras.utils.set_random_seed(0)
     tf.config.experimental.enable_op_determinism()
     model = own.build_model()
-    live_cb = [keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=1)] if live else []
+    plateau = keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=1, min_delta=min_delta)
+    live_cb = [plateau] if live else []
     if plain:
         (x, y), val, test = own.arrays()
         callback = RecordCallback(out, test_data=test, recipe=PLAIN)
-        model.fit(x, y, batch_size=32, epochs=EPOCHS, validation_data=val, shuffle=True,
+        model.fit(x, y, batch_size=32, epochs=epochs, validation_data=val, shuffle=True,
                   verbose=0, callbacks=[callback])  # fmt: skip
     else:
-        callback = RecordCallback(out, recipe=RECIPE, histograms=not live)
-        fit(model, own.recipe(), epochs=EPOCHS, verbose=0, callbacks=[*live_cb, callback])
+        name = f"{RECIPES / 'own_recipe.py'}:{recipe}"
+        callback = RecordCallback(out, recipe=name, histograms=not live)
+        made = getattr(own, recipe)()
+        fit(model, made, epochs=epochs, verbose=0, callbacks=[*live_cb, callback])
     return out
 
 
@@ -110,12 +116,19 @@ def test_histograms_can_be_left_out(runs):
     assert not any(t.endswith("/histogram") for t in without)  # histograms=False
 
 
-def test_branch_equals_the_run_recorded_with_the_setting_live(runs, tmp_path):
-    root = tmp_path / "constant"
+@pytest.fixture(scope="module")
+def branched(runs, tmp_path_factory) -> tuple[Path, str]:
+    """``constant`` branched in-process for SETTING: (the run's copy, the command's output)."""
+    root = tmp_path_factory.mktemp("local") / "constant"
     shutil.copytree(runs["constant"], root)
     result = run("branch", root, *SETTING, "-y")
     assert result.exit_code == 0, result.output
-    assert "exact: epoch 3 re-trained equals the run's row, bit for bit" in result.output
+    return root, result.output
+
+
+def test_branch_equals_the_run_recorded_with_the_setting_live(runs, branched):
+    root, output = branched
+    assert "exact: epoch 3 re-trained equals the run's row, bit for bit" in output
     (branch,) = [p for p in (root / "branches").iterdir() if p.is_dir()]
     assert branch.name == "b001-e03-lr0.025"
     assert _without_seconds(branch) == _without_seconds(runs["plateau"])
@@ -200,3 +213,60 @@ def test_max_epochs_then_resume_gives_the_same_branch(runs, tmp_path):
     assert "found, interrupted, 4 epochs" in resumed.output
     assert read_manifest(branch)["status"] == "complete"
     assert _without_seconds(branch) == _without_seconds(runs["plateau"])
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    """A local Ray instance (2 CPUs) that ``--executor ray`` finds running, as in
+    tests/test_executor.py."""
+    import logging
+    import tempfile
+
+    import ray  # the dev extra installs it: a missing Ray fails here, never skips
+
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths are bounded
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=temp,
+             logging_level=logging.ERROR)  # fmt: skip
+    yield ray
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_branch_on_ray_equals_the_local_branch(runs, branched, ray_instance, tmp_path):
+    """``--executor ray`` trains the branch of a user's run in a Ray worker (the recipe
+    imported there from its file): the same metrics.csv as the in-process branch."""
+    root = tmp_path / "constant"
+    shutil.copytree(runs["constant"], root)
+    result = run("branch", root, *SETTING, "-y", "--executor", "ray")
+    assert result.exit_code == 0, result.output
+    assert "exact: epoch 3 re-trained equals the run's row, bit for bit" in result.output
+    (branch,) = [p for p in (root / "branches").iterdir() if p.is_dir()]
+    local = branched[0] / "branches" / branch.name
+    assert (
+        read_rows(branch / "metrics.csv", columns=None)[:3]
+        == read_rows(runs["constant"] / "metrics.csv", columns=None)[:3]
+    )  # the parent's rows, copied as recorded
+    assert _without_seconds(branch) == _without_seconds(local)
+    assert read_manifest(branch)["drift"] is False
+
+
+@pytest.mark.parametrize("source", ["shuffled", "per_epoch"])
+def test_branch_of_a_shuffled_or_per_epoch_source_equals_the_live_run(source, tmp_path):
+    """The proof of the array_dataset runs above for ``replay.inputs.shuffled`` (a user's
+    PyDataset) and ``per_epoch`` (a tf.data pipeline per epoch), shorter: min_delta 10
+    makes no epoch after the first an improvement, so the live rate is cut at the end of
+    epoch 1 and the branch forks at epoch 2."""
+    kind = {"shuffled": "replay.inputs.shuffled", "per_epoch": "replay.inputs.per_epoch"}
+    recipe, epochs = f"{source}_recipe", 4
+    constant = record(tmp_path / "constant", recipe=recipe, epochs=epochs)
+    live = record(tmp_path / "live", True, recipe=recipe, epochs=epochs, min_delta=10)
+    assert read_manifest(constant)["input_order"]["kind"] == kind[source]
+    result = run("branch", constant, "--factor", "0.5", "--lr-patience", "1", "--lr-min-delta",
+                 "10", "-y")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "exact: epoch 2 re-trained equals the run's row, bit for bit" in result.output
+    (branch,) = [p for p in (constant / "branches").iterdir() if p.is_dir()]
+    assert read_manifest(branch)["fork_epoch"] == 2
+    rates = [r["learning_rate"] for r in read_rows(live / "metrics.csv", columns=None)]
+    assert rates[2] == rates[0] / 2  # the live callback cut the rate at the end of epoch 1
+    assert _without_seconds(branch) == _without_seconds(live)

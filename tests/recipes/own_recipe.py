@@ -61,3 +61,45 @@ def plain_recipe():
 
     (x, y), val, test = arrays()
     return Recipe(train=(x, y), validation_data=val, test_data=test, seed=3)
+
+
+def shuffled_recipe():
+    """The training arrays as a user's own ``PyDataset`` of fixed batches (batch ``i`` is
+    always the same samples), visited in ``replay.inputs.shuffled``'s epoch order."""
+    import keras
+
+    from replay.inputs import shuffled
+    from replay.recipe import Recipe
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self, x, y, size):
+            super().__init__()
+            self.x, self.y, self.size = x, y, size
+
+        def __len__(self):
+            return -(-len(self.x) // self.size)
+
+        def __getitem__(self, i):
+            part = slice(i * self.size, (i + 1) * self.size)
+            return self.x[part], self.y[part]
+
+    (x, y), val, test = arrays()
+    return Recipe(train=shuffled(Batches(x, y, 32), seed=3), validation_data=val,
+                  test_data=test, seed=3)  # fmt: skip
+
+
+def per_epoch_recipe():
+    """A ``tf.data`` pipeline built per epoch by ``replay.inputs.per_epoch``: the samples
+    in an order drawn from the epoch alone (not from TensorFlow's global seed), batched."""
+    import tensorflow as tf
+
+    from replay.inputs import per_epoch
+    from replay.recipe import Recipe
+
+    (x, y), val, test = arrays()
+
+    def epoch_data(epoch):
+        order = np.random.default_rng([11, epoch]).permutation(len(x))
+        return tf.data.Dataset.from_tensor_slices((x[order], y[order])).batch(32)
+
+    return Recipe(train=per_epoch(epoch_data), validation_data=val, test_data=test, seed=3)
