@@ -1,6 +1,6 @@
 """Epochs the branch tree trains against re-training every setting, and planning time.
 
-Planning only, no training (``replay.branch_plan.plan_root`` on a recorded curve):
+Planning only, no training (``replay.engine.branch_plan.plan_root`` on a recorded curve):
 
 - the demo's LR grid (``--patience 3..10``, factors 0.1/0.2/0.5: 24 settings) and a
   combined grid of 8 EarlyStopping x 24 ReduceLROnPlateau settings (192), on
@@ -31,9 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from replay.branch_plan import COMBINED, RootPlan, plan_root, settings_for  # noqa: E402
-from replay.run_writer import read_rows  # noqa: E402
-from replay.sweeping import Grid  # noqa: E402
+from replay.engine.branch_plan import COMBINED, RootPlan, plan_root, settings_for  # noqa: E402
+from replay.recording.run_writer import read_rows  # noqa: E402
+from replay.sweeping.sweep import Grid  # noqa: E402
 
 LR_GRID = {"policies": ("reduce_lr_on_plateau",), "patience": tuple(range(3, 11))}
 COMBINED_GRID = {

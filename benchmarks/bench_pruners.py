@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from optuna_harness import make_pruner, optuna_prune_points  # noqa: E402
 
-from replay.pruner_replay import TrialCurve, prepare, replay_study  # noqa: E402
-from replay.pruner_study import COMPLETE, MINIMIZE  # noqa: E402
+from replay.engine.pruner_replay import TrialCurve, prepare, replay_study  # noqa: E402
+from replay.engine.pruner_study import COMPLETE, MINIMIZE  # noqa: E402
 
 
 def study(n_trials: int, n_steps: int, seed: int = 0) -> list[TrialCurve]:

@@ -9,8 +9,8 @@ Keras 3 writes it (float32 bytes in ``tensor_content``: ``scalar_event(..., kera
 of ``tests/tbevents.py``). The 100,000-event directory (20,000 epochs x 5 scalars,
 ``train/`` and ``validation/``) is read three ways, side by side:
 
-- ``analysis.tb.read_trainings``: the event reader alone (records -> events -> points);
-- ``analysis.logs.load_tensorboard``: the reader plus the RunLog frame and the
+- ``analysis.reading.tb.read_trainings``: the event reader alone (records -> events -> points);
+- ``analysis.reading.logs.load_tensorboard``: the reader plus the RunLog frame and the
   learning-rate alignment (what ``replay sweep`` calls);
 - ``tbparse`` (``SummaryReader(logdir).tensors``), when it is installed (it is not a
   dependency: ``.venv/bin/pip install tbparse``). tbparse imports TensorFlow (and so reads
@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # tests/tbevents.py: event builders wit
 
 from tbevents import file_version_event, frame_record, scalar_event  # noqa: E402
 
-from analysis import tb  # noqa: E402
-from analysis.logs import load_csv, load_tensorboard  # noqa: E402
+from analysis.reading import tb  # noqa: E402
+from analysis.reading.logs import load_csv, load_tensorboard  # noqa: E402
 
 COLUMNS = [
     "loss",
@@ -163,9 +163,9 @@ def bench_100k_events(d: Path) -> None:
 
     (training,) = tb.read_trainings(root)
     assert sum(len(c) for c in training.columns.values()) == events
-    report("analysis.tb.read_trainings", best_of(lambda: tb.read_trainings(root)))
+    report("analysis.reading.tb.read_trainings", best_of(lambda: tb.read_trainings(root)))
     assert load_tensorboard(root).n_epochs == n
-    report("analysis.logs.load_tensorboard", best_of(lambda: load_tensorboard(root)))
+    report("analysis.reading.logs.load_tensorboard", best_of(lambda: load_tensorboard(root)))
     read = tbparse_reader()
     if read is None:
         print("  tbparse: not installed (.venv/bin/pip install tbparse), not measured")

@@ -13,7 +13,7 @@ TensorFlow is imported and the data is loaded; it covers model build + training.
   keras: the same kernels on both sides of each ratio), as a user recording a run to
   branch does: ``RecordCallback`` itself never switches it on. ``replay record`` always
   runs with it.
-- record: :func:`replay.record.record` with ``quiet=True``: per-epoch fit calls over
+- record: :func:`replay.mnist.record.record` with ``quiet=True``: per-epoch fit calls over
   the epochs' fixed permutations (op determinism on), test-set evaluation, TensorBoard
   scalars + histograms, a fsynced checkpoint, metrics row and run.json per epoch, shadow
   callbacks (the commit is ``replay.keras``'s callback, as in callback).
@@ -81,9 +81,9 @@ def _trial(mode: str, epochs: int, limit: int | None, batch_size: int, determini
     import numpy as np
     import tensorflow as tf
 
-    from replay.data import load_mnist
-    from replay.record import build_model, record, seed_everything
-    from replay.record_config import RecordConfig
+    from replay.mnist.config import RecordConfig
+    from replay.mnist.data import load_mnist
+    from replay.mnist.record import build_model, record, seed_everything
 
     data = load_mnist().limited(limit)
     config = RecordConfig(epochs=epochs, batch_size=batch_size, limit=limit)
@@ -167,7 +167,7 @@ def _time_commits() -> dict[str, float]:
     """Instrument this process's run writer: the seconds (wall and thread CPU) of each
     epoch's commit on the training thread, and the thread CPU seconds of the background
     committer's work; filled in while the trial runs."""
-    from replay import run_writer
+    from replay.recording import run_writer
 
     costs = {"commit_wall": 0.0, "commit_cpu": 0.0, "background_cpu": 0.0, "drain_wall": 0.0}
     commit, files, drain = (run_writer.RunWriter.commit, run_writer.RunWriter._commit_files,

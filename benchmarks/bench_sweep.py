@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from replay.sweeping import Grid, RunFacts, sweep  # noqa: E402
+from replay.sweeping.sweep import Grid, RunFacts, sweep  # noqa: E402
 
 SAMPLE = ROOT / "sample_logs" / "mnist-mlp"
 # (settings, grid options): EarlyStopping over the sample's 30 epochs, restore both ways.
@@ -171,7 +171,7 @@ shared machine they vary less than the wall time."""
 def engine_seconds(options: list[str]) -> float:
     """`sweep()` alone on the sample for the grid of ``options``, best of 3 (1 if slow)."""
     from analysis.formats import load_run
-    from replay.grid import parse_values
+    from replay.engine.grid import parse_values
 
     given = {}
     for flag, text in zip(options[::2], options[1::2], strict=True):

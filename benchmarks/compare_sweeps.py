@@ -43,7 +43,7 @@ DRIVER = r"""
 import json, sys
 from pathlib import Path
 from click.testing import CliRunner
-from replay.cli import cli
+from replay.commands.cli import cli
 cases = json.loads(Path(sys.argv[1]).read_text())
 out = {}
 for n, (key, args) in enumerate(cases.items()):

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
 
     from analysis.errors import ReplayError
-    from replay.data import load_mnist
+    from replay.mnist.data import load_mnist
 
     if args.storage.startswith("sqlite:///"):
         Path(args.storage[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)

@@ -65,8 +65,8 @@ def recipe(limit: int | None = None):
     """What a fit of this model needs besides the model (``replay branch`` calls it again
     with the ``limit`` run.json records): MNIST's first ``limit`` samples of each split,
     the training ones in an order derived from (seed, epoch)."""
-    from replay.data import load_mnist
     from replay.inputs import array_dataset
+    from replay.mnist.data import load_mnist
     from replay.recipe import Recipe
 
     data, n = load_mnist(), limit
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from analysis.errors import ReplayError
     from replay.keras import RecordCallback, fit
-    from replay.record_config import parse_plateau
+    from replay.mnist.config import parse_plateau
 
     try:
         live = []

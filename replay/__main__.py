@@ -1,6 +1,6 @@
 """``python -m replay``."""
 
-from replay.cli import main
+from replay.commands.cli import main
 
 if __name__ == "__main__":
     main()

@@ -7,9 +7,11 @@
 
 The directory is the one ``replay record`` writes (``docs/run-directory.md``), so
 ``replay sweep``, ``show`` and ``pick`` read it as they read an MNIST run. After each
-epoch it commits, in ``replay record``'s order (:meth:`replay.run_writer.RunWriter.commit`):
+epoch it commits, in ``replay record``'s order
+(:meth:`replay.recording.run_writer.RunWriter.commit`):
 the checkpoint (the ``.keras`` file of the model at the epoch's end, built from a
-copy of its config and variables taken then: :mod:`replay.checkpoint_image`), the metrics.csv row,
+copy of its config and variables taken then: :mod:`replay.recording.checkpoint_image`), the
+metrics.csv row,
 TensorBoard scalars and weight histograms, run.json, written by a background thread
 while the next epoch trains. Columns: every
 metric of the fit's logs (``loss`` first, then its ``val_`` twins), the held-out
@@ -43,12 +45,12 @@ from pathlib import Path
 from typing import Any
 
 from analysis.errors import ReplayError
-from analysis.rundir import MANIFEST, SCHEMA_VERSION, atomic_write, read_manifest
-from replay.faults import BadConfig, Hooks
+from analysis.reading.rundir import MANIFEST, SCHEMA_VERSION, atomic_write, read_manifest
 from replay.recipe import recipe_record
-from replay.resume import ResumePlan, plan_resume
-from replay.run_dir_check import OutRules, check_out
-from replay.run_writer import (
+from replay.recording.faults import BadConfig, Hooks
+from replay.recording.resume import ResumePlan, plan_resume
+from replay.recording.run_dir_check import OutRules, check_out
+from replay.recording.run_writer import (
     SHADOW_EARLY_STOPPING,
     Board,
     RunExists,
@@ -143,7 +145,7 @@ def current_rate(model: Any) -> float:
 
 def commit_callback(writer: RunWriter, test_data: Any = None, test_batch_size: int | None = None):
     """A Keras callback that commits each epoch of a ``fit`` through ``writer``
-    (:meth:`replay.run_writer.RunWriter.commit`), with the ``test_`` metrics of
+    (:meth:`replay.recording.run_writer.RunWriter.commit`), with the ``test_`` metrics of
     ``test_data`` (a dataset, or ``(x, y)`` / ``(x, y, sample_weight)`` arrays)."""
     return _classes()["CommitCallback"](writer, test_data, test_batch_size)
 
@@ -188,7 +190,7 @@ def _plan(root: Path) -> tuple[dict[str, Any], list[dict[str, float]] | None, Re
     return manifest, rows, plan_resume(manifest, rows, files, root=root)
 
 
-# What RecordCallback says of an ``out`` it will not record into (replay.run_dir_check):
+# What RecordCallback says of an ``out`` it will not record into (replay.recording.run_dir_check):
 # a run is continued if this callback recorded it (_plan refuses any other).
 OUT_RULES = OutRules(
     run=None,
@@ -441,7 +443,8 @@ def _classes() -> dict[str, type]:
     import keras
 
     class CommitCallback(keras.callbacks.Callback):
-        """Commits each epoch of one ``fit`` through a :class:`replay.run_writer.RunWriter`."""
+        """Commits each epoch of one ``fit`` through a
+        :class:`replay.recording.run_writer.RunWriter`."""
 
         def __init__(self, writer: Any, test_data: Any = None, test_batch_size: Any = None):
             super().__init__()

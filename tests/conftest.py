@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from replay.cli import cli
+from replay.commands.cli import cli
 
 # A 10-epoch Keras-like curve: val_loss is best at epoch 4, test_loss at epoch 3.
 HEADER = "epoch,loss,val_loss,test_loss,learning_rate"
@@ -120,7 +120,11 @@ def figures(monkeypatch):
 
     Chart test modules use it for every test: ``pytestmark = pytest.mark.usefixtures("figures")``.
     """
-    from analysis import branch_charts, chart_style, charts, checkpoint_charts, spread_charts
+    from analysis.charts import branches as branch_charts
+    from analysis.charts import checkpoints as checkpoint_charts
+    from analysis.charts import spread as spread_charts
+    from analysis.charts import style as chart_style
+    from analysis.charts import sweep as charts
 
     made = []
     real = chart_style.new_figure

@@ -1,7 +1,7 @@
 """Drive the real ``keras.callbacks`` objects over a recorded curve.
 
 The differential test (``tests/test_keras_parity.py``) runs every generated curve
-through these functions and through ``replay.policies`` and requires identical
+through these functions and through ``replay.engine.policies`` and requires identical
 answers. Nothing here re-implements a policy: the decisions come from the installed
 ``keras.callbacks.EarlyStopping`` / ``ReduceLROnPlateau`` objects, driven the way
 ``model.fit`` drives them (``set_model``, ``on_train_begin``, ``on_epoch_end`` per

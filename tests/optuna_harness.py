@@ -1,4 +1,4 @@
-"""Real Optuna beside :mod:`replay.pruners`: the same scripts and studies run through both.
+"""Real Optuna beside :mod:`replay.engine.pruners`: the same scripts and studies run through both.
 
 Used by tests/test_pruners_optuna.py and benchmarks/bench_pruners.py. Optuna is imported
 inside the functions: importing this module costs nothing.
@@ -12,9 +12,9 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from replay import pruners as rp
-from replay.pruner_replay import TrialCurve
-from replay.pruner_study import COMPLETE, FAIL, MAXIMIZE, MINIMIZE, PRUNED, Study, Trial
+from replay.engine import pruners as rp
+from replay.engine.pruner_replay import TrialCurve
+from replay.engine.pruner_study import COMPLETE, FAIL, MAXIMIZE, MINIMIZE, PRUNED, Study, Trial
 
 #: Pruner name -> (Optuna class name, replay class).
 PRUNERS = {
@@ -60,7 +60,7 @@ def make_pruner(kind: str, kwargs: dict, *, real: bool) -> Any:
 
 def run_script_replay(pruner: Any, direction: str, script: Sequence[tuple]) -> list[bool]:
     """Run a script (``ask``/``report``/``prune?``/``tell`` operations) on
-    :mod:`replay.pruners`; return the answer of every ``prune?``."""
+    :mod:`replay.engine.pruners`; return the answer of every ``prune?``."""
     study = Study(direction, "script")
     trials: dict[str, Trial] = {}
     answers = []

@@ -2,7 +2,7 @@
 
 ``from tbevents import frame_record, scalar_event, file_version_event``: pytest puts
 ``tests/`` on ``sys.path`` (see ``conftest.py``); ``benchmarks/bench_readers.py`` adds
-it itself. The framing uses the reader's own checksum (:func:`analysis.tb.masked_crc32c`),
+it itself. The framing uses the reader's own checksum (:func:`analysis.reading.tb.masked_crc32c`),
 so the writer and the reader of the format share the code that defines it.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from analysis.tb import masked_crc32c
+from analysis.reading.tb import masked_crc32c
 
 
 def frame_record(data: bytes) -> bytes:

@@ -22,9 +22,9 @@ from conftest import error_line, run, write_log
 import replay
 from analysis.errors import ReplayError
 from analysis.formats import detect
-from replay.policies import PolicyError
-from replay.sweeping import Grid
-from replay.writers import render_json
+from replay.engine.policies import PolicyError
+from replay.output.writers import render_json
+from replay.sweeping.sweep import Grid
 
 ROOT = Path(__file__).resolve().parent.parent
 

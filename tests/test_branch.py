@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from conftest import error_line, run
 
-from analysis.rundir import read_manifest, sha256_file
-from replay import record_cmd
-from replay.run_writer import (
+from analysis.reading.rundir import read_manifest, sha256_file
+from replay.commands import record as record_cmd
+from replay.recording.run_writer import (
     COLUMNS,
     read_rows,
 )
@@ -172,7 +172,7 @@ def test_a_combined_branch_ends_when_its_early_stopping_stops(constant):
     assert result.exit_code == 0, result.output
     (out,) = (constant / "branches").glob("b001-e05-*")
     rows = read_rows(out / "metrics.csv")
-    from replay.policies import early_stopping
+    from replay.engine.policies import early_stopping
 
     stop = early_stopping([r["val_loss"] for r in rows], patience=2, min_delta=0.02).stopped_epoch
     assert stop == len(rows) - 1 < 7  # it trained exactly up to the stop, no further

@@ -1,5 +1,5 @@
-"""The branch fields of run.json (analysis/rundir.py) and resuming a branch
-(replay/resume.py): tables of manifests and crash states, no TensorFlow.
+"""The branch fields of run.json (analysis/reading/rundir.py) and resuming a branch
+(replay/recording/resume.py): tables of manifests and crash states, no TensorFlow.
 
 A branch forked at epoch k: metrics.csv holds its parent's rows 0..k-1, then its own;
 run.json's ``epochs`` lists its own epochs only, from k.
@@ -15,14 +15,14 @@ from conftest import make_run
 
 from analysis.errors import BadManifest, UnsafePath
 from analysis.formats.run_dir import load_run_dir
-from analysis.rundir import (
+from analysis.reading.rundir import (
     CheckpointInfo,
     checkpoint_name,
     checkpoint_relpath,
     first_own_epoch,
     validate_manifest,
 )
-from replay.resume import ResumePlan, plan_resume
+from replay.recording.resume import ResumePlan, plan_resume
 
 SHA = "ab" * 32
 FORK = 4

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from conftest import error_line, run
 
-from analysis.rundir import read_manifest
-from replay.run_writer import read_rows
+from analysis.reading.rundir import read_manifest
+from replay.recording.run_writer import read_rows
 
 pytestmark = pytest.mark.slow
 

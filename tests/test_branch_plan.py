@@ -1,4 +1,4 @@
-"""The pure planner of `replay branch` (replay/branch_plan.py) and its command's
+"""The pure planner of `replay branch` (replay/engine/branch_plan.py) and its command's
 refusals and dry runs: tables of curves, settings and expected forks; no TensorFlow.
 
 The training side (bit-for-bit branches, resume, drift) is in test_branch.py.
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import error_line, f32, make_run, run
 
-from replay.branch_plan import (
+from replay.engine.branch_plan import (
     COMBINED,
     BranchPlanError,
     Placement,
@@ -31,7 +31,7 @@ from replay.branch_plan import (
     step,
     stopped,
 )
-from replay.sweeping import Grid
+from replay.sweeping.sweep import Grid
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_logs" / "mnist-mlp"
@@ -208,7 +208,7 @@ def test_the_combined_grid_is_the_product_with_separate_patiences():
 
 
 def test_planning_a_thousand_settings_takes_under_a_second():
-    from replay.run_writer import read_rows
+    from replay.recording.run_writer import read_rows
 
     rows = read_rows(SAMPLE / "metrics.csv")
     grid = Grid.from_options(Grid(policies=("reduce_lr_on_plateau",)), patience=tuple(range(20)),
@@ -297,7 +297,7 @@ def test_the_combined_policy_uses_the_early_stopping_options():
 
 
 def test_dry_run_does_not_import_tensorflow():
-    code = ("import sys; from replay.cli import cli; "
+    code = ("import sys; from replay.commands.cli import cli; "
             "cli.main(['branch', sys.argv[1], '--patience', '3', '--dry-run'], "
             "standalone_mode=False); "
             "sys.exit(any(m in sys.modules for m in ('tensorflow', 'keras')))")  # fmt: skip

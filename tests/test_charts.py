@@ -15,9 +15,10 @@ import sys
 import pandas as pd
 import pytest
 
-from analysis import chartdata, charts
-from analysis.aggregation import aggregate
-from analysis.records import records_higher_is_better
+from analysis.charts import data as chartdata
+from analysis.charts import sweep as charts
+from analysis.results.aggregation import aggregate
+from analysis.results.records import records_higher_is_better
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NAN = math.nan
@@ -747,7 +748,8 @@ def test_save_figure_into_missing_directory_raises_and_writes_nothing(tmp_path):
 
 def test_importing_charts_loads_neither_matplotlib_nor_tensorflow_nor_replay():
     code = (
-        "import sys, analysis.charts, analysis.chartdata as c, analysis.aggregation as r;"
+        "import sys, analysis.charts.sweep, analysis.charts.data as c;"
+        "import analysis.results.aggregation as r;"
         "r.aggregate([]); c.pareto_front([]);"
         "bad = [m for m in ('matplotlib', 'tensorflow', 'keras', 'replay') if m in sys.modules];"
         "assert not bad, bad"
@@ -762,8 +764,8 @@ def test_importing_charts_loads_neither_matplotlib_nor_tensorflow_nor_replay():
 def test_r2_sweep_tradeoff_is_higher_is_better_with_the_right_front(tmp_path):
     # val_r2_score is maximized (Keras's R2Score); the old name guess said "lower".
     from analysis.formats import load_run
-    from replay.charting import chart_jobs
-    from replay.sweeping import Grid, sweep
+    from replay.output.charting import chart_jobs
+    from replay.sweeping.sweep import Grid, sweep
 
     val = [0.50, 0.60, 0.70, 0.68, 0.72, 0.71, 0.69, 0.67, 0.66, 0.65]
     test = [0.48, 0.58, 0.69, 0.70, 0.71, 0.69, 0.68, 0.66, 0.65, 0.64]
@@ -850,8 +852,8 @@ def test_lr_schedules_figure_says_which_scale(scales, ylabel):
 
 
 def test_sweep_of_a_log_without_learning_rate_charts_multiples_of_the_initial_rate(tmp_path):
-    from replay.charting import chart_jobs
-    from replay.sweeping import Grid, RunFacts, sweep
+    from replay.output.charting import chart_jobs
+    from replay.sweeping.sweep import Grid, RunFacts, sweep
 
     val = [0.5, 0.4, 0.41, 0.42, 0.43, 0.44]
     facts = RunFacts("r", "r.csv", {"val_loss": val}, ["val_loss"], len(val))
@@ -871,8 +873,8 @@ def test_run_names_are_titles_never_file_names(tmp_path, name):
     import dataclasses
 
     from analysis.formats import load_run
-    from replay.charting import chart_jobs, draw_sweep_charts
-    from replay.sweeping import Grid, sweep
+    from replay.output.charting import chart_jobs, draw_sweep_charts
+    from replay.sweeping.sweep import Grid, sweep
 
     rows = ["epoch,loss,val_loss,test_loss,learning_rate"]
     rows += [f"{e},{1 / (e + 1)},{v},{v + 0.01},0.001"
@@ -904,7 +906,7 @@ def test_a_chart_worker_that_dies_does_not_hang_the_command(tmp_path):
     code = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "import replay.charting as c\n"
+        "import replay.output.charting as c\n"
         "parent, out = os.getpid(), Path(sys.argv[1])\n"
         "def render(job):\n"
         "    if os.getpid() != parent:\n"
@@ -925,7 +927,7 @@ def test_charts_are_drawn_in_process_where_forking_is_unsafe(monkeypatch):
     import sys
     import types
 
-    from replay import charting
+    from replay.output import charting
 
     drawn = []
     monkeypatch.setitem(sys.modules, "ray", types.ModuleType("ray"))

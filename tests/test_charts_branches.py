@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 from test_sweep_branches import BRANCH_TEST, BRANCH_VAL, csv, make_tree
 
-from analysis import branch_charts, chartdata, charts
+from analysis.charts import branches as branch_charts
+from analysis.charts import data as chartdata
+from analysis.charts import sweep as charts
 from analysis.formats import load_run
-from replay.charting import chart_jobs, draw_sweep_charts
-from replay.sweeping import Grid, sweep
+from replay.output.charting import chart_jobs, draw_sweep_charts
+from replay.sweeping.sweep import Grid, sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIRST = "b001-e04-lr0.0005"

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from conftest import run
 
-from analysis import charts
-from analysis.checkpoint_charts import checkpoint_label, checkpoint_rows
+from analysis.charts import sweep as charts
+from analysis.charts.checkpoints import checkpoint_label, checkpoint_rows
 from analysis.formats import load_run
-from replay.aggregates import render_checkpoint_aggregate
-from replay.charting import chart_jobs
-from replay.sweeping import Grid, sweep
+from replay.output.aggregates import render_checkpoint_aggregate
+from replay.output.charting import chart_jobs
+from replay.sweeping.sweep import Grid, sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 VAL = [1.0, 0.5, 0.6, 0.7, 0.4, 0.45]

@@ -1,4 +1,4 @@
-"""replay.checkpoint_image: a model's ``.keras`` file taken at an epoch's end and built
+"""replay.recording.checkpoint_image: a model's ``.keras`` file taken at an epoch's end and built
 later, while training goes on, equals what ``model.save`` writes at that moment."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from replay.checkpoint_image import Walk, checkpoint_image, saved_now
+from replay.recording.checkpoint_image import Walk, checkpoint_image, saved_now
 
 
 def _model(lookup: bool = False):
@@ -65,7 +65,7 @@ def test_image_taken_now_and_built_later_is_model_save_of_that_moment(lookup, tm
 
 
 def test_image_copies_feed_the_histograms_and_a_new_variable_renews_the_walk():
-    from replay.run_writer import Board
+    from replay.recording.run_writer import Board
 
     model = _model()
     walk = Walk()

@@ -197,7 +197,7 @@ def test_show_summarizes_a_csv(log):
 def test_analysis_commands_never_import_tensorflow(args, log, tmp_path):
     code = (
         "import sys\n"
-        "from replay.cli import cli\n"
+        "from replay.commands.cli import cli\n"
         "try:\n"
         f"    cli({[str(a) for a in args]!r})\n"
         "except SystemExit:\n"
@@ -212,7 +212,7 @@ def test_analysis_commands_never_import_tensorflow(args, log, tmp_path):
 def test_sweep_show_pick_runs_never_import_tensorflow(log, tmp_path):
     code = (
         "import sys\n"
-        "from replay.cli import cli\n"
+        "from replay.commands.cli import cli\n"
         "for args in ([{log!r}, '--out', {out!r}], ):\n"
         "    pass\n"
         "for args in (['sweep', {log!r}, '--out', {out!r}, '--no-charts',\n"
@@ -238,7 +238,7 @@ def test_sweep_show_pick_never_import_pandas_or_matplotlib(log, tmp_path):
     run_dir = Path(__file__).resolve().parents[1] / "sample_logs" / "mnist-mlp"
     code = (
         "import sys\n"
-        "from replay.cli import cli\n"
+        "from replay.commands.cli import cli\n"
         "for args in (['sweep', {run!r}, '--out', {out!r}, '--no-charts'],\n"
         "             ['sweep', {log!r}, '--no-charts', '--format', 'json'],\n"
         "             ['sweep', {run!r}, {log!r}, '--no-charts', '--format', 'csv'],\n"

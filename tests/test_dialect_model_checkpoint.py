@@ -4,7 +4,7 @@ Differential: generated curves (``test_keras_parity.py``'s generators) through t
 ``keras.callbacks.ModelCheckpoint`` (Keras 3.15) and ``tf_keras.callbacks.ModelCheckpoint``
 (tf_keras 2.21, with ``period``), driven as ``fit`` drives them, with a stand-in model whose
 ``save`` notes the epoch instead of writing a file; and through
-``replay.dialects.model_checkpoint``. The saved epochs must be identical.
+``replay.engine.dialects.model_checkpoint``. The saved epochs must be identical.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import test_keras_parity as kp  # noqa: E402
 
-from replay.dialects.model_checkpoint import model_checkpoint  # noqa: E402
-from replay.policies import PolicyError  # noqa: E402
+from replay.engine.dialects.model_checkpoint import model_checkpoint  # noqa: E402
+from replay.engine.policies import PolicyError  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,

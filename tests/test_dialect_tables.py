@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from replay.dialects import hf, lightning, ultralytics
-from replay.dialects import torch as torch_dialect
-from replay.policies import PolicyError
+from replay.engine.dialects import hf, lightning, ultralytics
+from replay.engine.dialects import torch as torch_dialect
+from replay.engine.policies import PolicyError
 
 TABLES = Path(__file__).parent / "data" / "dialects"
 _SPECIAL = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
@@ -63,7 +63,7 @@ def test_torch_plateau_matches_torch(case):
 
 
 def test_torch_patience_one_cuts_a_step_later_than_keras():
-    from replay.policies import reduce_lr_on_plateau as keras_plateau
+    from replay.engine.policies import reduce_lr_on_plateau as keras_plateau
 
     values = [1.0, 1.1, 1.2]
     assert keras_plateau(values, initial_lr=0.1, patience=1).reductions == (1, 2)

@@ -3,7 +3,7 @@
 Differential: every generated curve (the generators of ``test_keras_parity.py``, plus
 values beyond float32's range, which tf.keras compares as float64) goes through the real
 ``tf_keras.callbacks.EarlyStopping`` / ``ReduceLROnPlateau`` and through
-``replay.dialects.tf_keras``; stopped epoch, epochs trained, best epoch, the epoch whose
+``replay.engine.dialects.tf_keras``; stopped epoch, epochs trained, best epoch, the epoch whose
 weights you end with, the cut epochs and the float32 bits of every rate must agree.
 The callbacks are driven as ``fit`` drives them (``set_model``, ``on_train_begin``,
 ``on_epoch_end`` until ``stop_training``, ``on_train_end``), with a stand-in model whose
@@ -37,8 +37,8 @@ import test_keras_parity as kp  # noqa: E402  (tests/ is on sys.path)
 from tf_keras.src import backend as tfk_backend  # noqa: E402
 from tf_keras.src import callbacks as tfk_callbacks  # noqa: E402
 
-from replay.dialects import tf_keras as dialect  # noqa: E402
-from replay.policies import PolicyError  # noqa: E402
+from replay.engine.dialects import tf_keras as dialect  # noqa: E402
+from replay.engine.policies import PolicyError  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import analysis.records as records_module
-from replay.cli import cli
-from replay.dialects import DIALECTS, hf, lightning, tf_keras, torch, ultralytics
+import analysis.results.records as records_module
+from replay.commands.cli import cli
+from replay.engine.dialects import DIALECTS, hf, lightning, tf_keras, torch, ultralytics
 
 FORMATS = Path(__file__).parent / "data" / "formats"
 CURVE = [1.0, 0.8, 0.85, 0.7, 0.72, 0.71, 0.73, 0.69, 0.74, 0.75]
@@ -251,8 +251,8 @@ def test_pick_in_a_dialect(tmp_path):
 def test_chart_titles_name_the_dialect(tmp_path, dialect, expected):
     """A chart of settings replayed in another framework's rules says whose."""
     from analysis.formats import load_logs
-    from replay.charting import chart_jobs
-    from replay.sweeping import Grid, sweep
+    from replay.output.charting import chart_jobs
+    from replay.sweeping.sweep import Grid, sweep
 
     logs = load_logs(str(Path(__file__).parent / "data" / "formats" / "lightning" /
                          "val_check_interval"))  # fmt: skip

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import error_line, run
 
-from replay.run_writer import (
+from replay.recording.run_writer import (
     COLUMNS,
     read_rows,
 )
@@ -181,7 +181,7 @@ def test_ctrl_c_on_ray_is_an_interrupt_with_exit_status_130(ray_instance, tmp_pa
     import signal
     import time
 
-    from replay import executor
+    from replay.recording import executor
 
     def ctrl_c(*_):
         raise KeyboardInterrupt
@@ -224,7 +224,7 @@ def test_ray_needs_absolute_paths_and_local_stays_the_default(tmp_path, monkeypa
     )
     result = run("record", "--out", "x", "--address", "auto", catch_exceptions=True)
     assert error_line(result) == "Error: --address is for --executor ray (the cluster to run on)"
-    from replay.executor import LocalExecutor, make_executor
+    from replay.recording.executor import LocalExecutor, make_executor
 
     assert isinstance(make_executor("local"), LocalExecutor)
     help_text = run("record", "--help").stdout
@@ -253,7 +253,7 @@ def test_importing_the_executor_imports_no_ray_or_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, replay.cli, replay.executor, replay.seeds; "
+    code = ("import sys, replay.commands.cli, replay.recording.executor, replay.mnist.seeds; "
             "print(sorted(m for m in ('ray', 'tensorflow') if m in sys.modules))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -280,9 +280,9 @@ class _UnreachableRay:
 def test_an_unreachable_cluster_is_refused_before_anything_is_written(tmp_path, monkeypatch):
     import warnings
 
-    import replay.executor
+    import replay.recording.executor
 
-    monkeypatch.setattr(replay.executor, "_import_ray", lambda: _UnreachableRay)
+    monkeypatch.setattr(replay.recording.executor, "_import_ray", lambda: _UnreachableRay)
     out = tmp_path / "mlp"
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("always")
@@ -320,9 +320,9 @@ def test_ctrl_c_in_process_names_the_command_that_resumes_every_seed(tmp_path):
 
 
 def test_branching_on_an_unreachable_cluster_writes_no_branches(seeds, tmp_path, monkeypatch):
-    import replay.executor
+    import replay.recording.executor
 
-    monkeypatch.setattr(replay.executor, "_import_ray", lambda: _UnreachableRay)
+    monkeypatch.setattr(replay.recording.executor, "_import_ray", lambda: _UnreachableRay)
     root = tmp_path / "seed-0"
     shutil.copytree(seeds["local"] / "seed-0", root)
     result = run("branch", root, *SETTING, "-y", "--executor", "ray", "--address",

@@ -6,7 +6,7 @@ Each scenario is a chain of real ``replay record`` processes on one run director
 the last one runs to the end. A process is stopped by
 
 - SIGKILL while it is paused at a named point of the commit sequence
-  (``REPLAY_TEST_HOOK=POINT@EPOCH:pause``, see :mod:`replay.faults`),
+  (``REPLAY_TEST_HOOK=POINT@EPOCH:pause``, see :mod:`replay.recording.faults`),
 - SIGKILL or SIGINT after a seeded random delay (``random.Random(0)``), counted from
   the moment its run.json says it is running,
 - the hook's own ``interrupt`` (a Ctrl-C at that instant), ``enospc`` or ``eio``
@@ -45,10 +45,10 @@ from click.testing import CliRunner
 
 from analysis.errors import BadLog
 from analysis.formats import load_run
-from analysis.logs import checkpoint_path
-from analysis.rundir import checkpoint_name
-from replay.cli import cli
-from replay.data import sha256_file
+from analysis.reading.logs import checkpoint_path
+from analysis.reading.rundir import checkpoint_name
+from replay.commands.cli import cli
+from replay.mnist.data import sha256_file
 
 pytestmark = pytest.mark.slow
 

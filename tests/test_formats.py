@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from analysis.errors import BadLog
 from analysis.formats import detect, load_run
-from replay.cli import cli
+from replay.commands.cli import cli
 
 FORMATS = Path(__file__).parent / "data" / "formats"
 LIGHTNING = FORMATS / "lightning" / "lightning_logs"
@@ -158,10 +158,10 @@ def test_one_log_given_twice_is_one_run_across_runs(tmp_path, monkeypatch):
 
 
 def test_the_readers_are_the_layouts_in_their_order():
-    # analysis.layouts names every layout for messages (below the readers, so that a
+    # analysis.reading.layouts names every layout for messages (below the readers, so that a
     # reader's error can name them without importing the detection step): one list.
     from analysis.formats import FORMATS
-    from analysis.layouts import LAYOUTS, expected_layouts
+    from analysis.reading.layouts import LAYOUTS, expected_layouts
 
     assert [(f.name, f.describe, f.csv) for f in FORMATS] == [
         (x.name, x.describe, x.csv) for x in LAYOUTS

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from analysis.errors import ReplayError
 from analysis.formats import hf, lightning, load_logs, mlflow, ultralytics
-from replay.cli import cli
+from replay.commands.cli import cli
 
 try:
     import test_fuzz_readers as base

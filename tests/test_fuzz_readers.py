@@ -45,9 +45,9 @@ from tbevents import file_version_event, frame_record, scalar_event
 from analysis.errors import ReplayError
 from analysis.formats import load_logs, load_run
 from analysis.formats.run_dir import load_run_dir
-from analysis.logs import RunLog, checkpoint_path, load_csv, load_tensorboard
-from analysis.tb import masked_crc32c
-from replay.cli import cli
+from analysis.reading.logs import RunLog, checkpoint_path, load_csv, load_tensorboard
+from analysis.reading.tb import masked_crc32c
+from replay.commands.cli import cli
 
 DATA = Path(__file__).parent / "data"
 FUZZ = DATA / "fuzz"
@@ -82,7 +82,7 @@ def fuzz_settings(n: int):
 
 
 def check_runlog(run: RunLog) -> None:
-    """The invariants every loaded log keeps (see analysis.logs' module docstring)."""
+    """The invariants every loaded log keeps (see analysis.reading.logs' module docstring)."""
     assert isinstance(run, RunLog)
     m, absent = run.metrics, run.not_logged
     n = len(m)

@@ -3,9 +3,9 @@ import math
 import pytest
 
 from analysis.errors import ReplayError
-from replay.grid import GridError, parse_values
-from replay.policies import PolicyError
-from replay.sweeping import DEFAULT_GRID, Grid
+from replay.engine.grid import GridError, parse_values
+from replay.engine.policies import PolicyError
+from replay.sweeping.sweep import DEFAULT_GRID, Grid
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Issue 21: the help is tested. Every command's ``--help`` lists only the options it
 uses, each with the default the README's tables give for that command, and those
-defaults are the ones the command applies (:class:`replay.sweeping.Grid`)."""
+defaults are the ones the command applies (:class:`replay.sweeping.sweep.Grid`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 import pytest
 
-from replay.cli import cli
-from replay.grid import GridError, parse_values
-from replay.sweeping import Grid
+from replay.commands.cli import cli
+from replay.engine.grid import GridError, parse_values
+from replay.sweeping.sweep import Grid
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 README_FLAT = " ".join(README.split())  # a backticked `--executor local` may wrap

@@ -26,16 +26,16 @@ from conftest import error_line, run
 from analysis.errors import UnsafePath
 from analysis.formats import load_run
 from analysis.formats.run_dir import load_run_dir
-from analysis.logs import checkpoint_path, load_csv
-from replay.data import BadData, load_file, load_mnist
-from replay.policies import (
+from analysis.reading.logs import checkpoint_path, load_csv
+from replay.engine.policies import (
     EarlyStoppingTrace,
     PlateauTrace,
     early_stopping,
     prechelt,
     reduce_lr_on_plateau,
 )
-from replay.sweeping import Grid, sweep
+from replay.mnist.data import BadData, load_file, load_mnist
+from replay.sweeping.sweep import Grid, sweep
 
 DATA = Path(__file__).parent / "data"
 RUN = DATA / "fuzz" / "run"  # a real recorded run, 12 epochs, published without checkpoints
@@ -240,7 +240,7 @@ def test_a_plain_pickle_and_an_object_npz_are_refused_without_running(tmp_path):
 
 def _load_model_calls() -> list[tuple[str, int, ast.Call]]:
     calls = []
-    for path in sorted((REPO / "replay").glob("*.py")) + sorted((REPO / "analysis").glob("*.py")):
+    for path in sorted((REPO / "replay").rglob("*.py")) + sorted((REPO / "analysis").rglob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
@@ -480,7 +480,7 @@ def test_a_run_json_nested_100000_deep_is_a_bad_manifest(tmp_path):
 def test_resume_checkpoint_with_lambda_layer_is_refused_with_a_clear_message(tmp_path):
     import keras
 
-    from replay.run_writer import (
+    from replay.recording.run_writer import (
         UnsafeCheckpoint,
         load_checkpoint,
     )
@@ -498,7 +498,7 @@ def test_resume_checkpoint_with_lambda_layer_is_refused_with_a_clear_message(tmp
 
 @pytest.mark.slow
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
-    from replay.run_writer import (
+    from replay.recording.run_writer import (
         BadCheckpoint,
         load_checkpoint,
     )

@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 from conftest import error_line, f32, run, write_log
 
-from analysis.tb import parse_events, read_records
-from replay import hparams
+from analysis.reading.tb import parse_events, read_records
+from replay.output import hparams
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_logs"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import VAL, run, write_log
 
-from replay import writers as writers_module
+from replay.output import writers as writers_module
 
 
 @pytest.fixture
@@ -35,7 +35,9 @@ def test_two_sweeps_in_the_same_second_get_two_default_folders(log, tmp_path, mo
         def now(cls, tz=None):
             return frozen
 
-    monkeypatch.setattr(writers_module, "datetime", Clock)  # the default folder: replay.writers
+    monkeypatch.setattr(
+        writers_module, "datetime", Clock
+    )  # the default folder: replay.output.writers
     for _ in range(3):
         result = run("sweep", log, "--patience", "2", "--no-charts")
         assert result.exit_code == 0, result.output

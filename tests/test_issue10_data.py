@@ -1,4 +1,4 @@
-"""Issue 10: replay/data.py works on every numpy pyproject allows (numpy>=1.26)."""
+"""Issue 10: replay/mnist/data.py works on every numpy pyproject allows (numpy>=1.26)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from replay.data import RestrictedUnpickler
+from replay.mnist.data import RestrictedUnpickler
 
-DATA_PY = Path(__file__).resolve().parents[1] / "replay" / "data.py"
+DATA_PY = Path(__file__).resolve().parents[1] / "replay" / "mnist" / "data.py"
 
 
 def test_data_imports_no_numpy_private_module():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from replay.record import (
+from replay.mnist.record import (
     command_option,
     data_provenance,
 )

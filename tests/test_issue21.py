@@ -142,14 +142,14 @@ def _params_sentence(section: str, intro: str) -> list[str]:
 def _fields(name: str) -> list[str]:
     import typing
 
-    import analysis.records as records
+    import analysis.results.records as records
 
     return list(typing.get_type_hints(getattr(records, name)))
 
 
 def test_docs_give_the_fields_in_the_order_of_the_record_types():
     """Item 4: docs/sweep-output.md's field tables and ``params`` lists are in the order
-    of the record types in analysis/records.py, which is results.csv's column order (was:
+    of the record types in analysis/results/records.py, which is results.csv's column order (was:
     ReduceLROnPlateau's ``lr_scale`` documented fourth, written first)."""
     doc = _sections(DOC.read_text())
     head = _fields("EarlyStoppingRecord")[:4]
@@ -177,7 +177,7 @@ def test_docs_give_the_fields_in_the_order_of_the_record_types():
     )
     policies = re.findall(r"`([^`]+)`", doc["Fields every record has"].split("| `policy` |")[1]
                           .split("\n")[0])  # fmt: skip
-    from analysis.records import POLICIES
+    from analysis.results.records import POLICIES
 
     assert sorted(policies) == sorted(POLICIES)
 
@@ -188,7 +188,7 @@ def test_dialect_version_says_it_takes_one_version_not_a_range():
     line = error_line(run("sweep", SAMPLE, "--dialect", "tf-keras", "--dialect-version",
                           "2.6..2.21", "--no-charts"))  # fmt: skip
     assert line.endswith("it takes one tf.keras version (2.6 to 2.21), not a range.")
-    from replay.cli import cli
+    from replay.commands.cli import cli
 
     (option,) = [p for p in cli.commands["sweep"].params if p.name == "dialect_version"]
     assert "not a range" in option.help and "2.6..2.21" not in option.help
@@ -197,7 +197,7 @@ def test_dialect_version_says_it_takes_one_version_not_a_range():
 def test_a_found_branch_is_reported_with_its_own_epochs():
     """Item 12: a found branch says how many of its epochs it trained itself (was:
     "complete, 18 epochs" for a branch forked at 12: its curve copies the parent's)."""
-    from replay.branch_nodes import Node, epochs_of
+    from replay.branching.nodes import Node, epochs_of
 
     rows = [{"val_loss": 1.0}] * 18
     assert epochs_of(Node("b001", Path("b001"), rows, {}), 12) == "18 epochs, 6 of its own"

@@ -32,12 +32,12 @@ from tbevents import file_version_event, frame_record, scalar_event
 
 from analysis.errors import AmbiguousLog
 from analysis.formats import load_logs, load_run
-from analysis.logs import load_csv
-from analysis.lr_reading import AFTER, DURING
-from replay.cli import cli
-from replay.lr_alignment import align_lr
-from replay.policies import reduce_lr_on_plateau
-from replay.sweeping import Grid, sweep
+from analysis.reading.logs import load_csv
+from analysis.reading.lr_reading import AFTER, DURING
+from replay.commands.cli import cli
+from replay.engine.policies import reduce_lr_on_plateau
+from replay.sweeping.lr_alignment import align_lr
+from replay.sweeping.sweep import Grid, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -465,7 +465,7 @@ def test_tf_keras_float32_cuts_replay_exactly(tf_keras_runs):
     """tf.keras 2.21 under NumPy 2 cuts in float32 (``old_lr * factor`` with ``old_lr`` a
     NumPy float32): the tf_keras dialect reproduces its rates bit for bit, where the Keras 3
     policy (float64 product, rounded once) differs in the last bit from the first cut."""
-    from replay.dialects import tf_keras as tf_keras_dialect
+    from replay.engine.dialects import tf_keras as tf_keras_dialect
 
     rates = tf_keras_rates(tf_keras_runs, "factor-0.1")
     assert len(set(rates)) >= 2, rates

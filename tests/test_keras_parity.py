@@ -1,7 +1,7 @@
 """Differential test: the replay decides exactly what the real Keras callbacks decide.
 
 Every generated curve goes through the installed ``keras.callbacks.EarlyStopping`` /
-``ReduceLROnPlateau`` (driven by ``keras_harness``) and through ``replay.policies``;
+``ReduceLROnPlateau`` (driven by ``keras_harness``) and through ``replay.engine.policies``;
 stopped epoch, epochs trained, best epoch, the epoch whose weights you end with, the
 cut epochs and the float32 bits of every epoch's learning rate must be identical.
 
@@ -27,7 +27,7 @@ try:  # tests/ is on sys.path under pytest's default ("prepend") import mode
 except ImportError:  # pragma: no cover - tests/ imported as a package
     from tests import keras_harness as kh
 
-from replay.policies import PolicyError, early_stopping, reduce_lr_on_plateau, resolve_mode
+from replay.engine.policies import PolicyError, early_stopping, reduce_lr_on_plateau, resolve_mode
 
 pytestmark = pytest.mark.slow
 

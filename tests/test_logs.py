@@ -1,4 +1,4 @@
-"""Tests of analysis.logs: CSVLogger files, run directories, dispatch, checkpoints."""
+"""Tests of analysis.reading.logs: CSVLogger files, run directories, dispatch, checkpoints."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from conftest import make_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import analysis.csvlog as logs_module
-import analysis.layouts as layouts_module
+import analysis.reading.csvlog as logs_module
+import analysis.reading.layouts as layouts_module
 from analysis.errors import (
     BadLog,
     BadManifest,
@@ -30,7 +30,7 @@ from analysis.errors import (
 )
 from analysis.formats import expected_layouts, load_run
 from analysis.formats.run_dir import load_run_dir
-from analysis.logs import CheckpointInfo, RunLog, checkpoint_path, load_csv
+from analysis.reading.logs import CheckpointInfo, RunLog, checkpoint_path, load_csv
 
 DATA = Path(__file__).parent / "data"
 NA = None  # a not-logged cell in the expected tables

@@ -1,4 +1,5 @@
-"""Tests of the TensorBoard reader (analysis.tb via analysis.logs), without TensorFlow.
+"""Tests of the TensorBoard reader (analysis.reading.tb via analysis.reading.logs), without
+TensorFlow.
 
 Event files are built with our own TFRecord writer (``tests/tbevents.py``) except
 in the slow test, which runs a real tiny Keras fit with TensorBoard + CSVLogger.
@@ -25,8 +26,8 @@ from tbevents import file_version_event, frame_record, scalar_event
 
 from analysis.errors import BadLog, LogNotFound, ReplayError
 from analysis.formats import load_logs, load_run
-from analysis.logs import load_csv, load_tensorboard
-from analysis.tb import crc32c, masked_crc32c
+from analysis.reading.logs import load_csv, load_tensorboard
+from analysis.reading.tb import crc32c, masked_crc32c
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,7 +114,7 @@ def test_keras3_scalar_events_are_built_byte_for_byte():
 
 def test_the_reader_stages(tmp_path):
     """records -> events -> points, each a generator; damage raises DamagedFile."""
-    from analysis import tb
+    from analysis.reading import tb
 
     f = write_events(
         tmp_path / "events.out.tfevents.1",

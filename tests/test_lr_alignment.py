@@ -1,5 +1,5 @@
-"""Which epoch a TensorBoard learning rate belongs to (analysis.lr_reading,
-replay.lr_alignment). Event files are hand-made in the Keras 3 layout (``train/``,
+"""Which epoch a TensorBoard learning rate belongs to (analysis.reading.lr_reading,
+replay.sweeping.lr_alignment). Event files are hand-made in the Keras 3 layout (``train/``,
 ``validation/``); real Keras runs in both callback orders are in test_keras_eras.py.
 """
 
@@ -12,9 +12,9 @@ import pytest
 from tbevents import file_version_event, frame_record, scalar_event
 
 from analysis.formats import load_logs
-from analysis.lr_reading import AFTER, DURING, aligned, order_from_rates, read_order
-from replay.lr_alignment import align_lr, reproducing_settings
-from replay.policies import reduce_lr_on_plateau
+from analysis.reading.lr_reading import AFTER, DURING, aligned, order_from_rates, read_order
+from replay.engine.policies import reduce_lr_on_plateau
+from replay.sweeping.lr_alignment import align_lr, reproducing_settings
 
 
 def f32(x: float) -> float:

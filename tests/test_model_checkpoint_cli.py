@@ -14,14 +14,14 @@ import pytest
 from click.testing import CliRunner
 from conftest import make_run
 
-from analysis.records import (
+from analysis.results.records import (
     DialectModelCheckpointRecord,
     ModelCheckpointRecord,
 )
-from replay.cli import cli
-from replay.dialects.model_checkpoint import VERSIONS, model_checkpoint
-from replay.grid import GridError
-from replay.sweeping import Grid
+from replay.commands.cli import cli
+from replay.engine.dialects.model_checkpoint import VERSIONS, model_checkpoint
+from replay.engine.grid import GridError
+from replay.sweeping.sweep import Grid
 
 # val_loss improves at 0, 1 and 4; test_loss is best at 4.
 VAL = [1.0, 0.5, 0.6, 0.7, 0.4, 0.45]

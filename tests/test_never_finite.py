@@ -12,10 +12,10 @@ import math
 
 import pytest
 
-from replay.dialects import NAN_RULES, never_finite_note
-from replay.dialects import hf as hf_dialect
-from replay.dialects import lightning as lightning_dialect
-from replay.policies import early_stopping
+from replay.engine.dialects import NAN_RULES, never_finite_note
+from replay.engine.dialects import hf as hf_dialect
+from replay.engine.dialects import lightning as lightning_dialect
+from replay.engine.policies import early_stopping
 from tests.conftest import run
 
 NAN = math.nan

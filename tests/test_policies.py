@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import f32
 
-from replay.policies import (
+from replay.engine.policies import (
     PolicyError,
     early_stopping,
     prechelt,

@@ -10,7 +10,7 @@ import random
 import pytest
 from optuna_harness import make_pruner, random_setting, random_study
 
-from replay.pruner_replay import replay_study, replay_study_generic
+from replay.engine.pruner_replay import replay_study, replay_study_generic
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""replay.pruners against real Optuna: Optuna's own test cases as table rows, and a
+"""replay.engine.pruners against real Optuna: Optuna's own test cases as table rows, and a
 differential test over generated studies (every prune decision, trial and step, equal).
 
 ``REPLAY_PRUNER_STUDIES=2000`` runs more generated studies than ``make test`` does.
@@ -25,9 +25,9 @@ from optuna_harness import (  # noqa: E402
     run_script_replay,
 )
 
-from replay import pruners as rp  # noqa: E402
-from replay.pruner_replay import TrialCurve, replay_study  # noqa: E402
-from replay.pruner_study import COMPLETE, FAIL, PRUNED  # noqa: E402
+from replay.engine import pruners as rp  # noqa: E402
+from replay.engine.pruner_replay import TrialCurve, replay_study  # noqa: E402
+from replay.engine.pruner_study import COMPLETE, FAIL, PRUNED  # noqa: E402
 
 NAN = math.nan
 C, P, F = COMPLETE, PRUNED, FAIL

@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from analysis.rundir import checkpoint_name
-from replay import record_cmd
-from replay.data import sha256_file
-from replay.faults import BadConfig
-from replay.record import Hooks
-from replay.record_config import parse_plateau
-from replay.run_writer import (
+from analysis.reading.rundir import checkpoint_name
+from replay.commands import record as record_cmd
+from replay.mnist.config import parse_plateau
+from replay.mnist.data import sha256_file
+from replay.mnist.record import Hooks
+from replay.recording.faults import BadConfig
+from replay.recording.run_writer import (
     COLUMNS,
     HEADER,
     PLATEAU_DEFAULTS,
@@ -154,7 +154,7 @@ def test_force_refuses_a_directory_that_is_not_a_run(tmp_path):
     ],
 )
 def test_an_out_that_cannot_hold_a_run_is_refused_in_one_line(tmp_path, out, force, message):
-    """replay record and RecordCallback share one check of --out (replay.run_dir_check);
+    """replay record and RecordCallback share one check of --out (replay.recording.run_dir_check);
     each keeps its own words. A path under a file gave a NotADirectoryError traceback (a
     file itself is refused by click's option type)."""
     (tmp_path / "file").write_text("x")
@@ -173,11 +173,11 @@ def test_an_out_that_cannot_hold_a_run_is_refused_in_one_line(tmp_path, out, for
 
 def test_the_three_recorders_share_one_out_check(tmp_path):
     """replay record (with and without --force), --seeds' folder and RecordCallback
-    refuse through replay.run_dir_check.check_out, each with its own rules."""
+    refuse through replay.recording.run_dir_check.check_out, each with its own rules."""
     from replay import keras as replay_keras
-    from replay import record, seeds
-    from replay.run_dir_check import check_out
-    from replay.run_writer import RunExists
+    from replay.mnist import record, seeds
+    from replay.recording.run_dir_check import check_out
+    from replay.recording.run_writer import RunExists
 
     run = tmp_path / "run"
     run.mkdir()
@@ -236,7 +236,7 @@ def test_resume_of_a_missing_run_is_refused(tmp_path):
 
 def test_importing_the_command_does_not_import_tensorflow():
     code = (
-        "import sys, replay.record_cmd, replay.record, replay.data; "
+        "import sys, replay.commands.record, replay.mnist.record, replay.mnist.data; "
         "sys.exit(any(m in sys.modules for m in ('tensorflow', 'keras')))"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
@@ -360,7 +360,7 @@ def test_tensorboard_scalars_equal_the_csv(tiny):
 
 @pytest.mark.slow
 def test_shadow_callbacks_agree_with_the_replay(tiny):
-    from replay.policies import early_stopping
+    from replay.engine.policies import early_stopping
 
     rows = read_rows(tiny / "metrics.csv")
     shadows = [s for s in manifest(tiny)["shadow"] if s["callback"] == "EarlyStopping"]
@@ -381,7 +381,7 @@ def test_shadow_callbacks_agree_with_the_replay(tiny):
 
 @pytest.mark.slow
 def test_plateau_replay_reproduces_the_recorded_learning_rates(tiny):
-    from replay.policies import reduce_lr_on_plateau
+    from replay.engine.policies import reduce_lr_on_plateau
 
     m = manifest(tiny)
     rows = read_rows(tiny / "metrics.csv")
@@ -402,8 +402,8 @@ def test_plateau_replay_reproduces_the_recorded_learning_rates(tiny):
 def test_observe_only_shadow_freezes_at_its_first_stop_request():
     import keras
 
-    from replay.policies import early_stopping
-    from replay.run_writer import Shadow
+    from replay.engine.policies import early_stopping
+    from replay.recording.run_writer import Shadow
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -493,7 +493,7 @@ def _spawn(run: Path, hook: str, signal_file: Path | None = None) -> subprocess.
     if signal_file is not None:
         env["REPLAY_TEST_HOOK_SIGNAL"] = str(signal_file)
     code = (
-        "import sys; from replay.record_cmd import record; "
+        "import sys; from replay.commands.record import record; "
         "record.main(sys.argv[1:], prog_name='replay record')"
     )
     return subprocess.Popen(

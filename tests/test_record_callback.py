@@ -19,7 +19,7 @@ from conftest import error_line, run
 
 from analysis.errors import ReplayError
 from analysis.formats.run_dir import load_run_dir
-from analysis.rundir import read_manifest
+from analysis.reading.rundir import read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 EPOCHS = 4
@@ -27,7 +27,7 @@ EPOCHS = 4
 
 def test_importing_replay_keras_does_not_import_tensorflow():
     code = (
-        "import sys, replay.keras, replay.cli; "
+        "import sys, replay.keras, replay.commands.cli; "
         "sys.exit(any(m in sys.modules for m in ('tensorflow', 'keras')))"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
@@ -310,7 +310,7 @@ def test_a_fit_that_does_not_start_where_the_run_stands_is_refused(recorded, tmp
 @pytest.mark.slow
 def test_bad_out_paths_are_refused_in_one_line(tmp_path):
     from replay.keras import RecordCallback
-    from replay.run_writer import RunExists
+    from replay.recording.run_writer import RunExists
 
     (tmp_path / "file").write_text("x")
     (tmp_path / "full").mkdir()
@@ -336,8 +336,8 @@ def test_bad_out_paths_are_refused_in_one_line(tmp_path):
     ],
 )
 def test_test_data_without_targets_is_refused_before_training(tmp_path, test_data, message):
-    from replay.faults import BadConfig
     from replay.keras import RecordCallback
+    from replay.recording.faults import BadConfig
 
     with pytest.raises(BadConfig) as caught:
         RecordCallback(tmp_path / "run", test_data=test_data)
@@ -384,8 +384,8 @@ def test_a_metric_name_with_a_comma_and_a_quote_is_written_and_read_back(tmp_pat
 
     import keras
 
-    from analysis.logs import load_csv
-    from replay.run_writer import (
+    from analysis.reading.logs import load_csv
+    from replay.recording.run_writer import (
         read_columns,
         read_rows,
     )

@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from analysis import records
-from analysis.records import (
+from analysis.results import records
+from analysis.results.records import (
     setting_label,
     varying_values,
 )
-from replay.sweeping import Grid, RunFacts, sweep
+from replay.sweeping.sweep import Grid, RunFacts, sweep
 
 VAL = [0.50, 0.40, 0.35, 0.36, 0.34, 0.37, 0.38, 0.39, 0.40, 0.41]
 TEST = [0.52, 0.41, 0.36, 0.35, 0.36, 0.38, 0.39, 0.40, 0.41, 0.43]
@@ -167,7 +167,7 @@ def test_chart_labels(policy, params, varying, expected):
 
 def test_the_vocabulary_imports_neither_replay_nor_matplotlib():
     code = (
-        "import sys, analysis.records as r; r.setting_label('prechelt', {'criterion': 'gl',"
+        "import sys, analysis.results.records as r; r.setting_label('prechelt', {'criterion': 'gl',"
         " 'alpha': 1.0}); bad = [m for m in ('matplotlib', 'replay') if m in sys.modules];"
         "assert not bad, bad"
     )

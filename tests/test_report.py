@@ -4,9 +4,9 @@ import json
 import math
 from dataclasses import replace
 
-from replay.report import render_table, verdict
-from replay.sweeping import Grid, RunFacts, sweep
-from replay.writers import flatten, render_csv, render_json
+from replay.output.report import render_table, verdict
+from replay.output.writers import flatten, render_csv, render_json
+from replay.sweeping.sweep import Grid, RunFacts, sweep
 
 VAL = [0.50, 0.40, 0.35, 0.36, 0.34, 0.37, 0.38, 0.39, 0.40, 0.41]
 TEST = [0.52, 0.41, 0.36, 0.35, 0.36, 0.38, 0.39, 0.40, 0.41, 0.43]

@@ -19,9 +19,9 @@ from conftest import run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from replay.blocks import Block, Records
-from replay.report import _stop_rows, render_table
-from replay.sweeping import Grid, RunFacts, sweep
+from replay.output.report import _stop_rows, render_table
+from replay.sweeping.blocks import Block, Records
+from replay.sweeping.sweep import Grid, RunFacts, sweep
 
 # A setting as a label shows it: (patience, min_delta, baseline, start, restore).
 Key = tuple[int, str, str, int, bool]

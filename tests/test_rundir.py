@@ -1,4 +1,5 @@
-"""The run-directory module (analysis/rundir.py) and the pure resume plan (replay/resume.py).
+"""The run-directory module (analysis/reading/rundir.py) and the pure resume plan
+(replay/recording/resume.py).
 
 Fast and without TensorFlow: tables of manifests, of crash states of the commit order,
 and of files on disk. The recorder that applies a plan is exercised in test_record.py
@@ -25,7 +26,7 @@ from analysis.errors import (
     ReplayError,
     UnsafePath,
 )
-from analysis.rundir import (
+from analysis.reading.rundir import (
     OPTIONAL_FIELDS,
     CheckpointInfo,
     CheckpointMismatch,
@@ -41,7 +42,7 @@ from analysis.rundir import (
     verify_checkpoint,
     write_manifest,
 )
-from replay.resume import ResumePlan, plan_resume
+from replay.recording.resume import ResumePlan, plan_resume
 
 ROOT = Path(__file__).resolve().parent.parent
 SHA = "ab" * 32
@@ -353,14 +354,17 @@ def test_plan_resume_refuses_an_inconsistent_run(entries, csv_rows, names, exc, 
 
 def test_the_plan_and_the_format_need_neither_tensorflow_nor_pandas():
     code = (
-        "import sys, analysis.rundir, replay.resume; "
+        "import sys, analysis.reading.rundir, replay.recording.resume; "
         "sys.exit(sorted({'tensorflow', 'keras', 'pandas'} & set(sys.modules)) != [])"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 
 def test_analysis_rundir_does_not_import_replay():
-    code = "import sys, analysis.rundir; sys.exit(any(m.startswith('replay') for m in sys.modules))"
+    code = (
+        "import sys, analysis.reading.rundir; "
+        "sys.exit(any(m.startswith('replay') for m in sys.modules))"
+    )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 
@@ -369,7 +373,7 @@ def test_analysis_rundir_does_not_import_replay():
 _PROBE = """
 import sys, time
 from pathlib import Path
-from analysis.rundir import has_writer
+from analysis.reading.rundir import has_writer
 root, end, n = Path(sys.argv[1]), time.monotonic() + float(sys.argv[2]), 0
 print("ready", flush=True)
 while time.monotonic() < end:
@@ -383,7 +387,7 @@ def test_a_readers_probe_never_makes_a_writer_fail(tmp_path):
     """Another process probes (has_writer: a shared lock for an instant) as fast as it
     can while this one takes and drops the write lock thousands of times: no take fails
     (before the fix, about 3% did: 'being written by another replay record process')."""
-    from replay.run_writer import lock_dir
+    from replay.recording.run_writer import lock_dir
 
     probe = subprocess.Popen([sys.executable, "-c", _PROBE, str(tmp_path), "2.5"],
                              stdout=subprocess.PIPE, text=True)  # fmt: skip
@@ -405,7 +409,7 @@ def test_a_writer_waits_out_a_shared_lock_but_not_another_writer(tmp_path):
     import threading
     import time
 
-    from replay.run_writer import (
+    from replay.recording.run_writer import (
         RunExists,
         lock_dir,
     )

@@ -18,15 +18,15 @@ import numpy as np
 import pytest
 from conftest import HEADER, error_line, make_run, run
 
-from analysis.aggregation import (
+from analysis.formats import load_logs, natural_key, run_folder_children
+from analysis.results.aggregation import (
     BOOTSTRAP_LEVEL,
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
     aggregate,
     bootstrap_interval,
 )
-from analysis.formats import load_logs, natural_key, run_folder_children
-from analysis.records import record_label
+from analysis.results.records import record_label
 
 SEEDS = (0, 1, 2, 10)  # seed-10 sorts after seed-2 only in natural order
 N_EPOCHS = 24
@@ -167,7 +167,7 @@ def test_a_folder_of_one_run_is_not_called_runs(tmp_path):
 
 
 def reference_interval(values: list[float]) -> tuple[float, float]:
-    """The documented bootstrap, written out independently of analysis.records."""
+    """The documented bootstrap, written out independently of analysis.results.records."""
     n = len(values)
     draws = np.random.default_rng(BOOTSTRAP_SEED).integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
     means = np.array([sum(values[j] for j in row) / n for row in draws])
@@ -212,7 +212,7 @@ def test_folder_sweep_aggregate_matches_the_per_run_records(seeds, tmp_path):
     # Best mean regret first; among equals, fewer mean epochs.
     ranks = [(r["regret_mean"], r["epochs_trained_mean"]) for r in rows]
     assert ranks == sorted(ranks)
-    # The same rows as analysis.aggregation.aggregate over plain records.
+    # The same rows as analysis.results.aggregation.aggregate over plain records.
     assert {key(r): r for r in json.loads(json.dumps(aggregate(stops)))} == {
         key(r): r for r in rows
     }
@@ -277,8 +277,8 @@ def test_spread_chart_is_written_for_a_folder_of_seeds(seeds, tmp_path):
 
 @pytest.mark.usefixtures("figures")
 def test_spread_figure_shows_every_run_and_the_mean(seeds, tmp_path, figures):
-    from analysis.charts import spread_figure
-    from analysis.spread_charts import spread_series
+    from analysis.charts.spread import spread_series
+    from analysis.charts.sweep import spread_figure
 
     out = tmp_path / "o"
     sweep(seeds, out, "--no-charts", "--policy", "early_stopping")

@@ -20,8 +20,8 @@ from optuna_harness import optuna_prune_points, quiet_optuna  # noqa: E402
 
 from analysis.formats import load_logs  # noqa: E402
 from analysis.formats.optuna_study import load_study  # noqa: E402
-from replay.pruner_replay import TrialCurve  # noqa: E402
-from replay.study_sweep import PrunerGrid, pruned_map, sweep_study  # noqa: E402
+from replay.engine.pruner_replay import TrialCurve  # noqa: E402
+from replay.sweeping.study_sweep import PrunerGrid, pruned_map, sweep_study  # noqa: E402
 
 
 def _objective(seed: int = 0, epochs: int = 8):
@@ -226,7 +226,7 @@ def test_every_pruner_policy_sweeps(db):
 def test_sweep_and_help_never_import_optuna(tmp_path):
     code = (
         "import sys\n"
-        "from replay.cli import cli\n"
+        "from replay.commands.cli import cli\n"
         "for args in (['sweep', '--help'], ['show', '--help'], ['--help']):\n"
         "    try:\n"
         "        cli(args)\n"
@@ -351,7 +351,7 @@ def test_the_python_api_sweeps_a_study_as_the_cli_does(db, args, kwargs):
     error."""
     import replay
     from analysis.errors import ReplayError
-    from replay.study_sweep import to_json
+    from replay.sweeping.study_sweep import to_json
 
     result = run("sweep", f"sqlite:///{db}", *args, "--format", "json")
     try:

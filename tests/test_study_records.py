@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import run, write_log
 
-import analysis.records as records_module
-from replay import hparams
+import analysis.results.records as records_module
+from replay.output import hparams
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "sweep-output.md"
 TRIAL_FIELDS = ["trial_number", "trial_state", "trial_value", "trial_params"]
@@ -41,7 +41,7 @@ def _field_table(section: str) -> list[str]:
 
 def test_docs_give_the_study_record_fields_in_the_order_of_their_types():
     """docs/sweep-output.md's tables of the pruner record and of a trial's fields are in
-    the order of PrunerRecord and TrialFields (analysis/records.py), which is the order
+    the order of PrunerRecord and TrialFields (analysis/results/records.py), which is the order
     of the keys in a record and of the columns in results.csv."""
     assert _field_table(_section("Pruner sweeps over a study (`--policy median_pruner` ...)")) == (
         _fields("PrunerRecord")

@@ -5,10 +5,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis.errors import MissingMetric
-from replay.policies import early_stopping, reduce_lr_on_plateau
-from replay.rates import counterfactual_from
-from replay.sweep_grid import GridTooLarge
-from replay.sweeping import Grid, RunFacts, check_shadow, sweep
+from replay.engine.policies import early_stopping, reduce_lr_on_plateau
+from replay.engine.rates import counterfactual_from
+from replay.sweeping.grid import GridTooLarge
+from replay.sweeping.sweep import Grid, RunFacts, check_shadow, sweep
 
 VAL = [0.50, 0.40, 0.35, 0.36, 0.34, 0.37, 0.38, 0.39, 0.40, 0.41]
 TEST = [0.52, 0.41, 0.36, 0.35, 0.36, 0.38, 0.39, 0.40, 0.41, 0.43]

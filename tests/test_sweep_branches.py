@@ -15,8 +15,8 @@ from pathlib import Path
 from conftest import f32, make_run
 
 from analysis.formats import load_run
-from analysis.rundir import checkpoint_relpath
-from replay.sweeping import Grid, sweep
+from analysis.reading.rundir import checkpoint_relpath
+from replay.sweeping.sweep import Grid, sweep
 
 VAL = [0.50, 0.40, 0.35, 0.36, 0.34, 0.37, 0.38, 0.39]
 TEST = [0.52, 0.41, 0.36, 0.35, 0.36, 0.38, 0.39, 0.40]

@@ -19,13 +19,20 @@ from pathlib import Path
 import pytest
 from conftest import error_line, run, write_log
 
-from replay import charting
-from replay import sweep_grid as sweep_module
-from replay.blocks import Block, Records
-from replay.report import render_table
-from replay.sweep_grid import GridTooLarge
-from replay.sweeping import Grid, RunFacts, sweep
-from replay.writers import atomic_text, flatten, render_csv, render_json, write_csv, write_json
+from replay.output import charting
+from replay.output.report import render_table
+from replay.output.writers import (
+    atomic_text,
+    flatten,
+    render_csv,
+    render_json,
+    write_csv,
+    write_json,
+)
+from replay.sweeping import grid as sweep_module
+from replay.sweeping.blocks import Block, Records
+from replay.sweeping.grid import GridTooLarge
+from replay.sweeping.sweep import Grid, RunFacts, sweep
 
 VAL = [0.50, 0.40, 0.35, 0.36, 0.34, 0.37, 0.38, 0.39, 0.40, 0.41]
 TEST = [0.52, 0.41, 0.36, 0.35, 0.36, 0.38, 0.39, 0.40, 0.41, 0.43]

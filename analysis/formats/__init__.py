@@ -2,7 +2,7 @@
 
 :func:`load_logs` finds which format a path holds (:data:`FORMATS`, tried in order,
 the first whose ``claims`` says yes wins) and returns every training in it as a
-:class:`~analysis.logs.RunLog` with the same per-epoch shape, whatever wrote it. A
+:class:`~analysis.reading.logs.RunLog` with the same per-epoch shape, whatever wrote it. A
 path that no reader claims is refused with a message naming what was expected:
 nothing is ever read as a format it is not.
 
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.errors import AmbiguousLog, BadLog, LogNotFound, ReplayError
-from analysis.layouts import LAYOUTS, expected_layouts
-from analysis.logs import RunLog
+from analysis.reading.layouts import LAYOUTS, expected_layouts
+from analysis.reading.logs import RunLog
 
 __all__ = [
     "FORMATS",
@@ -192,7 +192,7 @@ def _load_run_folder(p: Path, source: str) -> list[RunLog]:
 
 
 def _is_tensorboard(p: Path, head: str | None) -> bool:
-    from analysis import tb
+    from analysis.reading import tb
 
     if p.is_file():
         return "tfevents" in p.name
@@ -202,7 +202,7 @@ def _is_tensorboard(p: Path, head: str | None) -> bool:
 
 
 def _load_tensorboard(p: Path, source: str) -> list[RunLog]:
-    from analysis.logs import load_tensorboard_runs
+    from analysis.reading.logs import load_tensorboard_runs
 
     return load_tensorboard_runs(p, source)
 
@@ -214,7 +214,7 @@ def _is_keras_csv(p: Path, head: str | None) -> bool:
 
 
 def _load_keras_csv(p: Path, source: str) -> list[RunLog]:
-    from analysis.csvlog import csv_stem, load_csv_runs
+    from analysis.reading.csvlog import csv_stem, load_csv_runs
 
     if p.is_dir():
         runs = load_csv_runs(p / "metrics.csv", source, p.name or p.resolve().name)
@@ -256,7 +256,7 @@ def _reader(name: str, module: str) -> Format:
     return _format(name, _Lazy(module, "claims"), _Lazy(module, "load"))
 
 
-#: The readers, in :data:`analysis.layouts.LAYOUTS`'s order (detection tries them so).
+#: The readers, in :data:`analysis.reading.layouts.LAYOUTS`'s order (detection tries them so).
 FORMATS: list[Format] = [
     _format("run_dir", _is_run_dir, _load_run_dir),
     _format("run_folder", _is_run_folder, _load_run_folder),
@@ -315,7 +315,7 @@ def detect(p: Path) -> Format:
         if fmt.claims(p, head):
             return fmt
     if p.is_dir():
-        from analysis import tb
+        from analysis.reading import tb
 
         raise LogNotFound(
             f"{p}: no recognizable log in this folder{tb._nested_hint(p)}; pass "

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.csvlog import csv_rows, decode
 from analysis.errors import BadLog, LogNotFound
-from analysis.runlog import build
+from analysis.reading.csvlog import csv_rows, decode
+from analysis.reading.runlog import build
 
 __all__ = [
     "CsvTable",
@@ -244,11 +244,11 @@ def frame(
     absent: np.ndarray,
     warnings: list[str],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The per-epoch ``(table, absent)`` arrays (see :class:`~analysis.runlog.RunLog`) of
+    """The per-epoch ``(table, absent)`` arrays (see :class:`~analysis.reading.runlog.RunLog`) of
     rows already one per epoch.
 
     Resumes (an epoch going back to k > 0) and gaps are applied by
-    :func:`analysis.logs._build`, with its warnings.
+    :func:`analysis.reading.logs._build`, with its warnings.
 
     Raises:
         BadLog: no rows, no columns, or an epoch far beyond the rows logged.

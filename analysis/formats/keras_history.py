@@ -18,8 +18,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from analysis.csvlog import csv_stem, read_text, runs_from_csv_text
-from analysis.logs import RunLog
+from analysis.reading.csvlog import csv_stem, read_text, runs_from_csv_text
+from analysis.reading.logs import RunLog
 
 __all__ = ["claims", "load"]
 

@@ -57,7 +57,7 @@ How it is read:
   ``ModelCheckpoint`` default to ``mode="min"`` whatever the name), so none are
   given: Keras's name table decides, and other names need ``--mode``.
 - An epoch column that goes back to 0 starts a new training (``name#1``, ``name#2``);
-  one that goes back to k > 0 is a resumed fit (see :func:`analysis.logs._build`).
+  one that goes back to k > 0 is a resumed fit (see :func:`analysis.reading.logs._build`).
 
 Accepted paths: the ``metrics.csv`` file, its ``version_N`` folder, or a
 ``lightning_logs`` folder (one run per ``version_N`` that has a metrics.csv).
@@ -86,9 +86,9 @@ from analysis.formats._util import (
     read_csv,
     whole,
 )
-from analysis.logs import RunLog
-from analysis.runlog import split_trainings, superseded, warn_resumes
-from analysis.tb import epochs_phrase
+from analysis.reading.logs import RunLog
+from analysis.reading.runlog import split_trainings, superseded, warn_resumes
+from analysis.reading.tb import epochs_phrase
 
 __all__ = ["claims", "load"]
 

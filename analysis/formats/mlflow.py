@@ -53,7 +53,7 @@ import numpy as np
 
 from analysis.errors import BadLog, LogNotFound
 from analysis.formats._util import frame, keras_names, merge_epochs, read_text
-from analysis.logs import RunLog
+from analysis.reading.logs import RunLog
 
 __all__ = ["claims", "load"]
 

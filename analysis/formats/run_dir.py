@@ -1,15 +1,16 @@
 """Run directories written by ``replay record`` (run.json + metrics.csv + checkpoints),
-read as a :class:`~analysis.runlog.RunLog`; the format itself is :mod:`analysis.rundir`'s."""
+read as a :class:`~analysis.reading.runlog.RunLog`; the format itself is
+:mod:`analysis.reading.rundir`'s."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from analysis.csvlog import load_csv_file
 from analysis.errors import BadLog, LogNotFound
-from analysis.layouts import expected_layouts
-from analysis.rundir import (
+from analysis.reading.csvlog import load_csv_file
+from analysis.reading.layouts import expected_layouts
+from analysis.reading.rundir import (
     MANIFEST,
     METRICS_CSV,
     STALE,
@@ -17,8 +18,8 @@ from analysis.rundir import (
     read_manifest,
     stopped_unmarked,
 )
-from analysis.runlog import RunLog, dir_name
-from analysis.tb import epochs_phrase
+from analysis.reading.runlog import RunLog, dir_name
+from analysis.reading.tb import epochs_phrase
 
 __all__ = ["load_run_dir"]
 

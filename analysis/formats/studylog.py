@@ -4,7 +4,7 @@ One shape for what both study readers return (:mod:`analysis.formats.optuna_stud
 :mod:`analysis.formats.kerastuner`): :class:`StudyLog` holds the trials in trial-number
 order, each a :class:`StudyTrial` with the steps it reported (step = epoch when a Keras
 callback reported them), its state, final value, parameters and times.
-:meth:`StudyLog.runs` gives each trial as a :class:`~analysis.logs.RunLog` (one column,
+:meth:`StudyLog.runs` gives each trial as a :class:`~analysis.reading.logs.RunLog` (one column,
 the objective; step k is epoch k, steps never reported are "not logged"), so that the
 EarlyStopping and ReduceLROnPlateau sweeps read a study as a folder of runs, each of
 their records ending with the trial's fields (:meth:`StudyTrial.record_fields`).
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from analysis.errors import BadLog
-from analysis.records import TrialFields
+from analysis.results.records import TrialFields
 
 __all__ = ["STATES", "StudyLog", "StudyTrial"]
 
@@ -47,7 +47,7 @@ class StudyTrial:
 
     def record_fields(self) -> TrialFields:
         """The fields that end every sweep record of this trial's run
-        (:class:`analysis.records.TrialFields`)."""
+        (:class:`analysis.results.records.TrialFields`)."""
         return TrialFields(trial_number=self.number, trial_state=self.state,
                            trial_value=self.value, trial_params=dict(self.params))  # fmt: skip
 
@@ -82,7 +82,7 @@ class StudyLog:
         Raises:
             BadLog: no trial reported any intermediate value.
         """
-        from analysis.logs import RunLog
+        from analysis.reading.logs import RunLog
 
         out = []
         mode = "min" if self.direction == "minimize" else "max"

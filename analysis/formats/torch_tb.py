@@ -1,8 +1,8 @@
 """TensorBoard logs written by PyTorch tools (``torch.utils.tensorboard.SummaryWriter``).
 
 Keras writes ``epoch_*`` tags at step = epoch into ``train/`` and ``validation/``
-(:mod:`analysis.tb`); PyTorch tools write any tag at a step of their own into one
-folder. Each event file is read with :mod:`analysis.tb`'s stages (``read_records`` ->
+(:mod:`analysis.reading.tb`); PyTorch tools write any tag at a step of their own into one
+folder. Each event file is read with :mod:`analysis.reading.tb`'s stages (``read_records`` ->
 ``parse_events`` -> ``scalar_points``), its points rebuilt into the log that tool writes
 beside it, and that log's reader does the rest, so a TensorBoard log and the CSV/JSON
 log of the same training read alike:
@@ -52,11 +52,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis import tb
 from analysis.errors import BadLog, LogNotFound
 from analysis.formats import hf, lightning, ultralytics
 from analysis.formats._util import CsvTable, frame
-from analysis.logs import RunLog
+from analysis.reading import tb
+from analysis.reading.logs import RunLog
 
 __all__ = ["claims", "load", "tool_of"]
 
@@ -123,7 +123,7 @@ def _run_dirs(p: Path) -> list[Path]:
 
 def _is_keras(d: Path, files: list[_File]) -> bool:
     """Keras's layout: train/ or validation/ folders, or epoch_* tags, or TF1's flat
-    ``loss`` (read by :mod:`analysis.tb`)."""
+    ``loss`` (read by :mod:`analysis.reading.tb`)."""
     if any((d / f).is_dir() and _events(d / f) for f in ("train", "validation")):
         return True
     tags = {t for f in files for t in f.points}

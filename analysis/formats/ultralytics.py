@@ -61,7 +61,7 @@ from analysis.formats._util import (
     read_csv,
     whole,
 )
-from analysis.logs import RunLog
+from analysis.reading.logs import RunLog
 
 __all__ = ["claims", "load"]
 

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 from replay.api.options import grid_options, option_flag
 
 if TYPE_CHECKING:  # pragma: no cover
-    from replay.branch_plan import RootPlan
-    from replay.branch_planning import RootRun
-    from replay.sweeping import Grid
+    from replay.branching.planning import RootRun
+    from replay.engine.branch_plan import RootPlan
+    from replay.sweeping.sweep import Grid
 
 __all__ = ["BranchPlan", "plan_branch"]
 
@@ -55,9 +55,9 @@ def plan_branch(
     Raises:
         ReplayError: not a run directory, a policy or option branch does not take.
     """
-    from replay.branch_plan import BRANCH_POLICIES, BranchPlanError, not_a_branch_policy
-    from replay.branch_planning import RootRun, build_plan, refuse_unused, render_plan
-    from replay.sweeping import Grid
+    from replay.branching.planning import RootRun, build_plan, refuse_unused, render_plan
+    from replay.engine.branch_plan import BRANCH_POLICIES, BranchPlanError, not_a_branch_policy
+    from replay.sweeping.sweep import Grid
 
     given = grid_options(**options)
     for name in given.get("policies") or ():

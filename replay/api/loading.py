@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 from analysis.errors import ReplayError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from analysis.logs import RunLog
+    from analysis.reading.logs import RunLog
 
 __all__ = ["load"]
 
 
 def load(source: Any, *more: Any, name: str | None = None) -> list[RunLog]:
-    """Every training in ``source`` (and ``more``), as :class:`~analysis.logs.RunLog`
+    """Every training in ``source`` (and ``more``), as :class:`~analysis.reading.logs.RunLog`
     objects with names that tell them apart.
 
     ``source`` is a path of any log the CLI reads (``LOG#N`` picks one training of a log
@@ -32,7 +32,7 @@ def load(source: Any, *more: Any, name: str | None = None) -> list[RunLog]:
             of another kind.
     """
     from analysis.formats import load_all, unique_names
-    from analysis.logs import RunLog
+    from analysis.reading.logs import RunLog
 
     items = _flattened((source, *more))
     paths = [i for i in items if isinstance(i, (str, os.PathLike))]
@@ -103,7 +103,7 @@ def _run_from_columns(columns: dict[str, list], name: str) -> RunLog:
     import io
     import math
 
-    from analysis.csvlog import runs_from_csv_text
+    from analysis.reading.csvlog import runs_from_csv_text
 
     n = len(next(iter(columns.values())))
     if "epoch" not in columns:

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 from analysis.errors import ReplayError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from analysis.logs import RunLog
-    from replay.sweeping import Grid
+    from analysis.reading.logs import RunLog
+    from replay.sweeping.sweep import Grid
 
 __all__ = ["GRID_OPTIONS", "check_monitors", "choose_dialect", "grid_options", "number_text",
            "option_flag"]  # fmt: skip
 
-#: Every grid option (a :class:`replay.sweeping.Grid` field) the API and the CLI take,
+#: Every grid option (a :class:`replay.sweeping.sweep.Grid` field) the API and the CLI take,
 #: with the rules its values obey (as ``--option`` ranges on the command line):
 #: ``integer``, ``minimum``, ``allow_none`` (``none`` allowed); ``names`` marks a list
 #: of names, ``flag`` a yes/no/both choice, ``text`` one string, ``number`` one float.
@@ -79,7 +79,7 @@ def number_text(v: Any) -> str:
 
 def _grid_value(name: str, value: Any) -> Any:
     """``value`` (a Python value, or the CLI's text) as the tuple the grid field holds."""
-    from replay.grid import GridError, parse_values
+    from replay.engine.grid import GridError, parse_values
 
     rules = GRID_OPTIONS[name]
     option = option_flag(name)
@@ -123,7 +123,7 @@ def _grid_value(name: str, value: Any) -> Any:
 
 def grid_options(**given: Any) -> dict[str, Any]:
     """The grid fields that ``given`` (API keywords or grid field names, Python values or
-    range text) sets, as the tuples a :class:`~replay.sweeping.Grid` holds; None means
+    range text) sets, as the tuples a :class:`~replay.sweeping.sweep.Grid` holds; None means
     not given. Used by the API and by the CLI (whose options are already tuples).
 
     >>> grid_options(patience=range(3, 6), restore_best_weights="both", policy="prechelt")
@@ -132,7 +132,7 @@ def grid_options(**given: Any) -> dict[str, Any]:
     Raises:
         GridError: an unknown option, or a value its rules refuse.
     """
-    from replay.grid import GridError
+    from replay.engine.grid import GridError
 
     out: dict[str, Any] = {}
     for key, value in given.items():
@@ -174,9 +174,9 @@ def check_monitors(runs: Sequence[RunLog], grid: Grid) -> None:
 def choose_dialect(runs: Sequence[RunLog], grid: Grid, given: Mapping[str, Any], build):
     """``(grid, notes)``: ``grid`` itself when a dialect was given, else ``build(**given)``
     in the framework's own dialect when every run is a log of one framework
-    (:func:`replay.dialect_sweep.dialect_for_runs`), or Keras's when that dialect cannot
+    (:func:`replay.sweeping.dialect_sweep.dialect_for_runs`), or Keras's when that dialect cannot
     replay what was asked (a note says why)."""
-    from replay.dialect_sweep import dialect_for_runs
+    from replay.sweeping.dialect_sweep import dialect_for_runs
 
     if given.get("dialect") is not None:
         return grid, []

@@ -19,7 +19,7 @@ from replay.api.options import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from analysis.logs import RunLog
+    from analysis.reading.logs import RunLog
 
 __all__ = ["Pick", "pick"]
 
@@ -51,7 +51,7 @@ class Pick:
             CheckpointUnavailable: none kept, not recorded, missing or altered.
         """
         from analysis.errors import CheckpointUnavailable
-        from analysis.logs import checkpoint_path
+        from analysis.reading.logs import checkpoint_path
 
         final = self.final_epoch
         if final is None:
@@ -77,8 +77,8 @@ def pick(source: Any, **options: Any) -> Pick:
     Raises:
         ReplayError: a bad log or option, several values for an option.
     """
-    from replay.grid import GridError
-    from replay.sweeping import Grid
+    from replay.engine.grid import GridError
+    from replay.sweeping.sweep import Grid
 
     given = grid_options(**options)
     for name, values in given.items():
@@ -91,7 +91,7 @@ def pick(source: Any, **options: Any) -> Pick:
     loaded = _one_run(source)
     check_monitors([loaded], grid)
     grid, dialect_notes = choose_dialect([loaded], grid, given, Grid.for_pick)
-    from replay.sweeping import sweep as run_sweep
+    from replay.sweeping.sweep import sweep as run_sweep
 
     result = run_sweep([loaded], grid)
     (record,) = result.records
@@ -139,7 +139,7 @@ def _holder(run, record: dict, epoch: int):
     """The run directory holding ``epoch``'s checkpoint: the run, or the branch that
     answered the record (or the parent it forked from, for an epoch before its fork)."""
     from analysis.formats.run_dir import load_run_dir
-    from analysis.rundir import BRANCHES
+    from analysis.reading.rundir import BRANCHES
 
     if not record.get("branch") or run.root is None:
         return run
@@ -152,7 +152,7 @@ def _holder(run, record: dict, epoch: int):
 
 
 def _describe_pick(record: dict) -> str:
-    from analysis.records import (
+    from analysis.results.records import (
         MODEL_CHECKPOINT,
         REDUCE_LR_ON_PLATEAU,
         record_label,

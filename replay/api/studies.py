@@ -15,14 +15,14 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from replay.study_sweep import StudySweep
+    from replay.sweeping.study_sweep import StudySweep
 
 __all__ = ["PrunerSweep", "is_pruner_sweep", "sweep_study"]
 
 
 def is_pruner_sweep(options: dict[str, Any]) -> bool:
     """Whether ``options`` (the API's keywords) name a pruner policy."""
-    from replay.pruner_options import PRUNER_POLICIES
+    from replay.engine.pruner_options import PRUNER_POLICIES
 
     policy = options.get("policy", options.get("policies"))
     names = [policy] if isinstance(policy, str) else list(policy or ())
@@ -71,13 +71,13 @@ class PrunerSweep:
         """One row per setting, as results.csv (``params.*`` columns)."""
         import pandas as pd
 
-        from replay.study_sweep import flat_row
+        from replay.sweeping.study_sweep import flat_row
 
         return pd.DataFrame([flat_row(r) for r in self.records])
 
     def table(self) -> str:
         """The text ``replay sweep`` prints."""
-        from replay.study_sweep import render_table
+        from replay.sweeping.study_sweep import render_table
 
         return render_table(self.result)
 
@@ -86,7 +86,7 @@ class PrunerSweep:
         return list(dict.fromkeys(r["policy"] for r in self.records))
 
     def _figure(self, policy: str) -> Figure:
-        from analysis.study_charts import draw_pruner_sweep
+        from analysis.charts.study import draw_pruner_sweep
 
         return draw_pruner_sweep(self.study, [r for r in self.records if r["policy"] == policy])
 
@@ -110,8 +110,8 @@ class PrunerSweep:
         """
         from pathlib import Path
 
-        from replay.study_sweep import to_csv, to_json
-        from replay.writers import atomic_text, check_output_dir
+        from replay.output.writers import atomic_text, check_output_dir
+        from replay.sweeping.study_sweep import to_csv, to_json
 
         out = Path(out)
         check_output_dir(out, "--out", force, "overwrite its results")
@@ -143,7 +143,7 @@ class PrunerSweep:
         """
         from pathlib import Path
 
-        from replay import hparams
+        from replay.output import hparams
 
         logdir = Path(logdir)
         hparams.check_size(len(self.records))
@@ -189,10 +189,10 @@ def sweep_study(
     Raises:
         ReplayError: no study there, an option no chosen pruner takes, a bad value.
     """
-    from replay.grid import GridError
-    from replay.pruner_options import OPTIONS, PRUNER_POLICIES
-    from replay.study_sweep import load_study, pruner_grid
-    from replay.study_sweep import sweep_study as run
+    from replay.engine.grid import GridError
+    from replay.engine.pruner_options import OPTIONS, PRUNER_POLICIES
+    from replay.sweeping.study_sweep import load_study, pruner_grid
+    from replay.sweeping.study_sweep import sweep_study as run
 
     policies = tuple(n.strip() for p in ([policy] if isinstance(policy, str) else policy)
                      for n in p.split(","))  # fmt: skip

@@ -12,7 +12,7 @@ from replay.api.loading import load
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from analysis.logs import RunLog
+    from analysis.reading.logs import RunLog
 
 __all__ = ["Summary", "show"]
 
@@ -28,7 +28,7 @@ class Summary:
 
     def figure(self) -> Figure:
         """The recorded curves of the log (one training) as a matplotlib Figure."""
-        from replay.charting import run_figure
+        from replay.output.charting import run_figure
 
         if len(self.runs) != 1:
             raise ReplayError(
@@ -53,7 +53,7 @@ def show(source: Any) -> Summary:
         ReplayError: a missing or unreadable log.
     """
     from analysis.formats import is_run_folder
-    from replay.summary import render_folder_summary, render_summary
+    from replay.output.summary import render_folder_summary, render_summary
 
     runs = load(source)
     if isinstance(source, (str, os.PathLike)) and is_run_folder(source):

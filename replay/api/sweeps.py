@@ -15,8 +15,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from analysis.logs import RunLog
-    from replay.sweeping import Grid, SweepResult
+    from analysis.reading.logs import RunLog
+    from replay.sweeping.sweep import Grid, SweepResult
 
 __all__ = ["Sweep", "SweepPlan", "plan_sweep", "sweep"]
 
@@ -38,8 +38,8 @@ class SweepPlan:
 
     def run(self) -> Sweep:
         """Replay every run through every setting; return the :class:`Sweep`."""
-        from replay.run_facts import check_shadow
-        from replay.sweeping import sweep as run_sweep
+        from replay.sweeping.run_facts import check_shadow
+        from replay.sweeping.sweep import sweep as run_sweep
 
         result = run_sweep(self.runs, self.grid)
         warnings = list(dict.fromkeys(w for facts in result.facts for w in facts.notes))
@@ -65,7 +65,7 @@ def plan_sweep(source: Any, *, max_settings: int | None = None, **options: Any) 
     Raises:
         ReplayError: a bad log or option, a monitor the log lacks, a grid too large.
     """
-    from replay.sweeping import Grid
+    from replay.sweeping.sweep import Grid
 
     given = grid_options(**options)
     grid = Grid.from_options(**given)
@@ -159,7 +159,7 @@ class Sweep:
         ``final_metrics.test_loss``, lists kept as lists)."""
         import pandas as pd
 
-        from replay.writers import csv_columns
+        from replay.output.writers import csv_columns
 
         columns = csv_columns(self.records)
         data: dict[str, list] = {c: [None] * len(self.records) for c in columns}
@@ -174,15 +174,15 @@ class Sweep:
 
     def table(self) -> str:
         """The text ``replay sweep`` prints."""
-        from replay.report import render_table
+        from replay.output.report import render_table
 
         return render_table(self.result)
 
     @property
     def verdict(self) -> str:
         """The plain-language verdict of each run and monitor (and across runs)."""
-        from replay.aggregates import render_aggregate
-        from replay.report import verdict
+        from replay.output.aggregates import render_aggregate
+        from replay.output.report import verdict
 
         texts = [
             verdict(self.records.where(run=o["run"], monitor=o["monitor"]), o["heldout"])
@@ -209,7 +209,7 @@ class Sweep:
     @property
     def chart_refusal(self) -> str | None:
         """Why no charts are drawn (too many settings to show), or None."""
-        from replay.charting import chart_refusal
+        from replay.output.charting import chart_refusal
 
         return chart_refusal(self.result)
 
@@ -220,8 +220,8 @@ class Sweep:
         Raises:
             ReplayError: the charts would show too many settings (:attr:`chart_refusal`).
         """
-        from analysis import charts
-        from replay.charting import chart_jobs
+        from analysis.charts import sweep as charts
+        from replay.output.charting import chart_jobs
 
         refusal = self.chart_refusal
         if refusal:
@@ -240,7 +240,7 @@ class Sweep:
         Raises:
             ReplayError: ``out`` is a file, or a non-empty directory without ``force``.
         """
-        from replay.writers import atomic_text, check_output_dir, write_csv, write_json
+        from replay.output.writers import atomic_text, check_output_dir, write_csv, write_json
 
         out = Path(out)
         check_output_dir(out, "--out", force, "overwrite its results")
@@ -252,11 +252,11 @@ class Sweep:
                 write(self.records, *streams)
         written = ["results.json", "results.csv"]
         if len(self.runs) > 1:  # across runs: one row per setting (docs/sweep-output.md)
-            from replay.aggregates import write_aggregate_files
+            from replay.output.aggregates import write_aggregate_files
 
             written += write_aggregate_files(self.records, out)
         if charts and not self.chart_refusal:
-            from replay.charting import draw_sweep_charts
+            from replay.output.charting import draw_sweep_charts
 
             written += draw_sweep_charts(self.result, self.runs, out)
         return written
@@ -268,7 +268,7 @@ class Sweep:
         Raises:
             ReplayError: too many sessions, or ``logdir`` not empty without ``force``.
         """
-        from replay import hparams
+        from replay.output import hparams
 
         logdir = Path(logdir)
         hparams.check_size(len(self.records))

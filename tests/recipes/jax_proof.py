@@ -16,7 +16,7 @@ def main(out: Path, epochs: int) -> int:
     import own_recipe
     from click.testing import CliRunner
 
-    from replay.cli import cli
+    from replay.commands.cli import cli
     from replay.keras import RecordCallback, fit
 
     assert keras.backend.backend() == "jax", keras.backend.backend()

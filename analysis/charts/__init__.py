@@ -1,0 +1,1 @@
+"""The charts: plain chart data, then drawing on matplotlib Figures."""

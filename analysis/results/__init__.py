@@ -1,0 +1,1 @@
+"""The record types of a sweep's output and the statistics across runs."""

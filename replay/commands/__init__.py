@@ -1,0 +1,1 @@
+"""The command line: option parsing, one call of the stage below, printing."""

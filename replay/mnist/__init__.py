@@ -1,0 +1,2 @@
+"""``replay record``'s MNIST recipe: the data, one training with every epoch committed,
+several seeds."""

@@ -1,0 +1,2 @@
+"""A sweep's output: the table, streaming writers, aggregates across runs, charts and the
+HParams export."""
