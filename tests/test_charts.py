@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from analysis.charts import data as chartdata
+from analysis.charts import schedules
 from analysis.charts import sweep as charts
 from analysis.results.aggregation import aggregate
 from analysis.results.records import records_higher_is_better
@@ -429,7 +430,7 @@ def test_lr_schedule_lines_groups_identical_schedules():
         plateau(0.1, 1, [1e-3, 1e-4, 1e-4], cf=2),
         es(1, stop=2),
     ]
-    lines = chartdata.lr_schedule_lines(recs)
+    lines = schedules.lr_schedule_lines(recs)
     assert [(d["factor"], d["settings"]) for d in lines] == [(0.1, 1), (0.5, 2)]
 
 

@@ -18,6 +18,7 @@ from test_sweep_branches import BRANCH_TEST, BRANCH_VAL, csv, make_tree
 
 from analysis.charts import branches as branch_charts
 from analysis.charts import data as chartdata
+from analysis.charts import schedules
 from analysis.charts import sweep as charts
 from analysis.formats import load_run
 from replay.output.charting import chart_jobs, draw_sweep_charts
@@ -188,7 +189,7 @@ def test_schedules_answered_by_a_branch_are_solid(tree, tmp_path):
     ],
 )
 def test_split_schedule(lr, cf, exact, counterfactual):
-    assert chartdata.split_schedule(lr, cf) == (exact, counterfactual)
+    assert schedules.split_schedule(lr, cf) == (exact, counterfactual)
 
 
 def b(id_, parent, fork, n=8, value=0.3):

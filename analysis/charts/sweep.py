@@ -50,17 +50,19 @@ from analysis.charts.data import (
     heatmap_grid,
     heatmap_notes,
     humanize,
-    lr_axis,
-    lr_is_relative,
-    lr_schedule_lines,
     mark_layers,
     panel_title,
     pareto_front,
-    schedule_pieces,
     sort_key,
-    step_xy,
     stop_marks,
     tradeoff_points,
+)
+from analysis.charts.schedules import (
+    lr_axis,
+    lr_is_relative,
+    lr_schedule_lines,
+    schedule_pieces,
+    step_xy,
 )
 from analysis.results.records import (
     EARLY_STOPPING,
@@ -410,7 +412,7 @@ def lr_schedules_figure(
     solid where a recorded curve (the run's or a branch's) ran it, and dashed from its
     counterfactual boundary on, where a dot marks it (from that epoch on, the recorded
     metrics were produced under another rate). Schedules are drawn in unit pieces, each
-    once (:func:`~analysis.charts.data.schedule_pieces`), so that any number of
+    once (:func:`~analysis.charts.schedules.schedule_pieces`), so that any number of
     counterfactual schedules overlapping at one rate still look dashed, never solid.
     Records on the relative scale (the log had no learning rate) are labelled as
     multiples of the initial rate. Returns the Figure.
