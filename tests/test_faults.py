@@ -24,7 +24,9 @@ reference; the last one of each chain must reproduce the reference run exactly
 (metrics, manifest, shadow callback decisions).
 
 One test runs every chain, prints the tally (``pytest -s``) and fails listing every
-scenario that broke.
+scenario that broke. ``make test`` runs 2 random SIGKILLs and 1 random SIGINT (each stop
+is a fresh process: TensorFlow's start-up is most of its time); ``REPLAY_FAULT_RANDOM=N``
+runs N of each, e.g. ``REPLAY_FAULT_RANDOM=10 .venv/bin/pytest tests/test_faults.py -s``.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ ROOT = Path(__file__).resolve().parent.parent
 EPOCHS = 6
 RECORD = ["--limit", "3000", "--epochs", str(EPOCHS), "--quiet"]
 TIMEOUT = 300  # seconds one process may take to reach its stop (a slow, shared machine)
+RANDOM_KILLS = int(os.environ.get("REPLAY_FAULT_RANDOM", "2"))  # random SIGKILLs per run
+RANDOM_INTERRUPTS = int(os.environ.get("REPLAY_FAULT_RANDOM", "1"))  # random SIGINTs
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,9 @@ CHAINS: dict[str, list[Stop]] = {
         paused_kill("after_manifest", 4),
         paused_kill("after_fit", 5),
     ],
-    "random SIGKILL": [Stop(f"SIGKILL at random #{i}", signum=signal.SIGKILL) for i in range(4)],
+    "random SIGKILL": [
+        Stop(f"SIGKILL at random #{i}", signum=signal.SIGKILL) for i in range(RANDOM_KILLS)
+    ],
     "Ctrl-C": [
         Stop("SIGINT at in_fit@1", "in_fit@1:interrupt", kind="interrupt"),
         Stop(
@@ -104,7 +110,10 @@ CHAINS: dict[str, list[Stop]] = {
             "after_checkpoint_tmp@2:interrupt",
             kind="interrupt",
         ),
-        *(Stop(f"SIGINT at random #{i}", signum=signal.SIGINT, kind="interrupt") for i in range(3)),
+        *(
+            Stop(f"SIGINT at random #{i}", signum=signal.SIGINT, kind="interrupt")
+            for i in range(RANDOM_INTERRUPTS)
+        ),
     ],
     "failing writes": [
         Stop("ENOSPC at after_checkpoint_tmp@1", "after_checkpoint_tmp@1:enospc", kind="error"),
@@ -440,6 +449,7 @@ def test_kills_interrupts_and_failing_writes_never_lose_a_committed_epoch(refere
         "after the run had finished"
     )
     assert not tally.failures, "\n".join(tally.failures)
-    assert tally.consistent == tally.tried >= 16
+    named = sum(not stop.random for stops in CHAINS.values() for stop in stops)  # 13
+    assert tally.consistent == tally.tried >= named  # a random signal may come too late
     assert tally.resumes_equal == tally.resumes
     assert tally.chains_complete == len(CHAINS)
