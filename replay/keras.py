@@ -455,6 +455,11 @@ def _classes() -> dict[str, type]:
             self.rate: float | None = None
             self.began = 0.0
             self.finished = False  # the writer says the run needs no more epochs
+            hooks = writer.hooks if writer is not None else Hooks.from_env()
+            if hooks.wants("in_fit"):  # fault tests only: a batch-end method makes
+                # Keras wait for every batch's logs (no async dispatch), so a fit that
+                # is not under test has none
+                self.on_train_batch_end = self._in_fit
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self.writer.hooks("epoch_start", epoch)
@@ -464,7 +469,7 @@ def _classes() -> dict[str, type]:
             if self.rate is None:  # after every callback's on_epoch_begin (a scheduler's)
                 self.rate = current_rate(self.model)
 
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        def _in_fit(self, batch: int, logs: Any = None) -> None:
             if batch == 0:
                 self.writer.hooks("in_fit", self.epoch)
 
