@@ -104,8 +104,8 @@ class StudyLog:
                 directions={self.metric: mode},
                 validation=frozenset({self.metric}),
                 default_monitor=self.metric,
+                trial=dict(t.record_fields()),
             )
-            run.trial = t  # its number, state, value and parameters end each record
             out.append(run)
         if not out:
             raise BadLog(

@@ -78,6 +78,10 @@ class RunLog:
     default_monitor: str = "val_loss"
     #: How a TensorBoard learning rate was aligned to epochs (None for other logs).
     lr_reading: LrReading | None = None
+    #: For a trial of a study (:mod:`analysis.formats.studylog`): its number, state,
+    #: final value and parameters (:class:`analysis.results.records.TrialFields`), which
+    #: end each of its sweep records; None for other logs.
+    trial: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.columns = tuple(self.columns)

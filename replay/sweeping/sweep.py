@@ -169,8 +169,8 @@ def _sweep(runs: Iterable, grid: Grid) -> SweepResult:
 def _trial_fields(run) -> dict | None:
     """The fields of a study's trial (:class:`analysis.results.records.TrialFields`) for a run
     read from a study (:meth:`analysis.formats.studylog.StudyLog.runs`), else None."""
-    trial = getattr(run, "trial", None) or getattr(getattr(run, "log", None), "trial", None)
-    return None if trial is None else dict(trial.record_fields())
+    log = run.log if isinstance(run, RunFacts) else run
+    return getattr(log, "trial", None)
 
 
 def _sweep_dialect(ctx: _Context, policy: str, values, grid: Grid, notes: list[str]) -> list:
