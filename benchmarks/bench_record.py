@@ -199,6 +199,21 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _interval(a: list[dict], b: list[dict], rounds: int = 2000) -> tuple[float, float]:
+    """A bootstrap 90% interval of ``median(a) / median(b)`` (wall seconds), each side's
+    trials resampled: how far the machine's noise leaves the ratio uncertain."""
+    import random
+
+    draw = random.Random(0)
+    ta, tb = [r["seconds"] for r in a], [r["seconds"] for r in b]
+    ratios = sorted(
+        statistics.median(draw.choices(ta, k=len(ta)))
+        / statistics.median(draw.choices(tb, k=len(tb)))
+        for _ in range(rounds)
+    )
+    return ratios[int(0.05 * rounds)], ratios[int(0.95 * rounds) - 1]
+
+
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -270,7 +285,9 @@ def main() -> None:
         "keras": "Keras callbacks (test eval, CSVLogger, TensorBoard+histograms, ModelCheckpoint)",
     }
     for mode in modes:
-        print(f"{labels[mode]:40s} median {med[mode]:8.2f} s  cpu {cpu[mode]:8.2f} s")
+        times = sorted(r["seconds"] for r in results[mode])
+        print(f"{labels[mode]:40s} median {med[mode]:8.2f} s  cpu {cpu[mode]:8.2f} s  "
+              f"(trials {times[0]:.2f} to {times[-1]:.2f} s)")  # fmt: skip
     ratios = [
         ("callback-notest", "plain", "RecordCallback without test_data / plain fit "
          "(target <= 1.03)"),
@@ -282,7 +299,9 @@ def main() -> None:
     ]  # fmt: skip
     for a, b, text in ratios:
         if a in med and b in med:
-            print(f"  {med[a] / med[b]:.3f}  (cpu {cpu[a] / cpu[b]:.3f})  {text}")
+            low, high = _interval(results[a], results[b])
+            print(f"  {med[a] / med[b]:.3f}  (cpu {cpu[a] / cpu[b]:.3f}; 90% interval of the "
+                  f"median ratio {low:.3f} to {high:.3f})  {text}")  # fmt: skip
     for mode in (m for m in modes if m.startswith("callback")):
         r = results[mode]
         wall = statistics.median(x["commit_wall"] for x in r) / args.epochs
