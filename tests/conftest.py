@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +142,17 @@ def figures(monkeypatch):
     yield made
     for fig in made:
         fig.clear()
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    """A local Ray instance (2 CPUs) that ``--executor ray`` finds running, for one test
+    module (tests/test_executor.py, tests/test_branch_own_model.py)."""
+    import ray  # the dev extra installs it: a missing Ray fails here, never skips
+
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths are bounded
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=temp,
+             logging_level=logging.ERROR)  # fmt: skip
+    yield ray
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)

@@ -215,23 +215,6 @@ def test_max_epochs_then_resume_gives_the_same_branch(runs, tmp_path):
     assert _without_seconds(branch) == _without_seconds(runs["plateau"])
 
 
-@pytest.fixture(scope="module")
-def ray_instance():
-    """A local Ray instance (2 CPUs) that ``--executor ray`` finds running, as in
-    tests/test_executor.py."""
-    import logging
-    import tempfile
-
-    import ray  # the dev extra installs it: a missing Ray fails here, never skips
-
-    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths are bounded
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=temp,
-             logging_level=logging.ERROR)  # fmt: skip
-    yield ray
-    ray.shutdown()
-    shutil.rmtree(temp, ignore_errors=True)
-
-
 def test_branch_on_ray_equals_the_local_branch(runs, branched, ray_instance, tmp_path):
     """``--executor ray`` trains the branch of a user's run in a Ray worker (the recipe
     imported there from its file): the same metrics.csv as the in-process branch."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -31,20 +30,6 @@ pytestmark = pytest.mark.slow
 TINY = ["--limit", "500", "--epochs", "8", "--quiet"]
 SETTING = ["--factor", "0.5", "--lr-patience", "1", "--lr-min-delta", "0.0001,0.005"]
 BRANCHES = ["b001-e06-lr0.0005", "b002-e07-lr0.00025"]
-
-
-@pytest.fixture(scope="module")
-def ray_instance():
-    import logging
-
-    import ray  # the dev extra installs it: a missing Ray fails here, never skips
-
-    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths are bounded
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=temp,
-             logging_level=logging.ERROR)  # fmt: skip
-    yield ray
-    ray.shutdown()
-    shutil.rmtree(temp, ignore_errors=True)
 
 
 def values(run_dir: Path) -> list[list[float]]:

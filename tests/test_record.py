@@ -148,8 +148,8 @@ def test_force_refuses_a_directory_that_is_not_a_run(tmp_path):
         (
             "full",
             False,
-            "{out} already holds a run; pass --force to overwrite it, or --resume to continue it",
-        ),  # fmt: skip
+            "{out} is not empty and holds no run.json; record into an empty or new directory",
+        ),  # said "already holds a run; pass --force", which --force then refused
         ("file/run", True, "{out}: {tmp}/file is not a directory"),
     ],
 )
@@ -200,8 +200,8 @@ def test_the_three_recorders_share_one_out_check(tmp_path):
     assert refused == {
         ("record", "run"): "T/run already holds a run; pass --force to overwrite it, or "
         "--resume to continue it",
-        ("record", "other"): "T/other already holds a run; pass --force to overwrite it, or "
-        "--resume to continue it",
+        ("record", "other"): "T/other is not empty and holds no run.json; record into an "
+        "empty or new directory",
         ("record --force", "other"): "T/other is not empty and holds no run.json; refusing to "
         "overwrite it even with --force",
         ("callback", "other"): "T/other is not empty and holds no run.json; record into an "

@@ -125,10 +125,10 @@ class PrunerSweep:
                 tee[1].write(text)
             written.append(f"results.{kind}")
         if charts:
+            from analysis.charts.style import save_figure
+
             for policy in self._policies():
-                fig = self._figure(policy)
-                fig.savefig(out / f"{policy}.png", dpi=100)
-                fig.clear()
+                save_figure(self._figure(policy), out / f"{policy}.png")  # atomic
                 written.append(f"{policy}.png")
         return written
 

@@ -103,8 +103,10 @@ from replay.recording.run_writer import (
 )
 
 # What `replay record` says of an --out it will not record into (replay.recording.run_dir_check).
-_HOLDS = "{out} already holds a run; pass --force to overwrite it, or --resume to continue it"
-OUT_RULES = OutRules(run=_HOLDS, other=_HOLDS)
+OUT_RULES = OutRules(
+    run="{out} already holds a run; pass --force to overwrite it, or --resume to continue it",
+    other="{out} is not empty and holds no run.json; record into an empty or new directory",
+)
 OUT_RULES_FORCE = OutRules(
     run=None,
     other="{out} is not empty and holds no run.json; refusing to overwrite it even with --force",
