@@ -29,9 +29,17 @@ TensorFlow is imported and the data is loaded; it covers model build + training.
   and ``ModelCheckpoint`` of every epoch (callback's cost against doing it by hand).
 
 Each trial also reports the CPU seconds (user + system) of its process over the timed
-part: on a machine shared with other work, the CPU ratio is steadier than the wall one.
+part, and each epoch's wall seconds. Each ratio is printed with a bootstrap 90% interval
+(the trials resampled), and again for the lower quartile of the epochs after each trial's
+first: on a machine whose speed varies from epoch to epoch, how uncertain the ratio is.
+``--cpus 0`` runs every trial on one core: the background committer then competes with
+training for all of it (the least favourable case for it), and on a 2-core VM whose
+second core comes and goes the bare fit's trials are far steadier. (A fit that evaluates
+inside a callback on one core had epochs of either 5.5 or 10 s there: no steadier.)
 
     .venv/bin/python benchmarks/bench_record.py --epochs 3 --repeats 3
+    .venv/bin/python benchmarks/bench_record.py --epochs 5 --repeats 8 --cpus 0 \
+        --modes plain,callback-notest
 """
 
 from __future__ import annotations
@@ -257,8 +265,13 @@ def main() -> None:
                         help="op determinism on in every model.fit side")  # fmt: skip
     parser.add_argument("--modes", default=",".join(MODES),
                         help="comma-separated sides to run (default: all)")  # fmt: skip
+    parser.add_argument("--cpus", default=None,
+                        help="run every trial on these CPUs only (0: one core, where the "
+                        "background committer competes with training for all of it)")  # fmt: skip
     parser.add_argument("--trial", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cpus is not None:  # before TensorFlow sizes its thread pools
+        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
     if args.trial:
         print(
             json.dumps(
@@ -287,6 +300,8 @@ def main() -> None:
                 cmd += ["--limit", str(args.limit)]
             if args.plain_deterministic:
                 cmd.append("--plain-deterministic")
+            if args.cpus is not None:
+                cmd += ["--cpus", args.cpus]
             done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             if done.returncode != 0:
                 sys.exit(f"{mode} trial failed:\n{done.stderr[-3000:]}")
@@ -303,6 +318,7 @@ def main() -> None:
         f"\nsetting: mlp, {args.epochs} epochs, batch {args.batch_size}, "
         f"train {args.limit or 50000}, validation 10000 (+ test 10000 where evaluated); "
         f"op determinism in model.fit sides={'on' if args.plain_deterministic else 'off'}; "
+        f"CPUs {args.cpus or 'all'}; "
         f"load average at the end {_load()}"
     )
     labels = {
