@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.errors import ReplayError
-from analysis.reading.rundir import MANIFEST, SCHEMA_VERSION, atomic_write, read_manifest
+from analysis.reading.rundir import MANIFEST, atomic_write, read_manifest
 from replay.recipe import recipe_record
 from replay.recording.faults import BadConfig, Hooks
 from replay.recording.resume import ResumePlan, plan_resume
@@ -62,6 +62,7 @@ from replay.recording.run_writer import (
     lock_dir,
     read_columns,
     read_rows,
+    user_run_manifest,
     utc_now,
     versions,
 )
@@ -270,26 +271,7 @@ class _UserRun(RunWriter):
         self.out.mkdir(parents=True, exist_ok=True)
         self.ckdir.mkdir(exist_ok=True)
         (self.out / "tensorboard").mkdir(exist_ok=True)
-        self.manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "name": self.out.resolve().name,
-            "created": utc_now(),
-            "updated": None,
-            "status": "running",
-            "command": None,
-            "argv": _argv(),
-            "resumed": [],
-            "config": None,
-            "model": description,
-            "data": None,
-            "versions": versions(),
-            "determinism": None,
-            "columns": None,
-            "checkpoints_included": True,
-            "epochs": [],
-            "shadow": [],
-            **extra,
-        }
+        self.manifest = user_run_manifest(self.out, _argv(), description, **extra)
         self._write_manifest()
 
     def _continue(self, epoch: int) -> None:

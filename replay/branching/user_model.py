@@ -31,10 +31,7 @@ from replay.branching.branch import Job, Tree
 from replay.branching.exactness import environment, same_value
 from replay.branching.nodes import BranchRefused, Node, load_verified, setting_of
 from replay.branching.recorder import BranchRecorder
-from replay.mnist.record import (
-    SCHEMA_VERSION,
-    Recorder,
-)
+from replay.mnist.record import Recorder
 from replay.recipe import BadRecipe, Recipe, call_recipe, file_changed, split_name
 from replay.recording.faults import Hooks
 from replay.recording.run_writer import (
@@ -44,8 +41,8 @@ from replay.recording.run_writer import (
     Shadow,
     read_columns,
     read_rows,
+    user_run_manifest,
     utc_now,
-    versions,
 )
 
 __all__ = ["UserConfig", "UserTree", "check_user_fork", "is_user_run", "load_user_root"]
@@ -293,27 +290,15 @@ class _UserBranch(BranchRecorder, _UserBase):
 
     def _base_manifest(self, argv: list[str]) -> dict[str, Any]:
         parent = self.fork.parent.manifest
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "name": self.out.resolve().name,
-            "created": utc_now(),
-            "updated": None,
-            "status": "running",
-            "command": None,
-            "argv": argv,
-            "resumed": [],
-            "config": None,
-            "model": parent["model"],
-            "data": None,
-            "recipe": {**(parent.get("recipe") or {}), "name": self.config.recipe},
-            "input_order": parent.get("input_order"),
-            "versions": versions(),
-            "determinism": parent.get("determinism"),
-            "columns": list(self.columns),
-            "checkpoints_included": True,
-            "epochs": [],
-            "shadow": [],
-        }
+        manifest = user_run_manifest(
+            self.out,
+            argv,
+            parent["model"],
+            recipe={**(parent.get("recipe") or {}), "name": self.config.recipe},
+            input_order=parent.get("input_order"),
+            determinism=parent.get("determinism"),
+            columns=list(self.columns),
+        )
         manifest.update(self.fork.manifest_fields())
         return manifest
 

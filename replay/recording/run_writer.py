@@ -27,6 +27,7 @@ from analysis.reading.rundir import (
     CHECKPOINTS,
     MANIFEST,
     METRICS_CSV,
+    SCHEMA_VERSION,
     TMP_PREFIX,
     CheckpointInfo,
     CheckpointMismatch,
@@ -343,6 +344,35 @@ def versions() -> dict[str, str]:
         "numpy": np.__version__,
         "callback-replay": __version__,
     }
+
+
+def user_run_manifest(out: Path, argv: list[str], model: dict[str, Any],
+                      **fields: Any) -> dict[str, Any]:  # fmt: skip
+    """run.json of a run of a user's own model before its first epoch (``config`` and
+    ``data`` null, ``model`` describing it): a :class:`replay.keras.RecordCallback` run, or
+    a branch of one; ``fields`` set others (``columns``, ``recipe``, ``input_order``,
+    ``determinism``, a branch's own) or add them at the end."""
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "name": out.resolve().name,
+        "created": utc_now(),
+        "updated": None,
+        "status": "running",
+        "command": None,
+        "argv": argv,
+        "resumed": [],
+        "config": None,
+        "model": model,
+        "data": None,
+        "versions": versions(),
+        "determinism": None,
+        "columns": None,
+        "checkpoints_included": True,
+        "epochs": [],
+        "shadow": [],
+    }
+    manifest.update(fields)
+    return manifest
 
 
 HISTOGRAM_BUCKETS = 30
