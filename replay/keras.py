@@ -60,9 +60,9 @@ from replay.recording.run_writer import (
     header,
     load_checkpoint,
     lock_dir,
+    new_manifest,
     read_columns,
     read_rows,
-    user_run_manifest,
     utc_now,
     versions,
 )
@@ -271,7 +271,7 @@ class _UserRun(RunWriter):
         self.out.mkdir(parents=True, exist_ok=True)
         self.ckdir.mkdir(exist_ok=True)
         (self.out / "tensorboard").mkdir(exist_ok=True)
-        self.manifest = user_run_manifest(self.out, _argv(), description, **extra)
+        self.manifest = new_manifest(self.out, _argv(), model=description, **extra)
         self._write_manifest()
 
     def _continue(self, epoch: int) -> None:

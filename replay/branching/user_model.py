@@ -39,9 +39,9 @@ from replay.recording.run_writer import (
     LivePlateau,
     RunWriter,
     Shadow,
+    new_manifest,
     read_columns,
     read_rows,
-    user_run_manifest,
     utc_now,
 )
 
@@ -290,10 +290,10 @@ class _UserBranch(BranchRecorder, _UserBase):
 
     def _base_manifest(self, argv: list[str]) -> dict[str, Any]:
         parent = self.fork.parent.manifest
-        manifest = user_run_manifest(
+        manifest = new_manifest(
             self.out,
             argv,
-            parent["model"],
+            model=parent["model"],
             recipe={**(parent.get("recipe") or {}), "name": self.config.recipe},
             input_order=parent.get("input_order"),
             determinism=parent.get("determinism"),

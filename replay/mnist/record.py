@@ -75,7 +75,6 @@ import numpy as np
 from analysis.errors import BadLog, BadManifest, LogNotFound
 from analysis.reading.rundir import (
     MANIFEST,
-    SCHEMA_VERSION,
     Manifest,
     atomic_write,
     read_manifest,
@@ -97,6 +96,7 @@ from replay.recording.run_writer import (
     WriteFailed,
     load_checkpoint,
     locked,
+    new_manifest,
     read_rows,
     utc_now,
     versions,
@@ -348,28 +348,19 @@ class Recorder(RunWriter):
 
     def _base_manifest(self, argv: list[str]) -> dict[str, Any]:
         source = data_provenance(self.data.source, len(self.data.x_train))
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "name": self.out.resolve().name,
-            "created": utc_now(),
-            "updated": None,
-            "status": "running",
-            "command": self.config.command(self.out, self.data_arg),
-            "argv": argv,
-            "resumed": [],
-            "config": self.config.to_json(),
-            "data": source,
-            "versions": versions(),
-            "determinism": {
+        return new_manifest(
+            self.out,
+            argv,
+            command=self.config.command(self.out, self.data_arg),
+            config=self.config.to_json(),
+            data=source,
+            determinism={
                 "seed": self.config.seed,
                 "op_determinism": True,
                 "shuffle": "numpy.random.default_rng([seed, epoch]).permutation(n_train)",
             },
-            "columns": list(COLUMNS),
-            "checkpoints_included": True,
-            "epochs": [],
-            "shadow": [],
-        }
+            columns=list(COLUMNS),
+        )
 
     def _init_callbacks(self) -> None:
         import keras

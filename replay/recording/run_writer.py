@@ -346,12 +346,20 @@ def versions() -> dict[str, str]:
     }
 
 
-def user_run_manifest(out: Path, argv: list[str], model: dict[str, Any],
-                      **fields: Any) -> dict[str, Any]:  # fmt: skip
-    """run.json of a run of a user's own model before its first epoch (``config`` and
-    ``data`` null, ``model`` describing it): a :class:`replay.keras.RecordCallback` run, or
-    a branch of one; ``fields`` set others (``columns``, ``recipe``, ``input_order``,
-    ``determinism``, a branch's own) or add them at the end."""
+MANIFEST_KEYS = (
+    "schema_version", "name", "created", "updated", "status", "command", "argv", "resumed",
+    "config", "model", "data", "versions", "determinism", "columns", "checkpoints_included",
+    "epochs", "shadow",
+)  # fmt: skip
+"""run.json's keys in the order every recorder writes them (``model``: a user's run only)."""
+
+
+def new_manifest(out: Path, argv: list[str], **fields: Any) -> dict[str, Any]:
+    """run.json of a run before its first epoch, for every recorder: ``replay record``'s
+    (``command``, ``config``, ``data``, ``determinism``, ``columns``), a
+    :class:`replay.keras.RecordCallback` run and a branch of one (``model``, ...).
+    ``fields`` set keys of :data:`MANIFEST_KEYS` in their place (the others null or
+    empty) and add any other after them, in the order given."""
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "name": out.resolve().name,
@@ -362,7 +370,6 @@ def user_run_manifest(out: Path, argv: list[str], model: dict[str, Any],
         "argv": argv,
         "resumed": [],
         "config": None,
-        "model": model,
         "data": None,
         "versions": versions(),
         "determinism": None,
@@ -370,9 +377,10 @@ def user_run_manifest(out: Path, argv: list[str], model: dict[str, Any],
         "checkpoints_included": True,
         "epochs": [],
         "shadow": [],
+        **fields,
     }
-    manifest.update(fields)
-    return manifest
+    place = {key: i for i, key in enumerate(MANIFEST_KEYS)}
+    return dict(sorted(manifest.items(), key=lambda item: place.get(item[0], len(place))))
 
 
 HISTOGRAM_BUCKETS = 30
