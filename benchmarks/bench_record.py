@@ -312,7 +312,7 @@ def main() -> None:
                   f"cpu {result['cpu_seconds']:8.2f} s  load {_load()}  epochs {epochs}",
                   flush=True)  # fmt: skip
 
-    med = {m: statistics.median(r["seconds"] for r in results[m]) for m in modes}
+    med = {m: _total(results[m]) for m in modes}
     cpu = {m: statistics.median(r["cpu_seconds"] for r in results[m]) for m in modes}
     print(
         f"\nsetting: mlp, {args.epochs} epochs, batch {args.batch_size}, "
